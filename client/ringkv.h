@@ -1,0 +1,100 @@
+/* ringkv.h: the ringkv client library (libringkv).
+ *
+ * A client holds one connection to a ringkvd node chosen from a list of
+ * addresses, speaks the framed msgpack protocol of proto/README.md, and
+ * reconnects (trying the next address) after a connection breaks.
+ *
+ * Threads: an rkv_client is not thread-safe; use one per thread, or guard it
+ * with your own lock. Different clients may be used from different threads.
+ *
+ * Errors: every call returns an rkv_status; on anything but RKV_OK and
+ * RKV_NOT_FOUND, rkv_errstr(client) tells what went wrong in words a user can
+ * act on. The message stays valid until the next call on that client.
+ *
+ * Memory: values returned to the caller are malloc'd copies that the caller
+ * releases with rkv_free(). Keys and values passed in are only borrowed for
+ * the duration of the call.
+ */
+#ifndef RINGKV_H
+#define RINGKV_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum rkv_status {
+    RKV_OK = 0,
+    RKV_NOT_FOUND = 1,
+    RKV_ERR_BAD_REQUEST = 2, /* the node refused the request as malformed */
+    RKV_ERR_TOO_LARGE = 3,   /* key or value over the node's limit */
+    RKV_ERR_UNAVAILABLE = 4, /* the node cannot serve it now (full, overloaded) */
+    RKV_ERR_TIMEOUT = 5,     /* no answer within the request timeout */
+    RKV_ERR_INTERNAL = 6,    /* the node failed (e.g. storage error) */
+    RKV_ERR_IO = 7,          /* no connection could be made or it broke */
+    RKV_ERR_PROTOCOL = 8,    /* the node's reply could not be understood */
+    RKV_ERR_ARG = 9,         /* a bad argument to this library */
+} rkv_status;
+
+typedef struct rkv_client rkv_client;
+
+typedef struct rkv_options {
+    int connect_timeout_ms; /* per address; default 2000 */
+    int request_timeout_ms; /* per request; default 5000 */
+} rkv_options;
+
+/* One STATS entry. */
+typedef struct rkv_stat {
+    char *name;
+    int is_num; /* 1: num holds the value; 0: str does */
+    uint64_t num;
+    char *str;
+} rkv_stat;
+
+/* Creates a client for a comma-separated list of "host:port" addresses
+ * (e.g. "127.0.0.1:7001,127.0.0.1:7002"). opts may be NULL for defaults. The
+ * connection is made lazily by the first request. Returns NULL only on a bad
+ * address list or out of memory, with the reason in errbuf when given. */
+rkv_client *rkv_connect(const char *addrs, const rkv_options *opts,
+                        char *errbuf, size_t errlen);
+
+/* Closes the connection and frees the client. NULL is a no-op. */
+void rkv_close(rkv_client *c);
+
+/* The message for the last failed call on c. Owned by c. */
+const char *rkv_errstr(const rkv_client *c);
+
+/* A short name for a status ("OK", "NOT_FOUND", "TIMEOUT", ...). */
+const char *rkv_status_name(rkv_status st);
+
+/* Reads key. On RKV_OK, *value is a malloc'd copy of *value_len bytes (a zero
+ * length value still gets a non-NULL buffer), freed by the caller with
+ * rkv_free(). On RKV_NOT_FOUND the key is absent, deleted or expired. */
+rkv_status rkv_get(rkv_client *c, const void *key, size_t klen,
+                   void **value, size_t *value_len);
+
+/* Writes value under key. ttl_ms 0 means no expiry. */
+rkv_status rkv_put(rkv_client *c, const void *key, size_t klen,
+                   const void *value, size_t vlen, uint64_t ttl_ms);
+
+/* Deletes key. Deleting an absent key is RKV_OK. */
+rkv_status rkv_del(rkv_client *c, const void *key, size_t klen);
+
+/* Round trip to the node. */
+rkv_status rkv_ping(rkv_client *c);
+
+/* Fetches the node's statistics: *stats is an array of *n entries, freed
+ * with rkv_stats_free(). */
+rkv_status rkv_stats(rkv_client *c, rkv_stat **stats, size_t *n);
+void rkv_stats_free(rkv_stat *stats, size_t n);
+
+/* Frees a value returned by rkv_get. */
+void rkv_free(void *p);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

@@ -1,0 +1,121 @@
+/* store: a node's durable storage, over LMDB.
+ *
+ * Records are keyed by the 8-byte big-endian ring token (XXH3-64 of the key)
+ * followed by the key, so a ring range is a contiguous LMDB key range; a key
+ * too long for LMDB's 511-byte limit is stored under token + 128-bit hash of
+ * the key, with the full key in the record. Every record carries its version
+ * (HLC timestamp, origin node id), a tombstone flag and an expiry.
+ *
+ * Batching: all reads and writes between two store_commit() calls share one
+ * LMDB transaction (the server calls store_commit once per event-loop pass),
+ * so `fsync always` is a group commit. Event-loop thread only, except for the
+ * `everysec` syncer thread that the store runs itself.
+ */
+#ifndef RINGKV_STORE_H
+#define RINGKV_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define STORE_ORIGIN_MAX 64 /* longest origin node id, bytes */
+
+typedef struct store store;
+
+typedef enum store_fsync {
+    STORE_FSYNC_ALWAYS = 0, /* every commit is synced before it returns */
+    STORE_FSYNC_EVERYSEC,   /* a helper thread syncs once a second */
+    STORE_FSYNC_NO,         /* the OS decides; synced at close */
+} store_fsync;
+
+typedef enum store_result {
+    STORE_OK = 0,
+    STORE_NOT_FOUND,  /* absent, deleted (tombstone) or expired */
+    STORE_STALE,      /* put/del not applied: the stored version is newer */
+    STORE_ERR_FULL,   /* map_size or disk full */
+    STORE_ERR_IO,     /* any other LMDB or system error */
+} store_result;
+
+typedef struct store_options {
+    const char *dir;     /* created if missing */
+    size_t map_size;     /* LMDB map size, bytes; the most the store can hold */
+    store_fsync fsync;
+} store_options;
+
+/* A record's version: newest (hlc, origin) wins; ties on hlc break by origin. */
+typedef struct store_version {
+    uint64_t hlc;
+    char origin[STORE_ORIGIN_MAX + 1]; /* NUL-terminated node id */
+} store_version;
+
+/* What store_get returns. value points into LMDB's map and stays valid only
+ * until the next store_commit() (or any write through this store). */
+typedef struct store_record {
+    store_version version;
+    bool tombstone;
+    uint64_t expires_ms; /* wall-clock ms; 0 = never */
+    const uint8_t *value;
+    size_t value_len;
+} store_record;
+
+typedef struct store_stats {
+    uint64_t records;    /* stored records, tombstones included */
+    uint64_t tombstones; /* tombstones awaiting purge */
+    uint64_t commits;    /* transactions committed */
+    uint64_t purged;     /* expired records and tombstones removed */
+} store_stats;
+
+/* Opens (creating if needed) the store in opts->dir. Returns NULL and a
+ * message in err on failure. */
+store *store_open(const store_options *opts, char *err, size_t errlen);
+
+/* Commits what is pending, syncs, stops the syncer thread and closes. NULL is
+ * a no-op. */
+void store_close(store *s);
+
+/* Reads key. now_ms decides expiry. Returns STORE_OK with *out filled,
+ * STORE_NOT_FOUND, or an error with a message in err. Sees this batch's
+ * uncommitted writes. */
+store_result store_get(store *s, const void *key, size_t klen, uint64_t now_ms,
+                       store_record *out, char *err, size_t errlen);
+
+/* Writes value under key with version *ver, unless the stored version is
+ * newer (STORE_STALE). expires_ms 0 = never. Pending until store_commit().
+ * STORE_ERR_FULL / STORE_ERR_IO discard the whole current batch: every
+ * write since the last commit is lost and must be reported as failed. */
+store_result store_put(store *s, const void *key, size_t klen,
+                       const void *value, size_t vlen, uint64_t expires_ms,
+                       const store_version *ver, char *err, size_t errlen);
+
+/* Writes a tombstone for key with version *ver (same rules as store_put). A
+ * delete of an absent key still writes the tombstone, so it wins against an
+ * older write that arrives later. */
+store_result store_del(store *s, const void *key, size_t klen,
+                       const store_version *ver, char *err, size_t errlen);
+
+/* True while this batch has uncommitted writes. */
+bool store_batch_dirty(const store *s);
+
+/* Ends the batch: commits pending writes (synced first under `always`) and
+ * releases the read snapshot. On failure the batch's writes are lost and the
+ * result says why (err has the message). */
+store_result store_commit(store *s, char *err, size_t errlen);
+
+/* Purges, within the current batch, at most budget records that are expired
+ * or tombstones older than tombstone_ttl_ms, resuming where the last call
+ * stopped and wrapping around. Returns how many were purged, or -1 on error. */
+long store_sweep(store *s, uint64_t now_ms, uint64_t tombstone_ttl_ms,
+                 size_t budget, char *err, size_t errlen);
+
+/* The node metadata record: the node id (empty until set) and the largest
+ * HLC ever committed, so a restarted node's clock never goes back. */
+const char *store_node_id(const store *s);
+int store_set_node_id(store *s, const char *id, char *err, size_t errlen);
+uint64_t store_max_hlc(const store *s);
+
+void store_get_stats(const store *s, store_stats *out);
+
+/* The 8-byte ring token of a key: XXH3-64. */
+uint64_t store_token(const void *key, size_t klen);
+
+#endif
