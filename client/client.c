@@ -1,1 +1,742 @@
-/* placeholder until the module lands */
+/* client: the synchronous libringkv client (ringkv.h).
+ *
+ * One connection per client, on a non-blocking socket driven with poll() so
+ * that connecting, sending and waiting for a reply each honour a deadline.
+ * proto/wire.c encodes and decodes the frames; this file owns the socket,
+ * timeouts, reconnects and the error messages users read.
+ */
+#include "ringkv.h"
+#include "wire.h"
+
+#include <errno.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#define RKV_DEFAULT_CONNECT_MS 2000
+#define RKV_DEFAULT_REQUEST_MS 5000
+/* The largest frame either way: a value at the largest max_value_bytes a node
+ * accepts (512 MiB) plus generous room for the key and the msgpack around it. */
+#define RKV_MAX_FRAME ((size_t)513 << 20)
+#define RKV_RBUF_MIN ((size_t)64 << 10)
+/* Buffers grown past this for one big value are released after the call, so
+ * an idle client does not hold on to hundreds of MiB. */
+#define RKV_KEEP_BYTES ((size_t)4 << 20)
+
+_Static_assert(RKV_ERR_INTERNAL == (int)WIRE_ERR_INTERNAL &&
+                   RKV_ERR_BAD_REQUEST == (int)WIRE_ERR_BAD_REQUEST,
+               "rkv_status and wire_status share the numbers 0..6");
+
+typedef struct rkv_addr {
+    char *host;   /* without the brackets of an IPv6 literal */
+    char port[6];
+    char *name;   /* as the user wrote it, for messages */
+} rkv_addr;
+
+struct rkv_client {
+    rkv_addr *addrs;
+    size_t naddrs;
+    size_t cur;         /* address of the open, or last good, connection */
+    int fd;             /* -1 when not connected */
+    int connect_ms;
+    int request_ms;
+    uint64_t next_id;
+    msgpack_sbuffer sb; /* the request being sent */
+    msgpack_zone zone;  /* scratch for decoding the reply */
+    uint8_t *rbuf;      /* received bytes: rbuf[0..rlen) */
+    size_t rcap;
+    size_t rlen;
+    size_t rused;       /* bytes of rbuf taken by the frame last returned */
+    char errstr[512];
+};
+
+/* Outcome of moving bytes over the socket. */
+enum { XFER_OK, XFER_TIMEOUT, XFER_IO, XFER_TOOBIG, XFER_NOMEM };
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static rkv_status fail(rkv_client *c, rkv_status st, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static rkv_status fail(rkv_client *c, rkv_status st, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(c->errstr, sizeof c->errstr, fmt, ap);
+    va_end(ap);
+    return st;
+}
+
+/* Appends to errstr; output past its end is silently cut. */
+static void append(rkv_client *c, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static void append(rkv_client *c, const char *fmt, ...)
+{
+    size_t used = strlen(c->errstr);
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(c->errstr + used, sizeof c->errstr - used, fmt, ap);
+    va_end(ap);
+}
+
+static const char *cur_name(const rkv_client *c)
+{
+    return c->addrs[c->cur].name;
+}
+
+/* ---- address list ---- */
+
+static char *dup_range(const char *s, size_t n)
+{
+    char *p = malloc(n + 1);
+    if (p) {
+        if (n) /* s may be NULL for an empty range */
+            memcpy(p, s, n);
+        p[n] = '\0';
+    }
+    return p;
+}
+
+/* Parses one "host:port" or "[v6]:port" of n bytes into *a. */
+static int parse_addr(const char *s, size_t n, rkv_addr *a, char *err, size_t errlen)
+{
+    const char *host = s, *colon;
+    size_t hlen;
+
+    if (n > 0 && s[0] == '[') {
+        const char *close = memchr(s, ']', n);
+        if (!close || close + 1 == s + n || close[1] != ':')
+            goto bad;
+        host = s + 1;
+        hlen = (size_t)(close - host);
+        colon = close + 1;
+    } else {
+        colon = NULL;
+        for (const char *p = s; p < s + n; p++)
+            if (*p == ':') {
+                if (colon) {
+                    snprintf(err, errlen, "bad address '%.*s': write an IPv6 "
+                             "address in brackets, as [::1]:7001", (int)n, s);
+                    return -1;
+                }
+                colon = p;
+            }
+        if (!colon)
+            goto bad;
+        hlen = (size_t)(colon - s);
+    }
+    size_t plen = (size_t)(s + n - colon - 1);
+    unsigned long port = 0;
+    for (size_t i = 0; i < plen; i++) {
+        if (colon[1 + i] < '0' || colon[1 + i] > '9')
+            goto bad;
+        port = port * 10 + (unsigned long)(colon[1 + i] - '0');
+        if (port > 65535)
+            break;
+    }
+    if (hlen == 0 || plen == 0 || port == 0 || port > 65535)
+        goto bad;
+    snprintf(a->port, sizeof a->port, "%lu", port);
+    a->host = dup_range(host, hlen);
+    a->name = dup_range(s, n);
+    if (!a->host || !a->name) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    return 0;
+bad:
+    snprintf(err, errlen, "bad address '%.*s': expected host:port or "
+             "[ipv6]:port with a port from 1 to 65535", (int)n, s);
+    return -1;
+}
+
+static int parse_addrs(rkv_client *c, const char *list, char *err, size_t errlen)
+{
+    size_t n = 1;
+    for (const char *p = list; *p; p++)
+        n += *p == ',';
+    c->addrs = calloc(n, sizeof *c->addrs);
+    if (!c->addrs) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    for (const char *p = list;;) {
+        const char *end = strchr(p, ',');
+        if (!end)
+            end = p + strlen(p);
+        const char *b = p, *e = end;
+        while (b < e && (*b == ' ' || *b == '\t'))
+            b++;
+        while (e > b && (e[-1] == ' ' || e[-1] == '\t'))
+            e--;
+        if (b < e && parse_addr(b, (size_t)(e - b), &c->addrs[c->naddrs++],
+                                err, errlen) < 0)
+            return -1;
+        if (!*end)
+            break;
+        p = end + 1;
+    }
+    if (c->naddrs == 0) {
+        snprintf(err, errlen, "no node address given (expected host:port)");
+        return -1;
+    }
+    return 0;
+}
+
+/* ---- socket ---- */
+
+/* Waits for events on fd until deadline: 1 ready (or failed: the next call
+ * on fd says how), 0 timed out, -1 poll failed. */
+static int wait_fd(int fd, short events, int64_t deadline)
+{
+    for (;;) {
+        int64_t left = deadline - now_ms();
+        if (left <= 0)
+            return 0;
+        struct pollfd pfd = {.fd = fd, .events = events};
+        int rc = poll(&pfd, 1, left > 60000 ? 60000 : (int)left);
+        if (rc > 0)
+            return 1;
+        if (rc < 0 && errno != EINTR)
+            return -1;
+    }
+}
+
+static void conn_close(rkv_client *c)
+{
+    if (c->fd >= 0)
+        close(c->fd);
+    c->fd = -1;
+    c->rlen = 0;
+    c->rused = 0;
+}
+
+/* Connects to one resolved address before deadline. Returns the fd, or -1
+ * with the reason in why. */
+static int connect_ai(const struct addrinfo *ai, int64_t deadline, int timeout_ms,
+                      char *why, size_t whylen)
+{
+    int fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC,
+                    ai->ai_protocol);
+    if (fd < 0)
+        goto fail;
+    if (connect(fd, ai->ai_addr, ai->ai_addrlen) < 0) {
+        if (errno != EINPROGRESS && errno != EINTR)
+            goto fail;
+        int rc = wait_fd(fd, POLLOUT, deadline);
+        if (rc == 0) {
+            snprintf(why, whylen, "timed out after %d ms", timeout_ms);
+            close(fd);
+            return -1;
+        }
+        int soerr = 0;
+        socklen_t len = sizeof soerr;
+        if (rc < 0 || getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &len) < 0)
+            goto fail;
+        if (soerr) {
+            errno = soerr;
+            goto fail;
+        }
+    }
+    /* Requests are small and answered one at a time: Nagle would only add
+     * latency. Keepalive finds a peer that vanished while we sat idle. */
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof one);
+    return fd;
+fail:
+    snprintf(why, whylen, "%s", strerror(errno));
+    if (fd >= 0)
+        close(fd);
+    return -1;
+}
+
+static int connect_addr(const rkv_client *c, const rkv_addr *a, char *why, size_t whylen)
+{
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+                             .ai_flags = AI_NUMERICSERV};
+    struct addrinfo *res;
+    int rc = getaddrinfo(a->host, a->port, &hints, &res);
+    if (rc != 0) {
+        snprintf(why, whylen, "cannot resolve '%s': %s", a->host,
+                 rc == EAI_SYSTEM ? strerror(errno) : gai_strerror(rc));
+        return -1;
+    }
+    /* One deadline per address the user gave, shared by all it resolves to. */
+    int64_t deadline = now_ms() + c->connect_ms;
+    int fd = -1;
+    for (struct addrinfo *ai = res; ai && fd < 0; ai = ai->ai_next)
+        fd = connect_ai(ai, deadline, c->connect_ms, why, whylen);
+    freeaddrinfo(res);
+    return fd;
+}
+
+/* Tries every address once, starting from the last one that worked. */
+static rkv_status connect_any(rkv_client *c)
+{
+    char why[256];
+    c->errstr[0] = '\0';
+    for (size_t k = 0; k < c->naddrs; k++) {
+        size_t i = (c->cur + k) % c->naddrs;
+        int fd = connect_addr(c, &c->addrs[i], why, sizeof why);
+        if (fd >= 0) {
+            c->fd = fd;
+            c->cur = i;
+            c->errstr[0] = '\0';
+            return RKV_OK;
+        }
+        if (c->naddrs == 1)
+            return fail(c, RKV_ERR_IO, "cannot connect to %s: %s", c->addrs[i].name, why);
+        append(c, "%s%s (%s)", k ? ", " : "cannot connect to any node: ",
+               c->addrs[i].name, why);
+    }
+    return RKV_ERR_IO;
+}
+
+/* Has the node closed this idle connection (idle timeout, restart)? Checked
+ * before sending, while sending elsewhere is still safe. */
+static int conn_closed_by_peer(const rkv_client *c)
+{
+    char b;
+    ssize_t n = recv(c->fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
+    if (n == 0)
+        return 1;
+    /* Bytes waiting are a stray reply, which the reply loop drops by id. */
+    return n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR;
+}
+
+static int send_all(rkv_client *c, int64_t deadline, size_t *sent)
+{
+    const char *buf = c->sb.data;
+    size_t len = c->sb.size;
+    *sent = 0;
+    while (*sent < len) {
+        /* MSG_NOSIGNAL: a closed peer is an error return, not a SIGPIPE that
+         * would kill the embedding program. */
+        ssize_t n = send(c->fd, buf + *sent, len - *sent, MSG_NOSIGNAL);
+        if (n > 0) {
+            *sent += (size_t)n;
+        } else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            int rc = wait_fd(c->fd, POLLOUT, deadline);
+            if (rc <= 0)
+                return rc == 0 ? XFER_TIMEOUT : XFER_IO;
+        } else if (n < 0 && errno != EINTR) {
+            return XFER_IO;
+        }
+    }
+    return XFER_OK;
+}
+
+static int grow_rbuf(rkv_client *c, size_t need)
+{
+    if (c->rcap >= need)
+        return 0;
+    size_t cap = c->rcap * 2 > need ? c->rcap * 2 : need;
+    if (cap > RKV_MAX_FRAME + WIRE_HEADER_BYTES && need <= RKV_MAX_FRAME + WIRE_HEADER_BYTES)
+        cap = RKV_MAX_FRAME + WIRE_HEADER_BYTES;
+    uint8_t *p = realloc(c->rbuf, cap);
+    if (!p)
+        return -1;
+    c->rbuf = p;
+    c->rcap = cap;
+    return 0;
+}
+
+/* Reads until one whole frame is buffered; *body and *len describe it and
+ * stay valid until the next call. On XFER_TOOBIG *len is the frame's claim. */
+static int read_frame(rkv_client *c, int64_t deadline, const uint8_t **body, size_t *len)
+{
+    if (c->rused) {
+        memmove(c->rbuf, c->rbuf + c->rused, c->rlen - c->rused);
+        c->rlen -= c->rused;
+        c->rused = 0;
+    }
+    for (;;) {
+        if (c->rlen >= WIRE_HEADER_BYTES) {
+            size_t flen = wire_frame_len(c->rbuf);
+            if (flen > RKV_MAX_FRAME) {
+                *len = flen;
+                return XFER_TOOBIG;
+            }
+            size_t need = WIRE_HEADER_BYTES + flen;
+            if (c->rlen >= need) {
+                *body = c->rbuf + WIRE_HEADER_BYTES;
+                *len = flen;
+                c->rused = need;
+                return XFER_OK;
+            }
+            if (grow_rbuf(c, need) < 0) {
+                *len = flen;
+                return XFER_NOMEM;
+            }
+        } else if (grow_rbuf(c, RKV_RBUF_MIN) < 0) {
+            *len = RKV_RBUF_MIN;
+            return XFER_NOMEM;
+        }
+        ssize_t n = recv(c->fd, c->rbuf + c->rlen, c->rcap - c->rlen, 0);
+        if (n > 0) {
+            c->rlen += (size_t)n;
+        } else if (n == 0) {
+            errno = 0;
+            return XFER_IO;
+        } else if (errno == EAGAIN || errno == EWOULDBLOCK) {
+            int rc = wait_fd(c->fd, POLLIN, deadline);
+            if (rc <= 0)
+                return rc == 0 ? XFER_TIMEOUT : XFER_IO;
+        } else if (errno != EINTR) {
+            return XFER_IO;
+        }
+    }
+}
+
+/* Releases buffers that one big request or reply blew up. */
+static void trim_buffers(rkv_client *c)
+{
+    if (c->rcap > RKV_KEEP_BYTES && c->rlen == c->rused) {
+        free(c->rbuf);
+        c->rbuf = NULL;
+        c->rcap = c->rlen = c->rused = 0;
+    }
+    if (c->sb.alloc > RKV_KEEP_BYTES) {
+        msgpack_sbuffer_destroy(&c->sb);
+        msgpack_sbuffer_init(&c->sb);
+    }
+}
+
+/* Sends req on a live connection, sending it again at most once on a fresh
+ * one when the first send failed before any byte left. */
+static rkv_status send_request(rkv_client *c, int64_t *deadline)
+{
+    for (int attempt = 0;; attempt++) {
+        int fresh = 0;
+        if (c->fd >= 0 && conn_closed_by_peer(c))
+            conn_close(c);
+        if (c->fd < 0) {
+            rkv_status st = connect_any(c);
+            if (st != RKV_OK)
+                return st;
+            fresh = 1;
+        }
+        *deadline = now_ms() + c->request_ms;
+        size_t sent;
+        int rc = send_all(c, *deadline, &sent);
+        if (rc == XFER_OK)
+            return RKV_OK;
+        int err = errno;
+        conn_close(c);
+        if (rc == XFER_TIMEOUT)
+            return fail(c, RKV_ERR_TIMEOUT, "could not send the request to %s within %d ms",
+                        cur_name(c), c->request_ms);
+        /* Nothing reached the node, so it cannot have acted on the request:
+         * sending it again cannot apply a write twice. */
+        if (sent == 0 && !fresh && attempt == 0)
+            continue;
+        return fail(c, RKV_ERR_IO, "connection to %s lost while sending the request: %s",
+                    cur_name(c), strerror(err));
+    }
+}
+
+/* One request and its reply. On RKV_OK and RKV_NOT_FOUND, *resp points into
+ * the client's buffers until the next request. */
+static rkv_status roundtrip(rkv_client *c, wire_request *req, wire_response *resp)
+{
+    c->errstr[0] = '\0';
+    req->id = ++c->next_id;
+    msgpack_sbuffer_clear(&c->sb);
+    wire_encode_request(&c->sb, req);
+    if (c->sb.size < WIRE_HEADER_BYTES + req->key.len + req->value.len)
+        return fail(c, RKV_ERR_INTERNAL, "out of memory encoding a request of %zu bytes",
+                    req->key.len + req->value.len);
+
+    int64_t deadline;
+    rkv_status st = send_request(c, &deadline);
+    if (st != RKV_OK)
+        return st;
+
+    /* From here the node may have acted on the request (a write may be
+     * applied), so no failure below is retried: the caller decides. */
+    for (;;) {
+        const uint8_t *body;
+        size_t len;
+        int rc = read_frame(c, deadline, &body, &len);
+        if (rc != XFER_OK) {
+            int err = errno;
+            conn_close(c); /* its state is unknown: a late reply may follow */
+            switch (rc) {
+            case XFER_TIMEOUT:
+                return fail(c, RKV_ERR_TIMEOUT, "no reply from %s within %d ms",
+                            cur_name(c), c->request_ms);
+            case XFER_TOOBIG:
+                return fail(c, RKV_ERR_PROTOCOL, "reply from %s claims %zu bytes, "
+                            "over the limit of %zu", cur_name(c), len, RKV_MAX_FRAME);
+            case XFER_NOMEM:
+                return fail(c, RKV_ERR_INTERNAL, "out of memory for a reply of %zu bytes "
+                            "from %s", len, cur_name(c));
+            default:
+                return fail(c, RKV_ERR_IO, "connection to %s lost while waiting for reply%s%s",
+                            cur_name(c), err ? ": " : " (closed by the node)",
+                            err ? strerror(err) : "");
+            }
+        }
+        char err[200];
+        msgpack_zone_clear(&c->zone);
+        if (wire_decode_response(body, len, &c->zone, resp, err, sizeof err) < 0) {
+            conn_close(c);
+            return fail(c, RKV_ERR_PROTOCOL, "bad reply from %s: %s", cur_name(c), err);
+        }
+        if (resp->id == req->id)
+            break;
+        /* Another id is a reply to a request we gave up on; drop it. */
+    }
+
+    switch (resp->status) {
+    case WIRE_OK:
+        return RKV_OK;
+    case WIRE_NOT_FOUND:
+        return RKV_NOT_FOUND;
+    case WIRE_ERR_BAD_REQUEST:
+    case WIRE_ERR_TOO_LARGE:
+    case WIRE_ERR_UNAVAILABLE:
+    case WIRE_ERR_TIMEOUT:
+    case WIRE_ERR_INTERNAL:
+        if (resp->message.len)
+            return fail(c, (rkv_status)resp->status, "node %s: %.*s", cur_name(c),
+                        (int)resp->message.len, (const char *)resp->message.ptr);
+        return fail(c, (rkv_status)resp->status, "node %s answered %s", cur_name(c),
+                    wire_status_name(resp->status));
+    }
+    conn_close(c);
+    return fail(c, RKV_ERR_PROTOCOL, "node %s answered with unknown status %d",
+                cur_name(c), (int)resp->status);
+}
+
+static rkv_status check_key(rkv_client *c, const void *key, size_t klen)
+{
+    c->errstr[0] = '\0';
+    if (!key || klen == 0)
+        return fail(c, RKV_ERR_ARG, "a key must be at least 1 byte long");
+    if (klen > RKV_MAX_FRAME)
+        return fail(c, RKV_ERR_TOO_LARGE, "key is %zu bytes, over the protocol's limit "
+                    "of %zu", klen, RKV_MAX_FRAME);
+    return RKV_OK;
+}
+
+/* ---- public API ---- */
+
+rkv_client *rkv_connect(const char *addrs, const rkv_options *opts,
+                        char *errbuf, size_t errlen)
+{
+    char err[256];
+    rkv_client *c = calloc(1, sizeof *c);
+    if (!c) {
+        snprintf(err, sizeof err, "out of memory");
+        goto fail;
+    }
+    c->fd = -1;
+    c->connect_ms = opts && opts->connect_timeout_ms > 0 ? opts->connect_timeout_ms
+                                                         : RKV_DEFAULT_CONNECT_MS;
+    c->request_ms = opts && opts->request_timeout_ms > 0 ? opts->request_timeout_ms
+                                                         : RKV_DEFAULT_REQUEST_MS;
+    msgpack_sbuffer_init(&c->sb);
+    if (!msgpack_zone_init(&c->zone, MSGPACK_ZONE_CHUNK_SIZE)) {
+        snprintf(err, sizeof err, "out of memory");
+        free(c);
+        c = NULL;
+        goto fail;
+    }
+    if (!addrs) {
+        snprintf(err, sizeof err, "no node address given (expected host:port)");
+        goto fail;
+    }
+    if (parse_addrs(c, addrs, err, sizeof err) < 0)
+        goto fail;
+    return c;
+fail:
+    if (errbuf && errlen)
+        snprintf(errbuf, errlen, "%s", err);
+    rkv_close(c);
+    return NULL;
+}
+
+void rkv_close(rkv_client *c)
+{
+    if (!c)
+        return;
+    conn_close(c);
+    for (size_t i = 0; i < c->naddrs; i++) {
+        free(c->addrs[i].host);
+        free(c->addrs[i].name);
+    }
+    free(c->addrs);
+    msgpack_sbuffer_destroy(&c->sb);
+    msgpack_zone_destroy(&c->zone);
+    free(c->rbuf);
+    free(c);
+}
+
+const char *rkv_errstr(const rkv_client *c)
+{
+    return c ? c->errstr : "no client";
+}
+
+const char *rkv_status_name(rkv_status st)
+{
+    static const char *const names[] = {
+        "OK", "NOT_FOUND", "BAD_REQUEST", "TOO_LARGE", "UNAVAILABLE",
+        "TIMEOUT", "INTERNAL", "IO", "PROTOCOL", "ARG",
+    };
+    return (unsigned)st < sizeof names / sizeof names[0] ? names[st] : "UNKNOWN";
+}
+
+rkv_status rkv_get(rkv_client *c, const void *key, size_t klen,
+                   void **value, size_t *value_len)
+{
+    if (!c)
+        return RKV_ERR_ARG;
+    if (value)
+        *value = NULL;
+    if (value_len)
+        *value_len = 0;
+    rkv_status st = check_key(c, key, klen);
+    if (st != RKV_OK)
+        return st;
+    if (!value || !value_len)
+        return fail(c, RKV_ERR_ARG, "rkv_get needs somewhere to put the value");
+
+    wire_request req = {.op = WIRE_OP_GET, .key = {key, klen}};
+    wire_response resp;
+    st = roundtrip(c, &req, &resp);
+    if (st == RKV_OK && !resp.has_value) {
+        st = fail(c, RKV_ERR_PROTOCOL, "node %s answered a GET without a value",
+                  cur_name(c));
+    } else if (st == RKV_OK) {
+        /* Even an empty value gets a buffer, so NULL always means absent. */
+        *value = malloc(resp.value.len ? resp.value.len : 1);
+        if (!*value) {
+            st = fail(c, RKV_ERR_INTERNAL, "out of memory for a value of %zu bytes",
+                      resp.value.len);
+        } else {
+            if (resp.value.len)
+                memcpy(*value, resp.value.ptr, resp.value.len);
+            *value_len = resp.value.len;
+        }
+    }
+    trim_buffers(c);
+    return st;
+}
+
+rkv_status rkv_put(rkv_client *c, const void *key, size_t klen,
+                   const void *value, size_t vlen, uint64_t ttl_ms)
+{
+    if (!c)
+        return RKV_ERR_ARG;
+    rkv_status st = check_key(c, key, klen);
+    if (st != RKV_OK)
+        return st;
+    if (!value && vlen)
+        return fail(c, RKV_ERR_ARG, "value is NULL but its length is %zu", vlen);
+    if (vlen > RKV_MAX_FRAME - klen)
+        return fail(c, RKV_ERR_TOO_LARGE, "key and value are %zu bytes, over the "
+                    "protocol's limit of %zu", klen + vlen, RKV_MAX_FRAME);
+
+    wire_request req = {.op = WIRE_OP_PUT, .key = {key, klen},
+                        .value = {value ? value : (const void *)"", vlen},
+                        .ttl_ms = ttl_ms};
+    wire_response resp;
+    st = roundtrip(c, &req, &resp);
+    trim_buffers(c);
+    return st;
+}
+
+rkv_status rkv_del(rkv_client *c, const void *key, size_t klen)
+{
+    if (!c)
+        return RKV_ERR_ARG;
+    rkv_status st = check_key(c, key, klen);
+    if (st != RKV_OK)
+        return st;
+    wire_request req = {.op = WIRE_OP_DEL, .key = {key, klen}};
+    wire_response resp;
+    st = roundtrip(c, &req, &resp);
+    trim_buffers(c);
+    return st;
+}
+
+rkv_status rkv_ping(rkv_client *c)
+{
+    if (!c)
+        return RKV_ERR_ARG;
+    wire_request req = {.op = WIRE_OP_PING};
+    wire_response resp;
+    rkv_status st = roundtrip(c, &req, &resp);
+    trim_buffers(c);
+    return st;
+}
+
+rkv_status rkv_stats(rkv_client *c, rkv_stat **stats, size_t *n)
+{
+    if (!c)
+        return RKV_ERR_ARG;
+    c->errstr[0] = '\0';
+    if (!stats || !n)
+        return fail(c, RKV_ERR_ARG, "rkv_stats needs somewhere to put the stats");
+    *stats = NULL;
+    *n = 0;
+
+    wire_request req = {.op = WIRE_OP_STATS};
+    wire_response resp;
+    rkv_status st = roundtrip(c, &req, &resp);
+    if (st == RKV_OK) {
+        rkv_stat *out = calloc(resp.nstats ? resp.nstats : 1, sizeof *out);
+        size_t i = 0;
+        for (; out && i < resp.nstats; i++) {
+            const wire_stat_view *v = &resp.stats[i];
+            out[i].name = dup_range((const char *)v->name.ptr, v->name.len);
+            out[i].is_num = v->is_num;
+            out[i].num = v->num;
+            if (!v->is_num)
+                out[i].str = dup_range((const char *)v->str.ptr, v->str.len);
+            if (!out[i].name || (!v->is_num && !out[i].str))
+                break;
+        }
+        if (!out || i < resp.nstats) {
+            rkv_stats_free(out, out ? i + 1 : 0);
+            st = fail(c, RKV_ERR_INTERNAL, "out of memory copying %zu stats", resp.nstats);
+        } else {
+            *stats = out;
+            *n = resp.nstats;
+        }
+    }
+    trim_buffers(c);
+    return st;
+}
+
+void rkv_stats_free(rkv_stat *stats, size_t n)
+{
+    if (!stats)
+        return;
+    for (size_t i = 0; i < n; i++) {
+        free(stats[i].name);
+        free(stats[i].str);
+    }
+    free(stats);
+}
+
+void rkv_free(void *p)
+{
+    free(p);
+}

@@ -1,1 +1,335 @@
-/* placeholder until the module lands */
+/* conn: one client connection of ringkvd; see conn.h.
+ *
+ * Limits a client cannot grow past: a frame over server->max_frame is refused
+ * and the connection closed after the error reply; reading pauses while more
+ * than half of max_output_buffer waits for the client and resumes when a
+ * quarter is left (backpressure, as in libevent's le-proxy sample); past the
+ * whole limit, or with no progress for idle_timeout, the client is dropped.
+ */
+#include "conn.h"
+
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include <event2/buffer.h>
+#include <event2/event.h>
+
+#include "log.h"
+#include "server.h"
+
+static void on_read(struct bufferevent *bev, void *arg);
+
+static void drop(struct conn *c, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static void drop(struct conn *c, const char *fmt, ...)
+{
+    char why[256];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(why, sizeof why, fmt, ap);
+    va_end(ap);
+    c->srv->n.connections_dropped++;
+    conn_close(c, why);
+}
+
+size_t conn_output_len(const struct conn *c)
+{
+    return evbuffer_get_length(c->pending) +
+           evbuffer_get_length(bufferevent_get_output(c->bev));
+}
+
+static void handle_frame(struct conn *c, const uint8_t *body, size_t len)
+{
+    server *s = c->srv;
+    wire_request req;
+    uint64_t id = 0;
+    char err[256];
+
+    msgpack_zone_clear(&s->zone);
+    if (wire_decode_request(body, len, &s->zone, &req, &id, err, sizeof err) != 0) {
+        log_debug("client %s: bad request: %s", c->peer, err);
+        conn_reply_status(c, id, WIRE_ERR_BAD_REQUEST, err);
+        return;
+    }
+    server_handle_request(s, c, &req);
+}
+
+/* Backpressure: returns true when the caller must stop reading. */
+static bool output_check(struct conn *c)
+{
+    size_t out = conn_output_len(c);
+    uint64_t limit = c->srv->cfg->max_output_buffer;
+    if (out > limit) {
+        drop(c, "output buffer of %zu bytes is over max_output_buffer (%llu)", out,
+             (unsigned long long)limit);
+        return true;
+    }
+    if (out > limit / 2) {
+        c->read_paused = true;
+        bufferevent_disable(c->bev, EV_READ);
+        return true;
+    }
+    return false;
+}
+
+static void on_read(struct bufferevent *bev, void *arg)
+{
+    struct conn *c = arg;
+    server *s = c->srv;
+    struct evbuffer *in = bufferevent_get_input(bev);
+
+    while (!c->closing && !c->close_when_flushed && !s->stopping) {
+        size_t avail = evbuffer_get_length(in);
+        if (avail < WIRE_HEADER_BYTES)
+            break;
+        uint8_t hdr[WIRE_HEADER_BYTES];
+        evbuffer_copyout(in, hdr, sizeof hdr);
+        uint64_t flen = wire_frame_len(hdr);
+        if (flen > s->max_frame) {
+            char msg[160];
+            snprintf(msg, sizeof msg,
+                     "frame of %llu bytes is over the limit of %llu bytes; closing",
+                     (unsigned long long)flen, (unsigned long long)s->max_frame);
+            log_warn("client %s: %s", c->peer, msg);
+            conn_reply_status(c, 0, WIRE_ERR_TOO_LARGE, msg);
+            c->close_when_flushed = true;
+            s->n.connections_dropped++;
+            bufferevent_disable(bev, EV_READ);
+            bufferevent_setwatermark(bev, EV_WRITE, 0, 0);
+            break;
+        }
+        if (avail < WIRE_HEADER_BYTES + flen)
+            break; /* the rest of the frame has not arrived yet */
+        uint8_t *frame = evbuffer_pullup(in, (ev_ssize_t)(WIRE_HEADER_BYTES + flen));
+        if (!frame) {
+            drop(c, "out of memory reading a %llu-byte frame", (unsigned long long)flen);
+            break;
+        }
+        s->n.bytes_in += WIRE_HEADER_BYTES + flen;
+        handle_frame(c, frame + WIRE_HEADER_BYTES, flen);
+        evbuffer_drain(in, WIRE_HEADER_BYTES + flen);
+        if (output_check(c))
+            break;
+    }
+}
+
+static void on_write(struct bufferevent *bev, void *arg)
+{
+    struct conn *c = arg;
+    if (c->closing)
+        return;
+    if (c->close_when_flushed) {
+        if (evbuffer_get_length(bufferevent_get_output(bev)) == 0)
+            conn_close(c, NULL);
+        return;
+    }
+    if (c->read_paused && !c->srv->stopping) {
+        c->read_paused = false;
+        bufferevent_enable(bev, EV_READ);
+        on_read(bev, c); /* frames may already be waiting in the input */
+    }
+}
+
+static void on_event(struct bufferevent *bev, short what, void *arg)
+{
+    (void)bev;
+    struct conn *c = arg;
+    unsigned long long idle_s = (unsigned long long)(c->srv->cfg->idle_timeout_ms / 1000);
+    if (what & BEV_EVENT_EOF)
+        conn_close(c, NULL);
+    else if (what & BEV_EVENT_ERROR)
+        conn_close(c, evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
+    else if ((what & BEV_EVENT_TIMEOUT) && (what & BEV_EVENT_WRITING))
+        drop(c, "not reading its replies for %llu s (idle_timeout)", idle_s);
+    else if (what & BEV_EVENT_TIMEOUT)
+        drop(c, "idle for %llu s (idle_timeout)", idle_s);
+}
+
+struct conn *conn_new(server *s, evutil_socket_t fd, const char *peer)
+{
+    struct conn *c = calloc(1, sizeof *c);
+    if (!c)
+        goto fail;
+    c->srv = s;
+    snprintf(c->peer, sizeof c->peer, "%s", peer);
+    c->pending = evbuffer_new();
+    c->bev = bufferevent_socket_new(s->base, fd, BEV_OPT_CLOSE_ON_FREE);
+    if (!c->pending || !c->bev)
+        goto fail;
+    fd = -1; /* owned by the bufferevent now */
+
+    int one = 1;
+    setsockopt(bufferevent_getfd(c->bev), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    bufferevent_setcb(c->bev, on_read, on_write, on_event, c);
+    bufferevent_setwatermark(c->bev, EV_WRITE, s->cfg->max_output_buffer / 4, 0);
+    if (s->cfg->idle_timeout_ms) {
+        struct timeval tv = {.tv_sec = (time_t)(s->cfg->idle_timeout_ms / 1000),
+                             .tv_usec = (suseconds_t)(s->cfg->idle_timeout_ms % 1000) * 1000};
+        bufferevent_set_timeouts(c->bev, &tv, &tv);
+    }
+    bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+
+    c->next = s->conns;
+    if (s->conns)
+        s->conns->prev = c;
+    s->conns = c;
+    s->nconns++;
+    return c;
+
+fail:
+    if (c) {
+        if (c->bev)
+            bufferevent_free(c->bev);
+        if (c->pending)
+            evbuffer_free(c->pending);
+        free(c);
+    }
+    if (fd >= 0)
+        evutil_closesocket(fd);
+    return NULL;
+}
+
+void conn_close(struct conn *c, const char *why)
+{
+    if (c->closing)
+        return;
+    server *s = c->srv;
+    c->closing = true;
+    if (why)
+        log_warn("client %s dropped: %s", c->peer, why);
+    else
+        log_debug("client %s closed", c->peer);
+    bufferevent_disable(c->bev, EV_READ | EV_WRITE);
+    c->closing_next = s->closing;
+    s->closing = c;
+    server_schedule_pass_end(s);
+}
+
+void conn_free(struct conn *c)
+{
+    server *s = c->srv;
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        s->conns = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    s->nconns--;
+    bufferevent_free(c->bev);
+    evbuffer_free(c->pending);
+    free(c->marks);
+    free(c);
+}
+
+/* Appends s->sb (and an optional tail) as one reply, marking it when it
+ * depends on an uncommitted batch. */
+static void append_reply(struct conn *c, uint64_t id, const void *tail, size_t taillen)
+{
+    server *s = c->srv;
+    size_t off = evbuffer_get_length(c->pending);
+    evbuffer_add(c->pending, s->sb.data, s->sb.size);
+    if (taillen)
+        evbuffer_add(c->pending, tail, taillen);
+    size_t len = s->sb.size + taillen;
+    s->n.bytes_out += len;
+
+    if (store_batch_dirty(s->st)) {
+        if (c->nmarks == c->capmarks) {
+            size_t cap = c->capmarks ? c->capmarks * 2 : 16;
+            conn_mark *m = realloc(c->marks, cap * sizeof *m);
+            if (!m) {
+                /* Without the mark a failed commit could not be reported: drop
+                 * the connection rather than risk acknowledging a lost write. */
+                drop(c, "out of memory");
+                return;
+            }
+            c->marks = m;
+            c->capmarks = cap;
+        }
+        c->marks[c->nmarks++] = (conn_mark){.off = off, .len = len, .id = id};
+    }
+    if (!c->dirty) {
+        c->dirty = true;
+        c->dirty_next = s->dirty;
+        s->dirty = c;
+    }
+    server_schedule_pass_end(s);
+}
+
+void conn_reply_status(struct conn *c, uint64_t id, wire_status st, const char *msg)
+{
+    msgpack_sbuffer_clear(&c->srv->sb);
+    wire_encode_status(&c->srv->sb, id, st, msg);
+    if (st != WIRE_OK && st != WIRE_NOT_FOUND)
+        c->srv->n.errors++;
+    append_reply(c, id, NULL, 0);
+}
+
+void conn_reply_value(struct conn *c, uint64_t id, const void *value, size_t len)
+{
+    msgpack_sbuffer_clear(&c->srv->sb);
+    wire_encode_value_head(&c->srv->sb, id, len);
+    append_reply(c, id, value, len);
+}
+
+void conn_reply_stats(struct conn *c, uint64_t id, const wire_stat *stats, size_t n)
+{
+    msgpack_sbuffer_clear(&c->srv->sb);
+    wire_encode_stats(&c->srv->sb, id, stats, n);
+    append_reply(c, id, NULL, 0);
+}
+
+void conn_fail_marked(struct conn *c, wire_status st, const char *msg)
+{
+    if (c->nmarks == 0)
+        return;
+    server *s = c->srv;
+    struct evbuffer *nb = evbuffer_new();
+    if (!nb) {
+        drop(c, "out of memory");
+        return;
+    }
+    size_t pos = 0;
+    for (size_t i = 0; i < c->nmarks; i++) {
+        const conn_mark *m = &c->marks[i];
+        evbuffer_remove_buffer(c->pending, nb, m->off - pos);
+        evbuffer_drain(c->pending, m->len);
+        pos = m->off + m->len;
+        msgpack_sbuffer_clear(&s->sb);
+        wire_encode_status(&s->sb, m->id, st, msg);
+        evbuffer_add(nb, s->sb.data, s->sb.size);
+        s->n.errors++;
+    }
+    evbuffer_add_buffer(nb, c->pending);
+    evbuffer_free(c->pending);
+    c->pending = nb;
+    c->nmarks = 0;
+}
+
+void conn_release(struct conn *c)
+{
+    c->nmarks = 0;
+    c->dirty = false;
+    if (c->closing) {
+        evbuffer_drain(c->pending, evbuffer_get_length(c->pending));
+        return;
+    }
+    struct evbuffer *out = bufferevent_get_output(c->bev);
+    evbuffer_add_buffer(out, c->pending);
+    if (c->close_when_flushed && evbuffer_get_length(out) == 0)
+        conn_close(c, NULL);
+    else if (evbuffer_get_length(out) > c->srv->cfg->max_output_buffer)
+        drop(c, "output buffer of %zu bytes is over max_output_buffer (%llu)",
+             evbuffer_get_length(out), (unsigned long long)c->srv->cfg->max_output_buffer);
+}
+
+void conn_stop_reading(struct conn *c)
+{
+    bufferevent_disable(c->bev, EV_READ);
+}

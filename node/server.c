@@ -1,1 +1,429 @@
-/* placeholder until the module lands */
+/* server: ringkvd's client-protocol front end; see server.h.
+ *
+ * The pass end is an event activated by the first reply of a pass. libevent
+ * runs active events of one priority in activation order, so it runs after
+ * every socket event that epoll returned for this pass, like Redis'
+ * beforeSleep: one commit (one fsync under `always`) covers all of them.
+ */
+#include "server.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netdb.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include <event2/buffer.h>
+#include <event2/util.h>
+
+#include "conn.h"
+#include "log.h"
+
+#define SWEEP_BUDGET 10000   /* records examined per sweep tick */
+#define DRAIN_TIMEOUT_MS 2000
+
+uint64_t server_now_ms(server *s)
+{
+    struct timeval tv;
+    event_base_gettimeofday_cached(s->base, &tv);
+    return (uint64_t)tv.tv_sec * 1000 + (uint64_t)tv.tv_usec / 1000;
+}
+
+void server_schedule_pass_end(server *s)
+{
+    if (!s->pass_end_scheduled) {
+        s->pass_end_scheduled = true;
+        event_active(s->pass_end_ev, EV_TIMEOUT, 1);
+    }
+}
+
+/* The current batch is lost: every reply that depended on it becomes err. */
+static void fail_batch(server *s, wire_status st, const char *msg)
+{
+    s->n.commit_failures++;
+    for (conn *c = s->dirty; c; c = c->dirty_next)
+        conn_fail_marked(c, st, msg);
+}
+
+static wire_status status_for(store_result r)
+{
+    return r == STORE_ERR_FULL ? WIRE_ERR_UNAVAILABLE : WIRE_ERR_INTERNAL;
+}
+
+static void on_pass_end(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    server *s = arg;
+    char err[256];
+
+    s->pass_end_scheduled = false;
+    store_result r = store_commit(s->st, err, sizeof err);
+    if (r != STORE_OK) {
+        log_error("commit failed, writes of this pass answered with an error: %s", err);
+        fail_batch(s, status_for(r), err);
+    }
+    conn *c = s->dirty;
+    s->dirty = NULL;
+    while (c) {
+        conn *next = c->dirty_next;
+        conn_release(c);
+        c = next;
+    }
+    while (s->closing) {
+        c = s->closing;
+        s->closing = c->closing_next;
+        conn_free(c);
+    }
+}
+
+static bool check_key(server *s, conn *c, const wire_request *req)
+{
+    if (req->key.len <= s->cfg->max_key_bytes)
+        return true;
+    char msg[128];
+    snprintf(msg, sizeof msg, "key is %zu bytes; the limit is %llu (max_key_bytes)",
+             req->key.len, (unsigned long long)s->cfg->max_key_bytes);
+    conn_reply_status(c, req->id, WIRE_ERR_TOO_LARGE, msg);
+    return false;
+}
+
+static void do_get(server *s, conn *c, const wire_request *req)
+{
+    store_record rec;
+    char err[256];
+    store_result r = store_get(s->st, req->key.ptr, req->key.len, server_now_ms(s), &rec,
+                               err, sizeof err);
+    if (r == STORE_OK)
+        conn_reply_value(c, req->id, rec.value, rec.value_len);
+    else if (r == STORE_NOT_FOUND)
+        conn_reply_status(c, req->id, WIRE_NOT_FOUND, NULL);
+    else
+        conn_reply_status(c, req->id, WIRE_ERR_INTERNAL, err);
+}
+
+static void do_write(server *s, conn *c, const wire_request *req)
+{
+    char err[256];
+    uint64_t now = server_now_ms(s);
+    store_version ver;
+    ver.hlc = hlc_now(&s->clock, now);
+    memcpy(ver.origin, s->node_id, sizeof ver.origin);
+
+    store_result r;
+    if (req->op == WIRE_OP_PUT) {
+        if (req->value.len > s->cfg->max_value_bytes) {
+            snprintf(err, sizeof err, "value is %zu bytes; the limit is %llu (max_value_bytes)",
+                     req->value.len, (unsigned long long)s->cfg->max_value_bytes);
+            conn_reply_status(c, req->id, WIRE_ERR_TOO_LARGE, err);
+            return;
+        }
+        uint64_t expires = 0;
+        if (req->ttl_ms)
+            expires = req->ttl_ms > UINT64_MAX - now ? UINT64_MAX : now + req->ttl_ms;
+        r = store_put(s->st, req->key.ptr, req->key.len, req->value.ptr, req->value.len,
+                      expires, &ver, err, sizeof err);
+    } else {
+        r = store_del(s->st, req->key.ptr, req->key.len, &ver, err, sizeof err);
+    }
+    /* STALE: a newer version is already stored; under last-write-wins this
+     * write is overwritten, which is a success for the client. */
+    if (r == STORE_OK || r == STORE_STALE) {
+        conn_reply_status(c, req->id, WIRE_OK, NULL);
+        return;
+    }
+    log_error("write failed, this pass's writes are lost and answered with an error: %s", err);
+    fail_batch(s, status_for(r), err);
+    conn_reply_status(c, req->id, status_for(r), err);
+}
+
+static void do_stats(server *s, conn *c, const wire_request *req)
+{
+    store_stats ss;
+    store_get_stats(s->st, &ss);
+    const server_counters *n = &s->n;
+    uint64_t uptime = (server_now_ms(s) - s->started_ms) / 1000;
+#define NUM(name, v) {name, 1, (uint64_t)(v), NULL}
+#define STR(name, v) {name, 0, 0, v}
+    const wire_stat stats[] = {
+        STR("node_id", s->node_id),
+        STR("version", RINGKV_VERSION),
+        NUM("uptime_seconds", uptime),
+        STR("fsync", config_fsync_name(s->cfg->fsync)),
+        NUM("keys", ss.records - ss.tombstones),
+        NUM("tombstones", ss.tombstones),
+        NUM("connections", s->nconns),
+        NUM("total_connections", n->connections_total),
+        NUM("rejected_connections", n->connections_rejected),
+        NUM("dropped_connections", n->connections_dropped),
+        NUM("ops_get", n->ops[WIRE_OP_GET]),
+        NUM("ops_put", n->ops[WIRE_OP_PUT]),
+        NUM("ops_del", n->ops[WIRE_OP_DEL]),
+        NUM("ops_ping", n->ops[WIRE_OP_PING]),
+        NUM("ops_stats", n->ops[WIRE_OP_STATS]),
+        NUM("errors", n->errors),
+        NUM("bytes_in", n->bytes_in),
+        NUM("bytes_out", n->bytes_out),
+        NUM("commits", ss.commits),
+        NUM("commit_failures", n->commit_failures),
+        NUM("purged", ss.purged),
+        NUM("max_key_bytes", s->cfg->max_key_bytes),
+        NUM("max_value_bytes", s->cfg->max_value_bytes),
+    };
+#undef NUM
+#undef STR
+    conn_reply_stats(c, req->id, stats, sizeof stats / sizeof stats[0]);
+}
+
+void server_handle_request(server *s, conn *c, const wire_request *req)
+{
+    s->n.ops[req->op]++;
+    switch (req->op) {
+    case WIRE_OP_GET:
+        if (check_key(s, c, req))
+            do_get(s, c, req);
+        break;
+    case WIRE_OP_PUT:
+    case WIRE_OP_DEL:
+        if (check_key(s, c, req))
+            do_write(s, c, req);
+        break;
+    case WIRE_OP_PING:
+        conn_reply_status(c, req->id, WIRE_OK, NULL);
+        break;
+    case WIRE_OP_STATS:
+        do_stats(s, c, req);
+        break;
+    }
+}
+
+/* Past max_clients: a polite error frame straight on the socket, then close. */
+static void reject(server *s, evutil_socket_t fd, const char *peer)
+{
+    char msg[96];
+    snprintf(msg, sizeof msg, "max_clients (%llu) reached; try again later",
+             (unsigned long long)s->cfg->max_clients);
+    msgpack_sbuffer_clear(&s->sb);
+    wire_encode_status(&s->sb, 0, WIRE_ERR_UNAVAILABLE, msg);
+    ssize_t w = send(fd, s->sb.data, s->sb.size, MSG_NOSIGNAL | MSG_DONTWAIT);
+    (void)w; /* best effort: the client may already be gone */
+    evutil_closesocket(fd);
+    if (s->n.connections_rejected++ % 1000 == 0)
+        log_warn("refused client %s: %s (%llu refused so far)", peer, msg,
+                 (unsigned long long)s->n.connections_rejected);
+}
+
+static void format_addr(const struct sockaddr *sa, char *out, size_t outlen)
+{
+    char host[INET6_ADDRSTRLEN] = "?";
+    int port = 0;
+    if (sa->sa_family == AF_INET) {
+        const struct sockaddr_in *in = (const struct sockaddr_in *)sa;
+        evutil_inet_ntop(AF_INET, &in->sin_addr, host, sizeof host);
+        port = ntohs(in->sin_port);
+        snprintf(out, outlen, "%s:%d", host, port);
+    } else if (sa->sa_family == AF_INET6) {
+        const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)sa;
+        evutil_inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof host);
+        port = ntohs(in6->sin6_port);
+        snprintf(out, outlen, "[%s]:%d", host, port);
+    } else {
+        snprintf(out, outlen, "?");
+    }
+}
+
+static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
+                      int socklen, void *arg)
+{
+    (void)l;
+    (void)socklen;
+    server *s = arg;
+    char peer[64];
+    format_addr(sa, peer, sizeof peer);
+    if (s->stopping) {
+        evutil_closesocket(fd);
+        return;
+    }
+    if (s->nconns >= s->cfg->max_clients) {
+        reject(s, fd, peer);
+        return;
+    }
+    if (!conn_new(s, fd, peer)) {
+        log_warn("could not set up a connection for %s: out of memory", peer);
+        return;
+    }
+    s->n.connections_total++;
+    log_debug("client %s connected", peer);
+}
+
+/* accept() failed, most likely out of descriptors: pause accepting for a
+ * second instead of spinning on a listener that stays readable. */
+static void on_accept_error(struct evconnlistener *l, void *arg)
+{
+    server *s = arg;
+    int e = EVUTIL_SOCKET_ERROR();
+    log_warn("accept failed: %s; pausing new connections for 1 s",
+             evutil_socket_error_to_string(e));
+    evconnlistener_disable(l);
+    struct timeval tv = {1, 0};
+    evtimer_add(s->relisten_ev, &tv);
+}
+
+static void on_relisten(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    server *s = arg;
+    if (!s->stopping)
+        evconnlistener_enable(s->listener);
+}
+
+static void on_sweep(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    server *s = arg;
+    char err[256];
+    if (s->stopping)
+        return;
+    long n = store_sweep(s->st, server_now_ms(s), s->cfg->tombstone_ttl_ms, SWEEP_BUDGET, err,
+                         sizeof err);
+    if (n < 0)
+        log_warn("expiry sweep failed: %s", err);
+    else if (n > 0)
+        log_debug("expiry sweep purged %ld records", n);
+    server_schedule_pass_end(s);
+}
+
+static void on_drain(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    server *s = arg;
+    bool busy = false;
+    for (conn *c = s->conns; c && !busy; c = c->next)
+        busy = !c->closing && conn_output_len(c) > 0;
+    if (!busy || server_now_ms(s) >= s->drain_deadline_ms) {
+        event_base_loopbreak(s->base);
+        return;
+    }
+    struct timeval tv = {0, 20 * 1000};
+    evtimer_add(s->drain_ev, &tv);
+}
+
+static struct evconnlistener *bind_listener(server *s, char *err, size_t errlen)
+{
+    char host[CONFIG_ADDR_MAX];
+    int port;
+    if (config_split_addr(s->cfg->listen, host, sizeof host, &port) != 0) {
+        snprintf(err, errlen, "listen address '%s' is not HOST:PORT", s->cfg->listen);
+        return NULL;
+    }
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+                             .ai_flags = AI_PASSIVE};
+    struct addrinfo *ai = NULL;
+    char portstr[16];
+    snprintf(portstr, sizeof portstr, "%d", port);
+    int rc = getaddrinfo(host, portstr, &hints, &ai);
+    if (rc != 0) {
+        snprintf(err, errlen, "cannot resolve listen host '%s': %s", host, gai_strerror(rc));
+        return NULL;
+    }
+    struct evconnlistener *l = evconnlistener_new_bind(
+        s->base, on_accept, s, LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC,
+        1024, ai->ai_addr, (int)ai->ai_addrlen);
+    if (!l) {
+        snprintf(err, errlen, "cannot listen on %s: %s", s->cfg->listen,
+                 evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
+        freeaddrinfo(ai);
+        return NULL;
+    }
+    freeaddrinfo(ai);
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof ss;
+    if (getsockname(evconnlistener_get_fd(l), (struct sockaddr *)&ss, &sl) == 0)
+        format_addr((struct sockaddr *)&ss, s->listen_addr, sizeof s->listen_addr);
+    evconnlistener_set_error_cb(l, on_accept_error);
+    return l;
+}
+
+server *server_new(struct event_base *base, const config *cfg, store *st, char *err,
+                   size_t errlen)
+{
+    server *s = calloc(1, sizeof *s);
+    if (!s) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    s->base = base;
+    s->cfg = cfg;
+    s->st = st;
+    s->max_frame = cfg->max_key_bytes + cfg->max_value_bytes + 1024;
+    snprintf(s->node_id, sizeof s->node_id, "%s", store_node_id(st));
+    hlc_init(&s->clock, store_max_hlc(st));
+    msgpack_sbuffer_init(&s->sb);
+    msgpack_zone_init(&s->zone, 4096);
+    s->started_ms = server_now_ms(s);
+
+    s->pass_end_ev = event_new(base, -1, 0, on_pass_end, s);
+    s->sweep_ev = event_new(base, -1, EV_PERSIST, on_sweep, s);
+    s->relisten_ev = evtimer_new(base, on_relisten, s);
+    s->drain_ev = evtimer_new(base, on_drain, s);
+    if (!s->pass_end_ev || !s->sweep_ev || !s->relisten_ev || !s->drain_ev) {
+        snprintf(err, errlen, "out of memory");
+        goto fail;
+    }
+    s->listener = bind_listener(s, err, errlen);
+    if (!s->listener)
+        goto fail;
+    struct timeval tv = {.tv_sec = (time_t)(cfg->sweep_interval_ms / 1000),
+                         .tv_usec = (suseconds_t)(cfg->sweep_interval_ms % 1000) * 1000};
+    event_add(s->sweep_ev, &tv);
+    return s;
+
+fail:
+    server_free(s);
+    return NULL;
+}
+
+void server_shutdown(server *s)
+{
+    if (s->stopping)
+        return;
+    s->stopping = true;
+    evconnlistener_disable(s->listener);
+    event_del(s->sweep_ev);
+    for (conn *c = s->conns; c; c = c->next)
+        conn_stop_reading(c);
+    s->drain_deadline_ms = server_now_ms(s) + DRAIN_TIMEOUT_MS;
+    /* Let the pending pass end commit and release replies, then wait for
+     * the sockets to take them. */
+    server_schedule_pass_end(s);
+    struct timeval tv = {0, 0};
+    evtimer_add(s->drain_ev, &tv);
+}
+
+void server_free(server *s)
+{
+    if (!s)
+        return;
+    if (s->pass_end_ev && (s->dirty || s->closing || store_batch_dirty(s->st)))
+        on_pass_end(-1, 0, s); /* commit what is pending before closing */
+    while (s->conns)
+        conn_free(s->conns);
+    if (s->listener)
+        evconnlistener_free(s->listener);
+    if (s->pass_end_ev)
+        event_free(s->pass_end_ev);
+    if (s->sweep_ev)
+        event_free(s->sweep_ev);
+    if (s->relisten_ev)
+        event_free(s->relisten_ev);
+    if (s->drain_ev)
+        event_free(s->drain_ev);
+    msgpack_sbuffer_destroy(&s->sb);
+    msgpack_zone_destroy(&s->zone);
+    free(s);
+}

@@ -1,1 +1,328 @@
-/* placeholder */
+/* nodeproc: real ringkvd processes for integration tests; see nodeproc.h.
+ * Every wait here is bounded, so a broken node fails a test instead of
+ * hanging it.
+ */
+#define _GNU_SOURCE
+#include "nodeproc.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "ringkv.h"
+
+#define START_TIMEOUT_MS 20000 /* sanitizer builds start slowly */
+#define STOP_TIMEOUT_MS 20000
+#define CLI_TIMEOUT_MS 60000
+
+static long long now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void sleep_ms(int ms)
+{
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+static void print_log(const nodeproc *np)
+{
+    char path[300];
+    snprintf(path, sizeof path, "%s/ringkvd.log", np->dir);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return;
+    fprintf(stderr, "---- %s ----\n", path);
+    char line[1024];
+    while (fgets(line, sizeof line, f))
+        fputs(line, stderr);
+    fclose(f);
+}
+
+/* The port the node logged in "client protocol listening on HOST:PORT". */
+static int read_port(const nodeproc *np)
+{
+    char path[300];
+    snprintf(path, sizeof path, "%s/ringkvd.log", np->dir);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return -1;
+    char line[1024];
+    int port = -1;
+    while (fgets(line, sizeof line, f)) {
+        const char *p = strstr(line, "client protocol listening on ");
+        const char *colon = p ? strrchr(p, ':') : NULL;
+        if (colon)
+            port = atoi(colon + 1);
+    }
+    fclose(f);
+    return port;
+}
+
+static int spawn(nodeproc *np, int port)
+{
+    char listen[64], data[300], logpath[300];
+    snprintf(listen, sizeof listen, "127.0.0.1:%d", port);
+    snprintf(data, sizeof data, "%s/data", np->dir);
+    snprintf(logpath, sizeof logpath, "%s/ringkvd.log", np->dir);
+
+    const char *argv[40];
+    int n = 0;
+    argv[n++] = RINGKVD_PATH;
+    argv[n++] = "--listen";
+    argv[n++] = listen;
+    argv[n++] = "--data-dir";
+    argv[n++] = data;
+    for (int i = 0; np->extra[i] && n < 38; i++)
+        argv[n++] = np->extra[i];
+    argv[n] = NULL;
+
+    pid_t pid = fork();
+    if (pid < 0)
+        return -1;
+    if (pid == 0) {
+        int fd = open(logpath, O_WRONLY | O_CREAT | O_APPEND, 0644);
+        if (fd >= 0) {
+            dup2(fd, 1);
+            dup2(fd, 2);
+            close(fd);
+        }
+        execv(argv[0], (char *const *)argv);
+        _exit(127);
+    }
+    np->pid = pid;
+
+    long long deadline = now_ms() + START_TIMEOUT_MS;
+    while (now_ms() < deadline) {
+        if (!nodeproc_alive(np)) {
+            fprintf(stderr, "nodeproc: ringkvd exited during start\n");
+            print_log(np);
+            return -1;
+        }
+        if (np->port <= 0 || port == 0) {
+            int p = read_port(np);
+            if (p > 0)
+                np->port = p;
+        }
+        if (np->port > 0) {
+            snprintf(np->addr, sizeof np->addr, "127.0.0.1:%d", np->port);
+            rkv_options o = {.connect_timeout_ms = 500, .request_timeout_ms = 2000};
+            rkv_client *c = rkv_connect(np->addr, &o, NULL, 0);
+            int ok = c && rkv_ping(c) == RKV_OK;
+            rkv_close(c);
+            if (ok)
+                return 0;
+        }
+        sleep_ms(20);
+    }
+    fprintf(stderr, "nodeproc: ringkvd did not answer within %d ms\n", START_TIMEOUT_MS);
+    print_log(np);
+    nodeproc_kill(np, SIGKILL);
+    return -1;
+}
+
+int nodeproc_start(nodeproc *np, const char *const *extra_args)
+{
+    memset(np, 0, sizeof *np);
+    snprintf(np->dir, sizeof np->dir, "/tmp/ringkv-test-XXXXXX");
+    if (!mkdtemp(np->dir)) {
+        perror("nodeproc: mkdtemp");
+        return -1;
+    }
+    for (int i = 0; extra_args && extra_args[i] && i < 15; i++)
+        np->extra[i] = strdup(extra_args[i]);
+    return spawn(np, 0);
+}
+
+int nodeproc_restart(nodeproc *np)
+{
+    if (np->pid)
+        nodeproc_stop(np);
+    return spawn(np, np->port);
+}
+
+int nodeproc_alive(nodeproc *np)
+{
+    if (!np->pid)
+        return 0;
+    int status;
+    pid_t r = waitpid(np->pid, &status, WNOHANG);
+    if (r == np->pid) {
+        np->pid = 0;
+        return 0;
+    }
+    return r == 0;
+}
+
+static int wait_for(nodeproc *np, int *status)
+{
+    long long deadline = now_ms() + STOP_TIMEOUT_MS;
+    while (now_ms() < deadline) {
+        pid_t r = waitpid(np->pid, status, WNOHANG);
+        if (r == np->pid || (r < 0 && errno == ECHILD)) {
+            np->pid = 0;
+            return 0;
+        }
+        sleep_ms(10);
+    }
+    return -1;
+}
+
+int nodeproc_kill(nodeproc *np, int sig)
+{
+    if (!np->pid)
+        return -1;
+    kill(np->pid, sig);
+    kill(np->pid, SIGCONT); /* a stopped process must run to die of sig */
+    int status = 0;
+    if (wait_for(np, &status) != 0) {
+        kill(np->pid, SIGKILL);
+        waitpid(np->pid, &status, 0);
+        np->pid = 0;
+    }
+    return status;
+}
+
+int nodeproc_stop(nodeproc *np)
+{
+    if (!np->pid)
+        return -1;
+    int status = nodeproc_kill(np, SIGTERM);
+    if (!WIFEXITED(status)) {
+        fprintf(stderr, "nodeproc: ringkvd did not exit cleanly on SIGTERM (status %d)\n",
+                status);
+        print_log(np);
+        return -1;
+    }
+    if (WEXITSTATUS(status) != 0)
+        print_log(np);
+    return WEXITSTATUS(status);
+}
+
+void nodeproc_cleanup(nodeproc *np)
+{
+    if (np->pid)
+        nodeproc_kill(np, SIGKILL);
+    if (np->dir[0]) {
+        char cmd[400];
+        snprintf(cmd, sizeof cmd, "rm -rf '%s'", np->dir);
+        if (system(cmd) != 0)
+            fprintf(stderr, "nodeproc: could not remove %s\n", np->dir);
+        np->dir[0] = 0;
+    }
+    for (int i = 0; i < 16; i++) {
+        free(np->extra[i]);
+        np->extra[i] = NULL;
+    }
+}
+
+/* Appends what fd has to *buf; returns 0 at EOF, 1 if more may come. */
+static int drain_fd(int fd, char **buf, size_t *len, size_t *cap)
+{
+    char tmp[65536];
+    ssize_t r = read(fd, tmp, sizeof tmp);
+    if (r <= 0)
+        return r < 0 && errno == EINTR;
+    if (*len + (size_t)r + 1 > *cap) {
+        *cap = (*len + (size_t)r + 1) * 2;
+        *buf = realloc(*buf, *cap);
+    }
+    memcpy(*buf + *len, tmp, (size_t)r);
+    *len += (size_t)r;
+    (*buf)[*len] = 0;
+    return 1;
+}
+
+int nodeproc_cli(const nodeproc *np, const char *const *argv, const void *stdin_data,
+                 size_t stdin_len, char **out, size_t *out_len, char **err)
+{
+    int in_p[2], out_p[2], err_p[2];
+    if (pipe(in_p) || pipe(out_p) || pipe(err_p))
+        return -1;
+    const char *args[64];
+    int n = 0;
+    args[n++] = RINGKV_CLI_PATH;
+    args[n++] = "-h";
+    args[n++] = np->addr;
+    for (int i = 0; argv && argv[i] && n < 63; i++)
+        args[n++] = argv[i];
+    args[n] = NULL;
+
+    pid_t pid = fork();
+    if (pid < 0)
+        return -1;
+    if (pid == 0) {
+        dup2(in_p[0], 0);
+        dup2(out_p[1], 1);
+        dup2(err_p[1], 2);
+        close(in_p[1]);
+        close(out_p[0]);
+        close(err_p[0]);
+        execv(args[0], (char *const *)args);
+        _exit(127);
+    }
+    close(in_p[0]);
+    close(out_p[1]);
+    close(err_p[1]);
+    signal(SIGPIPE, SIG_IGN);
+
+    char *ob = calloc(1, 1), *eb = calloc(1, 1);
+    size_t ol = 0, oc = 1, el = 0, ec = 1, sent = 0;
+    int in_fd = in_p[1], out_open = 1, err_open = 1;
+    if (!stdin_data || stdin_len == 0) {
+        close(in_fd);
+        in_fd = -1;
+    }
+    long long deadline = now_ms() + CLI_TIMEOUT_MS;
+    while ((out_open || err_open) && now_ms() < deadline) {
+        struct pollfd pf[3] = {{out_open ? out_p[0] : -1, POLLIN, 0},
+                               {err_open ? err_p[0] : -1, POLLIN, 0},
+                               {in_fd, POLLOUT, 0}};
+        if (poll(pf, 3, 100) < 0 && errno != EINTR)
+            break;
+        if (pf[0].revents)
+            out_open = drain_fd(out_p[0], &ob, &ol, &oc);
+        if (pf[1].revents)
+            err_open = drain_fd(err_p[0], &eb, &el, &ec);
+        if (in_fd >= 0 && pf[2].revents) {
+            ssize_t w = write(in_fd, (const char *)stdin_data + sent, stdin_len - sent);
+            if (w > 0)
+                sent += (size_t)w;
+            if (w < 0 || sent == stdin_len) {
+                close(in_fd);
+                in_fd = -1;
+            }
+        }
+    }
+    if (in_fd >= 0)
+        close(in_fd);
+    close(out_p[0]);
+    close(err_p[0]);
+    int status = 0;
+    if (out_open || err_open)
+        kill(pid, SIGKILL);
+    waitpid(pid, &status, 0);
+
+    if (out)
+        *out = ob;
+    else
+        free(ob);
+    if (out_len)
+        *out_len = ol;
+    if (err)
+        *err = eb;
+    else
+        free(eb);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}

@@ -1,0 +1,71 @@
+/* conn: one client connection of ringkvd: framing, replies, limits, closing.
+ *
+ * Requests are cut from the input buffer frame by frame and handed to the
+ * server. Replies go to a per-connection pending buffer that the server
+ * releases to the socket at the end of the event-loop pass, after the
+ * store commit. Replies produced under a not yet committed store batch are
+ * marked, so that if the commit fails they are rewritten as errors before
+ * anyone sees them. A connection is never freed inside its own callback:
+ * conn_close() queues it and the pass end frees it. Event-loop thread only.
+ */
+#ifndef RINGKV_CONN_H
+#define RINGKV_CONN_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <event2/bufferevent.h>
+#include <event2/util.h>
+
+#include "wire.h"
+
+struct server;
+
+typedef struct conn_mark {
+    size_t off, len; /* a reply's bytes within pending */
+    uint64_t id;     /* its request id */
+} conn_mark;
+
+struct conn {
+    struct server *srv;
+    struct bufferevent *bev;
+    char peer[64];                /* "host:port" of the client, for logs */
+    struct conn *prev, *next;     /* server->conns */
+    struct conn *dirty_next;      /* server->dirty */
+    struct conn *closing_next;    /* server->closing */
+    bool dirty, closing, close_when_flushed, read_paused;
+    struct evbuffer *pending;     /* this pass's replies */
+    conn_mark *marks;
+    size_t nmarks, capmarks;
+};
+
+/* Wraps an accepted socket. Returns NULL (and closes fd) on failure. */
+struct conn *conn_new(struct server *s, evutil_socket_t fd, const char *peer);
+
+/* Queues c to be closed and freed at the end of the pass, dropping replies
+ * not yet released. why is logged (NULL: a normal close by the client). */
+void conn_close(struct conn *c, const char *why);
+
+/* Frees c now. Only the server calls this, never from c's callbacks. */
+void conn_free(struct conn *c);
+
+/* Reply builders: append one frame to c's pending buffer. */
+void conn_reply_status(struct conn *c, uint64_t id, wire_status st, const char *msg);
+void conn_reply_value(struct conn *c, uint64_t id, const void *value, size_t len);
+void conn_reply_stats(struct conn *c, uint64_t id, const wire_stat *stats, size_t n);
+
+/* Rewrites every marked reply as an error (the batch they depended on was
+ * lost) and clears the marks. */
+void conn_fail_marked(struct conn *c, wire_status st, const char *msg);
+
+/* Pass end: moves pending replies to the socket and clears the marks. */
+void conn_release(struct conn *c);
+
+/* Bytes queued for c that the client has not yet taken. */
+size_t conn_output_len(const struct conn *c);
+
+/* Stops reading new requests (graceful shutdown). */
+void conn_stop_reading(struct conn *c);
+
+#endif
