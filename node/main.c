@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -133,6 +134,21 @@ static int resolve_node_id(const config *cfg, store *st, char *err, size_t errle
     return store_set_node_id(st, id, err, errlen);
 }
 
+/* Each client costs a descriptor: raise the soft limit toward max_clients
+ * (as Redis does), and say so when the hard limit stands in the way. */
+static void raise_fd_limit(const config *cfg)
+{
+    struct rlimit rl;
+    rlim_t want = (rlim_t)cfg->max_clients + 128;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur >= want)
+        return;
+    rl.rlim_cur = rl.rlim_max == RLIM_INFINITY || rl.rlim_max >= want ? want : rl.rlim_max;
+    if (setrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur < want)
+        log_warn("max_clients is %llu but the descriptor limit is %llu; "
+                 "raise it (ulimit -n) to serve that many clients",
+                 (unsigned long long)cfg->max_clients, (unsigned long long)rl.rlim_cur);
+}
+
 static void on_signal(evutil_socket_t sig, short what, void *arg)
 {
     (void)what;
@@ -162,6 +178,7 @@ int main(int argc, char **argv)
         return pa > 0 ? 0 : 2;
     log_set_level(cfg.log_level);
     signal(SIGPIPE, SIG_IGN);
+    raise_fd_limit(&cfg);
 
     store_options so = {.dir = cfg.data_dir, .map_size = cfg.map_size, .fsync = cfg.fsync};
     st = store_open(&so, err, sizeof err);
