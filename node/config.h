@@ -43,27 +43,43 @@ typedef struct config {
     uint64_t n, r, w;
 } config;
 
-/* Fills in every default. */
+/* Fills in every default (the table in config.c; configs/REFERENCE.md lists
+ * them). */
 void config_defaults(config *c);
 
-/* Sets section.key to value after validating it. Returns 0, or -1 with a
- * message naming the key and what is allowed. */
+/* Sets section.key to value after validating it. Section and key names are
+ * lowercase, as in the file. Returns 0, or -1 with c unchanged and a message
+ * naming the key, the value and what is allowed (for an unknown key, the
+ * valid keys of the section). */
 int config_set(config *c, const char *section, const char *key,
                const char *value, char *err, size_t errlen);
 
-/* Loads an INI file over the current values. Returns 0, or -1 with a message
- * naming the file and line of the first bad or unknown key. */
+/* Loads an INI file over the current values; keys the file does not name keep
+ * theirs, and a key given twice takes its last value. All or nothing: on
+ * error c is unchanged. Comments start a line with ';' or '#', or follow a
+ * value after " ;". Lines are at most 199 characters (inih's buffer); only
+ * seeds may continue onto indented lines. Returns 0, or -1 with
+ * "FILE:LINE: message" for the first bad line, or "cannot open FILE: why". */
 int config_load_file(config *c, const char *path, char *err, size_t errlen);
 
-/* Checks settings against each other (e.g. r, w <= n). Returns 0 or -1. */
+/* Checks every field as config_set would (for callers that fill the struct
+ * directly), then settings against each other: r, w <= n; listen and data_dir
+ * set; max_output_buffer >= max_key_bytes + max_value_bytes + 1KiB; no two
+ * listeners on one HOST:PORT. Returns 0, or -1 with a message. */
 int config_validate(const config *c, char *err, size_t errlen);
 
-/* Splits "HOST:PORT" (or "[v6]:PORT"). Returns 0 or -1. */
+/* Splits "HOST:PORT" (or "[v6]:PORT") into host (without brackets, ready for
+ * getaddrinfo) and port 0..65535. host and port may be NULL to only check
+ * addr. Returns 0, or -1 if addr is malformed or the host does not fit. */
 int config_split_addr(const char *addr, char *host, size_t hostlen, int *port);
 
+/* "always", "everysec" or "no" (static strings); "?" for anything else. */
 const char *config_fsync_name(store_fsync f);
 
-/* Parsers shared with flags and tests; each returns 0 or -1. */
+/* Parsers shared with flags and tests; each returns 0, or -1 for an empty,
+ * negative, malformed or overflowing value. A size is bytes with an optional
+ * binary suffix (k/KB/KiB, m/MB/MiB, g/GB/GiB, t/TB/TiB, any case). A
+ * duration is seconds, or a number with ms, s, m, h or d; the result is ms. */
 int config_parse_size(const char *s, uint64_t *out);
 int config_parse_duration_ms(const char *s, uint64_t *out);
 
