@@ -16,7 +16,8 @@
 #include <msgpack.h>
 
 #define WIRE_HEADER_BYTES 4
-/* Deepest msgpack nesting a decoder accepts; requests and responses use 2. */
+/* Deepest msgpack nesting a decoder accepts: requests are one array deep,
+ * STATS replies two (a map inside the array). */
 #define WIRE_MAX_DEPTH 4
 
 typedef enum wire_op {

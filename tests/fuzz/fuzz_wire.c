@@ -1,3 +1,158 @@
+/* libFuzzer target for proto/wire.c: feeds arbitrary frame bodies to
+ * wire_check and both decoders, and checks what they accept: msgpack-c must
+ * unpack whatever wire_check passes, decoded bytes must point into the input,
+ * and a decoded request or response must survive encode -> decode unchanged.
+ * Any mismatch abort()s, which libFuzzer reports as a crash.
+ */
 #include <stdint.h>
-#include <stddef.h>
-int LLVMFuzzerTestOneInput(const uint8_t *d, size_t n){(void)d;(void)n;return 0;}
+#include <stdlib.h>
+#include <string.h>
+
+#include "wire.h"
+
+static int bytes_equal(wire_bytes a, wire_bytes b)
+{
+    return a.len == b.len && (a.len == 0 || memcmp(a.ptr, b.ptr, a.len) == 0);
+}
+
+static void require_within(wire_bytes b, const uint8_t *buf, size_t len)
+{
+    if (b.len > 0 && (b.ptr < buf || b.ptr + b.len > buf + len))
+        abort();
+}
+
+/* The frame in sb has a correct header; returns its body. */
+static const uint8_t *frame_body(const msgpack_sbuffer *sb, size_t *len)
+{
+    if (sb->size < WIRE_HEADER_BYTES)
+        abort();
+    *len = sb->size - WIRE_HEADER_BYTES;
+    if (wire_frame_len((const uint8_t *)sb->data) != *len)
+        abort();
+    return (const uint8_t *)sb->data + WIRE_HEADER_BYTES;
+}
+
+/* What wire_check accepts, msgpack-c must unpack as exactly one object. */
+static void check_agrees_with_msgpack(const uint8_t *data, size_t size,
+                                      msgpack_zone *zone)
+{
+    char err[256];
+    if (wire_check(data, size, WIRE_MAX_DEPTH, err, sizeof err) != 0)
+        return;
+    size_t off = 0;
+    msgpack_object obj;
+    if (msgpack_unpack((const char *)data, size, &off, zone, &obj) !=
+        MSGPACK_UNPACK_SUCCESS || off != size)
+        abort();
+    msgpack_zone_clear(zone);
+}
+
+static void round_trip_request(const wire_request *req, msgpack_zone *zone)
+{
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    wire_encode_request(&sb, req);
+    size_t len;
+    const uint8_t *body = frame_body(&sb, &len);
+    wire_request again;
+    uint64_t id;
+    char err[256];
+    if (wire_decode_request(body, len, zone, &again, &id, err, sizeof err) != 0)
+        abort();
+    if (again.id != req->id || id != req->id || again.op != req->op ||
+        !bytes_equal(again.key, req->key) ||
+        !bytes_equal(again.value, req->value) || again.ttl_ms != req->ttl_ms)
+        abort();
+    msgpack_zone_clear(zone);
+    msgpack_sbuffer_destroy(&sb);
+}
+
+static void fuzz_request(const uint8_t *data, size_t size, msgpack_zone *zone)
+{
+    wire_request req;
+    uint64_t id;
+    char err[256];
+    int rc = wire_decode_request(data, size, zone, &req, &id, err, sizeof err);
+    if (rc == 0) {
+        require_within(req.key, data, size);
+        require_within(req.value, data, size);
+        round_trip_request(&req, zone);
+    } else if (err[0] == '\0') {
+        abort(); /* every rejection must say why */
+    }
+    msgpack_zone_clear(zone);
+}
+
+/* Re-encodes a decoded non-STATS response the way a node would. */
+static void encode_response(msgpack_sbuffer *sb, const wire_response *r,
+                            char *msg)
+{
+    if (r->has_value) {
+        wire_encode_value_head(sb, r->id, r->value.len);
+        if (r->value.len > 0)
+            msgpack_sbuffer_write(sb, (const char *)r->value.ptr, r->value.len);
+        return;
+    }
+    if (r->message.len > 0) {
+        memcpy(msg, r->message.ptr, r->message.len);
+        msg[r->message.len] = '\0';
+    }
+    wire_encode_status(sb, r->id, r->status, r->message.len ? msg : NULL);
+}
+
+static void round_trip_response(const wire_response *r, msgpack_zone *zone)
+{
+    /* encode_status takes a C string, so a message with a NUL cannot be
+     * re-encoded; STATS names are C strings too. */
+    if (r->nstats > 0 || r->stats ||
+        (r->message.len && memchr(r->message.ptr, 0, r->message.len)))
+        return;
+    char *msg = malloc(r->message.len + 1);
+    if (!msg)
+        abort();
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    encode_response(&sb, r, msg);
+    size_t len;
+    const uint8_t *body = frame_body(&sb, &len);
+    wire_response again;
+    char err[256];
+    if (wire_decode_response(body, len, zone, &again, err, sizeof err) != 0)
+        abort();
+    if (again.id != r->id || again.status != r->status ||
+        again.has_value != r->has_value || !bytes_equal(again.value, r->value) ||
+        !bytes_equal(again.message, r->message))
+        abort();
+    msgpack_sbuffer_destroy(&sb);
+    free(msg);
+}
+
+static void fuzz_response(const uint8_t *data, size_t size, msgpack_zone *zone)
+{
+    wire_response r;
+    char err[256];
+    if (wire_decode_response(data, size, zone, &r, err, sizeof err) != 0) {
+        msgpack_zone_clear(zone);
+        return;
+    }
+    require_within(r.value, data, size);
+    require_within(r.message, data, size);
+    for (size_t i = 0; i < r.nstats; i++) {
+        require_within(r.stats[i].name, data, size);
+        require_within(r.stats[i].str, data, size);
+    }
+    round_trip_response(&r, zone);
+    msgpack_zone_clear(zone);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    msgpack_zone zone;
+    if (!msgpack_zone_init(&zone, MSGPACK_ZONE_CHUNK_SIZE))
+        abort();
+    check_agrees_with_msgpack(data, size, &zone);
+    fuzz_request(data, size, &zone);
+    fuzz_response(data, size, &zone);
+    msgpack_zone_destroy(&zone);
+    return 0;
+}

@@ -1,1 +1,921 @@
-int main(void){return 0;}
+/* Unit tests for proto/wire.c, the client protocol codec: round trips of
+ * every request and response shape, the README's worked example byte for
+ * byte, and rejection of truncated, oversized, hostile and mistyped input
+ * (each rejection before msgpack-c gets a chance to allocate).
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "wire.h"
+
+/* ---- helpers ---- */
+
+static int zone_setup(void **state)
+{
+    *state = msgpack_zone_new(MSGPACK_ZONE_CHUNK_SIZE);
+    return *state ? 0 : -1;
+}
+
+static int zone_teardown(void **state)
+{
+    msgpack_zone_free(*state);
+    return 0;
+}
+
+static wire_bytes bytes_of(const char *s)
+{
+    return (wire_bytes){(const uint8_t *)s, strlen(s)};
+}
+
+/* Parses "00 0a ff" into out; returns the byte count. */
+static size_t unhex(const char *hex, uint8_t *out, size_t cap)
+{
+    size_t n = 0;
+    unsigned v;
+    int used;
+    while (sscanf(hex, " %2x%n", &v, &used) == 1) {
+        assert_true(n < cap);
+        out[n++] = (uint8_t)v;
+        hex += used;
+    }
+    return n;
+}
+
+/* Formats bytes as "00 0a ff", the way proto/README.md shows them. */
+static void tohex(const void *buf, size_t len, char *out, size_t cap)
+{
+    const uint8_t *p = buf;
+    assert_true(cap >= len * 3 + 1);
+    out[0] = '\0';
+    for (size_t i = 0; i < len; i++)
+        out += sprintf(out, "%s%02x", i ? " " : "", p[i]);
+}
+
+/* The body of the one frame in sb, after checking its header. */
+static const uint8_t *only_body(const msgpack_sbuffer *sb, size_t *len)
+{
+    assert_true(sb->size >= WIRE_HEADER_BYTES);
+    *len = sb->size - WIRE_HEADER_BYTES;
+    assert_int_equal(wire_frame_len((const uint8_t *)sb->data), *len);
+    return (const uint8_t *)sb->data + WIRE_HEADER_BYTES;
+}
+
+static void assert_bytes_equal(wire_bytes got, wire_bytes want)
+{
+    assert_int_equal(got.len, want.len);
+    if (want.len > 0)
+        assert_memory_equal(got.ptr, want.ptr, want.len);
+}
+
+static void assert_within(wire_bytes b, const uint8_t *body, size_t len)
+{
+    assert_true(b.ptr >= body && b.ptr + b.len <= body + len);
+}
+
+/* Encodes req, decodes it back and checks every field survived. */
+static void round_trip_request(msgpack_zone *zone, const wire_request *req)
+{
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    wire_encode_request(&sb, req);
+    size_t len;
+    const uint8_t *body = only_body(&sb, &len);
+    wire_request got;
+    uint64_t id = 12345;
+    char err[256] = "";
+    assert_int_equal(wire_decode_request(body, len, zone, &got, &id, err,
+                                         sizeof err), 0);
+    assert_string_equal(err, "");
+    assert_true(id == req->id && got.id == req->id);
+    assert_int_equal(got.op, req->op);
+    assert_bytes_equal(got.key, req->key);
+    assert_bytes_equal(got.value, req->value);
+    assert_true(got.ttl_ms == req->ttl_ms);
+    /* zero copy: msgpack-c's str/bin objects point into the body */
+    if (got.key.len)
+        assert_within(got.key, body, len);
+    if (got.value.len)
+        assert_within(got.value, body, len);
+    msgpack_zone_clear(zone);
+    msgpack_sbuffer_destroy(&sb);
+}
+
+/* Decodes a hex body as a request; returns wire_decode_request's result. */
+static int req_hex(msgpack_zone *zone, const char *hex, uint64_t *id,
+                   char *err, size_t errlen)
+{
+    uint8_t buf[256];
+    size_t n = unhex(hex, buf, sizeof buf);
+    wire_request req;
+    err[0] = '\0';
+    int rc = wire_decode_request(buf, n, zone, &req, id, err, errlen);
+    msgpack_zone_clear(zone);
+    return rc;
+}
+
+/* The request in hex is rejected with exactly this id and message. */
+static void reject_req(msgpack_zone *zone, const char *hex, uint64_t want_id,
+                       const char *want_err)
+{
+    char err[256];
+    uint64_t id = 999;
+    if (req_hex(zone, hex, &id, err, sizeof err) != -1)
+        fail_msg("accepted %s", hex);
+    if (strstr(err, want_err) == NULL)
+        fail_msg("%s: error \"%s\" lacks \"%s\"", hex, err, want_err);
+    assert_true(id == want_id);
+}
+
+/* Decodes a hex body into buf (which *out then points into). */
+static int resp_hex(msgpack_zone *zone, const char *hex, uint8_t buf[256],
+                    wire_response *out, char *err, size_t errlen)
+{
+    size_t n = unhex(hex, buf, 256);
+    err[0] = '\0';
+    return wire_decode_response(buf, n, zone, out, err, errlen);
+}
+
+static void reject_resp(msgpack_zone *zone, const char *hex,
+                        const char *want_err)
+{
+    wire_response r;
+    char err[256];
+    uint8_t buf[256];
+    if (resp_hex(zone, hex, buf, &r, err, sizeof err) != -1)
+        fail_msg("accepted %s", hex);
+    if (strstr(err, want_err) == NULL)
+        fail_msg("%s: error \"%s\" lacks \"%s\"", hex, err, want_err);
+    msgpack_zone_clear(zone);
+}
+
+/* The zone's bookkeeping, to show a rejection allocated nothing. */
+typedef struct zone_mark {
+    size_t free;
+    void *head;
+} zone_mark;
+
+static zone_mark zone_mark_of(const msgpack_zone *z)
+{
+    return (zone_mark){z->chunk_list.free, z->chunk_list.head};
+}
+
+static void assert_zone_untouched(const msgpack_zone *z, zone_mark m)
+{
+    assert_int_equal(z->chunk_list.free, m.free);
+    assert_ptr_equal(z->chunk_list.head, m.head);
+}
+
+/* ---- small functions ---- */
+
+static void test_frame_len(void **state)
+{
+    (void)state;
+    const uint8_t a[4] = {0, 0, 0, 0x11}, b[4] = {0xff, 0xfe, 0x01, 0x00};
+    assert_int_equal(wire_frame_len(a), 17);
+    assert_int_equal(wire_frame_len(b), 0xfffe0100u);
+}
+
+static void test_names(void **state)
+{
+    (void)state;
+    assert_string_equal(wire_op_name(WIRE_OP_GET), "GET");
+    assert_string_equal(wire_op_name(WIRE_OP_PUT), "PUT");
+    assert_string_equal(wire_op_name(WIRE_OP_DEL), "DEL");
+    assert_string_equal(wire_op_name(WIRE_OP_PING), "PING");
+    assert_string_equal(wire_op_name(WIRE_OP_STATS), "STATS");
+    assert_string_equal(wire_op_name((wire_op)99), "UNKNOWN");
+    assert_string_equal(wire_status_name(WIRE_OK), "OK");
+    assert_string_equal(wire_status_name(WIRE_NOT_FOUND), "NOT_FOUND");
+    assert_string_equal(wire_status_name(WIRE_ERR_BAD_REQUEST), "BAD_REQUEST");
+    assert_string_equal(wire_status_name(WIRE_ERR_TOO_LARGE), "TOO_LARGE");
+    assert_string_equal(wire_status_name(WIRE_ERR_UNAVAILABLE), "UNAVAILABLE");
+    assert_string_equal(wire_status_name(WIRE_ERR_TIMEOUT), "TIMEOUT");
+    assert_string_equal(wire_status_name(WIRE_ERR_INTERNAL), "INTERNAL");
+    assert_string_equal(wire_status_name((wire_status)7), "UNKNOWN");
+}
+
+/* ---- request round trips ---- */
+
+static void test_request_round_trips(void **state)
+{
+    char long_key[300];
+    memset(long_key, 'k', sizeof long_key - 1);
+    long_key[sizeof long_key - 1] = '\0';
+    const wire_request reqs[] = {
+        {.id = 1, .op = WIRE_OP_GET, .key = bytes_of("hello")},
+        {.id = 2, .op = WIRE_OP_GET, .key = bytes_of(long_key)}, /* bin 16 */
+        {.id = 3, .op = WIRE_OP_PUT, .key = bytes_of("k"),
+         .value = bytes_of("v")},
+        {.id = 4, .op = WIRE_OP_PUT, .key = bytes_of("k"),
+         .value = bytes_of("v"), .ttl_ms = 60000},
+        {.id = 5, .op = WIRE_OP_PUT, .key = bytes_of("k"),
+         .value = bytes_of("v"), .ttl_ms = UINT64_MAX},
+        {.id = 6, .op = WIRE_OP_DEL, .key = bytes_of("gone")},
+        {.id = 7, .op = WIRE_OP_PING},
+        {.id = 8, .op = WIRE_OP_STATS},
+        {.id = 0, .op = WIRE_OP_PING},
+    };
+    for (size_t i = 0; i < sizeof reqs / sizeof reqs[0]; i++)
+        round_trip_request(*state, &reqs[i]);
+}
+
+static void test_put_empty_value(void **state)
+{
+    wire_request req = {.id = 9, .op = WIRE_OP_PUT, .key = bytes_of("k"),
+                        .value = {NULL, 0}};
+    round_trip_request(*state, &req);
+    req.value = bytes_of("");
+    round_trip_request(*state, &req);
+}
+
+static void test_put_1mib_binary_value(void **state)
+{
+    size_t n = 1 << 20;
+    uint8_t *v = malloc(n);
+    assert_non_null(v);
+    for (size_t i = 0; i < n; i++)
+        v[i] = (uint8_t)(i * 7); /* every 256th byte is NUL */
+    wire_request req = {.id = 10, .op = WIRE_OP_PUT, .key = {v, 3},
+                        .value = {v, n}, .ttl_ms = 5};
+    round_trip_request(*state, &req);
+    free(v);
+}
+
+static void test_max_uint64_id(void **state)
+{
+    wire_request req = {.id = UINT64_MAX, .op = WIRE_OP_GET,
+                        .key = bytes_of("k")};
+    round_trip_request(*state, &req);
+    req = (wire_request){.id = UINT64_MAX, .op = WIRE_OP_PING};
+    round_trip_request(*state, &req);
+}
+
+/* Encoders emit bin for keys and values; a hand-written client may use str,
+ * and msgpack-c reads non-negative int formats as unsigned. */
+static void test_request_encoding_and_lenient_forms(void **state)
+{
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    wire_request req = {.id = 1, .op = WIRE_OP_PUT, .key = bytes_of("k"),
+                        .value = bytes_of("v")};
+    wire_encode_request(&sb, &req);
+    char hex[128];
+    tohex(sb.data, sb.size, hex, sizeof hex);
+    assert_string_equal(hex, "00 00 00 09 94 01 02 c4 01 6b c4 01 76");
+    msgpack_sbuffer_destroy(&sb);
+
+    uint8_t body[] = {0x94, 0xd0, 0x05, 0x02, 0xa1, 'k', 0xa3, 'a', 'b', 'c'};
+    wire_request got;
+    uint64_t id;
+    char err[128];
+    assert_int_equal(wire_decode_request(body, sizeof body, *state, &got, &id,
+                                         err, sizeof err), 0);
+    assert_true(id == 5 && got.id == 5 && got.op == WIRE_OP_PUT);
+    assert_bytes_equal(got.key, bytes_of("k"));
+    assert_bytes_equal(got.value, bytes_of("abc"));
+    assert_ptr_equal(got.key.ptr, body + 5);
+    assert_ptr_equal(got.value.ptr, body + 7);
+}
+
+/* Frames appended one after another (pipelining) each carry their own
+ * length, so a reader can split the stream by headers alone. */
+static void test_pipelined_frames(void **state)
+{
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    wire_request get = {.id = 1, .op = WIRE_OP_GET, .key = bytes_of("a")};
+    wire_request put = {.id = 2, .op = WIRE_OP_PUT, .key = bytes_of("bb"),
+                        .value = bytes_of("ccc")};
+    wire_encode_request(&sb, &get);
+    wire_encode_request(&sb, &put);
+    wire_encode_request(&sb, &get);
+    size_t off = 0, frames = 0;
+    while (off < sb.size) {
+        const uint8_t *p = (const uint8_t *)sb.data + off;
+        uint32_t n = wire_frame_len(p);
+        wire_request got;
+        char err[128];
+        assert_true(off + WIRE_HEADER_BYTES + n <= sb.size);
+        assert_int_equal(wire_decode_request(p + WIRE_HEADER_BYTES, n, *state,
+                                             &got, NULL, err, sizeof err), 0);
+        assert_true(got.id == (frames == 1 ? 2 : 1));
+        off += WIRE_HEADER_BYTES + n;
+        frames++;
+    }
+    assert_int_equal(frames, 3);
+    assert_int_equal(off, sb.size);
+    msgpack_sbuffer_destroy(&sb);
+}
+
+/* ---- response round trips ---- */
+
+static void decode_only_response(msgpack_zone *zone, const msgpack_sbuffer *sb,
+                                 wire_response *r)
+{
+    size_t len;
+    const uint8_t *body = only_body(sb, &len);
+    char err[256] = "";
+    assert_int_equal(wire_decode_response(body, len, zone, r, err, sizeof err),
+                     0);
+    assert_string_equal(err, "");
+}
+
+static void test_status_responses(void **state)
+{
+    const wire_status all[] = {WIRE_OK, WIRE_NOT_FOUND, WIRE_ERR_BAD_REQUEST,
+                               WIRE_ERR_TOO_LARGE, WIRE_ERR_UNAVAILABLE,
+                               WIRE_ERR_TIMEOUT, WIRE_ERR_INTERNAL};
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) {
+        for (int with_msg = 0; with_msg < 2; with_msg++) {
+            if (all[i] == WIRE_OK && with_msg)
+                continue; /* an OK str payload is a value, tested below */
+            msgpack_sbuffer sb;
+            msgpack_sbuffer_init(&sb);
+            const char *msg = with_msg ? "timed out: 1 of 2 acks" : NULL;
+            wire_encode_status(&sb, UINT64_MAX - i, all[i], msg);
+            wire_response r;
+            decode_only_response(*state, &sb, &r);
+            assert_true(r.id == UINT64_MAX - i);
+            assert_int_equal(r.status, all[i]);
+            assert_false(r.has_value);
+            assert_null(r.stats);
+            assert_bytes_equal(r.message, bytes_of(msg ? msg : ""));
+            msgpack_sbuffer_destroy(&sb);
+        }
+    }
+}
+
+static void check_value_response(msgpack_zone *zone, uint64_t id,
+                                 const uint8_t *v, size_t n)
+{
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    wire_encode_value_head(&sb, id, n);
+    if (n > 0)
+        msgpack_sbuffer_write(&sb, (const char *)v, n);
+    wire_response r;
+    decode_only_response(zone, &sb, &r);
+    assert_true(r.id == id);
+    assert_int_equal(r.status, WIRE_OK);
+    assert_true(r.has_value);
+    assert_bytes_equal(r.value, (wire_bytes){v, n});
+    if (n > 0)
+        assert_within(r.value, (const uint8_t *)sb.data, sb.size);
+    msgpack_sbuffer_destroy(&sb);
+}
+
+static void test_value_responses(void **state)
+{
+    check_value_response(*state, 1, (const uint8_t *)"world", 5);
+    check_value_response(*state, UINT64_MAX, NULL, 0);
+    size_t n = 1 << 20;
+    uint8_t *v = calloc(1, n); /* all NUL but a few */
+    assert_non_null(v);
+    v[1] = 1;
+    v[n - 1] = 0xff;
+    check_value_response(*state, 3, v, n);
+    free(v);
+}
+
+static void test_stats_response(void **state)
+{
+    const wire_stat st[] = {
+        {.name = "keys", .is_num = 1, .num = 42},
+        {.name = "node_id", .str = "node1"},
+        {.name = "bytes", .is_num = 1, .num = UINT64_MAX},
+        {.name = "version", .str = ""},
+        {.name = "zero", .is_num = 1, .num = 0},
+    };
+    size_t n = sizeof st / sizeof st[0];
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    wire_encode_stats(&sb, 77, st, n);
+    wire_response r;
+    decode_only_response(*state, &sb, &r);
+    assert_true(r.id == 77 && r.status == WIRE_OK && !r.has_value);
+    assert_int_equal(r.nstats, n);
+    for (size_t i = 0; i < n; i++) {
+        assert_bytes_equal(r.stats[i].name, bytes_of(st[i].name));
+        assert_int_equal(r.stats[i].is_num, st[i].is_num);
+        if (st[i].is_num)
+            assert_true(r.stats[i].num == st[i].num);
+        else
+            assert_bytes_equal(r.stats[i].str, bytes_of(st[i].str));
+    }
+    msgpack_sbuffer_destroy(&sb);
+
+    msgpack_sbuffer_init(&sb);
+    wire_encode_stats(&sb, 78, NULL, 0);
+    decode_only_response(*state, &sb, &r);
+    assert_true(r.id == 78 && r.nstats == 0 && r.stats == NULL);
+    msgpack_sbuffer_destroy(&sb);
+}
+
+static void test_lenient_responses(void **state)
+{
+    wire_response r;
+    char err[128];
+    uint8_t buf[256];
+    assert_int_equal(resp_hex(*state, "93 01 00 a3 61 62 63", buf, &r, err,
+                              sizeof err), 0);
+    assert_true(r.has_value);
+    assert_bytes_equal(r.value, bytes_of("abc"));
+    assert_int_equal(resp_hex(*state, "93 02 01 a2 6e 6f", buf, &r, err,
+                              sizeof err), 0);
+    assert_true(r.status == WIRE_NOT_FOUND && !r.has_value);
+    assert_bytes_equal(r.message, bytes_of("no"));
+    assert_int_equal(resp_hex(*state, "93 03 00 80", buf, &r, err,
+                              sizeof err), 0);
+    assert_true(r.nstats == 0 && !r.has_value);
+}
+
+/* ---- the README's worked example ---- */
+
+/* Pasted from proto/README.md, "Worked example"; the two must match. */
+#define README_PUT \
+    "00 00 00 11 94 01 02 c4 05 68 65 6c 6c 6f c4 05 77 6f 72 6c 64"
+#define README_PUT_OK "00 00 00 03 92 01 00"
+#define README_GET "00 00 00 0a 93 02 01 c4 05 68 65 6c 6c 6f"
+#define README_GET_OK "00 00 00 0a 93 02 00 c4 05 77 6f 72 6c 64"
+
+static void assert_sb_hex(msgpack_sbuffer *sb, const char *want)
+{
+    char hex[256];
+    tohex(sb->data, sb->size, hex, sizeof hex);
+    assert_string_equal(hex, want);
+    sb->size = 0;
+}
+
+static void test_readme_example(void **state)
+{
+    (void)state;
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    wire_request put = {.id = 1, .op = WIRE_OP_PUT, .key = bytes_of("hello"),
+                        .value = bytes_of("world")};
+    wire_encode_request(&sb, &put);
+    assert_sb_hex(&sb, README_PUT);
+    wire_encode_status(&sb, 1, WIRE_OK, NULL);
+    assert_sb_hex(&sb, README_PUT_OK);
+    wire_request get = {.id = 2, .op = WIRE_OP_GET, .key = bytes_of("hello")};
+    wire_encode_request(&sb, &get);
+    assert_sb_hex(&sb, README_GET);
+    wire_encode_value_head(&sb, 2, 5);
+    msgpack_sbuffer_write(&sb, "world", 5);
+    assert_sb_hex(&sb, README_GET_OK);
+    msgpack_sbuffer_destroy(&sb);
+}
+
+/* ---- wire_check and hostile framing ---- */
+
+/* Every strict prefix of a valid body fails every decoder. */
+static void check_prefixes(msgpack_zone *zone, const uint8_t *body, size_t len)
+{
+    char err[256];
+    assert_int_equal(wire_check(body, len, WIRE_MAX_DEPTH, err, sizeof err), 0);
+    for (size_t k = 0; k < len; k++) {
+        wire_request req;
+        wire_response resp;
+        uint64_t id;
+        err[0] = '\0';
+        assert_int_equal(wire_check(body, k, WIRE_MAX_DEPTH, err, sizeof err),
+                         -1);
+        assert_true(strlen(err) > 0);
+        assert_int_equal(wire_decode_request(body, k, zone, &req, &id, err,
+                                             sizeof err), -1);
+        assert_int_equal(wire_decode_response(body, k, zone, &resp, err,
+                                              sizeof err), -1);
+        msgpack_zone_clear(zone);
+    }
+}
+
+static void test_truncated_prefixes(void **state)
+{
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    wire_request put = {.id = 300, .op = WIRE_OP_PUT, .key = bytes_of("key"),
+                        .value = bytes_of("value"), .ttl_ms = 70000};
+    wire_encode_request(&sb, &put);
+    size_t len;
+    const uint8_t *body = only_body(&sb, &len);
+    check_prefixes(*state, body, len);
+    sb.size = 0;
+    const wire_stat st[] = {{.name = "a", .is_num = 1, .num = 1 << 20},
+                            {.name = "b", .str = "xyz"}};
+    wire_encode_stats(&sb, 1, st, 2);
+    body = only_body(&sb, &len);
+    check_prefixes(*state, body, len);
+    sb.size = 0;
+    wire_encode_status(&sb, 5, WIRE_ERR_TIMEOUT, "slow");
+    body = only_body(&sb, &len);
+    check_prefixes(*state, body, len);
+    msgpack_sbuffer_destroy(&sb);
+}
+
+/* A truncated request still echoes its id, so the error reply can too. */
+static void test_malformed_request_echoes_id(void **state)
+{
+    reject_req(*state, "94 07 02 c4 01 6b c4 05 77 6f", 7, "malformed msgpack");
+    reject_req(*state, "93 cd 01 2c 01", 300, "truncated");
+    reject_req(*state, "93 d1 01 2c 01", 300, "truncated");
+    reject_req(*state, "93 d0 ff 01", 0, "truncated");     /* negative id */
+    reject_req(*state, "93 cd 01", 0, "malformed");        /* id cut short */
+    reject_req(*state, "81 07", 0, "malformed");           /* not an array */
+}
+
+static void test_trailing_bytes(void **state)
+{
+    char err[256];
+    const uint8_t body[] = {0x92, 0x01, 0x04, 0x00};
+    assert_int_equal(wire_check(body, sizeof body, WIRE_MAX_DEPTH, err,
+                                sizeof err), -1);
+    assert_string_equal(err, "malformed msgpack: 1 trailing byte after the "
+                        "object ending at offset 3");
+    reject_req(*state, "92 01 04 00", 1, "trailing");
+    reject_req(*state, "92 01 04 92 02 04", 1, "trailing");
+    reject_resp(*state, "92 01 00 c0", "trailing");
+    assert_int_equal(wire_check(body, 0, WIRE_MAX_DEPTH, err, sizeof err), -1);
+    assert_non_null(strstr(err, "empty"));
+}
+
+/* Container and length headers that claim more than the input holds: the
+ * NOTES' 5-byte input made msgpack-c reserve 4.2 GB. */
+static void test_oversized_claims_allocate_nothing(void **state)
+{
+    msgpack_zone *zone = *state;
+    const char *hostile[] = {
+        "dd 09 00 00 00", "dd ff ff ff ff", "df ff ff ff ff", "dc ff ff",
+        "de 00 03 01 02 03 04 05", "93 01 01 dd 7f ff ff ff",
+        "c6 ff ff ff ff", "db ff ff ff ff", "c9 ff ff ff ff 01",
+        "a5 68 69", "d9 10 41 42", "c4 05 00", "da 00 04 41",
+        "d8 01 00", "cf 00 00", "95 01 02 03 04",
+    };
+    for (size_t i = 0; i < sizeof hostile / sizeof hostile[0]; i++) {
+        uint8_t buf[32];
+        size_t n = unhex(hostile[i], buf, sizeof buf);
+        char err[256] = "";
+        zone_mark before = zone_mark_of(zone);
+        assert_int_equal(wire_check(buf, n, WIRE_MAX_DEPTH, err, sizeof err),
+                         -1);
+        if (!strstr(err, "claims") && !strstr(err, "truncated"))
+            fail_msg("%s: unexpected error \"%s\"", hostile[i], err);
+        wire_request req;
+        wire_response resp;
+        assert_int_equal(wire_decode_request(buf, n, zone, &req, NULL, err,
+                                             sizeof err), -1);
+        assert_int_equal(wire_decode_response(buf, n, zone, &resp, err,
+                                              sizeof err), -1);
+        assert_zone_untouched(zone, before);
+    }
+}
+
+static void test_dos_exact_message(void **state)
+{
+    (void)state;
+    const uint8_t dos[] = {0xdd, 0x09, 0x00, 0x00, 0x00};
+    char err[256];
+    assert_int_equal(wire_check(dos, sizeof dos, WIRE_MAX_DEPTH, err,
+                                sizeof err), -1);
+    assert_string_equal(err, "malformed msgpack: array at offset 0 claims "
+                        "150994944 elements but only 0 bytes remain");
+    const uint8_t str[] = {0xa5, 'h', 'i'};
+    assert_int_equal(wire_check(str, sizeof str, WIRE_MAX_DEPTH, err,
+                                sizeof err), -1);
+    assert_string_equal(err, "malformed msgpack: str at offset 0 claims 5 "
+                        "bytes but only 2 remain");
+}
+
+/* A request array may declare only a few elements in total, so even a
+ * well-formed 1 MB array of nils cannot make msgpack-c allocate 24 MB. */
+static void test_request_element_budget(void **state)
+{
+    size_t n = 1 << 20;
+    uint8_t *buf = malloc(n + 8);
+    assert_non_null(buf);
+    buf[0] = 0xdd; /* array 32 of n - 1 elements: id 42, then nils */
+    buf[1] = (uint8_t)((n - 1) >> 24);
+    buf[2] = (uint8_t)((n - 1) >> 16);
+    buf[3] = (uint8_t)((n - 1) >> 8);
+    buf[4] = (uint8_t)(n - 1);
+    buf[5] = 42;
+    memset(buf + 6, 0xc0, n - 2);
+    size_t len = 5 + n - 1;
+    char err[256];
+    assert_int_equal(wire_check(buf, len, WIRE_MAX_DEPTH, err, sizeof err), 0);
+    zone_mark before = zone_mark_of(*state);
+    wire_request req;
+    uint64_t id = 0;
+    assert_int_equal(wire_decode_request(buf, len, *state, &req, &id, err,
+                                         sizeof err), -1);
+    assert_zone_untouched(*state, before);
+    assert_true(id == 42);
+    assert_non_null(strstr(err, "more than 16 msgpack elements"));
+    free(buf);
+    reject_req(*state, "93 07 01 9f 00 00 00 00 00 00 00 00 00 00 00 00 00 00"
+               " 00", 7, "more than 16");
+}
+
+static void test_reserved_byte(void **state)
+{
+    char err[256];
+    const uint8_t body[] = {0x93, 0x01, 0x01, 0xc1};
+    assert_int_equal(wire_check(body, sizeof body, WIRE_MAX_DEPTH, err,
+                                sizeof err), -1);
+    assert_string_equal(err, "malformed msgpack: reserved byte 0xc1 at "
+                        "offset 3");
+    reject_req(*state, "93 01 01 c1", 1, "0xc1");
+    reject_resp(*state, "c1", "0xc1");
+}
+
+/* n arrays, each holding the next; the innermost is empty. */
+static size_t nested(uint8_t *buf, size_t n)
+{
+    for (size_t i = 0; i + 1 < n; i++)
+        buf[i] = 0x91;
+    buf[n - 1] = 0x90;
+    return n;
+}
+
+static void test_nesting_limit(void **state)
+{
+    uint8_t buf[100];
+    char err[256];
+    assert_int_equal(wire_check(buf, nested(buf, 4), 4, err, sizeof err), 0);
+    assert_int_equal(wire_check(buf, nested(buf, 5), 4, err, sizeof err), -1);
+    assert_non_null(strstr(err, "nesting deeper than 4"));
+    assert_int_equal(wire_check(buf, nested(buf, 1), 0, err, sizeof err), -1);
+    const uint8_t scalar = 0x07;
+    assert_int_equal(wire_check(&scalar, 1, 0, err, sizeof err), 0);
+    /* msgpack-c stops at 32 levels, so wire_check does too, whatever the
+     * caller asks (and its recursion stays bounded). */
+    assert_int_equal(wire_check(buf, nested(buf, 32), ~0u, err, sizeof err),
+                     0);
+    size_t off = 0;
+    msgpack_object obj;
+    assert_int_equal(msgpack_unpack((const char *)buf, 32, &off, *state, &obj),
+                     MSGPACK_UNPACK_SUCCESS);
+    assert_int_equal(wire_check(buf, nested(buf, 33), ~0u, err, sizeof err),
+                     -1);
+    assert_int_equal(wire_check(buf, nested(buf, 100), ~0u, err, sizeof err),
+                     -1);
+    reject_req(*state, "93 01 01 91 91 91 91 90", 1, "nesting deeper");
+    reject_resp(*state, "93 01 00 81 a1 78 91 91 91 90", "nesting deeper");
+}
+
+/* A body holding every msgpack type, packed by msgpack-c itself. */
+static void pack_all_types(msgpack_sbuffer *sb, size_t big)
+{
+    static const char blob[70000];
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
+    msgpack_pack_array(&pk, 31);
+    msgpack_pack_nil(&pk);
+    msgpack_pack_true(&pk);
+    msgpack_pack_false(&pk);
+    msgpack_pack_uint64(&pk, 200);
+    msgpack_pack_uint64(&pk, 60000);
+    msgpack_pack_uint64(&pk, 4000000000u);
+    msgpack_pack_uint64(&pk, UINT64_MAX);
+    msgpack_pack_int64(&pk, -5);
+    msgpack_pack_int64(&pk, -100);
+    msgpack_pack_int64(&pk, -30000);
+    msgpack_pack_int64(&pk, -2000000000);
+    msgpack_pack_int64(&pk, INT64_MIN);
+    msgpack_pack_float(&pk, 1.5f);
+    msgpack_pack_double(&pk, 2.5);
+    const size_t lens[] = {10, 100, 300, big};
+    for (size_t i = 0; i < 4; i++)
+        msgpack_pack_str_with_body(&pk, blob, lens[i]);
+    for (size_t i = 0; i < 4; i++)
+        msgpack_pack_bin_with_body(&pk, blob, lens[i]);
+    const size_t ext_lens[] = {1, 2, 4, 8, 16, 3, 300, big};
+    for (size_t i = 0; i < 8; i++)
+        msgpack_pack_ext_with_body(&pk, blob, ext_lens[i], 7);
+    msgpack_pack_map(&pk, 20); /* map 16 */
+    for (int i = 0; i < 20; i++) {
+        msgpack_pack_int64(&pk, i);
+        msgpack_pack_array(&pk, i);
+        for (int j = 0; j < i; j++)
+            msgpack_pack_nil(&pk);
+    }
+}
+
+static void test_check_accepts_every_type(void **state)
+{
+    const size_t bigs[] = {20, 70000};
+    for (size_t b = 0; b < 2; b++) {
+        msgpack_sbuffer sb;
+        msgpack_sbuffer_init(&sb);
+        pack_all_types(&sb, bigs[b]);
+        const uint8_t *body = (const uint8_t *)sb.data;
+        char err[256];
+        assert_int_equal(wire_check(body, sb.size, WIRE_MAX_DEPTH, err,
+                                    sizeof err), 0);
+        size_t off = 0;
+        msgpack_object obj;
+        assert_int_equal(msgpack_unpack(sb.data, sb.size, &off, *state, &obj),
+                         MSGPACK_UNPACK_SUCCESS);
+        assert_int_equal(obj.via.array.size, 31);
+        if (bigs[b] < 100)
+            check_prefixes(*state, body, sb.size);
+        else
+            assert_int_equal(wire_check(body, sb.size - 1, WIRE_MAX_DEPTH, err,
+                                        sizeof err), -1);
+        msgpack_zone_clear(*state);
+        msgpack_sbuffer_destroy(&sb);
+    }
+}
+
+/* ---- request semantics ---- */
+
+static void test_wrong_type_id(void **state)
+{
+    reject_req(*state, "93 a1 31 01 c4 01 6b", 0,
+               "id must be an unsigned integer, got str");
+    reject_req(*state, "93 cb 3f f0 00 00 00 00 00 00 01 c4 01 6b", 0,
+               "id must be an unsigned integer, got float64");
+    reject_req(*state, "92 ca 3f 80 00 00 04", 0, "got float32");
+    reject_req(*state, "92 c0 04", 0, "got nil");
+    reject_req(*state, "92 c3 04", 0, "got bool");
+    reject_req(*state, "92 c4 01 01 04", 0, "got bin");
+    reject_req(*state, "92 91 01 04", 0, "got array");
+    reject_req(*state, "92 80 04", 0, "got map");
+    reject_req(*state, "92 d4 01 00 04", 0, "got ext");
+}
+
+static void test_negative_id(void **state)
+{
+    reject_req(*state, "92 ff 04", 0, "id must be an unsigned integer, got "
+               "negative int");
+    reject_req(*state, "92 d0 80 04", 0, "got negative int");
+    reject_req(*state, "92 d3 ff ff ff ff ff ff ff ff 04", 0,
+               "got negative int");
+}
+
+static void test_wrong_type_op(void **state)
+{
+    reject_req(*state, "92 07 a3 47 45 54", 7,
+               "op must be an unsigned integer (1 GET, 2 PUT, 3 DEL, 4 PING, "
+               "5 STATS), got str");
+    reject_req(*state, "92 07 ff", 7, "got negative int");
+    reject_req(*state, "92 07 c0", 7, "got nil");
+    reject_req(*state, "92 07 c2", 7, "got bool");
+    reject_req(*state, "92 07 cb 3f f0 00 00 00 00 00 00", 7, "got float64");
+}
+
+static void test_unknown_op(void **state)
+{
+    const char *want = "; expected 1 GET, 2 PUT, 3 DEL, 4 PING or 5 STATS";
+    char msg[128];
+    reject_req(*state, "92 07 00", 7, "unknown op 0");
+    reject_req(*state, "92 07 06", 7, "unknown op 6");
+    snprintf(msg, sizeof msg, "unknown op 1000%s", want);
+    reject_req(*state, "92 07 cd 03 e8", 7, msg);
+    reject_req(*state, "93 07 cf ff ff ff ff ff ff ff ff c4 01 6b", 7,
+               "unknown op 18446744073709551615");
+}
+
+static void test_wrong_type_key(void **state)
+{
+    reject_req(*state, "93 07 01 80", 7, "key must be bin or str, got map");
+    reject_req(*state, "93 07 01 05", 7, "key must be bin or str, got uint");
+    reject_req(*state, "93 07 01 c0", 7, "got nil");
+    reject_req(*state, "93 07 01 90", 7, "got array");
+    reject_req(*state, "93 07 01 c3", 7, "got bool");
+    reject_req(*state, "93 07 01 ca 00 00 00 00", 7, "got float32");
+    reject_req(*state, "93 07 01 d4 01 00", 7, "got ext");
+    reject_req(*state, "93 07 01 f0", 7, "got negative int");
+    reject_req(*state, "93 07 03 80", 7, "key must be bin or str, got map");
+    reject_req(*state, "94 07 02 05 c4 00", 7, "key must be bin or str");
+}
+
+static void test_wrong_type_value_and_ttl(void **state)
+{
+    reject_req(*state, "94 07 02 c4 01 6b 05", 7,
+               "value must be bin or str, got uint");
+    reject_req(*state, "94 07 02 c4 01 6b c0", 7, "got nil");
+    reject_req(*state, "94 07 02 c4 01 6b 80", 7, "got map");
+    reject_req(*state, "94 07 02 c4 01 6b 90", 7, "got array");
+    reject_req(*state, "95 07 02 c4 01 6b c4 00 a1 31", 7,
+               "ttl_ms must be an unsigned integer (milliseconds, 0 = no "
+               "expiry), got str");
+    reject_req(*state, "95 07 02 c4 01 6b c4 00 ff", 7, "got negative int");
+    reject_req(*state, "95 07 02 c4 01 6b c4 00 ca 00 00 00 00", 7,
+               "got float32");
+    reject_req(*state, "95 07 02 c4 01 6b c4 00 c0", 7, "got nil");
+}
+
+static void test_wrong_element_counts(void **state)
+{
+    reject_req(*state, "93 07 02 c4 01 6b", 7,
+               "PUT expects [id, 2, key, value] or [id, 2, key, value, "
+               "ttl_ms]; got 3 elements");
+    reject_req(*state, "96 07 02 c4 01 6b c4 00 00 00", 7, "got 6 elements");
+    reject_req(*state, "92 07 01", 7,
+               "GET expects [id, 1, key]; got 2 elements");
+    reject_req(*state, "94 07 01 c4 01 6b c0", 7, "got 4 elements");
+    reject_req(*state, "92 07 03", 7, "DEL expects [id, 3, key]; got 2");
+    reject_req(*state, "94 07 03 c4 01 6b c0", 7, "got 4 elements");
+    reject_req(*state, "93 07 04 c0", 7, "PING expects [id, 4]; got 3 "
+               "elements");
+    reject_req(*state, "93 07 05 c0", 7, "STATS expects [id, 5]; got 3");
+    reject_req(*state, "91 07", 7, "request must be [id, op, ...]; got 1 "
+               "element");
+    reject_req(*state, "90", 0, "got an empty array");
+}
+
+static void test_empty_key(void **state)
+{
+    reject_req(*state, "93 07 01 c4 00", 7, "key must not be empty");
+    reject_req(*state, "93 07 01 a0", 7, "key must not be empty");
+    reject_req(*state, "93 07 03 c4 00", 7, "key must not be empty");
+    reject_req(*state, "94 07 02 c4 00 c4 00", 7, "key must not be empty");
+}
+
+static void test_non_array_body(void **state)
+{
+    reject_req(*state, "80", 0, "request must be a msgpack array [id, op, "
+               "...], got map");
+    reject_req(*state, "81 01 04", 0, "got map");
+    reject_req(*state, "07", 0, "got uint");
+    reject_req(*state, "a1 78", 0, "got str");
+    reject_req(*state, "c0", 0, "got nil");
+    reject_req(*state, "c4 00", 0, "got bin");
+    reject_req(*state, "", 0, "empty");
+}
+
+/* ---- response semantics ---- */
+
+static void test_response_rejections(void **state)
+{
+    reject_resp(*state, "80", "response must be a msgpack array");
+    reject_resp(*state, "91 01", "response must be [id, status] or [id, "
+                "status, payload]; got 1 element");
+    reject_resp(*state, "94 01 00 c0 c0", "got 4 elements");
+    reject_resp(*state, "92 a1 31 00", "response id must be an unsigned "
+                "integer, got str");
+    reject_resp(*state, "92 ff 00", "got negative int");
+    reject_resp(*state, "92 01 a1 30", "status must be an unsigned integer, "
+                "got str");
+    reject_resp(*state, "92 01 07", "unknown status 7");
+    reject_resp(*state, "93 01 00 c0", "OK payload must be bin, str or map, "
+                "got nil");
+    reject_resp(*state, "93 01 00 90", "got array");
+    reject_resp(*state, "93 01 02 c4 01 78", "BAD_REQUEST payload must be a "
+                "str message, got bin");
+    reject_resp(*state, "93 01 01 05", "NOT_FOUND payload must be a str");
+    reject_resp(*state, "93 01 00 81 01 01", "stats name must be str, got "
+                "uint");
+    reject_resp(*state, "93 01 00 81 a1 78 ca 00 00 00 00",
+                "stats value for \"x\" must be uint or str, got float32");
+    reject_resp(*state, "93 01 00 81 a1 78 ff", "got negative int");
+    reject_resp(*state, "93 01 00 81 a1 78 c4 00", "got bin");
+}
+
+#define ZT(f) cmocka_unit_test_setup_teardown(f, zone_setup, zone_teardown)
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        ZT(test_frame_len),
+        ZT(test_names),
+        ZT(test_request_round_trips),
+        ZT(test_put_empty_value),
+        ZT(test_put_1mib_binary_value),
+        ZT(test_max_uint64_id),
+        ZT(test_request_encoding_and_lenient_forms),
+        ZT(test_pipelined_frames),
+        ZT(test_status_responses),
+        ZT(test_value_responses),
+        ZT(test_stats_response),
+        ZT(test_lenient_responses),
+        ZT(test_readme_example),
+        ZT(test_truncated_prefixes),
+        ZT(test_malformed_request_echoes_id),
+        ZT(test_trailing_bytes),
+        ZT(test_oversized_claims_allocate_nothing),
+        ZT(test_dos_exact_message),
+        ZT(test_request_element_budget),
+        ZT(test_reserved_byte),
+        ZT(test_nesting_limit),
+        ZT(test_check_accepts_every_type),
+        ZT(test_wrong_type_id),
+        ZT(test_negative_id),
+        ZT(test_wrong_type_op),
+        ZT(test_unknown_op),
+        ZT(test_wrong_type_key),
+        ZT(test_wrong_type_value_and_ttl),
+        ZT(test_wrong_element_counts),
+        ZT(test_empty_key),
+        ZT(test_non_array_body),
+        ZT(test_response_rejections),
+    };
+    return cmocka_run_group_tests_name("wire", tests, NULL, NULL);
+}
