@@ -1,1 +1,814 @@
-/* placeholder until the module lands */
+/* store: a node's durable storage over LMDB; the contract is in store.h.
+ *
+ * One LMDB environment with two named databases: "data" (records, keyed by
+ * ring token then key) and "meta" (the NodeMeta protobuf under "node"). The
+ * writes of one batch share a write txn, the reads a reset-and-renewed snapshot.
+ */
+
+/* Data key: token (XXH3-64, u64 big-endian) followed by the user key when
+ * 8 + klen <= mdb_env_get_maxkeysize() (511 in Debian's build); otherwise the
+ * token followed by the key's XXH3-128 in canonical (big-endian) form, 24
+ * bytes in all, with the full key kept in the record and compared on read.
+ *
+ * Record value, format 1 (integers big-endian):
+ *   [0]        u8   format, 1
+ *   [1]        u8   flags: bit0 tombstone, bit1 long key stored inline; rest 0
+ *   [2..9]     u64  hlc
+ *   [10..17]   u64  expires_ms, wall-clock ms, 0 = never
+ *   [18]       u8   origin length n, at most STORE_ORIGIN_MAX, no NUL bytes
+ *   [19..]     n    origin node id
+ *   if bit1:   u32  key length m, then m key bytes
+ *   the rest        value bytes (none in a tombstone)
+ */
+#include "store.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <lmdb.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <xxhash.h>
+
+#include "hlc.h"
+#include "log.h"
+#include "ringkv.pb-c.h"
+
+#define REC_FORMAT 1
+#define REC_TOMBSTONE 0x01
+#define REC_LONGKEY 0x02
+#define REC_HDR 19
+#define TOKEN_LEN 8
+#define HASH_LEN 16
+#define META_FORMAT 1
+#define META_KEY "node"
+
+struct store {
+    MDB_env *env;
+    MDB_dbi data, meta;
+    size_t map_size; /* as LMDB applied it, for messages */
+    size_t maxkey;   /* LMDB's largest key */
+    store_fsync fsync;
+
+    MDB_txn *wtxn; /* this batch's write txn, begun by its first write */
+    MDB_txn *rtxn; /* read snapshot, reset between batches, never freed early */
+    bool rtxn_live;
+    bool dirty;
+
+    /* Committed state. The batch's deltas are applied only when it commits,
+     * so a discarded batch leaves the counters as they were. */
+    char node_id[STORE_ORIGIN_MAX + 1];
+    uint64_t incarnation, max_hlc;
+    uint64_t records, tombstones, commits, purged;
+    uint64_t batch_max_hlc, batch_purged;
+    int64_t batch_tombstones;
+
+    uint8_t *kbuf;      /* the data key being built, maxkey bytes */
+    uint8_t *sweep_key; /* the last key the sweep visited, maxkey bytes */
+    size_t sweep_klen;
+    bool sweep_at; /* false: the next sweep starts at the first key */
+
+    bool syncer_on, syncer_stop;
+    pthread_t syncer;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+};
+
+/* A parsed record; pointers are into LMDB memory. */
+typedef struct rec {
+    uint8_t flags;
+    uint64_t hlc, expires_ms;
+    const char *origin;
+    size_t olen;
+    const uint8_t *key; /* only with REC_LONGKEY */
+    size_t klen;
+    const uint8_t *val;
+    size_t vlen;
+} rec;
+
+__attribute__((format(printf, 3, 4)))
+static void set_err(char *err, size_t errlen, const char *fmt, ...)
+{
+    va_list ap;
+    if (!err || !errlen)
+        return;
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+}
+
+/* n-byte big-endian integers. */
+static void put_be(uint8_t *p, uint64_t v, int n)
+{
+    for (int i = n - 1; i >= 0; i--, v >>= 8)
+        p[i] = (uint8_t)v;
+}
+
+static uint64_t get_be(const uint8_t *p, int n)
+{
+    uint64_t v = 0;
+    for (int i = 0; i < n; i++)
+        v = v << 8 | p[i];
+    return v;
+}
+
+/* Maps an LMDB or system error to a result, with a message naming the step. */
+static store_result mdb_result(const store *s, int rc, const char *what,
+                               char *err, size_t errlen)
+{
+    if (rc == MDB_MAP_FULL) {
+        set_err(err, errlen, "storage full: map_size of %zu bytes reached "
+                "(raise [storage] map_size)", s->map_size);
+        return STORE_ERR_FULL;
+    }
+    if (rc == ENOSPC || rc == EDQUOT) {
+        set_err(err, errlen, "disk full while %s: %s", what, strerror(rc));
+        return STORE_ERR_FULL;
+    }
+    set_err(err, errlen, "storage error while %s: %s", what, mdb_strerror(rc));
+    return STORE_ERR_IO;
+}
+
+/* Drops the batch: its writes and its counter deltas. */
+static void batch_discard(store *s)
+{
+    if (s->wtxn)
+        mdb_txn_abort(s->wtxn);
+    s->wtxn = NULL, s->dirty = false;
+    s->batch_max_hlc = s->batch_purged = 0, s->batch_tombstones = 0;
+}
+
+static store_result batch_begin(store *s, char *err, size_t errlen)
+{
+    int rc = s->wtxn ? 0 : mdb_txn_begin(s->env, NULL, 0, &s->wtxn);
+    return rc ? mdb_result(s, rc, "beginning a write", err, errlen) : STORE_OK;
+}
+
+/* The batch's read snapshot: renewed rather than re-created, which keeps
+ * its reader slot and allocation across batches. */
+static store_result snapshot(store *s, char *err, size_t errlen)
+{
+    int rc;
+    if (s->rtxn_live)
+        return STORE_OK;
+    rc = s->rtxn ? mdb_txn_renew(s->rtxn)
+                 : mdb_txn_begin(s->env, NULL, MDB_RDONLY, &s->rtxn);
+    if (rc != 0)
+        return mdb_result(s, rc, "beginning a read", err, errlen);
+    s->rtxn_live = true;
+    return STORE_OK;
+}
+
+/* Builds key's LMDB key in s->kbuf and returns its length. */
+static size_t data_key(store *s, const void *key, size_t klen, bool *longk)
+{
+    XXH128_canonical_t h;
+    put_be(s->kbuf, store_token(key, klen), 8);
+    *longk = TOKEN_LEN + klen > s->maxkey;
+    if (!*longk) {
+        memcpy(s->kbuf + TOKEN_LEN, key, klen);
+        return TOKEN_LEN + klen;
+    }
+    XXH128_canonicalFromHash(&h, XXH3_128bits(key, klen));
+    memcpy(s->kbuf + TOKEN_LEN, h.digest, HASH_LEN);
+    return TOKEN_LEN + HASH_LEN;
+}
+
+/* Returns NULL, or what is wrong with the record. */
+static const char *rec_parse(const MDB_val *v, rec *r)
+{
+    const uint8_t *p = v->mv_data;
+    size_t n = v->mv_size, off;
+    if (n < REC_HDR)
+        return "shorter than a record header";
+    if (p[0] != REC_FORMAT)
+        return "unknown record format";
+    r->flags = p[1];
+    if (r->flags & ~(REC_TOMBSTONE | REC_LONGKEY))
+        return "unknown flags";
+    r->hlc = get_be(p + 2, 8), r->expires_ms = get_be(p + 10, 8);
+    r->origin = (const char *)p + REC_HDR, r->olen = p[18];
+    if (r->olen > STORE_ORIGIN_MAX || n - REC_HDR < r->olen)
+        return "bad origin length";
+    if (memchr(r->origin, 0, r->olen))
+        return "NUL byte in origin";
+    off = REC_HDR + r->olen;
+    r->key = NULL, r->klen = 0;
+    if (r->flags & REC_LONGKEY) {
+        if (n - off < 4 || n - off - 4 < (r->klen = (size_t)get_be(p + off, 4)))
+            return "truncated key";
+        r->key = p + off + 4;
+        off += 4 + r->klen;
+    }
+    r->val = p + off, r->vlen = n - off;
+    if ((r->flags & REC_TOMBSTONE) && r->vlen)
+        return "tombstone with a value";
+    return NULL;
+}
+
+/* Whether the record found under key's LMDB key is really key's: short keys
+ * are the LMDB key itself; long ones share it with any key of equal hashes. */
+static bool rec_is_key(const rec *r, bool longk, const void *key, size_t klen)
+{
+    if (!longk)
+        return !(r->flags & REC_LONGKEY);
+    return (r->flags & REC_LONGKEY) && r->klen == klen &&
+           memcmp(r->key, key, klen) == 0;
+}
+
+/* <0, 0, >0 as the record's version is older, equal, newer than v. Origins
+ * hold no NUL, so this orders them as strcmp does. */
+static int rec_version_cmp(const rec *r, const store_version *v)
+{
+    size_t vlen = strlen(v->origin);
+    int c;
+    if (r->hlc != v->hlc)
+        return r->hlc < v->hlc ? -1 : 1;
+    c = memcmp(r->origin, v->origin, r->olen < vlen ? r->olen : vlen);
+    if (c)
+        return c;
+    return r->olen < vlen ? -1 : r->olen > vlen;
+}
+
+static store_result corrupt(const store *s, const char *why, char *err,
+                            size_t errlen)
+{
+    set_err(err, errlen, "corrupt record (token %016llx): %s",
+            (unsigned long long)get_be(s->kbuf, 8), why);
+    return STORE_ERR_IO;
+}
+
+static int meta_write(store *s, MDB_txn *txn, uint64_t max_hlc)
+{
+    Ringkv__NodeMeta m = RINGKV__NODE_META__INIT;
+    MDB_val k = {.mv_size = sizeof META_KEY - 1, .mv_data = META_KEY}, v;
+    int rc;
+
+    m.format = META_FORMAT, m.node_id = s->node_id;
+    m.max_hlc = max_hlc, m.incarnation = s->incarnation;
+    v.mv_size = ringkv__node_meta__get_packed_size(&m);
+    if ((rc = mdb_put(txn, s->meta, &k, &v, MDB_RESERVE)) == 0)
+        ringkv__node_meta__pack(&m, v.mv_data);
+    return rc;
+}
+
+static int meta_load(store *s, MDB_txn *txn, const char *dir, char *err,
+                     size_t errlen)
+{
+    MDB_val k = {.mv_size = sizeof META_KEY - 1, .mv_data = META_KEY}, v;
+    Ringkv__NodeMeta *m;
+    int rc = mdb_get(txn, s->meta, &k, &v);
+
+    if (rc == MDB_NOTFOUND)
+        return 0; /* a fresh store */
+    if (rc != 0) {
+        mdb_result(s, rc, "reading node metadata", err, errlen);
+        return -1;
+    }
+    m = ringkv__node_meta__unpack(NULL, v.mv_size, v.mv_data);
+    rc = -1;
+    if (!m || strlen(m->node_id) > STORE_ORIGIN_MAX)
+        set_err(err, errlen, "%s: node metadata record is corrupt", dir);
+    else if (m->format != META_FORMAT)
+        set_err(err, errlen, "%s: storage format %u is not supported (this "
+                "build reads format %d)", dir, m->format, META_FORMAT);
+    else {
+        strcpy(s->node_id, m->node_id);
+        s->max_hlc = m->max_hlc, s->incarnation = m->incarnation;
+        rc = 0;
+    }
+    ringkv__node_meta__free_unpacked(m, NULL);
+    return rc;
+}
+
+/* One full scan at open; the count is maintained from then on. Records too
+ * damaged to tell are left for store_get to report. */
+static int count_tombstones(store *s, MDB_txn *txn)
+{
+    MDB_cursor *c;
+    MDB_val k, v;
+    uint64_t n = 0;
+    rec r;
+    int rc;
+
+    if ((rc = mdb_cursor_open(txn, s->data, &c)) != 0)
+        return rc;
+    for (rc = mdb_cursor_get(c, &k, &v, MDB_FIRST); rc == 0;
+         rc = mdb_cursor_get(c, &k, &v, MDB_NEXT))
+        n += !rec_parse(&v, &r) && (r.flags & REC_TOMBSTONE);
+    mdb_cursor_close(c);
+    if (rc != MDB_NOTFOUND)
+        return rc;
+    s->tombstones = n;
+    return 0;
+}
+
+/* mkdir -p; the leaf gets 0700, since it holds every value of the node. */
+static int make_dirs(const char *dir, char *err, size_t errlen)
+{
+    char path[PATH_MAX];
+    size_t n = strlen(dir);
+    struct stat st;
+
+    if (n == 0 || n >= sizeof path) {
+        set_err(err, errlen, "storage dir \"%s\": bad path", dir);
+        return -1;
+    }
+    memcpy(path, dir, n + 1);
+    while (n > 1 && path[n - 1] == '/')
+        path[--n] = '\0';
+    for (char *p = path + 1; *p; p++) {
+        if (*p != '/')
+            continue;
+        *p = '\0';
+        if (mkdir(path, 0755) != 0 && errno != EEXIST)
+            goto fail;
+        *p = '/';
+    }
+    if (mkdir(path, 0700) != 0 && errno != EEXIST)
+        goto fail;
+    if (stat(path, &st) != 0)
+        goto fail;
+    if (!S_ISDIR(st.st_mode)) {
+        set_err(err, errlen, "storage dir %s: not a directory", path);
+        return -1;
+    }
+    return 0;
+fail:
+    set_err(err, errlen, "storage dir %s: %s", path, strerror(errno));
+    return -1;
+}
+
+/* The `everysec` syncer: the only code off the event-loop thread. It touches
+ * nothing but the env (mdb_env_sync is safe beside a writer) and the stop
+ * flag under mu; the condvar lets store_close stop it without waiting. */
+static void *syncer_main(void *arg)
+{
+    store *s = arg;
+    struct timespec deadline;
+    int rc;
+
+    pthread_mutex_lock(&s->mu);
+    while (!s->syncer_stop) {
+        clock_gettime(CLOCK_MONOTONIC, &deadline);
+        deadline.tv_sec += 1;
+        rc = 0;
+        while (!s->syncer_stop && rc != ETIMEDOUT)
+            rc = pthread_cond_timedwait(&s->cv, &s->mu, &deadline);
+        if (s->syncer_stop)
+            break;
+        pthread_mutex_unlock(&s->mu);
+        if ((rc = mdb_env_sync(s->env, 1)) != 0)
+            log_error("store: background fsync failed: %s", mdb_strerror(rc));
+        pthread_mutex_lock(&s->mu);
+    }
+    pthread_mutex_unlock(&s->mu);
+    return NULL;
+}
+
+static int syncer_start(store *s, char *err, size_t errlen)
+{
+    pthread_condattr_t ca;
+    int rc;
+
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_mutex_init(&s->mu, NULL);
+    pthread_cond_init(&s->cv, &ca);
+    pthread_condattr_destroy(&ca);
+    if ((rc = pthread_create(&s->syncer, NULL, syncer_main, s)) != 0) {
+        pthread_cond_destroy(&s->cv);
+        pthread_mutex_destroy(&s->mu);
+        set_err(err, errlen, "cannot start the fsync thread: %s", strerror(rc));
+        return -1;
+    }
+    s->syncer_on = true;
+    return 0;
+}
+
+store *store_open(const store_options *opts, char *err, size_t errlen)
+{
+    store *s = calloc(1, sizeof *s);
+    MDB_txn *txn = NULL;
+    MDB_envinfo info;
+    MDB_stat st;
+    unsigned flags = MDB_NOTLS;
+    int rc, dead;
+
+    if (!s) {
+        set_err(err, errlen, "out of memory");
+        return NULL;
+    }
+    if (!opts || !opts->dir) {
+        set_err(err, errlen, "storage dir not set");
+        goto fail;
+    }
+    if (make_dirs(opts->dir, err, errlen) != 0)
+        goto fail;
+    s->fsync = opts->fsync;
+    if (s->fsync != STORE_FSYNC_ALWAYS)
+        flags |= MDB_NOSYNC; /* synced by the syncer thread or at close */
+    if ((rc = mdb_env_create(&s->env)) != 0) {
+        s->env = NULL;
+        goto fail_mdb;
+    }
+    /* map_size 0 keeps LMDB's choice: the existing file's size, or 1 MiB. */
+    if ((rc = mdb_env_set_maxdbs(s->env, 4)) != 0 ||
+        (rc = mdb_env_set_mapsize(s->env, opts->map_size)) != 0 ||
+        (rc = mdb_env_open(s->env, opts->dir, flags, 0600)) != 0)
+        goto fail_mdb;
+    /* A process killed while reading leaves its reader slot behind, and a
+     * stale slot pins old pages forever. */
+    mdb_reader_check(s->env, &dead);
+    mdb_env_info(s->env, &info);
+    s->map_size = info.me_mapsize;
+    s->maxkey = (size_t)mdb_env_get_maxkeysize(s->env);
+    if (!(s->kbuf = malloc(2 * s->maxkey))) {
+        set_err(err, errlen, "out of memory");
+        goto fail;
+    }
+    s->sweep_key = s->kbuf + s->maxkey;
+
+    if ((rc = mdb_txn_begin(s->env, NULL, 0, &txn)) != 0 ||
+        (rc = mdb_dbi_open(txn, "data", MDB_CREATE, &s->data)) != 0 ||
+        (rc = mdb_dbi_open(txn, "meta", MDB_CREATE, &s->meta)) != 0)
+        goto fail_mdb;
+    if (meta_load(s, txn, opts->dir, err, errlen) != 0)
+        goto fail;
+    s->incarnation++;
+    if ((rc = meta_write(s, txn, s->max_hlc)) != 0 ||
+        (rc = count_tombstones(s, txn)) != 0 ||
+        (rc = mdb_stat(txn, s->data, &st)) != 0)
+        goto fail_mdb;
+    s->records = st.ms_entries;
+    rc = mdb_txn_commit(txn);
+    txn = NULL;
+    /* Gossip relies on a new incarnation surviving a crash, whatever fsync. */
+    if (rc != 0 || (rc = mdb_env_sync(s->env, 1)) != 0)
+        goto fail_mdb;
+    if (s->fsync == STORE_FSYNC_EVERYSEC && syncer_start(s, err, errlen) != 0)
+        goto fail;
+    return s;
+
+fail_mdb:
+    {
+        char why[200];
+        mdb_result(s, rc, "opening", why, sizeof why);
+        set_err(err, errlen, "%s: %s", opts->dir, why);
+    }
+fail:
+    if (txn)
+        mdb_txn_abort(txn);
+    if (s->env)
+        mdb_env_close(s->env);
+    free(s->kbuf);
+    free(s);
+    return NULL;
+}
+
+void store_close(store *s)
+{
+    char err[256];
+    int rc;
+    if (!s)
+        return;
+    if (store_commit(s, err, sizeof err) != STORE_OK)
+        log_error("store: commit at close failed: %s", err);
+    if (s->syncer_on) {
+        pthread_mutex_lock(&s->mu);
+        s->syncer_stop = true;
+        pthread_cond_signal(&s->cv);
+        pthread_mutex_unlock(&s->mu);
+        pthread_join(s->syncer, NULL);
+        pthread_cond_destroy(&s->cv);
+        pthread_mutex_destroy(&s->mu);
+    }
+    if (s->rtxn)
+        mdb_txn_abort(s->rtxn);
+    if ((rc = mdb_env_sync(s->env, 1)) != 0)
+        log_error("store: fsync at close failed: %s", mdb_strerror(rc));
+    mdb_env_close(s->env);
+    free(s->kbuf);
+    free(s);
+}
+
+store_result store_get(store *s, const void *key, size_t klen, uint64_t now_ms,
+                       store_record *out, char *err, size_t errlen)
+{
+    MDB_txn *txn = s->wtxn;
+    MDB_val k, v;
+    store_result res;
+    const char *why;
+    bool longk;
+    rec r;
+    int rc;
+
+    memset(out, 0, sizeof *out);
+    if (klen == 0)
+        return STORE_NOT_FOUND;
+    if (!txn) {
+        if ((res = snapshot(s, err, errlen)) != STORE_OK)
+            return res;
+        txn = s->rtxn;
+    }
+    k.mv_size = data_key(s, key, klen, &longk);
+    k.mv_data = s->kbuf;
+    if ((rc = mdb_get(txn, s->data, &k, &v)) == MDB_NOTFOUND)
+        return STORE_NOT_FOUND;
+    if (rc != 0)
+        return mdb_result(s, rc, "reading", err, errlen);
+    if ((why = rec_parse(&v, &r)) != NULL)
+        return corrupt(s, why, err, errlen);
+    if (!rec_is_key(&r, longk, key, klen))
+        return STORE_NOT_FOUND; /* another key with the same hashes */
+    *out = (store_record){.version.hlc = r.hlc, .tombstone = r.flags & REC_TOMBSTONE,
+                          .expires_ms = r.expires_ms, .value = r.val, .value_len = r.vlen};
+    memcpy(out->version.origin, r.origin, r.olen);
+    if (out->tombstone || (r.expires_ms != 0 && r.expires_ms <= now_ms))
+        return STORE_NOT_FOUND;
+    return STORE_OK;
+}
+
+/* store_put and store_del: last-write-wins against the stored version, then
+ * one record written in place through MDB_RESERVE. */
+static store_result apply(store *s, const void *key, size_t klen,
+                          const void *value, size_t vlen, uint64_t expires_ms,
+                          const store_version *ver, bool tomb, char *err,
+                          size_t errlen)
+{
+    size_t olen = strnlen(ver->origin, sizeof ver->origin);
+    bool longk, had = false, was_tomb = false;
+    store_result res = STORE_ERR_IO;
+    const char *why;
+    MDB_val k, v;
+    uint8_t *p;
+    rec r;
+    int rc;
+
+    if (klen == 0 || klen > UINT32_MAX || olen > STORE_ORIGIN_MAX) {
+        set_err(err, errlen, klen ? "key or origin too long" : "empty key");
+        goto fail;
+    }
+    if ((res = batch_begin(s, err, errlen)) != STORE_OK)
+        goto fail;
+    k.mv_size = data_key(s, key, klen, &longk);
+    k.mv_data = s->kbuf;
+    if ((rc = mdb_get(s->wtxn, s->data, &k, &v)) == 0) {
+        res = STORE_ERR_IO;
+        if ((why = rec_parse(&v, &r)) != NULL) {
+            corrupt(s, why, err, errlen);
+            goto fail;
+        }
+        if (!rec_is_key(&r, longk, key, klen)) {
+            /* Overwriting would silently lose the other key. */
+            set_err(err, errlen, "key hash collision (token %016llx) with a "
+                    "different stored key; not written",
+                    (unsigned long long)get_be(s->kbuf, 8));
+            goto fail;
+        }
+        if (rec_version_cmp(&r, ver) >= 0)
+            return STORE_STALE;
+        had = true;
+        was_tomb = r.flags & REC_TOMBSTONE;
+    } else if (rc != MDB_NOTFOUND) {
+        res = mdb_result(s, rc, "reading", err, errlen);
+        goto fail;
+    }
+
+    v.mv_size = REC_HDR + olen + (longk ? 4 + klen : 0) + vlen;
+    if ((rc = mdb_put(s->wtxn, s->data, &k, &v, MDB_RESERVE)) != 0) {
+        res = mdb_result(s, rc, "writing", err, errlen);
+        goto fail;
+    }
+    p = v.mv_data;
+    p[0] = REC_FORMAT;
+    p[1] = (tomb ? REC_TOMBSTONE : 0) | (longk ? REC_LONGKEY : 0);
+    put_be(p + 2, ver->hlc, 8);
+    put_be(p + 10, expires_ms, 8);
+    p[18] = (uint8_t)olen;
+    memcpy(p + REC_HDR, ver->origin, olen);
+    p += REC_HDR + olen;
+    if (longk) {
+        put_be(p, klen, 4);
+        memcpy(p + 4, key, klen);
+        p += 4 + klen;
+    }
+    if (vlen)
+        memcpy(p, value, vlen);
+
+    if (tomb && !was_tomb)
+        s->batch_tombstones++;
+    else if (!tomb && had && was_tomb)
+        s->batch_tombstones--;
+    if (ver->hlc > s->batch_max_hlc)
+        s->batch_max_hlc = ver->hlc;
+    s->dirty = true;
+    return STORE_OK;
+
+fail:
+    batch_discard(s);
+    return res;
+}
+
+store_result store_put(store *s, const void *key, size_t klen,
+                       const void *value, size_t vlen, uint64_t expires_ms,
+                       const store_version *ver, char *err, size_t errlen)
+{
+    return apply(s, key, klen, value, vlen, expires_ms, ver, false, err, errlen);
+}
+
+store_result store_del(store *s, const void *key, size_t klen,
+                       const store_version *ver, char *err, size_t errlen)
+{
+    return apply(s, key, klen, NULL, 0, 0, ver, true, err, errlen);
+}
+
+bool store_batch_dirty(const store *s) { return s->dirty; }
+
+store_result store_commit(store *s, char *err, size_t errlen)
+{
+    uint64_t max = store_max_hlc(s);
+    store_result res;
+    MDB_stat st;
+    int rc;
+
+    if (s->rtxn_live) {
+        mdb_txn_reset(s->rtxn);
+        s->rtxn_live = false;
+    }
+    if (!s->dirty) {
+        batch_discard(s); /* a sweep that purged nothing; no commit needed */
+        return STORE_OK;
+    }
+    if ((max > s->max_hlc && (rc = meta_write(s, s->wtxn, max)) != 0) ||
+        (rc = mdb_stat(s->wtxn, s->data, &st)) != 0)
+        goto fail;
+    rc = mdb_txn_commit(s->wtxn);
+    s->wtxn = NULL; /* freed by LMDB, even when the commit failed */
+    if (rc != 0)
+        goto fail;
+    s->max_hlc = max;
+    s->records = st.ms_entries;
+    if (s->batch_tombstones < 0 && (uint64_t)-s->batch_tombstones > s->tombstones)
+        s->tombstones = 0;
+    else
+        s->tombstones += (uint64_t)s->batch_tombstones;
+    s->purged += s->batch_purged;
+    s->commits++;
+    batch_discard(s);
+    return STORE_OK;
+
+fail:
+    res = mdb_result(s, rc, "committing", err, errlen);
+    batch_discard(s);
+    return res;
+}
+
+/* Positions c at the first key after the last one the sweep visited. */
+static int sweep_seek(store *s, MDB_cursor *c, MDB_val *k, MDB_val *v)
+{
+    int rc;
+    if (!s->sweep_at)
+        return mdb_cursor_get(c, k, v, MDB_FIRST);
+    k->mv_data = s->sweep_key;
+    k->mv_size = s->sweep_klen;
+    rc = mdb_cursor_get(c, k, v, MDB_SET_RANGE);
+    if (rc == 0 && k->mv_size == s->sweep_klen &&
+        memcmp(k->mv_data, s->sweep_key, s->sweep_klen) == 0)
+        rc = mdb_cursor_get(c, k, v, MDB_NEXT);
+    return rc;
+}
+
+/* 1 if the record should go (expired, or a tombstone older than ttl), 0 if
+ * not. Corrupt records stay: store_get reports them and an operator decides. */
+static int sweep_due(const MDB_val *k, const MDB_val *v, uint64_t now_ms,
+                     uint64_t ttl_ms, bool *tomb)
+{
+    const char *why;
+    rec r;
+    if ((why = rec_parse(v, &r)) != NULL) {
+        log_warn("store: sweep skips a corrupt record (token %016llx): %s",
+                 k->mv_size >= TOKEN_LEN ? (unsigned long long)get_be(k->mv_data, 8) : 0ULL,
+                 why);
+        return 0;
+    }
+    *tomb = r.flags & REC_TOMBSTONE;
+    if (*tomb)
+        return now_ms > ttl_ms && hlc_physical_ms(r.hlc) < now_ms - ttl_ms;
+    return r.expires_ms != 0 && r.expires_ms <= now_ms;
+}
+
+long store_sweep(store *s, uint64_t now_ms, uint64_t tombstone_ttl_ms,
+                 size_t budget, char *err, size_t errlen)
+{
+    MDB_cursor *c = NULL;
+    MDB_val k, v;
+    size_t seen = 0;
+    long purged = 0;
+    bool wrapped = false, tomb = false;
+    int rc;
+
+    if (budget == 0)
+        return 0;
+    if (batch_begin(s, err, errlen) != STORE_OK)
+        return -1;
+    if ((rc = mdb_cursor_open(s->wtxn, s->data, &c)) != 0)
+        goto fail;
+    rc = sweep_seek(s, c, &k, &v);
+    while (seen < budget) {
+        if (rc == MDB_NOTFOUND) {
+            /* The end: the next call starts over, and this one does too
+             * if it has seen nothing yet (it began at the end). */
+            s->sweep_at = false;
+            if (seen > 0 || wrapped)
+                break;
+            wrapped = true;
+            rc = mdb_cursor_get(c, &k, &v, MDB_FIRST);
+            continue;
+        }
+        if (rc != 0)
+            goto fail;
+        seen++;
+        memcpy(s->sweep_key, k.mv_data, k.mv_size);
+        s->sweep_klen = k.mv_size;
+        s->sweep_at = true;
+        if (!sweep_due(&k, &v, now_ms, tombstone_ttl_ms, &tomb)) {
+            rc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
+            continue;
+        }
+        if ((rc = mdb_cursor_del(c, 0)) != 0)
+            goto fail;
+        purged++;
+        if (tomb)
+            s->batch_tombstones--;
+        /* Re-seek rather than trust the cursor's state after a delete. */
+        k.mv_data = s->sweep_key;
+        k.mv_size = s->sweep_klen;
+        rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
+    }
+    mdb_cursor_close(c);
+    if (purged) {
+        s->batch_purged += (uint64_t)purged;
+        s->dirty = true;
+    }
+    return purged;
+
+fail:
+    if (c)
+        mdb_cursor_close(c);
+    mdb_result(s, rc, "sweeping", err, errlen);
+    batch_discard(s);
+    return -1;
+}
+
+const char *store_node_id(const store *s) { return s->node_id; }
+
+int store_set_node_id(store *s, const char *id, char *err, size_t errlen)
+{
+    char old[sizeof s->node_id];
+    size_t n = id ? strlen(id) : 0;
+    int rc;
+
+    if (n == 0 || n > STORE_ORIGIN_MAX) {
+        set_err(err, errlen, "node id must be 1 to %d bytes", STORE_ORIGIN_MAX);
+        return -1;
+    }
+    if (batch_begin(s, err, errlen) != STORE_OK)
+        return -1;
+    memcpy(old, s->node_id, sizeof old);
+    memcpy(s->node_id, id, n + 1);
+    /* Written in this batch's txn (LMDB has one writer) and committed now,
+     * together with whatever the batch holds. */
+    if ((rc = meta_write(s, s->wtxn, store_max_hlc(s))) != 0) {
+        mdb_result(s, rc, "writing node metadata", err, errlen);
+        batch_discard(s);
+        goto fail;
+    }
+    s->dirty = true;
+    if (store_commit(s, err, errlen) != STORE_OK)
+        goto fail;
+    return 0;
+fail:
+    memcpy(s->node_id, old, sizeof old);
+    return -1;
+}
+
+uint64_t store_max_hlc(const store *s)
+{
+    return s->batch_max_hlc > s->max_hlc ? s->batch_max_hlc : s->max_hlc;
+}
+
+void store_get_stats(const store *s, store_stats *out)
+{
+    *out = (store_stats){.records = s->records, .tombstones = s->tombstones,
+                         .commits = s->commits, .purged = s->purged};
+}
+
+uint64_t store_token(const void *key, size_t klen)
+{
+    return XXH3_64bits(key, klen);
+}

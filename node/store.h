@@ -37,8 +37,10 @@ typedef enum store_result {
 } store_result;
 
 typedef struct store_options {
-    const char *dir;     /* created if missing */
-    size_t map_size;     /* LMDB map size, bytes; the most the store can hold */
+    const char *dir;     /* created if missing (mkdir -p; the leaf 0700) */
+    size_t map_size;     /* LMDB map size, bytes; the most the store can hold.
+                          * 0 keeps the existing file's size (1 MiB if new).
+                          * Opening needs at least 20 KiB (5 LMDB pages). */
     store_fsync fsync;
 } store_options;
 
@@ -48,8 +50,9 @@ typedef struct store_version {
     char origin[STORE_ORIGIN_MAX + 1]; /* NUL-terminated node id */
 } store_version;
 
-/* What store_get returns. value points into LMDB's map and stays valid only
- * until the next store_commit() (or any write through this store). */
+/* What store_get returns. value points into LMDB's memory and stays valid
+ * only until the next store_commit() or the next write (put, del, sweep,
+ * set_node_id) through this store. */
 typedef struct store_record {
     store_version version;
     bool tombstone;
@@ -58,6 +61,7 @@ typedef struct store_record {
     size_t value_len;
 } store_record;
 
+/* Counts as of the last commit. */
 typedef struct store_stats {
     uint64_t records;    /* stored records, tombstones included */
     uint64_t tombstones; /* tombstones awaiting purge */
@@ -74,15 +78,19 @@ store *store_open(const store_options *opts, char *err, size_t errlen);
 void store_close(store *s);
 
 /* Reads key. now_ms decides expiry. Returns STORE_OK with *out filled,
- * STORE_NOT_FOUND, or an error with a message in err. Sees this batch's
- * uncommitted writes. */
+ * STORE_NOT_FOUND, or an error with a message in err (STORE_ERR_IO for a
+ * corrupt record). Sees this batch's uncommitted writes. On STORE_NOT_FOUND
+ * for a tombstone or an expired record, *out still holds its version (for
+ * read repair); for an absent key *out is zeroed (hlc 0). */
 store_result store_get(store *s, const void *key, size_t klen, uint64_t now_ms,
                        store_record *out, char *err, size_t errlen);
 
 /* Writes value under key with version *ver, unless the stored version is
- * newer (STORE_STALE). expires_ms 0 = never. Pending until store_commit().
- * STORE_ERR_FULL / STORE_ERR_IO discard the whole current batch: every
- * write since the last commit is lost and must be reported as failed. */
+ * newer or equal (STORE_STALE). expires_ms 0 = never. Pending until
+ * store_commit(). Any error (STORE_ERR_FULL, STORE_ERR_IO: also an empty key,
+ * a corrupt stored record, or a different key with the same hashes) discards
+ * the whole current batch: every write since the last commit is lost and must
+ * be reported as failed. */
 store_result store_put(store *s, const void *key, size_t klen,
                        const void *value, size_t vlen, uint64_t expires_ms,
                        const store_version *ver, char *err, size_t errlen);
@@ -101,14 +109,19 @@ bool store_batch_dirty(const store *s);
  * result says why (err has the message). */
 store_result store_commit(store *s, char *err, size_t errlen);
 
-/* Purges, within the current batch, at most budget records that are expired
- * or tombstones older than tombstone_ttl_ms, resuming where the last call
- * stopped and wrapping around. Returns how many were purged, or -1 on error. */
+/* Looks at up to budget records, within the current batch, and purges those
+ * expired or tombstones whose HLC time is older than now_ms -
+ * tombstone_ttl_ms. Resumes after the last record looked at; a call that
+ * reaches the end stops there, and the next starts from the first. Returns
+ * how many were purged, or -1 with a message (the batch is then discarded). */
 long store_sweep(store *s, uint64_t now_ms, uint64_t tombstone_ttl_ms,
                  size_t budget, char *err, size_t errlen);
 
 /* The node metadata record: the node id (empty until set) and the largest
- * HLC ever committed, so a restarted node's clock never goes back. */
+ * HLC ever committed, so a restarted node's clock never goes back.
+ * store_set_node_id takes 1..STORE_ORIGIN_MAX bytes and commits at once,
+ * together with any pending batch; returns 0, or -1 with a message.
+ * store_max_hlc includes this batch's uncommitted writes. */
 const char *store_node_id(const store *s);
 int store_set_node_id(store *s, const char *id, char *err, size_t errlen);
 uint64_t store_max_hlc(const store *s);
