@@ -23,10 +23,13 @@
 
 #define RKV_DEFAULT_CONNECT_MS 2000
 #define RKV_DEFAULT_REQUEST_MS 5000
-/* The largest frame either way: a value at the largest max_value_bytes a node
- * accepts (512 MiB) plus generous room for the key and the msgpack around it. */
-#define RKV_MAX_FRAME ((size_t)513 << 20)
-#define RKV_RBUF_MIN ((size_t)64 << 10)
+/* The largest reply: a value at the largest max_value_bytes a node accepts
+ * (512 MiB) plus generous room for the msgpack around it. */
+#define RKV_MAX_REPLY ((size_t)513 << 20)
+/* The largest request the 4-byte frame length can describe. Nodes set their
+ * own, lower limits and say so in their reply. */
+#define RKV_MAX_REQUEST ((size_t)UINT32_MAX - 64)
+#define RKV_RBUF_MIN    ((size_t)64 << 10)
 /* Buffers grown past this for one big value are released after the call, so
  * an idle client does not hold on to hundreds of MiB. */
 #define RKV_KEEP_BYTES ((size_t)4 << 20)
@@ -36,16 +39,16 @@ _Static_assert(RKV_ERR_INTERNAL == (int)WIRE_ERR_INTERNAL &&
                "rkv_status and wire_status share the numbers 0..6");
 
 typedef struct rkv_addr {
-    char *host;   /* without the brackets of an IPv6 literal */
+    char *host; /* without the brackets of an IPv6 literal */
     char port[6];
-    char *name;   /* as the user wrote it, for messages */
+    char *name; /* as the user wrote it, for messages */
 } rkv_addr;
 
 struct rkv_client {
     rkv_addr *addrs;
     size_t naddrs;
-    size_t cur;         /* address of the open, or last good, connection */
-    int fd;             /* -1 when not connected */
+    size_t cur; /* address of the open, or last good, connection */
+    int fd;     /* -1 when not connected */
     int connect_ms;
     int request_ms;
     uint64_t next_id;
@@ -54,7 +57,7 @@ struct rkv_client {
     uint8_t *rbuf;      /* received bytes: rbuf[0..rlen) */
     size_t rcap;
     size_t rlen;
-    size_t rused;       /* bytes of rbuf taken by the frame last returned */
+    size_t rused; /* bytes of rbuf taken by the frame last returned */
     char errstr[512];
 };
 
@@ -81,8 +84,7 @@ static rkv_status fail(rkv_client *c, rkv_status st, const char *fmt, ...)
 }
 
 /* Appends to errstr; output past its end is silently cut. */
-static void append(rkv_client *c, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
+static void append(rkv_client *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 static void append(rkv_client *c, const char *fmt, ...)
 {
@@ -129,8 +131,9 @@ static int parse_addr(const char *s, size_t n, rkv_addr *a, char *err, size_t er
         for (const char *p = s; p < s + n; p++)
             if (*p == ':') {
                 if (colon) {
-                    snprintf(err, errlen, "bad address '%.*s': write an IPv6 "
-                             "address in brackets, as [::1]:7001", (int)n, s);
+                    snprintf(err, errlen,
+                             "bad address '%.*s': write an IPv6 address in brackets, as [::1]:7001",
+                             (int)n, s);
                     return -1;
                 }
                 colon = p;
@@ -159,8 +162,9 @@ static int parse_addr(const char *s, size_t n, rkv_addr *a, char *err, size_t er
     }
     return 0;
 bad:
-    snprintf(err, errlen, "bad address '%.*s': expected host:port or "
-             "[ipv6]:port with a port from 1 to 65535", (int)n, s);
+    snprintf(err, errlen,
+             "bad address '%.*s': expected host:port or [ipv6]:port with a port from 1 to 65535",
+             (int)n, s);
     return -1;
 }
 
@@ -183,8 +187,7 @@ static int parse_addrs(rkv_client *c, const char *list, char *err, size_t errlen
             b++;
         while (e > b && (e[-1] == ' ' || e[-1] == '\t'))
             e--;
-        if (b < e && parse_addr(b, (size_t)(e - b), &c->addrs[c->naddrs++],
-                                err, errlen) < 0)
+        if (b < e && parse_addr(b, (size_t)(e - b), &c->addrs[c->naddrs++], err, errlen) < 0)
             return -1;
         if (!*end)
             break;
@@ -227,11 +230,10 @@ static void conn_close(rkv_client *c)
 
 /* Connects to one resolved address before deadline. Returns the fd, or -1
  * with the reason in why. */
-static int connect_ai(const struct addrinfo *ai, int64_t deadline, int timeout_ms,
-                      char *why, size_t whylen)
+static int connect_ai(const struct addrinfo *ai, int64_t deadline, int timeout_ms, char *why,
+                      size_t whylen)
 {
-    int fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC,
-                    ai->ai_protocol);
+    int fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, ai->ai_protocol);
     if (fd < 0)
         goto fail;
     if (connect(fd, ai->ai_addr, ai->ai_addrlen) < 0) {
@@ -267,8 +269,8 @@ fail:
 
 static int connect_addr(const rkv_client *c, const rkv_addr *a, char *why, size_t whylen)
 {
-    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
-                             .ai_flags = AI_NUMERICSERV};
+    struct addrinfo hints = {
+        .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICSERV};
     struct addrinfo *res;
     int rc = getaddrinfo(a->host, a->port, &hints, &res);
     if (rc != 0) {
@@ -301,8 +303,7 @@ static rkv_status connect_any(rkv_client *c)
         }
         if (c->naddrs == 1)
             return fail(c, RKV_ERR_IO, "cannot connect to %s: %s", c->addrs[i].name, why);
-        append(c, "%s%s (%s)", k ? ", " : "cannot connect to any node: ",
-               c->addrs[i].name, why);
+        append(c, "%s%s (%s)", k ? ", " : "cannot connect to any node: ", c->addrs[i].name, why);
     }
     return RKV_ERR_IO;
 }
@@ -346,8 +347,8 @@ static int grow_rbuf(rkv_client *c, size_t need)
     if (c->rcap >= need)
         return 0;
     size_t cap = c->rcap * 2 > need ? c->rcap * 2 : need;
-    if (cap > RKV_MAX_FRAME + WIRE_HEADER_BYTES && need <= RKV_MAX_FRAME + WIRE_HEADER_BYTES)
-        cap = RKV_MAX_FRAME + WIRE_HEADER_BYTES;
+    if (cap > RKV_MAX_REPLY + WIRE_HEADER_BYTES && need <= RKV_MAX_REPLY + WIRE_HEADER_BYTES)
+        cap = RKV_MAX_REPLY + WIRE_HEADER_BYTES;
     uint8_t *p = realloc(c->rbuf, cap);
     if (!p)
         return -1;
@@ -368,7 +369,7 @@ static int read_frame(rkv_client *c, int64_t deadline, const uint8_t **body, siz
     for (;;) {
         if (c->rlen >= WIRE_HEADER_BYTES) {
             size_t flen = wire_frame_len(c->rbuf);
-            if (flen > RKV_MAX_FRAME) {
+            if (flen > RKV_MAX_REPLY) {
                 *len = flen;
                 return XFER_TOOBIG;
             }
@@ -417,10 +418,14 @@ static void trim_buffers(rkv_client *c)
     }
 }
 
-/* Sends req on a live connection, sending it again at most once on a fresh
- * one when the first send failed before any byte left. */
-static rkv_status send_request(rkv_client *c, int64_t *deadline)
+/* Sends the encoded request, sending it again at most once on a fresh
+ * connection when the first send failed before any byte left. Returns
+ * RKV_OK, or an error; on an RKV_ERR_IO that broke the connection while
+ * sending, *send_err is the errno and the socket is left open so that a
+ * reply the node sent before closing can still be read. */
+static rkv_status send_request(rkv_client *c, int64_t *deadline, int *send_err)
 {
+    *send_err = 0;
     for (int attempt = 0;; attempt++) {
         int fresh = 0;
         if (c->fd >= 0 && conn_closed_by_peer(c))
@@ -436,73 +441,24 @@ static rkv_status send_request(rkv_client *c, int64_t *deadline)
         int rc = send_all(c, *deadline, &sent);
         if (rc == XFER_OK)
             return RKV_OK;
-        int err = errno;
-        conn_close(c);
-        if (rc == XFER_TIMEOUT)
+        if (rc == XFER_TIMEOUT) {
+            conn_close(c);
             return fail(c, RKV_ERR_TIMEOUT, "could not send the request to %s within %d ms",
                         cur_name(c), c->request_ms);
+        }
         /* Nothing reached the node, so it cannot have acted on the request:
          * sending it again cannot apply a write twice. */
-        if (sent == 0 && !fresh && attempt == 0)
+        if (sent == 0 && !fresh && attempt == 0) {
+            conn_close(c);
             continue;
-        return fail(c, RKV_ERR_IO, "connection to %s lost while sending the request: %s",
-                    cur_name(c), strerror(err));
+        }
+        *send_err = errno ? errno : EPIPE;
+        return RKV_ERR_IO;
     }
 }
 
-/* One request and its reply. On RKV_OK and RKV_NOT_FOUND, *resp points into
- * the client's buffers until the next request. */
-static rkv_status roundtrip(rkv_client *c, wire_request *req, wire_response *resp)
+static rkv_status reply_status(rkv_client *c, const wire_response *resp)
 {
-    c->errstr[0] = '\0';
-    req->id = ++c->next_id;
-    msgpack_sbuffer_clear(&c->sb);
-    wire_encode_request(&c->sb, req);
-    if (c->sb.size < WIRE_HEADER_BYTES + req->key.len + req->value.len)
-        return fail(c, RKV_ERR_INTERNAL, "out of memory encoding a request of %zu bytes",
-                    req->key.len + req->value.len);
-
-    int64_t deadline;
-    rkv_status st = send_request(c, &deadline);
-    if (st != RKV_OK)
-        return st;
-
-    /* From here the node may have acted on the request (a write may be
-     * applied), so no failure below is retried: the caller decides. */
-    for (;;) {
-        const uint8_t *body;
-        size_t len;
-        int rc = read_frame(c, deadline, &body, &len);
-        if (rc != XFER_OK) {
-            int err = errno;
-            conn_close(c); /* its state is unknown: a late reply may follow */
-            switch (rc) {
-            case XFER_TIMEOUT:
-                return fail(c, RKV_ERR_TIMEOUT, "no reply from %s within %d ms",
-                            cur_name(c), c->request_ms);
-            case XFER_TOOBIG:
-                return fail(c, RKV_ERR_PROTOCOL, "reply from %s claims %zu bytes, "
-                            "over the limit of %zu", cur_name(c), len, RKV_MAX_FRAME);
-            case XFER_NOMEM:
-                return fail(c, RKV_ERR_INTERNAL, "out of memory for a reply of %zu bytes "
-                            "from %s", len, cur_name(c));
-            default:
-                return fail(c, RKV_ERR_IO, "connection to %s lost while waiting for reply%s%s",
-                            cur_name(c), err ? ": " : " (closed by the node)",
-                            err ? strerror(err) : "");
-            }
-        }
-        char err[200];
-        msgpack_zone_clear(&c->zone);
-        if (wire_decode_response(body, len, &c->zone, resp, err, sizeof err) < 0) {
-            conn_close(c);
-            return fail(c, RKV_ERR_PROTOCOL, "bad reply from %s: %s", cur_name(c), err);
-        }
-        if (resp->id == req->id)
-            break;
-        /* Another id is a reply to a request we gave up on; drop it. */
-    }
-
     switch (resp->status) {
     case WIRE_OK:
         return RKV_OK;
@@ -520,8 +476,86 @@ static rkv_status roundtrip(rkv_client *c, wire_request *req, wire_response *res
                     wire_status_name(resp->status));
     }
     conn_close(c);
-    return fail(c, RKV_ERR_PROTOCOL, "node %s answered with unknown status %d",
-                cur_name(c), (int)resp->status);
+    return fail(c, RKV_ERR_PROTOCOL, "node %s answered with unknown status %d", cur_name(c),
+                (int)resp->status);
+}
+
+/* Reads frames until the reply to request id. send_err is the errno of a
+ * send that broke (0 if the request went out whole), for the message when no
+ * reply can be read either. */
+static rkv_status read_reply(rkv_client *c, uint64_t id, int64_t deadline, int send_err,
+                             wire_response *resp)
+{
+    for (;;) {
+        const uint8_t *body = NULL;
+        size_t len = 0;
+        int rc = read_frame(c, deadline, &body, &len);
+        if (rc != XFER_OK) {
+            int err = errno;
+            conn_close(c); /* its state is unknown: a late reply may follow */
+            if (send_err)
+                return fail(c, RKV_ERR_IO, "connection to %s lost while sending the request: %s",
+                            cur_name(c), strerror(send_err));
+            switch (rc) {
+            case XFER_TIMEOUT:
+                return fail(c, RKV_ERR_TIMEOUT, "no reply from %s within %d ms", cur_name(c),
+                            c->request_ms);
+            case XFER_TOOBIG:
+                return fail(c, RKV_ERR_PROTOCOL,
+                            "reply from %s claims %zu bytes, over the limit of %zu (is that a "
+                            "ringkv client port?)",
+                            cur_name(c), len, RKV_MAX_REPLY);
+            case XFER_NOMEM:
+                return fail(c, RKV_ERR_INTERNAL, "out of memory for a reply of %zu bytes from %s",
+                            len, cur_name(c));
+            default:
+                return fail(c, RKV_ERR_IO, "connection to %s lost while waiting for reply%s%s",
+                            cur_name(c), err ? ": " : " (closed by the node)",
+                            err ? strerror(err) : "");
+            }
+        }
+        char err[200];
+        msgpack_zone_clear(&c->zone);
+        if (wire_decode_response(body, len, &c->zone, resp, err, sizeof err) < 0) {
+            conn_close(c);
+            return fail(c, RKV_ERR_PROTOCOL, "bad reply from %s: %s", cur_name(c), err);
+        }
+        if (resp->id == id)
+            return reply_status(c, resp);
+        /* Id 0 is the node refusing the connection itself (a frame over its
+         * limit, max_clients reached) before it closes it; ours start at 1.
+         * With one request in flight, it is about that request. */
+        if (resp->id == 0 && resp->status != WIRE_OK) {
+            rkv_status st = reply_status(c, resp);
+            conn_close(c);
+            return st;
+        }
+        /* Another id is a reply to a request we gave up on; drop it. */
+    }
+}
+
+/* One request and its reply. On RKV_OK and RKV_NOT_FOUND, *resp points into
+ * the client's buffers until the next request. */
+static rkv_status roundtrip(rkv_client *c, wire_request *req, wire_response *resp)
+{
+    c->errstr[0] = '\0';
+    req->id = ++c->next_id;
+    msgpack_sbuffer_clear(&c->sb);
+    wire_encode_request(&c->sb, req);
+    if (c->sb.size < WIRE_HEADER_BYTES + req->key.len + req->value.len)
+        return fail(c, RKV_ERR_INTERNAL, "out of memory encoding a request of %zu bytes",
+                    req->key.len + req->value.len);
+
+    int64_t deadline;
+    int send_err;
+    rkv_status st = send_request(c, &deadline, &send_err);
+    if (st != RKV_OK && !send_err)
+        return st;
+    /* From here the node may have acted on the request (a write may be
+     * applied), so no failure below is retried: the caller decides. Even
+     * after a broken send, a reply may be waiting: a node that refuses a
+     * request answers before it closes. */
+    return read_reply(c, req->id, deadline, send_err, resp);
 }
 
 static rkv_status check_key(rkv_client *c, const void *key, size_t klen)
@@ -529,16 +563,15 @@ static rkv_status check_key(rkv_client *c, const void *key, size_t klen)
     c->errstr[0] = '\0';
     if (!key || klen == 0)
         return fail(c, RKV_ERR_ARG, "a key must be at least 1 byte long");
-    if (klen > RKV_MAX_FRAME)
-        return fail(c, RKV_ERR_TOO_LARGE, "key is %zu bytes, over the protocol's limit "
-                    "of %zu", klen, RKV_MAX_FRAME);
+    if (klen > RKV_MAX_REQUEST)
+        return fail(c, RKV_ERR_TOO_LARGE, "key is %zu bytes, over the protocol's limit of %zu",
+                    klen, RKV_MAX_REQUEST);
     return RKV_OK;
 }
 
 /* ---- public API ---- */
 
-rkv_client *rkv_connect(const char *addrs, const rkv_options *opts,
-                        char *errbuf, size_t errlen)
+rkv_client *rkv_connect(const char *addrs, const rkv_options *opts, char *errbuf, size_t errlen)
 {
     char err[256];
     rkv_client *c = calloc(1, sizeof *c);
@@ -547,10 +580,10 @@ rkv_client *rkv_connect(const char *addrs, const rkv_options *opts,
         goto fail;
     }
     c->fd = -1;
-    c->connect_ms = opts && opts->connect_timeout_ms > 0 ? opts->connect_timeout_ms
-                                                         : RKV_DEFAULT_CONNECT_MS;
-    c->request_ms = opts && opts->request_timeout_ms > 0 ? opts->request_timeout_ms
-                                                         : RKV_DEFAULT_REQUEST_MS;
+    c->connect_ms =
+        opts && opts->connect_timeout_ms > 0 ? opts->connect_timeout_ms : RKV_DEFAULT_CONNECT_MS;
+    c->request_ms =
+        opts && opts->request_timeout_ms > 0 ? opts->request_timeout_ms : RKV_DEFAULT_REQUEST_MS;
     msgpack_sbuffer_init(&c->sb);
     if (!msgpack_zone_init(&c->zone, MSGPACK_ZONE_CHUNK_SIZE)) {
         snprintf(err, sizeof err, "out of memory");
@@ -596,14 +629,13 @@ const char *rkv_errstr(const rkv_client *c)
 const char *rkv_status_name(rkv_status st)
 {
     static const char *const names[] = {
-        "OK", "NOT_FOUND", "BAD_REQUEST", "TOO_LARGE", "UNAVAILABLE",
-        "TIMEOUT", "INTERNAL", "IO", "PROTOCOL", "ARG",
+        "OK",      "NOT_FOUND", "BAD_REQUEST", "TOO_LARGE", "UNAVAILABLE",
+        "TIMEOUT", "INTERNAL",  "IO",          "PROTOCOL",  "ARG",
     };
     return (unsigned)st < sizeof names / sizeof names[0] ? names[st] : "UNKNOWN";
 }
 
-rkv_status rkv_get(rkv_client *c, const void *key, size_t klen,
-                   void **value, size_t *value_len)
+rkv_status rkv_get(rkv_client *c, const void *key, size_t klen, void **value, size_t *value_len)
 {
     if (!c)
         return RKV_ERR_ARG;
@@ -621,14 +653,13 @@ rkv_status rkv_get(rkv_client *c, const void *key, size_t klen,
     wire_response resp;
     st = roundtrip(c, &req, &resp);
     if (st == RKV_OK && !resp.has_value) {
-        st = fail(c, RKV_ERR_PROTOCOL, "node %s answered a GET without a value",
-                  cur_name(c));
+        st = fail(c, RKV_ERR_PROTOCOL, "node %s answered a GET without a value", cur_name(c));
     } else if (st == RKV_OK) {
         /* Even an empty value gets a buffer, so NULL always means absent. */
         *value = malloc(resp.value.len ? resp.value.len : 1);
         if (!*value) {
-            st = fail(c, RKV_ERR_INTERNAL, "out of memory for a value of %zu bytes",
-                      resp.value.len);
+            st =
+                fail(c, RKV_ERR_INTERNAL, "out of memory for a value of %zu bytes", resp.value.len);
         } else {
             if (resp.value.len)
                 memcpy(*value, resp.value.ptr, resp.value.len);
@@ -639,8 +670,8 @@ rkv_status rkv_get(rkv_client *c, const void *key, size_t klen,
     return st;
 }
 
-rkv_status rkv_put(rkv_client *c, const void *key, size_t klen,
-                   const void *value, size_t vlen, uint64_t ttl_ms)
+rkv_status rkv_put(rkv_client *c, const void *key, size_t klen, const void *value, size_t vlen,
+                   uint64_t ttl_ms)
 {
     if (!c)
         return RKV_ERR_ARG;
@@ -649,11 +680,13 @@ rkv_status rkv_put(rkv_client *c, const void *key, size_t klen,
         return st;
     if (!value && vlen)
         return fail(c, RKV_ERR_ARG, "value is NULL but its length is %zu", vlen);
-    if (vlen > RKV_MAX_FRAME - klen)
-        return fail(c, RKV_ERR_TOO_LARGE, "key and value are %zu bytes, over the "
-                    "protocol's limit of %zu", klen + vlen, RKV_MAX_FRAME);
+    if (vlen > RKV_MAX_REQUEST - klen)
+        return fail(c, RKV_ERR_TOO_LARGE,
+                    "key and value are %zu bytes, over the protocol's limit of %zu", klen + vlen,
+                    RKV_MAX_REQUEST);
 
-    wire_request req = {.op = WIRE_OP_PUT, .key = {key, klen},
+    wire_request req = {.op = WIRE_OP_PUT,
+                        .key = {key, klen},
                         .value = {value ? value : (const void *)"", vlen},
                         .ttl_ms = ttl_ms};
     wire_response resp;

@@ -40,9 +40,10 @@ typedef enum rkv_status {
 
 typedef struct rkv_client rkv_client;
 
+/* Timeouts; 0 or less means the default. */
 typedef struct rkv_options {
-    int connect_timeout_ms; /* per address; default 2000 */
-    int request_timeout_ms; /* per request; default 5000 */
+    int connect_timeout_ms; /* per address tried; default 2000 */
+    int request_timeout_ms; /* from sending a request to its complete reply; default 5000 */
 } rkv_options;
 
 /* One STATS entry. */
