@@ -25,6 +25,9 @@
 extern "C" {
 #endif
 
+/* The library exports only what this header declares. */
+#define RKV_API __attribute__((visibility("default")))
+
 typedef enum rkv_status {
     RKV_OK = 0,
     RKV_NOT_FOUND = 1,
@@ -58,41 +61,41 @@ typedef struct rkv_stat {
  * (e.g. "127.0.0.1:7001,127.0.0.1:7002"). opts may be NULL for defaults. The
  * connection is made lazily by the first request. Returns NULL only on a bad
  * address list or out of memory, with the reason in errbuf when given. */
-rkv_client *rkv_connect(const char *addrs, const rkv_options *opts,
+RKV_API rkv_client *rkv_connect(const char *addrs, const rkv_options *opts,
                         char *errbuf, size_t errlen);
 
 /* Closes the connection and frees the client. NULL is a no-op. */
-void rkv_close(rkv_client *c);
+RKV_API void rkv_close(rkv_client *c);
 
 /* The message for the last failed call on c. Owned by c. */
-const char *rkv_errstr(const rkv_client *c);
+RKV_API const char *rkv_errstr(const rkv_client *c);
 
 /* A short name for a status ("OK", "NOT_FOUND", "TIMEOUT", ...). */
-const char *rkv_status_name(rkv_status st);
+RKV_API const char *rkv_status_name(rkv_status st);
 
 /* Reads key. On RKV_OK, *value is a malloc'd copy of *value_len bytes (a zero
  * length value still gets a non-NULL buffer), freed by the caller with
  * rkv_free(). On RKV_NOT_FOUND the key is absent, deleted or expired. */
-rkv_status rkv_get(rkv_client *c, const void *key, size_t klen,
+RKV_API rkv_status rkv_get(rkv_client *c, const void *key, size_t klen,
                    void **value, size_t *value_len);
 
 /* Writes value under key. ttl_ms 0 means no expiry. */
-rkv_status rkv_put(rkv_client *c, const void *key, size_t klen,
+RKV_API rkv_status rkv_put(rkv_client *c, const void *key, size_t klen,
                    const void *value, size_t vlen, uint64_t ttl_ms);
 
 /* Deletes key. Deleting an absent key is RKV_OK. */
-rkv_status rkv_del(rkv_client *c, const void *key, size_t klen);
+RKV_API rkv_status rkv_del(rkv_client *c, const void *key, size_t klen);
 
 /* Round trip to the node. */
-rkv_status rkv_ping(rkv_client *c);
+RKV_API rkv_status rkv_ping(rkv_client *c);
 
 /* Fetches the node's statistics: *stats is an array of *n entries, freed
  * with rkv_stats_free(). */
-rkv_status rkv_stats(rkv_client *c, rkv_stat **stats, size_t *n);
-void rkv_stats_free(rkv_stat *stats, size_t n);
+RKV_API rkv_status rkv_stats(rkv_client *c, rkv_stat **stats, size_t *n);
+RKV_API void rkv_stats_free(rkv_stat *stats, size_t n);
 
 /* Frees a value returned by rkv_get. */
-void rkv_free(void *p);
+RKV_API void rkv_free(void *p);
 
 #ifdef __cplusplus
 }
