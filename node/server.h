@@ -27,7 +27,7 @@
 typedef struct conn conn;
 
 typedef struct server_counters {
-    uint64_t ops[WIRE_OP_STATS + 1]; /* by wire_op */
+    uint64_t ops[WIRE_OP_MAX + 1];   /* by wire_op */
     uint64_t errors;                 /* error replies sent */
     uint64_t bytes_in, bytes_out;
     uint64_t connections_total;

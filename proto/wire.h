@@ -26,7 +26,11 @@ typedef enum wire_op {
     WIRE_OP_DEL = 3,
     WIRE_OP_PING = 4,
     WIRE_OP_STATS = 5,
+    WIRE_OP_MEMBERS = 6, /* [id, 6] -> [id, 0, [member map, ...]] */
+    WIRE_OP_REMOVE = 7,  /* [id, 7, node_id] -> [id, 0]; key holds the node id */
 } wire_op;
+
+#define WIRE_OP_MAX WIRE_OP_REMOVE
 
 typedef enum wire_status {
     WIRE_OK = 0,
@@ -68,6 +72,21 @@ typedef struct wire_stat_view {
     wire_bytes str;
 } wire_stat_view;
 
+/* One member in a MEMBERS reply: a map {"id", "peer", "client", "resp",
+ * "state", "role": str; "incarnation", "age_ms", "vnodes": uint}. */
+typedef struct wire_member {
+    const char *id, *peer_addr, *client_addr, *resp_addr, *state, *role;
+    uint64_t incarnation;
+    uint64_t age_ms; /* how long it has been in this state */
+    uint64_t vnodes;
+} wire_member;
+
+/* A decoded member; byte ranges point into the frame. */
+typedef struct wire_member_view {
+    wire_bytes id, peer_addr, client_addr, resp_addr, state, role;
+    uint64_t incarnation, age_ms, vnodes;
+} wire_member_view;
+
 typedef struct wire_response {
     uint64_t id;
     wire_status status;
@@ -76,6 +95,8 @@ typedef struct wire_response {
     wire_bytes message;     /* errors: human-readable message (may be empty) */
     wire_stat_view *stats;  /* STATS OK: entries, allocated in the zone */
     size_t nstats;
+    wire_member_view *members; /* MEMBERS OK: entries, allocated in the zone */
+    size_t nmembers;
 } wire_response;
 
 /* Name of an op or status, for logs and CLIs ("GET", "NOT_FOUND", ...). */
@@ -114,6 +135,8 @@ void wire_encode_status(msgpack_sbuffer *sb, uint64_t id, wire_status st,
 /* A GET reply whose value_len value bytes the caller sends right after what
  * this appends (so a large value is copied once, straight from storage). */
 void wire_encode_value_head(msgpack_sbuffer *sb, uint64_t id, size_t value_len);
+/* [id, OK, [{member}, ...]] */
+void wire_encode_members(msgpack_sbuffer *sb, uint64_t id, const wire_member *members, size_t n);
 /* [id, OK, {name: num|str, ...}] */
 void wire_encode_stats(msgpack_sbuffer *sb, uint64_t id,
                        const wire_stat *stats, size_t n);
