@@ -24,10 +24,7 @@
 
 static void on_read(struct bufferevent *bev, void *arg);
 
-static void drop(struct conn *c, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-
-static void drop(struct conn *c, const char *fmt, ...)
+void conn_drop(struct conn *c, const char *fmt, ...)
 {
     char why[256];
     va_list ap;
@@ -60,13 +57,12 @@ static void handle_frame(struct conn *c, const uint8_t *body, size_t len)
     server_handle_request(s, c, &req);
 }
 
-/* Backpressure: returns true when the caller must stop reading. */
-static bool output_check(struct conn *c)
+bool conn_output_check(struct conn *c)
 {
     size_t out = conn_output_len(c);
     uint64_t limit = c->srv->cfg->max_output_buffer;
     if (out > limit) {
-        drop(c, "output buffer of %zu bytes is over max_output_buffer (%llu)", out,
+        conn_drop(c, "output buffer of %zu bytes is over max_output_buffer (%llu)", out,
              (unsigned long long)limit);
         return true;
     }
@@ -78,11 +74,18 @@ static bool output_check(struct conn *c)
     return false;
 }
 
-static void on_read(struct bufferevent *bev, void *arg)
+void conn_close_after_reply(struct conn *c)
 {
-    struct conn *c = arg;
+    c->close_when_flushed = true;
+    bufferevent_disable(c->bev, EV_READ);
+    bufferevent_setwatermark(c->bev, EV_WRITE, 0, 0);
+}
+
+/* The native protocol: 4-byte length + msgpack frames (proto/README.md). */
+static void native_on_input(struct conn *c)
+{
     server *s = c->srv;
-    struct evbuffer *in = bufferevent_get_input(bev);
+    struct evbuffer *in = bufferevent_get_input(c->bev);
 
     while (!c->closing && !c->close_when_flushed && !s->stopping) {
         size_t avail = evbuffer_get_length(in);
@@ -98,25 +101,44 @@ static void on_read(struct bufferevent *bev, void *arg)
                      (unsigned long long)flen, (unsigned long long)s->max_frame);
             log_warn("client %s: %s", c->peer, msg);
             conn_reply_status(c, 0, WIRE_ERR_TOO_LARGE, msg);
-            c->close_when_flushed = true;
             s->n.connections_dropped++;
-            bufferevent_disable(bev, EV_READ);
-            bufferevent_setwatermark(bev, EV_WRITE, 0, 0);
+            conn_close_after_reply(c);
             break;
         }
         if (avail < WIRE_HEADER_BYTES + flen)
             break; /* the rest of the frame has not arrived yet */
         uint8_t *frame = evbuffer_pullup(in, (ev_ssize_t)(WIRE_HEADER_BYTES + flen));
         if (!frame) {
-            drop(c, "out of memory reading a %llu-byte frame", (unsigned long long)flen);
+            conn_drop(c, "out of memory reading a %llu-byte frame", (unsigned long long)flen);
             break;
         }
         s->n.bytes_in += WIRE_HEADER_BYTES + flen;
         handle_frame(c, frame + WIRE_HEADER_BYTES, flen);
         evbuffer_drain(in, WIRE_HEADER_BYTES + flen);
-        if (output_check(c))
+        if (conn_output_check(c))
             break;
     }
+}
+
+static void native_encode_error(server *s, struct evbuffer *out, uint64_t id, wire_status st,
+                                const char *msg)
+{
+    msgpack_sbuffer_clear(&s->sb);
+    wire_encode_status(&s->sb, id, st, msg);
+    evbuffer_add(out, s->sb.data, s->sb.size);
+}
+
+const conn_proto conn_native_proto = {
+    .name = "client",
+    .on_input = native_on_input,
+    .encode_error = native_encode_error,
+};
+
+static void on_read(struct bufferevent *bev, void *arg)
+{
+    (void)bev;
+    struct conn *c = arg;
+    c->proto->on_input(c);
 }
 
 static void on_write(struct bufferevent *bev, void *arg)
@@ -146,17 +168,18 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
     else if (what & BEV_EVENT_ERROR)
         conn_close(c, evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
     else if ((what & BEV_EVENT_TIMEOUT) && (what & BEV_EVENT_WRITING))
-        drop(c, "not reading its replies for %llu s (idle_timeout)", idle_s);
+        conn_drop(c, "not reading its replies for %llu s (idle_timeout)", idle_s);
     else if (what & BEV_EVENT_TIMEOUT)
-        drop(c, "idle for %llu s (idle_timeout)", idle_s);
+        conn_drop(c, "idle for %llu s (idle_timeout)", idle_s);
 }
 
-struct conn *conn_new(server *s, evutil_socket_t fd, const char *peer)
+struct conn *conn_new(server *s, evutil_socket_t fd, const char *peer, const conn_proto *proto)
 {
     struct conn *c = calloc(1, sizeof *c);
     if (!c)
         goto fail;
     c->srv = s;
+    c->proto = proto;
     snprintf(c->peer, sizeof c->peer, "%s", peer);
     c->pending = evbuffer_new();
     c->bev = bufferevent_socket_new(s->base, fd, BEV_OPT_CLOSE_ON_FREE);
@@ -227,16 +250,15 @@ void conn_free(struct conn *c)
     free(c);
 }
 
-/* Appends s->sb (and an optional tail) as one reply, marking it when it
- * depends on an uncommitted batch. */
-static void append_reply(struct conn *c, uint64_t id, const void *tail, size_t taillen)
+void conn_reply_raw(struct conn *c, uint64_t id, const void *head, size_t headlen,
+                    const void *tail, size_t taillen)
 {
     server *s = c->srv;
     size_t off = evbuffer_get_length(c->pending);
-    evbuffer_add(c->pending, s->sb.data, s->sb.size);
+    evbuffer_add(c->pending, head, headlen);
     if (taillen)
         evbuffer_add(c->pending, tail, taillen);
-    size_t len = s->sb.size + taillen;
+    size_t len = headlen + taillen;
     s->n.bytes_out += len;
 
     if (store_batch_dirty(s->st)) {
@@ -246,7 +268,7 @@ static void append_reply(struct conn *c, uint64_t id, const void *tail, size_t t
             if (!m) {
                 /* Without the mark a failed commit could not be reported: drop
                  * the connection rather than risk acknowledging a lost write. */
-                drop(c, "out of memory");
+                conn_drop(c, "out of memory");
                 return;
             }
             c->marks = m;
@@ -260,6 +282,12 @@ static void append_reply(struct conn *c, uint64_t id, const void *tail, size_t t
         s->dirty = c;
     }
     server_schedule_pass_end(s);
+}
+
+/* Appends s->sb (and an optional tail) as one reply. */
+static void append_reply(struct conn *c, uint64_t id, const void *tail, size_t taillen)
+{
+    conn_reply_raw(c, id, c->srv->sb.data, c->srv->sb.size, tail, taillen);
 }
 
 void conn_reply_status(struct conn *c, uint64_t id, wire_status st, const char *msg)
@@ -292,7 +320,7 @@ void conn_fail_marked(struct conn *c, wire_status st, const char *msg)
     server *s = c->srv;
     struct evbuffer *nb = evbuffer_new();
     if (!nb) {
-        drop(c, "out of memory");
+        conn_drop(c, "out of memory");
         return;
     }
     size_t pos = 0;
@@ -301,9 +329,7 @@ void conn_fail_marked(struct conn *c, wire_status st, const char *msg)
         evbuffer_remove_buffer(c->pending, nb, m->off - pos);
         evbuffer_drain(c->pending, m->len);
         pos = m->off + m->len;
-        msgpack_sbuffer_clear(&s->sb);
-        wire_encode_status(&s->sb, m->id, st, msg);
-        evbuffer_add(nb, s->sb.data, s->sb.size);
+        c->proto->encode_error(s, nb, m->id, st, msg);
         s->n.errors++;
     }
     evbuffer_add_buffer(nb, c->pending);
@@ -325,7 +351,7 @@ void conn_release(struct conn *c)
     if (c->close_when_flushed && evbuffer_get_length(out) == 0)
         conn_close(c, NULL);
     else if (evbuffer_get_length(out) > c->srv->cfg->max_output_buffer)
-        drop(c, "output buffer of %zu bytes is over max_output_buffer (%llu)",
+        conn_drop(c, "output buffer of %zu bytes is over max_output_buffer (%llu)",
              evbuffer_get_length(out), (unsigned long long)c->srv->cfg->max_output_buffer);
 }
 

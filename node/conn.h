@@ -21,6 +21,19 @@
 #include "wire.h"
 
 struct server;
+struct conn;
+
+/* A client protocol: how a connection's input is parsed and executed, and
+ * how an error reply is written (used to rewrite replies whose batch failed
+ * to commit). The native protocol is below; RESP is in resp.c. */
+typedef struct conn_proto {
+    const char *name; /* for logs: "client", "resp" */
+    void (*on_input)(struct conn *c);
+    void (*encode_error)(struct server *s, struct evbuffer *out, uint64_t id, wire_status st,
+                         const char *msg);
+} conn_proto;
+
+extern const conn_proto conn_native_proto;
 
 typedef struct conn_mark {
     size_t off, len; /* a reply's bytes within pending */
@@ -29,6 +42,7 @@ typedef struct conn_mark {
 
 struct conn {
     struct server *srv;
+    const conn_proto *proto;
     struct bufferevent *bev;
     char peer[64];                /* "host:port" of the client, for logs */
     struct conn *prev, *next;     /* server->conns */
@@ -40,8 +54,10 @@ struct conn {
     size_t nmarks, capmarks;
 };
 
-/* Wraps an accepted socket. Returns NULL (and closes fd) on failure. */
-struct conn *conn_new(struct server *s, evutil_socket_t fd, const char *peer);
+/* Wraps an accepted socket speaking proto. Returns NULL (and closes fd) on
+ * failure. */
+struct conn *conn_new(struct server *s, evutil_socket_t fd, const char *peer,
+                      const conn_proto *proto);
 
 /* Queues c to be closed and freed at the end of the pass, dropping replies
  * not yet released. why is logged (NULL: a normal close by the client). */
@@ -50,7 +66,23 @@ void conn_close(struct conn *c, const char *why);
 /* Frees c now. Only the server calls this, never from c's callbacks. */
 void conn_free(struct conn *c);
 
-/* Reply builders: append one frame to c's pending buffer. */
+/* Queues c to be closed with a logged reason, counting it as dropped. */
+void conn_drop(struct conn *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Stops reading and closes c once its replies are written (QUIT, broken
+ * framing). */
+void conn_close_after_reply(struct conn *c);
+
+/* Backpressure, after each request: drops c past max_output_buffer, pauses
+ * reading past half of it. Returns true when the caller must stop reading. */
+bool conn_output_check(struct conn *c);
+
+/* Appends one reply of head (+ tail) bytes to c's pending buffer; id is what
+ * an error rewrite echoes (0 for protocols without ids). */
+void conn_reply_raw(struct conn *c, uint64_t id, const void *head, size_t headlen,
+                    const void *tail, size_t taillen);
+
+/* Native reply builders: append one frame to c's pending buffer. */
 void conn_reply_status(struct conn *c, uint64_t id, wire_status st, const char *msg);
 void conn_reply_value(struct conn *c, uint64_t id, const void *value, size_t len);
 void conn_reply_stats(struct conn *c, uint64_t id, const wire_stat *stats, size_t n);

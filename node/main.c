@@ -206,7 +206,7 @@ int main(int argc, char **argv)
         snprintf(dir, sizeof dir, "%s", cfg.data_dir);
     log_info("ringkvd %s starting: id=%s pid=%d data_dir=%s fsync=%s", RINGKV_VERSION,
              store_node_id(st), (int)getpid(), dir, config_fsync_name(cfg.fsync));
-    log_info("client protocol listening on %s", srv->listen_addr);
+    log_info("client protocol listening on %s", srv->listeners[0].addr);
 
     event_base_dispatch(base);
 

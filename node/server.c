@@ -47,11 +47,6 @@ static void fail_batch(server *s, wire_status st, const char *msg)
         conn_fail_marked(c, st, msg);
 }
 
-static wire_status status_for(store_result r)
-{
-    return r == STORE_ERR_FULL ? WIRE_ERR_UNAVAILABLE : WIRE_ERR_INTERNAL;
-}
-
 static void on_pass_end(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
@@ -63,7 +58,7 @@ static void on_pass_end(evutil_socket_t fd, short what, void *arg)
     store_result r = store_commit(s->st, err, sizeof err);
     if (r != STORE_OK) {
         log_error("commit failed, writes of this pass answered with an error: %s", err);
-        fail_batch(s, status_for(r), err);
+        fail_batch(s, server_status_for(r), err);
     }
     conn *c = s->dirty;
     s->dirty = NULL;
@@ -90,12 +85,51 @@ static bool check_key(server *s, conn *c, const wire_request *req)
     return false;
 }
 
+wire_status server_status_for(store_result r)
+{
+    return r == STORE_ERR_FULL ? WIRE_ERR_UNAVAILABLE : WIRE_ERR_INTERNAL;
+}
+
+store_result server_get(server *s, const void *key, size_t klen, store_record *rec, char *err,
+                        size_t errlen)
+{
+    return store_get(s->st, key, klen, server_now_ms(s), rec, err, errlen);
+}
+
+store_result server_write(server *s, wire_op op, const void *key, size_t klen, const void *value,
+                          size_t vlen, uint64_t ttl_ms, char *err, size_t errlen)
+{
+    uint64_t now = server_now_ms(s);
+    store_version ver;
+    ver.hlc = hlc_now(&s->clock, now);
+    memcpy(ver.origin, s->node_id, sizeof ver.origin);
+
+    store_result r;
+    if (op == WIRE_OP_PUT) {
+        uint64_t expires = 0;
+        if (ttl_ms)
+            expires = ttl_ms > UINT64_MAX - now ? UINT64_MAX : now + ttl_ms;
+        r = store_put(s->st, key, klen, value, vlen, expires, &ver, err, errlen);
+    } else {
+        r = store_del(s->st, key, klen, &ver, err, errlen);
+    }
+    /* STALE: a newer version is already stored; under last-write-wins this
+     * write is overwritten, which is a success for the client. */
+    if (r == STORE_STALE)
+        return STORE_OK;
+    if (r != STORE_OK) {
+        log_error("write failed, this pass's writes are lost and answered with an error: %s",
+                  err);
+        fail_batch(s, server_status_for(r), err);
+    }
+    return r;
+}
+
 static void do_get(server *s, conn *c, const wire_request *req)
 {
     store_record rec;
     char err[256];
-    store_result r = store_get(s->st, req->key.ptr, req->key.len, server_now_ms(s), &rec,
-                               err, sizeof err);
+    store_result r = server_get(s, req->key.ptr, req->key.len, &rec, err, sizeof err);
     if (r == STORE_OK)
         conn_reply_value(c, req->id, rec.value, rec.value_len);
     else if (r == STORE_NOT_FOUND)
@@ -107,36 +141,18 @@ static void do_get(server *s, conn *c, const wire_request *req)
 static void do_write(server *s, conn *c, const wire_request *req)
 {
     char err[256];
-    uint64_t now = server_now_ms(s);
-    store_version ver;
-    ver.hlc = hlc_now(&s->clock, now);
-    memcpy(ver.origin, s->node_id, sizeof ver.origin);
-
-    store_result r;
-    if (req->op == WIRE_OP_PUT) {
-        if (req->value.len > s->cfg->max_value_bytes) {
-            snprintf(err, sizeof err, "value is %zu bytes; the limit is %llu (max_value_bytes)",
-                     req->value.len, (unsigned long long)s->cfg->max_value_bytes);
-            conn_reply_status(c, req->id, WIRE_ERR_TOO_LARGE, err);
-            return;
-        }
-        uint64_t expires = 0;
-        if (req->ttl_ms)
-            expires = req->ttl_ms > UINT64_MAX - now ? UINT64_MAX : now + req->ttl_ms;
-        r = store_put(s->st, req->key.ptr, req->key.len, req->value.ptr, req->value.len,
-                      expires, &ver, err, sizeof err);
-    } else {
-        r = store_del(s->st, req->key.ptr, req->key.len, &ver, err, sizeof err);
-    }
-    /* STALE: a newer version is already stored; under last-write-wins this
-     * write is overwritten, which is a success for the client. */
-    if (r == STORE_OK || r == STORE_STALE) {
-        conn_reply_status(c, req->id, WIRE_OK, NULL);
+    if (req->op == WIRE_OP_PUT && req->value.len > s->cfg->max_value_bytes) {
+        snprintf(err, sizeof err, "value is %zu bytes; the limit is %llu (max_value_bytes)",
+                 req->value.len, (unsigned long long)s->cfg->max_value_bytes);
+        conn_reply_status(c, req->id, WIRE_ERR_TOO_LARGE, err);
         return;
     }
-    log_error("write failed, this pass's writes are lost and answered with an error: %s", err);
-    fail_batch(s, status_for(r), err);
-    conn_reply_status(c, req->id, status_for(r), err);
+    store_result r = server_write(s, req->op, req->key.ptr, req->key.len, req->value.ptr,
+                                  req->value.len, req->ttl_ms, err, sizeof err);
+    if (r == STORE_OK)
+        conn_reply_status(c, req->id, WIRE_OK, NULL);
+    else
+        conn_reply_status(c, req->id, server_status_for(r), err);
 }
 
 static void do_stats(server *s, conn *c, const wire_request *req)
@@ -196,19 +212,27 @@ void server_handle_request(server *s, conn *c, const wire_request *req)
     case WIRE_OP_STATS:
         do_stats(s, c, req);
         break;
+    case WIRE_OP_MEMBERS:
+    case WIRE_OP_REMOVE:
+        conn_reply_status(c, req->id, WIRE_ERR_UNAVAILABLE, "membership is off (no [node] peer)");
+        break;
     }
 }
 
-/* Past max_clients: a polite error frame straight on the socket, then close. */
-static void reject(server *s, evutil_socket_t fd, const char *peer)
+/* Past max_clients: a polite error reply straight on the socket, then close. */
+static void reject(server *s, const conn_proto *proto, evutil_socket_t fd, const char *peer)
 {
     char msg[96];
     snprintf(msg, sizeof msg, "max_clients (%llu) reached; try again later",
              (unsigned long long)s->cfg->max_clients);
-    msgpack_sbuffer_clear(&s->sb);
-    wire_encode_status(&s->sb, 0, WIRE_ERR_UNAVAILABLE, msg);
-    ssize_t w = send(fd, s->sb.data, s->sb.size, MSG_NOSIGNAL | MSG_DONTWAIT);
-    (void)w; /* best effort: the client may already be gone */
+    struct evbuffer *out = evbuffer_new();
+    if (out) {
+        proto->encode_error(s, out, 0, WIRE_ERR_UNAVAILABLE, msg);
+        size_t len = evbuffer_get_length(out);
+        ssize_t w = send(fd, evbuffer_pullup(out, -1), len, MSG_NOSIGNAL | MSG_DONTWAIT);
+        (void)w; /* best effort: the client may already be gone */
+        evbuffer_free(out);
+    }
     evutil_closesocket(fd);
     if (s->n.connections_rejected++ % 1000 == 0)
         log_warn("refused client %s: %s (%llu refused so far)", peer, msg,
@@ -239,7 +263,8 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
 {
     (void)l;
     (void)socklen;
-    server *s = arg;
+    server_listener *sl = arg;
+    server *s = sl->srv;
     char peer[64];
     format_addr(sa, peer, sizeof peer);
     if (s->stopping) {
@@ -247,22 +272,22 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
         return;
     }
     if (s->nconns >= s->cfg->max_clients) {
-        reject(s, fd, peer);
+        reject(s, sl->proto, fd, peer);
         return;
     }
-    if (!conn_new(s, fd, peer)) {
+    if (!conn_new(s, fd, peer, sl->proto)) {
         log_warn("could not set up a connection for %s: out of memory", peer);
         return;
     }
     s->n.connections_total++;
-    log_debug("client %s connected", peer);
+    log_debug("%s client %s connected", sl->proto->name, peer);
 }
 
 /* accept() failed, most likely out of descriptors: pause accepting for a
  * second instead of spinning on a listener that stays readable. */
 static void on_accept_error(struct evconnlistener *l, void *arg)
 {
-    server *s = arg;
+    server *s = ((server_listener *)arg)->srv;
     int e = EVUTIL_SOCKET_ERROR();
     log_warn("accept failed: %s; pausing new connections for 1 s",
              evutil_socket_error_to_string(e));
@@ -276,8 +301,8 @@ static void on_relisten(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     server *s = arg;
-    if (!s->stopping)
-        evconnlistener_enable(s->listener);
+    for (size_t i = 0; i < s->nlisteners && !s->stopping; i++)
+        evconnlistener_enable(s->listeners[i].l);
 }
 
 static void on_sweep(evutil_socket_t fd, short what, void *arg)
@@ -313,13 +338,17 @@ static void on_drain(evutil_socket_t fd, short what, void *arg)
     evtimer_add(s->drain_ev, &tv);
 }
 
-static struct evconnlistener *bind_listener(server *s, char *err, size_t errlen)
+int server_listen(server *s, const char *addr, const conn_proto *proto, char *err, size_t errlen)
 {
+    if (s->nlisteners == SERVER_MAX_LISTENERS) {
+        snprintf(err, errlen, "too many listeners");
+        return -1;
+    }
     char host[CONFIG_ADDR_MAX];
     int port;
-    if (config_split_addr(s->cfg->listen, host, sizeof host, &port) != 0) {
-        snprintf(err, errlen, "listen address '%s' is not HOST:PORT", s->cfg->listen);
-        return NULL;
+    if (config_split_addr(addr, host, sizeof host, &port) != 0) {
+        snprintf(err, errlen, "%s address '%s' is not HOST:PORT", proto->name, addr);
+        return -1;
     }
     struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
                              .ai_flags = AI_PASSIVE};
@@ -328,25 +357,28 @@ static struct evconnlistener *bind_listener(server *s, char *err, size_t errlen)
     snprintf(portstr, sizeof portstr, "%d", port);
     int rc = getaddrinfo(host, portstr, &hints, &ai);
     if (rc != 0) {
-        snprintf(err, errlen, "cannot resolve listen host '%s': %s", host, gai_strerror(rc));
-        return NULL;
+        snprintf(err, errlen, "cannot resolve %s host '%s': %s", proto->name, host,
+                 gai_strerror(rc));
+        return -1;
     }
-    struct evconnlistener *l = evconnlistener_new_bind(
-        s->base, on_accept, s, LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC,
+    server_listener *sl = &s->listeners[s->nlisteners];
+    sl->srv = s;
+    sl->proto = proto;
+    sl->l = evconnlistener_new_bind(
+        s->base, on_accept, sl, LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC,
         1024, ai->ai_addr, (int)ai->ai_addrlen);
-    if (!l) {
-        snprintf(err, errlen, "cannot listen on %s: %s", s->cfg->listen,
-                 evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
-        freeaddrinfo(ai);
-        return NULL;
-    }
     freeaddrinfo(ai);
+    if (!sl->l) {
+        snprintf(err, errlen, "cannot listen on %s (%s): %s", addr, proto->name,
+                 evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
+        return -1;
+    }
     struct sockaddr_storage ss;
-    socklen_t sl = sizeof ss;
-    if (getsockname(evconnlistener_get_fd(l), (struct sockaddr *)&ss, &sl) == 0)
-        format_addr((struct sockaddr *)&ss, s->listen_addr, sizeof s->listen_addr);
-    evconnlistener_set_error_cb(l, on_accept_error);
-    return l;
+    socklen_t len = sizeof ss;
+    if (getsockname(evconnlistener_get_fd(sl->l), (struct sockaddr *)&ss, &len) == 0)
+        format_addr((struct sockaddr *)&ss, sl->addr, sizeof sl->addr);
+    evconnlistener_set_error_cb(sl->l, on_accept_error);
+    return (int)s->nlisteners++;
 }
 
 server *server_new(struct event_base *base, const config *cfg, store *st, char *err,
@@ -375,8 +407,7 @@ server *server_new(struct event_base *base, const config *cfg, store *st, char *
         snprintf(err, errlen, "out of memory");
         goto fail;
     }
-    s->listener = bind_listener(s, err, errlen);
-    if (!s->listener)
+    if (server_listen(s, cfg->listen, &conn_native_proto, err, errlen) < 0)
         goto fail;
     struct timeval tv = {.tv_sec = (time_t)(cfg->sweep_interval_ms / 1000),
                          .tv_usec = (suseconds_t)(cfg->sweep_interval_ms % 1000) * 1000};
@@ -393,7 +424,8 @@ void server_shutdown(server *s)
     if (s->stopping)
         return;
     s->stopping = true;
-    evconnlistener_disable(s->listener);
+    for (size_t i = 0; i < s->nlisteners; i++)
+        evconnlistener_disable(s->listeners[i].l);
     event_del(s->sweep_ev);
     for (conn *c = s->conns; c; c = c->next)
         conn_stop_reading(c);
@@ -413,8 +445,8 @@ void server_free(server *s)
         on_pass_end(-1, 0, s); /* commit what is pending before closing */
     while (s->conns)
         conn_free(s->conns);
-    if (s->listener)
-        evconnlistener_free(s->listener);
+    for (size_t i = 0; i < s->nlisteners; i++)
+        evconnlistener_free(s->listeners[i].l);
     if (s->pass_end_ev)
         event_free(s->pass_end_ev);
     if (s->sweep_ev)

@@ -25,6 +25,18 @@
 #include "wire.h"
 
 typedef struct conn conn;
+struct conn_proto;
+struct server;
+
+/* A listening socket and the protocol its clients speak. */
+typedef struct server_listener {
+    struct server *srv;
+    struct evconnlistener *l;
+    const struct conn_proto *proto;
+    char addr[CONFIG_ADDR_MAX]; /* the bound address, with the real port */
+} server_listener;
+
+#define SERVER_MAX_LISTENERS 4
 
 typedef struct server_counters {
     uint64_t ops[WIRE_OP_MAX + 1];   /* by wire_op */
@@ -44,8 +56,8 @@ typedef struct server {
     char node_id[STORE_ORIGIN_MAX + 1];
     uint64_t max_frame;              /* largest request body accepted */
 
-    struct evconnlistener *listener;
-    char listen_addr[CONFIG_ADDR_MAX]; /* the bound address, with the real port */
+    server_listener listeners[SERVER_MAX_LISTENERS]; /* [0]: the client protocol */
+    size_t nlisteners;
     struct event *pass_end_ev;       /* activated once per pass that did work */
     bool pass_end_scheduled;
     struct event *sweep_ev;
@@ -70,6 +82,12 @@ typedef struct server {
 server *server_new(struct event_base *base, const config *cfg, store *st,
                    char *err, size_t errlen);
 
+/* Listens on addr for clients speaking proto (the client protocol's
+ * listener is made by server_new). Returns the listener's index, or -1 with
+ * a message. */
+int server_listen(server *s, const char *addr, const struct conn_proto *proto, char *err,
+                  size_t errlen);
+
 /* Starts a graceful stop: no new connections or requests; what is in flight
  * is committed and its replies written (for at most 2 s), then the loop
  * exits. */
@@ -81,6 +99,18 @@ void server_free(server *s);
 
 /* Wall-clock milliseconds, cached per loop pass. */
 uint64_t server_now_ms(server *s);
+
+/* Request execution shared by every protocol. */
+/* Reads key as of this pass (sees the pass's uncommitted writes). */
+store_result server_get(server *s, const void *key, size_t klen, store_record *rec, char *err,
+                        size_t errlen);
+/* PUT (value, ttl_ms: 0 = none) or DEL of key, stamped with the node's HLC.
+ * Returns STORE_OK, or an error after which every reply that depended on the
+ * lost batch has been rewritten as an error; the caller answers with
+ * server_status_for(result) and err. Limits are the caller's to check. */
+store_result server_write(server *s, wire_op op, const void *key, size_t klen, const void *value,
+                          size_t vlen, uint64_t ttl_ms, char *err, size_t errlen);
+wire_status server_status_for(store_result r);
 
 /* Executes one decoded request from c; the reply goes to c's pending
  * buffer. Called by conn.c. */

@@ -43,6 +43,8 @@ const char *wire_op_name(wire_op op)
     case WIRE_OP_DEL: return "DEL";
     case WIRE_OP_PING: return "PING";
     case WIRE_OP_STATS: return "STATS";
+    case WIRE_OP_MEMBERS: return "MEMBERS";
+    case WIRE_OP_REMOVE: return "REMOVE";
     }
     return "UNKNOWN";
 }
