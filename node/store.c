@@ -26,6 +26,7 @@
 #include <limits.h>
 #include <lmdb.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -73,6 +74,7 @@ struct store {
     bool sweep_at; /* false: the next sweep starts at the first key */
 
     bool syncer_on, syncer_stop;
+    _Atomic int sync_error;   /* last background fsync error, 0 after a success */
     pthread_t syncer;
     pthread_mutex_t mu;
     pthread_cond_t cv;
@@ -362,8 +364,12 @@ static void *syncer_main(void *arg)
         if (s->syncer_stop)
             break;
         pthread_mutex_unlock(&s->mu);
-        if ((rc = mdb_env_sync(s->env, 1)) != 0)
-            log_error("store: background fsync failed: %s", mdb_strerror(rc));
+        if ((rc = mdb_env_sync(s->env, 1)) != 0 && atomic_load(&s->sync_error) == 0)
+            log_error("store: background fsync failed: %s; refusing writes until a "
+                      "sync succeeds", mdb_strerror(rc));
+        else if (rc == 0 && atomic_load(&s->sync_error) != 0)
+            log_info("store: background fsync works again; accepting writes");
+        atomic_store(&s->sync_error, rc);
         pthread_mutex_lock(&s->mu);
     }
     pthread_mutex_unlock(&s->mu);
@@ -643,6 +649,14 @@ store_result store_commit(store *s, char *err, size_t errlen)
     if (!s->dirty) {
         batch_discard(s); /* a sweep that purged nothing; no commit needed */
         return STORE_OK;
+    }
+    /* As Redis does after a failed background fsync: acknowledging more
+     * writes would promise a durability the disk is not giving. */
+    if ((rc = atomic_load(&s->sync_error)) != 0) {
+        set_err(err, errlen, "background fsync failed (%s); writes are refused until a "
+                "sync succeeds", mdb_strerror(rc));
+        batch_discard(s);
+        return STORE_ERR_IO;
     }
     if ((max > s->max_hlc && (rc = meta_write(s, s->wtxn, max)) != 0) ||
         (rc = mdb_stat(s->wtxn, s->data, &st)) != 0)
