@@ -1,0 +1,132 @@
+/* quorum: bookkeeping of one coordinated read or write; see quorum.h. */
+#include "quorum.h"
+
+#include <stdio.h>
+#include <string.h>
+
+static const char *const level_names[] = {"one", "quorum", "all"};
+
+int quorum_level_parse(const char *s, quorum_level *out)
+{
+    for (int i = QUORUM_ONE; i <= QUORUM_ALL; i++)
+        if (strcmp(s, level_names[i]) == 0) {
+            *out = (quorum_level)i;
+            return 0;
+        }
+    return -1;
+}
+
+const char *quorum_level_name(quorum_level l)
+{
+    return l >= QUORUM_ONE && l <= QUORUM_ALL ? level_names[l] : "?";
+}
+
+size_t quorum_needed(quorum_level l, size_t n)
+{
+    if (n == 0)
+        return 0;
+    switch (l) {
+    case QUORUM_ONE: return 1;
+    case QUORUM_QUORUM: return n / 2 + 1;
+    case QUORUM_ALL: return n;
+    }
+    return n;
+}
+
+int quorum_version_cmp(const store_version *a, const store_version *b)
+{
+    if (a->hlc != b->hlc)
+        return a->hlc < b->hlc ? -1 : 1;
+    return strcmp(a->origin, b->origin);
+}
+
+int quorum_init(quorum *q, bool is_read, const char *const *replicas, size_t n, size_t needed,
+                uint64_t deadline_ms)
+{
+    if (n == 0 || n > QUORUM_MAX_REPLICAS || needed == 0 || needed > n)
+        return -1;
+    memset(q, 0, sizeof *q);
+    q->is_read = is_read;
+    q->n = n;
+    q->needed = needed;
+    q->deadline_ms = deadline_ms;
+    q->newest = -1;
+    for (size_t i = 0; i < n; i++) {
+        if (strlen(replicas[i]) > STORE_ORIGIN_MAX)
+            return -1;
+        snprintf(q->replica[i], sizeof q->replica[i], "%s", replicas[i]);
+    }
+    return 0;
+}
+
+static int slot_of(const quorum *q, const char *replica)
+{
+    for (size_t i = 0; i < q->n; i++)
+        if (strcmp(q->replica[i], replica) == 0)
+            return (int)i;
+    return -1;
+}
+
+static void decide(quorum *q)
+{
+    if (q->outcome != QUORUM_PENDING)
+        return;
+    if (q->oks >= q->needed)
+        q->outcome = QUORUM_SUCCESS;
+    else if (q->n - q->fails < q->needed)
+        q->outcome = QUORUM_FAILED; /* even if every other replica answers */
+}
+
+quorum_outcome quorum_on_reply(quorum *q, const char *replica, const quorum_reply *r)
+{
+    int i = slot_of(q, replica);
+    if (i < 0 || q->state[i] != QUORUM_WAITING)
+        return q->outcome; /* a stranger or a duplicate */
+    q->reply[i] = *r;
+    if (!r->ok) {
+        q->state[i] = QUORUM_ANSWERED_FAIL;
+        q->fails++;
+    } else {
+        q->state[i] = QUORUM_ANSWERED_OK;
+        q->oks++;
+        if (q->is_read && r->found &&
+            (q->newest < 0 || quorum_version_cmp(&r->version, &q->reply[q->newest].version) > 0))
+            q->newest = i;
+    }
+    decide(q);
+    return q->outcome;
+}
+
+quorum_outcome quorum_on_failure(quorum *q, const char *replica)
+{
+    quorum_reply r = {.ok = false};
+    return quorum_on_reply(q, replica, &r);
+}
+
+quorum_outcome quorum_check_deadline(quorum *q, uint64_t now_ms)
+{
+    if (q->outcome == QUORUM_PENDING && now_ms >= q->deadline_ms)
+        q->outcome = QUORUM_TIMEOUT;
+    return q->outcome;
+}
+
+const quorum_reply *quorum_newest(const quorum *q)
+{
+    return q->newest < 0 ? NULL : &q->reply[q->newest];
+}
+
+size_t quorum_stale(const quorum *q, size_t *out)
+{
+    size_t k = 0;
+    const quorum_reply *best = quorum_newest(q);
+    if (!q->is_read || !best)
+        return 0;
+    for (size_t i = 0; i < q->n; i++) {
+        if (q->state[i] != QUORUM_ANSWERED_OK || (int)i == q->newest)
+            continue;
+        const quorum_reply *r = &q->reply[i];
+        if (!r->found || quorum_version_cmp(&r->version, &best->version) < 0)
+            out[k++] = i;
+    }
+    return k;
+}

@@ -1,0 +1,92 @@
+/* quorum: the bookkeeping of one coordinated read or write, as pure logic.
+ *
+ * The coordinator asks N replicas and answers the client once `needed` of
+ * them succeeded (W for writes, R for reads), or as soon as that can no
+ * longer happen, or at the deadline. This module counts replies (ignoring
+ * duplicates, strangers and anything after the end), picks the newest
+ * version among read replies (last-write-wins: HLC, then origin id), and
+ * names the replicas a read repair must fix. It sends nothing and keeps no
+ * clock, so tests drive it with fake replies, timeouts and late arrivals.
+ */
+#ifndef RINGKV_QUORUM_H
+#define RINGKV_QUORUM_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "store.h"
+
+#define QUORUM_MAX_REPLICAS 16
+
+typedef enum quorum_level {
+    QUORUM_ONE = 0,
+    QUORUM_QUORUM = 1, /* a majority: n/2 + 1 */
+    QUORUM_ALL = 2,
+} quorum_level;
+
+/* "one", "quorum", "all" -> level; returns -1 for anything else. */
+int quorum_level_parse(const char *s, quorum_level *out);
+const char *quorum_level_name(quorum_level l);
+/* Replies needed at level l out of n replicas (at least 1 when n >= 1). */
+size_t quorum_needed(quorum_level l, size_t n);
+
+typedef enum quorum_outcome {
+    QUORUM_PENDING = 0, /* keep waiting */
+    QUORUM_SUCCESS,     /* `needed` replicas succeeded: answer the client */
+    QUORUM_FAILED,      /* too many failed for `needed` to be reached */
+    QUORUM_TIMEOUT,     /* the deadline passed first */
+} quorum_outcome;
+
+/* What one replica answered. */
+typedef struct quorum_reply {
+    bool ok;               /* write applied / read answered */
+    bool found;            /* read: the replica holds a record (maybe a tombstone) */
+    store_version version; /* read, when found */
+} quorum_reply;
+
+typedef enum quorum_slot_state { QUORUM_WAITING = 0, QUORUM_ANSWERED_OK, QUORUM_ANSWERED_FAIL } quorum_slot_state;
+
+typedef struct quorum {
+    bool is_read;
+    size_t n, needed;
+    char replica[QUORUM_MAX_REPLICAS][STORE_ORIGIN_MAX + 1];
+    quorum_slot_state state[QUORUM_MAX_REPLICAS];
+    quorum_reply reply[QUORUM_MAX_REPLICAS];
+    size_t oks, fails;
+    uint64_t deadline_ms;
+    quorum_outcome outcome; /* QUORUM_PENDING until decided; then fixed */
+    int newest;             /* read: index of the newest found version, or -1 */
+} quorum;
+
+/* Starts the bookkeeping for replicas[0..n) (n <= QUORUM_MAX_REPLICAS,
+ * 1 <= needed <= n). Returns 0, or -1 on bad arguments. */
+int quorum_init(quorum *q, bool is_read, const char *const *replicas, size_t n, size_t needed,
+                uint64_t deadline_ms);
+
+/* Records replica's answer. A reply from an unknown replica or a second
+ * reply from the same one is ignored. Replies after the outcome is decided
+ * still count for read repair but never change the outcome. Returns the
+ * outcome (still QUORUM_PENDING, or the decision). */
+quorum_outcome quorum_on_reply(quorum *q, const char *replica, const quorum_reply *r);
+
+/* Replica could not be reached (down, link broken): a failed answer. */
+quorum_outcome quorum_on_failure(quorum *q, const char *replica);
+
+/* Decides QUORUM_TIMEOUT if now_ms is past the deadline and nothing was
+ * decided yet. Returns the outcome. */
+quorum_outcome quorum_check_deadline(quorum *q, uint64_t now_ms);
+
+/* Read: the newest reply (NULL when no replica holds the key). */
+const quorum_reply *quorum_newest(const quorum *q);
+
+/* Read repair: fills out[] with the indexes of replicas that answered ok
+ * but hold an older version than the newest, or nothing; returns how many.
+ * Replicas that did not answer are not listed (repair only what is known
+ * to be stale). */
+size_t quorum_stale(const quorum *q, size_t *out);
+
+/* Last-write-wins order of two versions: <0, 0, >0. */
+int quorum_version_cmp(const store_version *a, const store_version *b);
+
+#endif

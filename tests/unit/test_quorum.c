@@ -1,0 +1,165 @@
+/* Unit tests for node/quorum.c: the coordinator's bookkeeping driven by fake
+ * replies — acks, failures, timeouts, late and duplicate replies, newest
+ * version selection and read-repair targets.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "quorum.h"
+
+static const char *const three[] = {"a", "b", "c"};
+
+static quorum_reply ok(void) { return (quorum_reply){.ok = true}; }
+
+static quorum_reply found(uint64_t hlc, const char *origin)
+{
+    quorum_reply r = {.ok = true, .found = true, .version.hlc = hlc};
+    snprintf(r.version.origin, sizeof r.version.origin, "%s", origin);
+    return r;
+}
+
+static void levels(void **state)
+{
+    (void)state;
+    assert_int_equal(quorum_needed(QUORUM_ONE, 3), 1);
+    assert_int_equal(quorum_needed(QUORUM_QUORUM, 3), 2);
+    assert_int_equal(quorum_needed(QUORUM_QUORUM, 4), 3);
+    assert_int_equal(quorum_needed(QUORUM_QUORUM, 1), 1);
+    assert_int_equal(quorum_needed(QUORUM_ALL, 5), 5);
+    assert_int_equal(quorum_needed(QUORUM_ALL, 0), 0);
+    quorum_level l;
+    assert_int_equal(quorum_level_parse("quorum", &l), 0);
+    assert_int_equal(l, QUORUM_QUORUM);
+    assert_int_equal(quorum_level_parse("most", &l), -1);
+    assert_string_equal(quorum_level_name(QUORUM_ALL), "all");
+}
+
+static void bad_init(void **state)
+{
+    (void)state;
+    quorum q;
+    assert_int_equal(quorum_init(&q, false, three, 3, 0, 100), -1);
+    assert_int_equal(quorum_init(&q, false, three, 3, 4, 100), -1);
+    assert_int_equal(quorum_init(&q, false, three, 0, 1, 100), -1);
+}
+
+static void write_succeeds_at_w(void **state)
+{
+    (void)state;
+    quorum q;
+    quorum_reply r = ok();
+    assert_int_equal(quorum_init(&q, false, three, 3, 2, 100), 0);
+    assert_int_equal(quorum_on_reply(&q, "a", &r), QUORUM_PENDING);
+    assert_int_equal(quorum_on_reply(&q, "a", &r), QUORUM_PENDING); /* duplicate */
+    assert_int_equal(q.oks, 1);
+    assert_int_equal(quorum_on_reply(&q, "zz", &r), QUORUM_PENDING); /* stranger */
+    assert_int_equal(quorum_on_reply(&q, "c", &r), QUORUM_SUCCESS);
+    /* A late failure cannot undo the success, and the deadline is moot. */
+    assert_int_equal(quorum_on_failure(&q, "b"), QUORUM_SUCCESS);
+    assert_int_equal(quorum_check_deadline(&q, 1000), QUORUM_SUCCESS);
+}
+
+static void write_fails_early_when_unreachable(void **state)
+{
+    (void)state;
+    quorum q;
+    assert_int_equal(quorum_init(&q, false, three, 3, 2, 100), 0);
+    assert_int_equal(quorum_on_failure(&q, "a"), QUORUM_PENDING);
+    /* Two of three down: W=2 is out of reach before any deadline. */
+    assert_int_equal(quorum_on_failure(&q, "b"), QUORUM_FAILED);
+    quorum_reply r = ok();
+    assert_int_equal(quorum_on_reply(&q, "c", &r), QUORUM_FAILED); /* late ack */
+    assert_int_equal(q.oks, 1); /* but it is recorded */
+}
+
+static void all_needs_everyone(void **state)
+{
+    (void)state;
+    quorum q;
+    quorum_reply r = ok();
+    assert_int_equal(quorum_init(&q, false, three, 3, 3, 100), 0);
+    quorum_on_reply(&q, "a", &r);
+    quorum_on_reply(&q, "b", &r);
+    assert_int_equal(q.outcome, QUORUM_PENDING);
+    assert_int_equal(quorum_on_failure(&q, "c"), QUORUM_FAILED);
+}
+
+static void timeout_reports_acks(void **state)
+{
+    (void)state;
+    quorum q;
+    quorum_reply r = ok();
+    assert_int_equal(quorum_init(&q, false, three, 3, 2, 100), 0);
+    quorum_on_reply(&q, "b", &r);
+    assert_int_equal(quorum_check_deadline(&q, 99), QUORUM_PENDING);
+    assert_int_equal(quorum_check_deadline(&q, 100), QUORUM_TIMEOUT);
+    assert_int_equal(q.oks, 1); /* "timeout after 1 of 2 acknowledgements" */
+    assert_int_equal(quorum_on_reply(&q, "c", &r), QUORUM_TIMEOUT);
+}
+
+static void read_picks_newest_and_names_stale(void **state)
+{
+    (void)state;
+    quorum q;
+    assert_int_equal(quorum_init(&q, true, three, 3, 2, 100), 0);
+    quorum_reply old = found(10, "a"), newer = found(20, "b");
+    assert_int_equal(quorum_on_reply(&q, "a", &old), QUORUM_PENDING);
+    assert_int_equal(quorum_on_reply(&q, "b", &newer), QUORUM_SUCCESS);
+    assert_int_equal(quorum_newest(&q)->version.hlc, 20);
+    /* A late reply from c with nothing still counts for repair. */
+    quorum_reply none = ok();
+    quorum_on_reply(&q, "c", &none);
+    size_t stale[3];
+    assert_int_equal(quorum_stale(&q, stale), 2);
+    assert_int_equal(stale[0], 0);
+    assert_int_equal(stale[1], 2);
+}
+
+static void read_ties_broken_by_origin(void **state)
+{
+    (void)state;
+    quorum q;
+    assert_int_equal(quorum_init(&q, true, three, 3, 3, 100), 0);
+    quorum_reply x = found(50, "node1"), y = found(50, "node2"), z = found(50, "node2");
+    quorum_on_reply(&q, "a", &x);
+    quorum_on_reply(&q, "b", &y);
+    assert_int_equal(quorum_on_reply(&q, "c", &z), QUORUM_SUCCESS);
+    assert_string_equal(quorum_newest(&q)->version.origin, "node2");
+    size_t stale[3];
+    assert_int_equal(quorum_stale(&q, stale), 1); /* c already equals the newest */
+    assert_int_equal(stale[0], 0);
+}
+
+static void read_of_absent_key(void **state)
+{
+    (void)state;
+    quorum q;
+    quorum_reply none = ok();
+    assert_int_equal(quorum_init(&q, true, three, 3, 2, 100), 0);
+    quorum_on_reply(&q, "a", &none);
+    assert_int_equal(quorum_on_reply(&q, "c", &none), QUORUM_SUCCESS);
+    assert_null(quorum_newest(&q));
+    size_t stale[3];
+    assert_int_equal(quorum_stale(&q, stale), 0);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(levels),
+        cmocka_unit_test(bad_init),
+        cmocka_unit_test(write_succeeds_at_w),
+        cmocka_unit_test(write_fails_early_when_unreachable),
+        cmocka_unit_test(all_needs_everyone),
+        cmocka_unit_test(timeout_reports_acks),
+        cmocka_unit_test(read_picks_newest_and_names_stale),
+        cmocka_unit_test(read_ties_broken_by_origin),
+        cmocka_unit_test(read_of_absent_key),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
