@@ -73,6 +73,7 @@ int main(int argc, char **argv)
         qsort(t3, RUNS, sizeof t3[0], cmp_double);
         printf("%-8zu %-7d %-14.1f %-14.1f\n", sizes[s], RING_DEFAULT_VNODES, t1[RUNS / 2],
                t3[RUNS / 2]);
+        (void)sink;
         ring_free(r);
         free(ids);
         free(m);

@@ -106,7 +106,8 @@ ring *ring_new(const ring_member *members, size_t n, char *err, size_t errlen)
     r->vnodes = calloc(n ? n : 1, sizeof *r->vnodes);
     if (!sorted || !r->ids || !r->vnodes)
         goto nomem;
-    memcpy(sorted, members, n * sizeof *sorted);
+    if (n)
+        memcpy(sorted, members, n * sizeof *sorted); /* members may be NULL when n is 0 */
     for (size_t i = 0; i < n; i++) {
         if (!sorted[i].id || !sorted[i].id[0]) {
             snprintf(err, errlen, "member %zu has an empty id", i);
