@@ -34,7 +34,7 @@ typedef struct cli_arg {
 typedef struct cli {
     rkv_client *c;
     const char *host;
-    int json;        /* --json: stats as a JSON object */
+    int json;        /* --json: stats and members as JSON */
     int interactive; /* at the prompt: errors do not end the program */
     int tty_out;
 } cli;
@@ -295,6 +295,101 @@ static int cmd_stats(cli *cl, int argc, const cli_arg *argv)
     return 0;
 }
 
+/* "850ms", "3s", "2m10s", "5h3m", "2d4h": how long a member has been in its
+ * state, to the precision a person reads it at. */
+static void format_age(uint64_t ms, char *buf, size_t len)
+{
+    uint64_t s = ms / 1000;
+    if (ms < 1000)
+        snprintf(buf, len, "%" PRIu64 "ms", ms);
+    else if (s < 60)
+        snprintf(buf, len, "%" PRIu64 "s", s);
+    else if (s < 3600)
+        snprintf(buf, len, "%" PRIu64 "m%" PRIu64 "s", s / 60, s % 60);
+    else if (s < 86400)
+        snprintf(buf, len, "%" PRIu64 "h%" PRIu64 "m", s / 3600, s % 3600 / 60);
+    else
+        snprintf(buf, len, "%" PRIu64 "d%" PRIu64 "h", s / 86400, s % 86400 / 3600);
+}
+
+static void print_members_json(const rkv_member *m, size_t n)
+{
+    putchar('[');
+    for (size_t i = 0; i < n; i++) {
+        const char *names[] = {"id", "peer", "client", "resp", "state", "role"};
+        const char *vals[] = {m[i].id,        m[i].peer_addr, m[i].client_addr,
+                              m[i].resp_addr, m[i].state,     m[i].role};
+        printf("%s{", i ? "," : "");
+        for (size_t k = 0; k < 6; k++) {
+            printf("\"%s\":", names[k]);
+            put_json_string(stdout, vals[k], strlen(vals[k]));
+            putchar(',');
+        }
+        printf("\"incarnation\":%" PRIu64 ",\"age_ms\":%" PRIu64 ",\"vnodes\":%" PRIu64 "}",
+               m[i].incarnation, m[i].age_ms, m[i].vnodes);
+    }
+    puts("]");
+}
+
+static void print_members_table(const rkv_member *m, size_t n)
+{
+    enum { COLS = 6 };
+    static const char *const head[COLS] = {"ID", "PEER", "CLIENT", "STATE", "INCARNATION", "FOR"};
+    char(*cells)[COLS][32] = calloc(n ? n : 1, sizeof *cells);
+    int width[COLS];
+    for (int k = 0; k < COLS; k++)
+        width[k] = (int)strlen(head[k]);
+    for (size_t i = 0; cells && i < n; i++) {
+        snprintf(cells[i][4], sizeof cells[i][4], "%" PRIu64, m[i].incarnation);
+        format_age(m[i].age_ms, cells[i][5], sizeof cells[i][5]);
+        const char *v[COLS] = {m[i].id,    m[i].peer_addr, m[i].client_addr,
+                               m[i].state, cells[i][4],    cells[i][5]};
+        for (int k = 0; k < COLS; k++)
+            if ((int)strlen(v[k]) > width[k])
+                width[k] = (int)strlen(v[k]);
+    }
+    for (int k = 0; k < COLS; k++)
+        printf("%-*s%s", k < COLS - 1 ? width[k] : 0, head[k], k < COLS - 1 ? "  " : "\n");
+    for (size_t i = 0; cells && i < n; i++) {
+        const char *v[COLS] = {m[i].id,    m[i].peer_addr, m[i].client_addr,
+                               m[i].state, cells[i][4],    cells[i][5]};
+        for (int k = 0; k < COLS; k++)
+            printf("%-*s%s", k < COLS - 1 ? width[k] : 0, v[k], k < COLS - 1 ? "  " : "\n");
+    }
+    free(cells);
+}
+
+static int cmd_members(cli *cl, int argc, const cli_arg *argv)
+{
+    static const cli_cmd self = {.synopsis = "members [--json]"};
+    if (argc == 1 && strcmp(argv[0].s, "--json") != 0)
+        return usage_error(cl, &self);
+    int json = cl->json || argc == 1;
+    rkv_member *m;
+    size_t n;
+    rkv_status st = rkv_members(cl->c, &m, &n);
+    if (st != RKV_OK)
+        return client_error(cl, st);
+    if (json)
+        print_members_json(m, n);
+    else
+        print_members_table(m, n);
+    rkv_members_free(m, n);
+    return 0;
+}
+
+static int cmd_remove(cli *cl, int argc, const cli_arg *argv)
+{
+    (void)argc;
+    if (memchr(argv[0].s, '\0', argv[0].len))
+        return cli_error("a node id cannot contain a NUL byte");
+    rkv_status st = rkv_remove(cl->c, argv[0].s);
+    if (st != RKV_OK)
+        return client_error(cl, st);
+    puts("OK");
+    return 0;
+}
+
 static int cmd_help(cli *cl, int argc, const cli_arg *argv);
 
 static const cli_cmd commands[] = {
@@ -304,6 +399,9 @@ static const cli_cmd commands[] = {
     {"del", 1, 1, "del KEY", "delete KEY (deleting an absent key is fine)", cmd_del},
     {"ping", 0, 0, "ping", "check the node answers; shows the round-trip time", cmd_ping},
     {"stats", 0, 1, "stats [--json]", "show the node's statistics", cmd_stats},
+    {"members", 0, 1, "members [--json]",
+     "list the cluster members: state, incarnation, how long in that state", cmd_members},
+    {"remove", 1, 1, "remove ID", "remove a dead (or left) member for good", cmd_remove},
     {"help", 0, 0, "help", "list the commands", cmd_help},
     {"quit", 0, 0, "quit, exit", "leave the prompt", NULL},
     {NULL, 0, 0, NULL, NULL, NULL},
@@ -518,7 +616,7 @@ static void usage(FILE *f)
             "  -h, --host HOST:PORT[,...] nodes to try in turn; [v6]:PORT for IPv6\n"
             "                             (default: $RINGKV_HOST, else %s)\n"
             "      --timeout MS           connect and request timeout (default 5000)\n"
-            "      --json                 print stats as a JSON object\n"
+            "      --json                 print stats and members as JSON\n"
             "      --help                 show this help and exit\n"
             "      --version              show the version and exit\n"
             "\n"

@@ -769,6 +769,84 @@ void rkv_stats_free(rkv_stat *stats, size_t n)
     free(stats);
 }
 
+/* Copies one decoded member out of the reply buffer; -1 out of memory. */
+static int copy_member(rkv_member *out, const wire_member_view *v)
+{
+    const wire_bytes *src[] = {&v->id,        &v->peer_addr, &v->client_addr,
+                               &v->resp_addr, &v->state,     &v->role};
+    char **dst[] = {&out->id,        &out->peer_addr, &out->client_addr,
+                    &out->resp_addr, &out->state,     &out->role};
+    for (size_t i = 0; i < sizeof src / sizeof src[0]; i++)
+        if (!(*dst[i] = dup_range((const char *)src[i]->ptr, src[i]->len)))
+            return -1;
+    out->incarnation = v->incarnation;
+    out->age_ms = v->age_ms;
+    out->vnodes = v->vnodes;
+    return 0;
+}
+
+rkv_status rkv_members(rkv_client *c, rkv_member **members, size_t *n)
+{
+    if (!c)
+        return RKV_ERR_ARG;
+    c->errstr[0] = '\0';
+    if (!members || !n)
+        return fail(c, RKV_ERR_ARG, "rkv_members needs somewhere to put the members");
+    *members = NULL;
+    *n = 0;
+
+    wire_request req = {.op = WIRE_OP_MEMBERS};
+    wire_response resp;
+    rkv_status st = roundtrip(c, &req, &resp);
+    if (st == RKV_OK && (resp.has_value || resp.stats)) {
+        st = fail(c, RKV_ERR_PROTOCOL, "node %s answered MEMBERS without a member list",
+                  cur_name(c));
+    } else if (st == RKV_OK) {
+        rkv_member *out = calloc(resp.nmembers ? resp.nmembers : 1, sizeof *out);
+        size_t i = 0;
+        while (out && i < resp.nmembers && copy_member(&out[i], &resp.members[i]) == 0)
+            i++;
+        if (!out || i < resp.nmembers) {
+            rkv_members_free(out, out ? i + 1 : 0);
+            st = fail(c, RKV_ERR_INTERNAL, "out of memory copying %zu members", resp.nmembers);
+        } else {
+            *members = out;
+            *n = resp.nmembers;
+        }
+    }
+    trim_buffers(c);
+    return st;
+}
+
+void rkv_members_free(rkv_member *members, size_t n)
+{
+    if (!members)
+        return;
+    for (size_t i = 0; i < n; i++) {
+        free(members[i].id);
+        free(members[i].peer_addr);
+        free(members[i].client_addr);
+        free(members[i].resp_addr);
+        free(members[i].state);
+        free(members[i].role);
+    }
+    free(members);
+}
+
+rkv_status rkv_remove(rkv_client *c, const char *node_id)
+{
+    if (!c)
+        return RKV_ERR_ARG;
+    c->errstr[0] = '\0';
+    if (!node_id || !*node_id)
+        return fail(c, RKV_ERR_ARG, "rkv_remove needs a node id");
+    wire_request req = {.op = WIRE_OP_REMOVE, .key = {(const uint8_t *)node_id, strlen(node_id)}};
+    wire_response resp;
+    rkv_status st = roundtrip(c, &req, &resp);
+    trim_buffers(c);
+    return st;
+}
+
 void rkv_free(void *p)
 {
     free(p);

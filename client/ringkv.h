@@ -49,6 +49,19 @@ typedef struct rkv_options {
     int request_timeout_ms; /* from sending a request to its complete reply; default 5000 */
 } rkv_options;
 
+/* One cluster member, as the node answering rkv_members() sees it. */
+typedef struct rkv_member {
+    char *id;
+    char *peer_addr;   /* gossip UDP and peer TCP, "host:port" */
+    char *client_addr; /* client protocol */
+    char *resp_addr;   /* RESP; "" when off */
+    char *state;       /* "alive", "suspect", "dead", "left" or "removed" */
+    char *role;        /* ring role: "member", "joining" or "leaving" */
+    uint64_t incarnation;
+    uint64_t age_ms;   /* how long it has been in this state */
+    uint64_t vnodes;
+} rkv_member;
+
 /* One STATS entry. */
 typedef struct rkv_stat {
     char *name;
@@ -93,6 +106,18 @@ RKV_API rkv_status rkv_ping(rkv_client *c);
  * with rkv_stats_free(). */
 RKV_API rkv_status rkv_stats(rkv_client *c, rkv_stat **stats, size_t *n);
 RKV_API void rkv_stats_free(rkv_stat *stats, size_t n);
+
+/* Fetches the cluster members as the node sees them, itself included,
+ * ordered by id: *members is an array of *n entries, freed with
+ * rkv_members_free(). RKV_ERR_UNAVAILABLE when the node runs without
+ * membership (no [node] peer). */
+RKV_API rkv_status rkv_members(rkv_client *c, rkv_member **members, size_t *n);
+RKV_API void rkv_members_free(rkv_member *members, size_t n);
+
+/* Removes a dead (or left) member for good, e.g. a machine that will not
+ * come back. RKV_ERR_BAD_REQUEST, with the reason in rkv_errstr(), when the
+ * id is unknown, the node's own, or not dead or left. */
+RKV_API rkv_status rkv_remove(rkv_client *c, const char *node_id);
 
 /* Frees a value returned by rkv_get. */
 RKV_API void rkv_free(void *p);

@@ -1,48 +1,63 @@
 #!/usr/bin/env bash
-# Starts the local three-node ringkv cluster from configs/node1.conf..node3.conf.
-# Installs dependencies and builds first when needed. Nodes run in the
-# background; their logs and pid files are in var/. Stop them with
-# cluster/stop.sh. (Until the membership work lands, the three nodes run
-# side by side without knowing each other.)
+# Starts the local three-node ringkv cluster from configs/node1.conf..node3.conf
+# and waits until every node sees all three alive, then prints the members
+# table. Installs dependencies and builds first when needed (set
+# RINGKV_BUILD=DIR to use binaries already built in DIR instead). Nodes run in
+# the background; their logs and pid files are in var/. Inspect and control
+# single nodes with cluster/ctl.sh; stop them all with cluster/stop.sh.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
-build=$("$root/cluster/build.sh")
+if [ -n "${RINGKV_BUILD:-}" ]; then
+  build=$RINGKV_BUILD
+else
+  build=$("$root/cluster/build.sh")
+fi
+export RINGKV_BUILD=$build
 cd "$root"
-mkdir -p var
 
 addr_of() { sed -n 's/^[[:space:]]*listen[[:space:]]*=[[:space:]]*\([^[:space:];#]*\).*/\1/p' "configs/$1.conf"; }
 
+# The nodes seed each other, so the order does not matter: each joins
+# through whichever of the others is up, retrying with backoff meanwhile.
 for n in node1 node2 node3; do
-  pidf=var/$n.pid
-  if [ -f "$pidf" ] && kill -0 "$(cat "$pidf")" 2>/dev/null; then
-    echo "$n already running (pid $(cat "$pidf"))"
-    continue
-  fi
-  nohup "$build/ringkvd" --config "configs/$n.conf" >>"var/$n.log" 2>&1 </dev/null &
-  echo $! >"$pidf"
+  cluster/ctl.sh start "$n"
 done
 
-for n in node1 node2 node3; do
-  addr=$(addr_of "$n")
-  for _ in $(seq 100); do
-    "$build/ringkv" -h "$addr" ping >/dev/null 2>&1 && break
-    if ! kill -0 "$(cat "var/$n.pid")" 2>/dev/null; then
-      echo "$n failed to start; its log (var/$n.log) ends with:" >&2
-      tail -n 20 "var/$n.log" >&2
-      exit 1
-    fi
-    sleep 0.1
+# Membership converges within a second or two on loopback; 30 s is a bound,
+# not an expectation.
+alive_seen_by() { "$build/ringkv" --timeout 2000 -h "$(addr_of "$1")" members --json 2>/dev/null |
+                    grep -o '"state":"alive"' | wc -l; }
+converged=
+for _ in $(seq 300); do
+  converged=yes
+  for n in node1 node2 node3; do
+    [ "$(alive_seen_by "$n")" -eq 3 ] || { converged=; break; }
   done
-  "$build/ringkv" -h "$addr" ping >/dev/null || { echo "$n does not answer on $addr" >&2; exit 1; }
-  echo "$n up on $addr (pid $(cat "var/$n.pid"), log var/$n.log)"
+  [ -n "$converged" ] && break
+  sleep 0.1
 done
+echo
+if [ -z "$converged" ]; then
+  echo "the nodes did not all see each other alive within 30 s; what each sees:" >&2
+  cluster/ctl.sh status >&2
+  exit 1
+fi
+echo "Every node sees all three alive. Members, as node1 sees them:"
+"$build/ringkv" -h "$(addr_of node1)" members
 
 cat <<MSG
 
 The cluster is running. Try the CLI:
   $build/ringkv -h $(addr_of node1) put hello world
   $build/ringkv -h $(addr_of node1) get hello
+  $build/ringkv -h $(addr_of node1) members      # or: members --json
   $build/ringkv -h $(addr_of node1) stats
-  $build/ringkv -h $(addr_of node1)            # interactive prompt; type 'help'
+  $build/ringkv -h $(addr_of node1)              # interactive prompt; type 'help'
+Or any Redis client, on the RESP ports 6401..6403:
+  redis-cli -p 6401 set hello world; redis-cli -p 6401 get hello
+Play with failures:
+  cluster/ctl.sh kill node3; cluster/ctl.sh status     # node3 becomes dead
+  cluster/ctl.sh restart node3                          # alive, higher incarnation
+  cluster/ctl.sh pause node2; cluster/ctl.sh resume node2
 Stop it with: cluster/stop.sh
 MSG

@@ -68,6 +68,7 @@ static const entry entries[] = {
     STR("node", "data_dir", T_PATH, data_dir, false, "./data"),
     NUM("node", "fsync", T_FSYNC, fsync, 0, 0, "everysec"),
     NUM("node", "log_level", T_LOG_LEVEL, log_level, 0, 0, "info"),
+    NUM("node", "vnodes", T_COUNT, vnodes, 1, 4096, "128"),
     NUM("limits", "max_key_bytes", T_SIZE, max_key_bytes, 1, 16 * MiB, "64KiB"),
     NUM("limits", "max_value_bytes", T_SIZE, max_value_bytes, 0, 512 * MiB, "16MiB"),
     NUM("limits", "max_clients", T_COUNT, max_clients, 1, 1000000, "10000"),
@@ -82,6 +83,21 @@ static const entry entries[] = {
     NUM("replication", "n", T_COUNT, n, 1, 64, "3"),
     NUM("replication", "r", T_COUNT, r, 1, 16, "2"),
     NUM("replication", "w", T_COUNT, w, 1, 16, "2"),
+    /* gossip_config_defaults' values (test_config checks they agree). The
+     * caps keep a typo from making a node deaf or flood the network; the
+     * datagram limit is DESIGN.md's 1400 bytes. */
+    NUM("gossip", "probe_interval", T_DURATION, gossip.probe_interval_ms, 10, 60000, "500ms"),
+    NUM("gossip", "probe_timeout", T_DURATION, gossip.probe_timeout_ms, 1, 60000, "200ms"),
+    NUM("gossip", "indirect_checks", T_COUNT, gossip.indirect_checks, 0, 16, "3"),
+    NUM("gossip", "suspicion_mult", T_COUNT, gossip.suspicion_mult, 1, 100, "4"),
+    NUM("gossip", "suspicion_max_mult", T_COUNT, gossip.suspicion_max_mult, 1, 100, "6"),
+    NUM("gossip", "retransmit_mult", T_COUNT, gossip.retransmit_mult, 1, 100, "4"),
+    NUM("gossip", "gossip_interval", T_DURATION, gossip.interval_ms, 10, 60000, "200ms"),
+    NUM("gossip", "gossip_nodes", T_COUNT, gossip.nodes, 1, 64, "3"),
+    NUM("gossip", "pushpull_interval", T_DURATION, gossip.pushpull_interval_ms, 0, 3600000,
+        "30s"),
+    NUM("gossip", "awareness_max", T_COUNT, gossip.awareness_max, 1, 100, "8"),
+    NUM("gossip", "max_packet", T_SIZE, gossip.max_packet, 512, 1400, "1400"),
 };
 #define N_ENTRIES (sizeof entries / sizeof entries[0])
 
@@ -731,6 +747,15 @@ int config_validate(const config *c, char *err, size_t errlen)
                "[limits] max_output_buffer (%s) must be at least max_key_bytes (%s) + "
                "max_value_bytes (%s) + 1KiB, or a client reading the largest value would "
                "be dropped", ob, kb, vb);
+        return -1;
+    }
+    /* Without this, every probe would time out before its ack could come. */
+    if (c->gossip.probe_timeout_ms >= c->gossip.probe_interval_ms) {
+        char to[32], iv[32];
+        format_number(T_DURATION, c->gossip.probe_timeout_ms, to, sizeof to);
+        format_number(T_DURATION, c->gossip.probe_interval_ms, iv, sizeof iv);
+        seterr(err, errlen,
+               "[gossip] probe_timeout (%s) must be shorter than probe_interval (%s)", to, iv);
         return -1;
     }
     return check_addr_clash(c, err, errlen);

@@ -22,13 +22,14 @@ typedef struct config {
     /* [node] */
     char id[CONFIG_ID_MAX + 1];        /* empty: use the one in data_dir, else generate */
     char listen[CONFIG_ADDR_MAX];      /* client protocol, HOST:PORT */
-    char peer[CONFIG_ADDR_MAX];        /* peer TCP and gossip UDP (cluster issues) */
+    char peer[CONFIG_ADDR_MAX];        /* peer TCP and gossip UDP; empty: no membership */
     char resp[CONFIG_ADDR_MAX];        /* RESP port (RESP issue) */
     char http[CONFIG_ADDR_MAX];        /* HTTP metrics port (operations issue) */
-    char seeds[1024];                  /* comma-separated HOST:PORT list (membership issue) */
+    char seeds[1024];                  /* comma-separated peer addresses to join through */
     char data_dir[CONFIG_PATH_MAX];
     store_fsync fsync;
     log_level log_level;
+    uint64_t vnodes;                   /* ring tokens this node owns (ring issue) */
     /* [limits] */
     uint64_t max_key_bytes;
     uint64_t max_value_bytes;
@@ -41,6 +42,13 @@ typedef struct config {
     uint64_t sweep_interval_ms;
     /* [replication] (replication issue) */
     uint64_t n, r, w;
+    /* [gossip]: gossip_config's fields (node/gossip.h says what each does) */
+    struct {
+        uint64_t probe_interval_ms, probe_timeout_ms, indirect_checks;
+        uint64_t suspicion_mult, suspicion_max_mult, retransmit_mult;
+        uint64_t interval_ms, nodes, pushpull_interval_ms;
+        uint64_t awareness_max, max_packet;
+    } gossip;
 } config;
 
 /* Fills in every default (the table in config.c; configs/REFERENCE.md lists
@@ -65,7 +73,8 @@ int config_load_file(config *c, const char *path, char *err, size_t errlen);
 /* Checks every field as config_set would (for callers that fill the struct
  * directly), then settings against each other: r, w <= n; listen and data_dir
  * set; max_output_buffer >= max_key_bytes + max_value_bytes + 1KiB; no two
- * listeners on one HOST:PORT. Returns 0, or -1 with a message. */
+ * listeners on one HOST:PORT; gossip probe_timeout < probe_interval. Returns
+ * 0, or -1 with a message. */
 int config_validate(const config *c, char *err, size_t errlen);
 
 /* Splits "HOST:PORT" (or "[v6]:PORT") into host (without brackets, ready for

@@ -816,6 +816,8 @@ uint64_t store_max_hlc(const store *s)
     return s->batch_max_hlc > s->max_hlc ? s->batch_max_hlc : s->max_hlc;
 }
 
+uint64_t store_incarnation(const store *s) { return s->incarnation; }
+
 void store_get_stats(const store *s, store_stats *out)
 {
     *out = (store_stats){.records = s->records, .tombstones = s->tombstones,

@@ -125,6 +125,9 @@ long store_sweep(store *s, uint64_t now_ms, uint64_t tombstone_ttl_ms,
 const char *store_node_id(const store *s);
 int store_set_node_id(store *s, const char *id, char *err, size_t errlen);
 uint64_t store_max_hlc(const store *s);
+/* This start's incarnation: persisted and bumped (and synced) by every
+ * store_open, so it is higher than any earlier run's. Gossip starts there. */
+uint64_t store_incarnation(const store *s);
 
 void store_get_stats(const store *s, store_stats *out);
 

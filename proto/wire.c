@@ -9,6 +9,7 @@
 
 #include <inttypes.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -320,16 +321,24 @@ static const struct {
     [WIRE_OP_DEL] = {3, 3, "DEL expects [id, 3, key]"},
     [WIRE_OP_PING] = {2, 2, "PING expects [id, 4]"},
     [WIRE_OP_STATS] = {2, 2, "STATS expects [id, 5]"},
+    [WIRE_OP_MEMBERS] = {2, 2, "MEMBERS expects [id, 6]"},
+    [WIRE_OP_REMOVE] = {3, 3, "REMOVE expects [id, 7, node_id]"},
 };
 
+/* The op list every op error repeats, so a client author sees them all. */
+#define OP_LIST "1 GET, 2 PUT, 3 DEL, 4 PING, 5 STATS, 6 MEMBERS or 7 REMOVE"
+
+/* REMOVE's node id travels in the key slot, so it gets the key's checks
+ * under its own name. */
 static int parse_key(const msgpack_object *o, wire_request *out, char *err,
                      size_t errlen)
 {
+    const char *what = out->op == WIRE_OP_REMOVE ? "node_id" : "key";
     if (get_bytes(o, &out->key) < 0)
-        return set_err(err, errlen, "key must be bin or str, got %s",
+        return set_err(err, errlen, "%s must be bin or str, got %s", what,
                        obj_type_name(o->type));
     if (out->key.len == 0)
-        return set_err(err, errlen, "key must not be empty");
+        return set_err(err, errlen, "%s must not be empty", what);
     return 0;
 }
 
@@ -354,13 +363,12 @@ static int parse_op(const msgpack_object *el, uint32_t n, wire_request *out,
                     char *err, size_t errlen)
 {
     if (el[1].type != MSGPACK_OBJECT_POSITIVE_INTEGER)
-        return set_err(err, errlen, "op must be an unsigned integer (1 GET, "
-                       "2 PUT, 3 DEL, 4 PING, 5 STATS), got %s",
-                       obj_type_name(el[1].type));
+        return set_err(err, errlen, "op must be an unsigned integer (" OP_LIST
+                       "), got %s", obj_type_name(el[1].type));
     uint64_t op = el[1].via.u64;
-    if (op < WIRE_OP_GET || op > WIRE_OP_STATS)
-        return set_err(err, errlen, "unknown op %" PRIu64 "; expected 1 GET, "
-                       "2 PUT, 3 DEL, 4 PING or 5 STATS", op);
+    if (op < WIRE_OP_GET || op > WIRE_OP_MAX)
+        return set_err(err, errlen, "unknown op %" PRIu64 "; expected " OP_LIST,
+                       op);
     out->op = (wire_op)op;
     if (n < op_shapes[op].min || n > op_shapes[op].max)
         return set_err(err, errlen, "%s; got %" PRIu32 " element%s",
@@ -455,6 +463,89 @@ static int parse_stats(const msgpack_object_map *m, msgpack_zone *zone,
     return 0;
 }
 
+/* The fields of a member map, by name: the six strings, then the three
+ * numbers (wire_encode_members relies on that order). A view's byte ranges
+ * point into the body. Names a decoder does not know are skipped, so nodes
+ * may add fields. */
+static const struct {
+    const char *name;
+    int is_num;
+    size_t off; /* of a wire_bytes or uint64_t in wire_member_view */
+} member_fields[] = {
+    {"id", 0, offsetof(wire_member_view, id)},
+    {"peer", 0, offsetof(wire_member_view, peer_addr)},
+    {"client", 0, offsetof(wire_member_view, client_addr)},
+    {"resp", 0, offsetof(wire_member_view, resp_addr)},
+    {"state", 0, offsetof(wire_member_view, state)},
+    {"role", 0, offsetof(wire_member_view, role)},
+    {"incarnation", 1, offsetof(wire_member_view, incarnation)},
+    {"age_ms", 1, offsetof(wire_member_view, age_ms)},
+    {"vnodes", 1, offsetof(wire_member_view, vnodes)},
+};
+#define N_MEMBER_FIELDS (sizeof member_fields / sizeof member_fields[0])
+
+static int parse_member(const msgpack_object *o, uint32_t idx,
+                        wire_member_view *v, char *err, size_t errlen)
+{
+    memset(v, 0, sizeof *v);
+    if (o->type != MSGPACK_OBJECT_MAP)
+        return set_err(err, errlen, "member %" PRIu32 " must be a map, got %s",
+                       idx, obj_type_name(o->type));
+    for (uint32_t i = 0; i < o->via.map.size; i++) {
+        const msgpack_object_kv *kv = &o->via.map.ptr[i];
+        if (kv->key.type != MSGPACK_OBJECT_STR)
+            return set_err(err, errlen, "member %" PRIu32 ": field name must "
+                           "be str, got %s", idx, obj_type_name(kv->key.type));
+        const msgpack_object_str *k = &kv->key.via.str;
+        for (size_t f = 0; f < N_MEMBER_FIELDS; f++) {
+            if (strlen(member_fields[f].name) != k->size ||
+                memcmp(member_fields[f].name, k->ptr, k->size) != 0)
+                continue;
+            char *field = (char *)v + member_fields[f].off;
+            if (member_fields[f].is_num) {
+                if (kv->val.type != MSGPACK_OBJECT_POSITIVE_INTEGER)
+                    return set_err(err, errlen, "member %" PRIu32 ": \"%s\" "
+                                   "must be uint, got %s", idx,
+                                   member_fields[f].name,
+                                   obj_type_name(kv->val.type));
+                memcpy(field, &kv->val.via.u64, sizeof(uint64_t));
+            } else {
+                if (kv->val.type != MSGPACK_OBJECT_STR)
+                    return set_err(err, errlen, "member %" PRIu32 ": \"%s\" "
+                                   "must be str, got %s", idx,
+                                   member_fields[f].name,
+                                   obj_type_name(kv->val.type));
+                get_bytes(&kv->val, (wire_bytes *)(void *)field);
+            }
+        }
+    }
+    if (v->id.len == 0 || v->state.len == 0)
+        return set_err(err, errlen, "member %" PRIu32 " lacks \"%s\"", idx,
+                       v->id.len == 0 ? "id" : "state");
+    return 0;
+}
+
+/* A MEMBERS reply's array of member maps. */
+static int parse_members(const msgpack_object_array *a, msgpack_zone *zone,
+                         wire_response *out, char *err, size_t errlen)
+{
+    out->nmembers = 0;
+    out->members = NULL;
+    if (a->size == 0)
+        return 0;
+    /* wire_check has bounded size by the body length, so this is small. */
+    wire_member_view *v = msgpack_zone_malloc(zone, a->size * sizeof *v);
+    if (!v)
+        return set_err(err, errlen, "out of memory for %" PRIu32 " members",
+                       a->size);
+    for (uint32_t i = 0; i < a->size; i++)
+        if (parse_member(&a->ptr[i], i, &v[i], err, errlen) < 0)
+            return -1;
+    out->members = v;
+    out->nmembers = a->size;
+    return 0;
+}
+
 static int parse_payload(const msgpack_object *p, msgpack_zone *zone,
                          wire_response *out, char *err, size_t errlen)
 {
@@ -467,9 +558,11 @@ static int parse_payload(const msgpack_object *p, msgpack_zone *zone,
     }
     if (p->type == MSGPACK_OBJECT_MAP)
         return parse_stats(&p->via.map, zone, out, err, errlen);
+    if (p->type == MSGPACK_OBJECT_ARRAY)
+        return parse_members(&p->via.array, zone, out, err, errlen);
     if (get_bytes(p, &out->value) < 0)
-        return set_err(err, errlen, "OK payload must be bin, str or map, "
-                       "got %s", obj_type_name(p->type));
+        return set_err(err, errlen, "OK payload must be bin, str, map or "
+                       "array, got %s", obj_type_name(p->type));
     out->has_value = 1;
     return 0;
 }
@@ -561,7 +654,7 @@ void wire_encode_request(msgpack_sbuffer *sb, const wire_request *req)
     msgpack_packer pk;
     size_t at = frame_begin(sb, &pk);
     int has_key = req->op == WIRE_OP_GET || req->op == WIRE_OP_PUT ||
-                  req->op == WIRE_OP_DEL;
+                  req->op == WIRE_OP_DEL || req->op == WIRE_OP_REMOVE;
     int is_put = req->op == WIRE_OP_PUT;
     int has_ttl = is_put && req->ttl_ms != 0;
     msgpack_pack_array(&pk, 2 + has_key + is_put + has_ttl);
@@ -615,6 +708,32 @@ void wire_encode_stats(msgpack_sbuffer *sb, uint64_t id,
             msgpack_pack_uint64(&pk, stats[i].num);
         else
             pack_cstr(&pk, stats[i].str);
+    }
+    frame_finish(sb, at, 0);
+}
+
+void wire_encode_members(msgpack_sbuffer *sb, uint64_t id,
+                         const wire_member *members, size_t n)
+{
+    msgpack_packer pk;
+    size_t at = frame_begin(sb, &pk);
+    msgpack_pack_array(&pk, 3);
+    msgpack_pack_uint64(&pk, id);
+    msgpack_pack_uint64(&pk, WIRE_OK);
+    msgpack_pack_array(&pk, n);
+    for (size_t i = 0; i < n; i++) {
+        const wire_member *m = &members[i];
+        msgpack_pack_map(&pk, N_MEMBER_FIELDS);
+        const char *strs[] = {m->id, m->peer_addr, m->client_addr,
+                              m->resp_addr, m->state, m->role};
+        const uint64_t nums[] = {m->incarnation, m->age_ms, m->vnodes};
+        for (size_t f = 0; f < N_MEMBER_FIELDS; f++) {
+            pack_cstr(&pk, member_fields[f].name);
+            if (member_fields[f].is_num)
+                msgpack_pack_uint64(&pk, nums[f - 6]);
+            else
+                pack_cstr(&pk, strs[f]);
+        }
     }
     frame_finish(sb, at, 0);
 }

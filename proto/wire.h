@@ -122,8 +122,10 @@ int wire_decode_request(const uint8_t *body, size_t len, msgpack_zone *zone,
                         wire_request *out, uint64_t *id_out,
                         char *err, size_t errlen);
 
-/* Decodes one response body. value, message and stats point into body or
- * zone, which must outlive *out. Returns 0, or -1 with a message in err. */
+/* Decodes one response body. value, message, stats and members point into
+ * body or zone, which must outlive *out. An OK payload that is a map is a
+ * STATS reply, an array a MEMBERS reply. Returns 0, or -1 with a message in
+ * err. */
 int wire_decode_response(const uint8_t *body, size_t len, msgpack_zone *zone,
                          wire_response *out, char *err, size_t errlen);
 

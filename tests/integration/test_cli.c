@@ -167,6 +167,19 @@ static void test_stats(void **state)
     check_out(r, 0, "\"keys\":");
 }
 
+/* This node runs without a peer address, so membership commands say so
+ * (test_membership drives them against a real cluster). */
+static void test_members_without_membership(void **state)
+{
+    check_err(run(state, "members"), 2, "membership is off (no [node] peer)");
+    check_err(run(state, "members", "--json"), 2, "membership is off");
+    check_err(run(state, "remove", "node2"), 2, "membership is off");
+    check_err(run(state, "members", "extra"), 2, "usage: members [--json]");
+    check_err(run(state, "remove"), 2, "usage: remove ID");
+    cli_result r = run(state, "--json", "stats");
+    check_out(r, 0, "\"membership\":\"off\"");
+}
+
 static void test_ttl(void **state)
 {
     check(run(state, "put", "ttl", "v", "--ttl", "200"), 0, "OK\n");
@@ -190,8 +203,9 @@ static void test_ttl(void **state)
 static void test_help_and_version(void **state)
 {
     cli_result r = run(state, "--help");
-    static const char *const parts[] = {"Usage", "get KEY", "put KEY VALUE", "del KEY", "ping",
-                                        "stats", "--host",  "--timeout",     "--json"};
+    static const char *const parts[] = {"Usage", "get KEY",   "put KEY VALUE",   "del KEY",
+                                        "ping",  "stats",     "members [--json]", "remove ID",
+                                        "--host", "--timeout", "--json"};
     for (size_t i = 0; i < sizeof parts / sizeof parts[0]; i++)
         if (!strstr(r.out, parts[i]))
             fail_msg("--help lacks \"%s\": %s", parts[i], r.out);
@@ -266,6 +280,7 @@ int main(void)
         cmocka_unit_test(test_ping),
         cmocka_unit_test(test_stats),
         cmocka_unit_test(test_ttl),
+        cmocka_unit_test(test_members_without_membership),
         cmocka_unit_test(test_help_and_version),
         cmocka_unit_test(test_usage_errors),
         cmocka_unit_test(test_bad_host),

@@ -236,6 +236,27 @@ static void test_stats(void **state)
     rkv_close(c);
 }
 
+/* Without a peer address the node has no membership: MEMBERS and REMOVE
+ * are refused as UNAVAILABLE and the connection stays usable. */
+static void test_members_without_membership(void **state)
+{
+    rkv_client *c = client(state);
+    rkv_member *m = (rkv_member *)1;
+    size_t n = 7;
+    assert_int_equal(rkv_members(c, &m, &n), RKV_ERR_UNAVAILABLE);
+    assert_null(m);
+    assert_int_equal(n, 0);
+    assert_non_null(strstr(rkv_errstr(c), "membership is off"));
+    assert_int_equal(rkv_remove(c, "node2"), RKV_ERR_UNAVAILABLE);
+    assert_int_equal(rkv_ping(c), RKV_OK);
+    assert_int_equal(rkv_members(c, NULL, &n), RKV_ERR_ARG);
+    assert_int_equal(rkv_remove(c, ""), RKV_ERR_ARG);
+    assert_int_equal(rkv_remove(c, NULL), RKV_ERR_ARG);
+    assert_int_equal(rkv_members(NULL, &m, &n), RKV_ERR_ARG);
+    rkv_members_free(NULL, 0);
+    rkv_close(c);
+}
+
 static void test_too_large_then_usable(void **state)
 {
     rkv_client *c = client(state);
@@ -478,6 +499,7 @@ int main(void)
         cmocka_unit_test(test_absent_keys),
         cmocka_unit_test(test_ping),
         cmocka_unit_test(test_stats),
+        cmocka_unit_test(test_members_without_membership),
         cmocka_unit_test(test_too_large_then_usable),
         cmocka_unit_test(test_value_too_large_then_usable),
         cmocka_unit_test(test_bad_arguments),

@@ -16,6 +16,7 @@
 #include <cmocka.h>
 
 #include "config.h"
+#include "gossip.h"
 
 #define KiB (UINT64_C(1) << 10)
 #define MiB (UINT64_C(1) << 20)
@@ -74,6 +75,8 @@ static void assert_config_equal(const config *a, const config *b)
     assert_int_equal(a->n, b->n);
     assert_int_equal(a->r, b->r);
     assert_int_equal(a->w, b->w);
+    assert_int_equal(a->vnodes, b->vnodes);
+    assert_memory_equal(&a->gossip, &b->gossip, sizeof a->gossip);
 }
 
 static void expect_set_ok(config *c, const char *section, const char *key, const char *value)
@@ -124,8 +127,34 @@ static void test_defaults(void **state)
     assert_int_equal(c.n, 3);
     assert_int_equal(c.r, 2);
     assert_int_equal(c.w, 2);
+    assert_int_equal(c.vnodes, 128);
+    assert_int_equal(c.gossip.probe_interval_ms, 500);
+    assert_int_equal(c.gossip.probe_timeout_ms, 200);
+    assert_int_equal(c.gossip.max_packet, 1400);
     char err[256] = "";
     assert_int_equal(config_validate(&c, err, sizeof err), 0);
+}
+
+/* [gossip] defaults to exactly what the gossip module calls its defaults,
+ * so a node without a [gossip] section runs gossip as designed. */
+static void test_gossip_defaults_match_gossip(void **state)
+{
+    (void)state;
+    config c;
+    gossip_config g;
+    config_defaults(&c);
+    gossip_config_defaults(&g);
+    assert_int_equal(c.gossip.probe_interval_ms, g.probe_interval_ms);
+    assert_int_equal(c.gossip.probe_timeout_ms, g.probe_timeout_ms);
+    assert_int_equal(c.gossip.indirect_checks, g.indirect_checks);
+    assert_int_equal(c.gossip.suspicion_mult, g.suspicion_mult);
+    assert_int_equal(c.gossip.suspicion_max_mult, g.suspicion_max_mult);
+    assert_int_equal(c.gossip.retransmit_mult, g.retransmit_mult);
+    assert_int_equal(c.gossip.interval_ms, g.gossip_interval_ms);
+    assert_int_equal(c.gossip.nodes, g.gossip_nodes);
+    assert_int_equal(c.gossip.pushpull_interval_ms, g.pushpull_interval_ms);
+    assert_int_equal(c.gossip.awareness_max, g.awareness_max);
+    assert_int_equal(c.gossip.max_packet, g.max_packet);
 }
 
 static void test_set_node_strings(void **state)
@@ -280,6 +309,35 @@ static void test_set_numbers(void **state)
         {"replication", "w", "17", 0, UINT64_MAX},
         {"replication", "w", "two", 0, UINT64_MAX},
         {"replication", "w", "", 0, UINT64_MAX},
+        {"node", "vnodes", "1", offsetof(config, vnodes), 1},
+        {"node", "vnodes", "4096", offsetof(config, vnodes), 4096},
+        {"node", "vnodes", "0", 0, UINT64_MAX},
+        {"node", "vnodes", "4097", 0, UINT64_MAX},
+        {"gossip", "probe_interval", "1s", offsetof(config, gossip.probe_interval_ms), 1000},
+        {"gossip", "probe_interval", "10ms", offsetof(config, gossip.probe_interval_ms), 10},
+        {"gossip", "probe_interval", "9ms", 0, UINT64_MAX},
+        {"gossip", "probe_interval", "2m", 0, UINT64_MAX},
+        {"gossip", "probe_timeout", "100ms", offsetof(config, gossip.probe_timeout_ms), 100},
+        {"gossip", "probe_timeout", "0", 0, UINT64_MAX},
+        {"gossip", "indirect_checks", "0", offsetof(config, gossip.indirect_checks), 0},
+        {"gossip", "indirect_checks", "17", 0, UINT64_MAX},
+        {"gossip", "suspicion_mult", "5", offsetof(config, gossip.suspicion_mult), 5},
+        {"gossip", "suspicion_mult", "0", 0, UINT64_MAX},
+        {"gossip", "suspicion_max_mult", "100", offsetof(config, gossip.suspicion_max_mult),
+         100},
+        {"gossip", "retransmit_mult", "101", 0, UINT64_MAX},
+        {"gossip", "gossip_interval", "50ms", offsetof(config, gossip.interval_ms), 50},
+        {"gossip", "gossip_nodes", "64", offsetof(config, gossip.nodes), 64},
+        {"gossip", "gossip_nodes", "0", 0, UINT64_MAX},
+        {"gossip", "pushpull_interval", "0", offsetof(config, gossip.pushpull_interval_ms), 0},
+        {"gossip", "pushpull_interval", "1h", offsetof(config, gossip.pushpull_interval_ms),
+         3600000},
+        {"gossip", "pushpull_interval", "2h", 0, UINT64_MAX},
+        {"gossip", "awareness_max", "1", offsetof(config, gossip.awareness_max), 1},
+        {"gossip", "awareness_max", "0", 0, UINT64_MAX},
+        {"gossip", "max_packet", "1KiB", offsetof(config, gossip.max_packet), 1024},
+        {"gossip", "max_packet", "1401", 0, UINT64_MAX},
+        {"gossip", "max_packet", "511", 0, UINT64_MAX},
     };
     for (size_t i = 0; i < N_OF(cases); i++) {
         config c;
@@ -323,7 +381,7 @@ static void test_messages(void **state)
 
     assert_int_equal(config_set(&c, "node", "foo", "1", err, sizeof err), -1);
     assert_string_equal(err, "unknown key 'foo' in section [node] (valid keys: id, listen, "
-                             "peer, resp, http, seeds, data_dir, fsync, log_level)");
+                             "peer, resp, http, seeds, data_dir, fsync, log_level, vnodes)");
     assert_int_equal(config_set(&c, "replication", "quorum", "1", err, sizeof err), -1);
     assert_string_equal(err, "unknown key 'quorum' in section [replication] (valid keys: n, r, w)");
     /* A key of one section in another is still unknown there. */
@@ -335,7 +393,7 @@ static void test_messages(void **state)
 
     assert_int_equal(config_set(&c, "nodes", "id", "x", err, sizeof err), -1);
     assert_string_equal(err, "unknown section [nodes] (valid sections: [node], [limits], "
-                             "[storage], [replication])");
+                             "[storage], [replication], [gossip])");
 
     /* A very long bad value is cut short in the message. */
     char longv[300];
@@ -615,13 +673,13 @@ static void test_load_errors(void **state)
     } cases[] = {
         {"[node]\nid = a\nfoo = 1\n",
          "FILE:3: unknown key 'foo' in section [node] (valid keys: id, listen, peer, resp, "
-         "http, seeds, data_dir, fsync, log_level)"},
+         "http, seeds, data_dir, fsync, log_level, vnodes)"},
         {"[node]\nid = a\n\n[replicaton]\nn = 5\n",
          "FILE:5: unknown section [replicaton] (valid sections: [node], [limits], [storage], "
-         "[replication])"},
+         "[replication], [gossip])"},
         {"# top\nfsync = always\n[node]\n",
          "FILE:2: key 'fsync' is outside any section (put it under one of [node], [limits], "
-         "[storage], [replication])"},
+         "[storage], [replication], [gossip])"},
         {"[limits]\n\n\nmax_key_bytes = 12x\n",
          "FILE:4: [limits] max_key_bytes: '12x' is not a size (use e.g. 65536, 64KiB, 16MiB)"},
         {"[node]\nlisten =\n", "FILE:2: [node] listen: '' must not be empty"},
@@ -894,6 +952,18 @@ static void test_validate(void **state)
     assert_int_equal(config_set(&c, "node", "listen", "127.0.0.1:0", err, sizeof err), 0);
     assert_int_equal(config_set(&c, "node", "http", "127.0.0.1:0", err, sizeof err), 0);
     assert_int_equal(config_validate(&c, err, sizeof err), 0);
+
+    /* A probe must be able to time out before the next one starts. */
+    config_defaults(&c);
+    assert_int_equal(config_set(&c, "gossip", "probe_timeout", "500ms", err, sizeof err), 0);
+    assert_int_equal(config_validate(&c, err, sizeof err), -1);
+    assert_string_equal(err, "[gossip] probe_timeout (500ms) must be shorter than "
+                             "probe_interval (500ms)");
+    assert_int_equal(config_set(&c, "gossip", "probe_interval", "1s", err, sizeof err), 0);
+    assert_int_equal(config_validate(&c, err, sizeof err), 0);
+    c.gossip.max_packet = 9000;
+    assert_int_equal(config_validate(&c, err, sizeof err), -1);
+    assert_string_equal(err, "[gossip] max_packet: '9000' is out of range (512 to 1400)");
 }
 
 static void load_repo_config(const char *name, config *c)
@@ -911,20 +981,30 @@ static void test_repo_node_configs(void **state)
     (void)state;
     for (int i = 1; i <= 3; i++) {
         config c, want;
-        char name[32], id[16], listen[32], dir[32];
+        char name[32], id[16], listen[32], peer[32], resp[32], dir[32];
+        const char *seeds = "127.0.0.1:7101,127.0.0.1:7102,127.0.0.1:7103";
         config_defaults(&c);
         snprintf(name, sizeof name, "node%d.conf", i);
         load_repo_config(name, &c);
         snprintf(id, sizeof id, "node%d", i);
         snprintf(listen, sizeof listen, "127.0.0.1:%d", 7000 + i);
+        snprintf(peer, sizeof peer, "127.0.0.1:%d", 7100 + i);
+        snprintf(resp, sizeof resp, "127.0.0.1:%d", 6400 + i);
         snprintf(dir, sizeof dir, "var/node%d", i);
         assert_string_equal(c.id, id);
         assert_string_equal(c.listen, listen);
+        assert_string_equal(c.peer, peer);
+        assert_string_equal(c.resp, resp);
+        /* All three seed each other, so any one can start first. */
+        assert_string_equal(c.seeds, seeds);
         assert_string_equal(c.data_dir, dir);
         /* Everything else stays at its default. */
         config_defaults(&want);
         snprintf(want.id, sizeof want.id, "%s", id);
         snprintf(want.listen, sizeof want.listen, "%s", listen);
+        snprintf(want.peer, sizeof want.peer, "%s", peer);
+        snprintf(want.resp, sizeof want.resp, "%s", resp);
+        snprintf(want.seeds, sizeof want.seeds, "%s", seeds);
         snprintf(want.data_dir, sizeof want.data_dir, "%s", dir);
         assert_config_equal(&c, &want);
     }
@@ -953,6 +1033,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_defaults),
+        cmocka_unit_test(test_gossip_defaults_match_gossip),
         cmocka_unit_test(test_set_node_strings),
         cmocka_unit_test(test_set_node_enums),
         cmocka_unit_test(test_set_numbers),

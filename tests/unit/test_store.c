@@ -722,10 +722,13 @@ static void test_reopen_and_meta(void **state)
     assert_int_equal(store_max_hlc(f->s), 12345); /* discarded */
     put(f, "i", 1, "v", 1, 200);                  /* lower: meta unchanged */
     commit(f);
+    uint64_t live_inc = store_incarnation(f->s);
     inc1 = read_incarnation(f);
     assert_true(inc1 >= 1);
+    assert_true(live_inc == inc1); /* the accessor reports what is persisted */
 
     reopen(f);
+    assert_true(store_incarnation(f->s) == inc1 + 1);
     assert_string_equal(store_node_id(f->s), "node-1");
     assert_int_equal(store_max_hlc(f->s), 12345);
     check_value(f, "k", 1, "v", 1);

@@ -190,6 +190,8 @@ static void test_names(void **state)
     assert_string_equal(wire_op_name(WIRE_OP_DEL), "DEL");
     assert_string_equal(wire_op_name(WIRE_OP_PING), "PING");
     assert_string_equal(wire_op_name(WIRE_OP_STATS), "STATS");
+    assert_string_equal(wire_op_name(WIRE_OP_MEMBERS), "MEMBERS");
+    assert_string_equal(wire_op_name(WIRE_OP_REMOVE), "REMOVE");
     assert_string_equal(wire_op_name((wire_op)99), "UNKNOWN");
     assert_string_equal(wire_status_name(WIRE_OK), "OK");
     assert_string_equal(wire_status_name(WIRE_NOT_FOUND), "NOT_FOUND");
@@ -221,6 +223,9 @@ static void test_request_round_trips(void **state)
         {.id = 7, .op = WIRE_OP_PING},
         {.id = 8, .op = WIRE_OP_STATS},
         {.id = 0, .op = WIRE_OP_PING},
+        {.id = 11, .op = WIRE_OP_MEMBERS},
+        {.id = 12, .op = WIRE_OP_REMOVE, .key = bytes_of("node2")},
+        {.id = UINT64_MAX, .op = WIRE_OP_REMOVE, .key = bytes_of(long_key)},
     };
     for (size_t i = 0; i < sizeof reqs / sizeof reqs[0]; i++)
         round_trip_request(*state, &reqs[i]);
@@ -763,7 +768,7 @@ static void test_wrong_type_op(void **state)
 {
     reject_req(*state, "92 07 a3 47 45 54", 7,
                "op must be an unsigned integer (1 GET, 2 PUT, 3 DEL, 4 PING, "
-               "5 STATS), got str");
+               "5 STATS, 6 MEMBERS or 7 REMOVE), got str");
     reject_req(*state, "92 07 ff", 7, "got negative int");
     reject_req(*state, "92 07 c0", 7, "got nil");
     reject_req(*state, "92 07 c2", 7, "got bool");
@@ -772,10 +777,11 @@ static void test_wrong_type_op(void **state)
 
 static void test_unknown_op(void **state)
 {
-    const char *want = "; expected 1 GET, 2 PUT, 3 DEL, 4 PING or 5 STATS";
+    const char *want = "; expected 1 GET, 2 PUT, 3 DEL, 4 PING, 5 STATS, "
+                       "6 MEMBERS or 7 REMOVE";
     char msg[128];
     reject_req(*state, "92 07 00", 7, "unknown op 0");
-    reject_req(*state, "92 07 06", 7, "unknown op 6");
+    reject_req(*state, "92 07 08", 7, "unknown op 8");
     snprintf(msg, sizeof msg, "unknown op 1000%s", want);
     reject_req(*state, "92 07 cd 03 e8", 7, msg);
     reject_req(*state, "93 07 cf ff ff ff ff ff ff ff ff c4 01 6b", 7,
@@ -826,6 +832,11 @@ static void test_wrong_element_counts(void **state)
     reject_req(*state, "93 07 04 c0", 7, "PING expects [id, 4]; got 3 "
                "elements");
     reject_req(*state, "93 07 05 c0", 7, "STATS expects [id, 5]; got 3");
+    reject_req(*state, "93 07 06 c0", 7, "MEMBERS expects [id, 6]; got 3 "
+               "elements");
+    reject_req(*state, "92 07 07", 7, "REMOVE expects [id, 7, node_id]; got 2 "
+               "elements");
+    reject_req(*state, "94 07 07 a1 61 a1 62", 7, "got 4 elements");
     reject_req(*state, "91 07", 7, "request must be [id, op, ...]; got 1 "
                "element");
     reject_req(*state, "90", 0, "got an empty array");
@@ -837,6 +848,40 @@ static void test_empty_key(void **state)
     reject_req(*state, "93 07 01 a0", 7, "key must not be empty");
     reject_req(*state, "93 07 03 c4 00", 7, "key must not be empty");
     reject_req(*state, "94 07 02 c4 00 c4 00", 7, "key must not be empty");
+    reject_req(*state, "93 07 07 a0", 7, "node_id must not be empty");
+    reject_req(*state, "93 07 07 c4 00", 7, "node_id must not be empty");
+}
+
+/* REMOVE's node id may come as str (what hand-written clients send) or bin
+ * (what the reference encoder sends); anything else is refused by name. */
+static void test_remove_request(void **state)
+{
+    wire_request got;
+    uint64_t id;
+    char err[128];
+    uint8_t body[] = {0x93, 0x09, 0x07, 0xa5, 'n', 'o', 'd', 'e', '2'};
+    assert_int_equal(wire_decode_request(body, sizeof body, *state, &got, &id,
+                                         err, sizeof err), 0);
+    assert_true(id == 9 && got.op == WIRE_OP_REMOVE);
+    assert_bytes_equal(got.key, bytes_of("node2"));
+    reject_req(*state, "93 07 07 05", 7, "node_id must be bin or str, got uint");
+    reject_req(*state, "93 07 07 c0", 7, "node_id must be bin or str, got nil");
+    reject_req(*state, "93 07 07 90", 7, "got array");
+
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    wire_request rm = {.id = 1, .op = WIRE_OP_REMOVE, .key = bytes_of("n2")};
+    wire_encode_request(&sb, &rm);
+    char hex[128];
+    tohex(sb.data, sb.size, hex, sizeof hex);
+    assert_string_equal(hex, "00 00 00 07 93 01 07 c4 02 6e 32");
+    msgpack_sbuffer_destroy(&sb);
+    msgpack_sbuffer_init(&sb);
+    wire_request mem = {.id = 2, .op = WIRE_OP_MEMBERS};
+    wire_encode_request(&sb, &mem);
+    tohex(sb.data, sb.size, hex, sizeof hex);
+    assert_string_equal(hex, "00 00 00 03 92 02 06");
+    msgpack_sbuffer_destroy(&sb);
 }
 
 static void test_non_array_body(void **state)
@@ -865,9 +910,9 @@ static void test_response_rejections(void **state)
     reject_resp(*state, "92 01 a1 30", "status must be an unsigned integer, "
                 "got str");
     reject_resp(*state, "92 01 07", "unknown status 7");
-    reject_resp(*state, "93 01 00 c0", "OK payload must be bin, str or map, "
-                "got nil");
-    reject_resp(*state, "93 01 00 90", "got array");
+    reject_resp(*state, "93 01 00 c0", "OK payload must be bin, str, map or "
+                "array, got nil");
+    reject_resp(*state, "93 01 00 c3", "got bool");
     reject_resp(*state, "93 01 02 c4 01 78", "BAD_REQUEST payload must be a "
                 "str message, got bin");
     reject_resp(*state, "93 01 01 05", "NOT_FOUND payload must be a str");
@@ -877,6 +922,134 @@ static void test_response_rejections(void **state)
                 "stats value for \"x\" must be uint or str, got float32");
     reject_resp(*state, "93 01 00 81 a1 78 ff", "got negative int");
     reject_resp(*state, "93 01 00 81 a1 78 c4 00", "got bin");
+}
+
+/* ---- MEMBERS replies ---- */
+
+static const wire_member sample_members[] = {
+    {.id = "node1", .peer_addr = "127.0.0.1:7101", .client_addr = "127.0.0.1:7001",
+     .resp_addr = "", .state = "alive", .role = "member", .incarnation = 3,
+     .age_ms = 12345, .vnodes = 128},
+    {.id = "node2", .peer_addr = "[::1]:7102", .client_addr = "[::1]:7002",
+     .resp_addr = "[::1]:6379", .state = "dead", .role = "leaving",
+     .incarnation = UINT64_MAX, .age_ms = 0, .vnodes = 0},
+    {.id = "n3", .peer_addr = "h:1", .client_addr = "h:2", .resp_addr = "h:3",
+     .state = "removed", .role = "joining", .incarnation = 0,
+     .age_ms = UINT64_MAX, .vnodes = 4096},
+};
+#define N_SAMPLE (sizeof sample_members / sizeof sample_members[0])
+
+static void assert_member_equal(const wire_member_view *v, const wire_member *m)
+{
+    assert_bytes_equal(v->id, bytes_of(m->id));
+    assert_bytes_equal(v->peer_addr, bytes_of(m->peer_addr));
+    assert_bytes_equal(v->client_addr, bytes_of(m->client_addr));
+    assert_bytes_equal(v->resp_addr, bytes_of(m->resp_addr));
+    assert_bytes_equal(v->state, bytes_of(m->state));
+    assert_bytes_equal(v->role, bytes_of(m->role));
+    assert_true(v->incarnation == m->incarnation);
+    assert_true(v->age_ms == m->age_ms);
+    assert_true(v->vnodes == m->vnodes);
+}
+
+static void test_members_response(void **state)
+{
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    wire_encode_members(&sb, 42, sample_members, N_SAMPLE);
+    wire_response r;
+    decode_only_response(*state, &sb, &r);
+    assert_true(r.id == 42 && r.status == WIRE_OK && !r.has_value);
+    assert_null(r.stats);
+    assert_int_equal(r.nmembers, N_SAMPLE);
+    for (size_t i = 0; i < N_SAMPLE; i++) {
+        assert_member_equal(&r.members[i], &sample_members[i]);
+        assert_within(r.members[i].id, (const uint8_t *)sb.data, sb.size);
+    }
+    msgpack_sbuffer_destroy(&sb);
+
+    /* No members (membership off would be an error; an empty list is legal). */
+    msgpack_sbuffer_init(&sb);
+    wire_encode_members(&sb, 43, NULL, 0);
+    decode_only_response(*state, &sb, &r);
+    assert_true(r.id == 43 && r.nmembers == 0 && r.members == NULL);
+    char hex[64];
+    tohex(sb.data, sb.size, hex, sizeof hex);
+    assert_string_equal(hex, "00 00 00 04 93 2b 00 90");
+    msgpack_sbuffer_destroy(&sb);
+
+    /* Every strict prefix is refused. */
+    msgpack_sbuffer_init(&sb);
+    wire_encode_members(&sb, 1, sample_members, 1);
+    size_t len;
+    const uint8_t *body = only_body(&sb, &len);
+    check_prefixes(*state, body, len);
+    msgpack_sbuffer_destroy(&sb);
+}
+
+/* The encoder's exact bytes for one member, as proto/README.md shows them. */
+static void test_members_encoding(void **state)
+{
+    (void)state;
+    const wire_member m = {.id = "n1", .peer_addr = "h:1", .client_addr = "h:2",
+                           .resp_addr = "", .state = "alive", .role = "member",
+                           .incarnation = 2, .age_ms = 1500, .vnodes = 128};
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    wire_encode_members(&sb, 5, &m, 1);
+    char hex[512];
+    tohex(sb.data, sb.size, hex, sizeof hex);
+    assert_string_equal(hex,
+        "00 00 00 5d 93 05 00 91 89 "
+        "a2 69 64 a2 6e 31 "
+        "a4 70 65 65 72 a3 68 3a 31 "
+        "a6 63 6c 69 65 6e 74 a3 68 3a 32 "
+        "a4 72 65 73 70 a0 "
+        "a5 73 74 61 74 65 a5 61 6c 69 76 65 "
+        "a4 72 6f 6c 65 a6 6d 65 6d 62 65 72 "
+        "ab 69 6e 63 61 72 6e 61 74 69 6f 6e 02 "
+        "a6 61 67 65 5f 6d 73 cd 05 dc "
+        "a6 76 6e 6f 64 65 73 cc 80");
+    msgpack_sbuffer_destroy(&sb);
+}
+
+/* A member map may hold fields this decoder does not know (a newer node),
+ * in any order; the ones it knows must have their types. */
+static void test_members_lenient_and_malformed(void **state)
+{
+    wire_response r;
+    char err[256];
+    uint8_t buf[256];
+    /* [1, 0, [{"x": nil, "state": "alive", "id": "a"}]] */
+    assert_int_equal(resp_hex(*state, "93 01 00 91 83 a1 78 c0 a5 73 74 61 74 65 "
+                                      "a5 61 6c 69 76 65 a2 69 64 a1 61",
+                              buf, &r, err, sizeof err), 0);
+    assert_int_equal(r.nmembers, 1);
+    assert_bytes_equal(r.members[0].id, bytes_of("a"));
+    assert_bytes_equal(r.members[0].state, bytes_of("alive"));
+    assert_int_equal(r.members[0].peer_addr.len, 0);
+    assert_true(r.members[0].incarnation == 0);
+    msgpack_zone_clear(*state);
+
+    reject_resp(*state, "93 01 00 91 05", "member 0 must be a map, got uint");
+    reject_resp(*state, "93 01 00 92 81 a2 69 64 a1 61 c0",
+                "member 0 lacks \"state\"");
+    reject_resp(*state, "93 01 00 91 81 a5 73 74 61 74 65 a1 61",
+                "member 0 lacks \"id\"");
+    reject_resp(*state, "93 01 00 91 81 01 02",
+                "member 0: field name must be str, got uint");
+    reject_resp(*state, "93 01 00 91 81 a2 69 64 05",
+                "member 0: \"id\" must be str, got uint");
+    reject_resp(*state, "93 01 00 91 81 a2 69 64 c4 01 61",
+                "member 0: \"id\" must be str, got bin");
+    reject_resp(*state, "93 01 00 91 81 a6 76 6e 6f 64 65 73 a1 31",
+                "member 0: \"vnodes\" must be uint, got str");
+    reject_resp(*state, "93 01 00 91 81 ab 69 6e 63 61 72 6e 61 74 69 6f 6e ff",
+                "\"incarnation\" must be uint, got negative int");
+    reject_resp(*state, "93 01 00 91 81 a6 61 67 65 5f 6d 73 cb 3f f0 00 00 00 00 00 00",
+                "\"age_ms\" must be uint, got float64");
+    reject_resp(*state, "93 01 00 91 91 90", "member 0 must be a map, got array");
+    reject_resp(*state, "93 01 00 dd ff ff ff ff", "claims");
 }
 
 #define ZT(f) cmocka_unit_test_setup_teardown(f, zone_setup, zone_teardown)
@@ -916,6 +1089,10 @@ int main(void)
         ZT(test_empty_key),
         ZT(test_non_array_body),
         ZT(test_response_rejections),
+        ZT(test_remove_request),
+        ZT(test_members_response),
+        ZT(test_members_encoding),
+        ZT(test_members_lenient_and_malformed),
     };
     return cmocka_run_group_tests_name("wire", tests, NULL, NULL);
 }

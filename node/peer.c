@@ -1,0 +1,670 @@
+/* peer: the peer TCP port; see peer.h.
+ *
+ * Inbound and outbound connections share one struct and one read path; an
+ * outbound connection is a single request waiting for its one answer, after
+ * which it closes. protobuf-c sees a body only after the header check, so a
+ * hostile length cannot make it (or the input buffer) grow past
+ * PEER_MAX_FRAME.
+ */
+#include "peer.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/listener.h>
+#include <event2/util.h>
+
+#include "config.h"
+#include "log.h"
+
+#define RESOLVE_CACHE  32
+#define RESOLVE_TTL_MS 60000
+
+struct peer_conn {
+    peer *p;
+    struct bufferevent *bev;
+    char remote[PEER_ADDR_MAX];
+    peer_conn *prev, *next;  /* p->conns */
+    peer_conn *closing_next; /* p->closing */
+    bool closing, outbound, read_paused;
+    /* outbound only */
+    peer_reply_fn fn;
+    void *ctx;
+    bool done; /* fn has been called */
+    uint32_t timeout_ms;
+    struct event *deadline_ev;
+};
+
+typedef struct resolved {
+    char addr[PEER_ADDR_MAX];
+    struct sockaddr_storage ss;
+    socklen_t len;
+    uint64_t expires_ms;
+} resolved;
+
+struct peer {
+    struct event_base *base;
+    struct evconnlistener *listener;
+    char addr[PEER_ADDR_MAX];
+    int port;
+    peer_message_fn on_message;
+    void *ctx;
+    peer_conn *conns;
+    size_t ninbound;
+    peer_conn *closing;
+    struct event *reap_ev;     /* frees closing connections, outside their callbacks */
+    struct event *relisten_ev; /* re-enables accept after EMFILE */
+    resolved cache[RESOLVE_CACHE];
+    size_t cache_next;
+    peer_stats n;
+};
+
+static uint64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+__attribute__((format(printf, 3, 4))) static int set_err(char *err, size_t errlen, const char *fmt,
+                                                         ...)
+{
+    if (err && errlen) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(err, errlen, fmt, ap);
+        va_end(ap);
+    }
+    return -1;
+}
+
+/* ---- the frame codec ---- */
+
+int peer_header_check(const uint8_t hdr[PEER_HEADER_BYTES], uint32_t max_body, uint32_t *body_len,
+                      char *err, size_t errlen)
+{
+    if (hdr[0] != 'R' || hdr[1] != 'K')
+        return set_err(err, errlen,
+                       "not a ringkv peer frame (magic %02x %02x, expected "
+                       "52 4b \"RK\")",
+                       hdr[0], hdr[1]);
+    if (hdr[2] != PEER_VERSION)
+        return set_err(err, errlen, "peer protocol version %u; this node speaks %u", hdr[2],
+                       PEER_VERSION);
+    if (hdr[3] != 0)
+        return set_err(err, errlen, "unknown frame type %u (only 0 is defined)", hdr[3]);
+    uint32_t n =
+        (uint32_t)hdr[4] << 24 | (uint32_t)hdr[5] << 16 | (uint32_t)hdr[6] << 8 | (uint32_t)hdr[7];
+    if (n > max_body)
+        return set_err(err, errlen, "frame of %u bytes is over the limit of %u", n, max_body);
+    *body_len = n;
+    return 0;
+}
+
+int peer_frame_encode(const Ringkv__Envelope *env, uint8_t **out, size_t *len)
+{
+    size_t body = ringkv__envelope__get_packed_size(env);
+    if (body > PEER_MAX_FRAME)
+        return -1;
+    uint8_t *buf = malloc(PEER_HEADER_BYTES + body);
+    if (!buf)
+        return -1;
+    buf[0] = 'R';
+    buf[1] = 'K';
+    buf[2] = PEER_VERSION;
+    buf[3] = 0;
+    buf[4] = (uint8_t)(body >> 24);
+    buf[5] = (uint8_t)(body >> 16);
+    buf[6] = (uint8_t)(body >> 8);
+    buf[7] = (uint8_t)body;
+    ringkv__envelope__pack(env, buf + PEER_HEADER_BYTES);
+    *out = buf;
+    *len = PEER_HEADER_BYTES + body;
+    return 0;
+}
+
+/* protobuf-c 1.4 keeps a field numbered 0 (invalid protobuf) as an unknown
+ * field when its key is over-long, and cannot decode it once packed again;
+ * such input is refused, so whatever a node accepts survives a relay. */
+static bool has_field_zero(const ProtobufCMessage *m)
+{
+    for (unsigned i = 0; i < m->n_unknown_fields; i++)
+        if (m->unknown_fields[i].tag == 0)
+            return true;
+    return false;
+}
+
+Ringkv__Envelope *peer_envelope_decode(const uint8_t *body, size_t len, char *err, size_t errlen)
+{
+    Ringkv__Envelope *env = ringkv__envelope__unpack(NULL, len, body);
+    if (!env) {
+        set_err(err, errlen, "frame body of %zu bytes is not a valid Envelope", len);
+        return NULL;
+    }
+    if (has_field_zero(&env->base) ||
+        (env->body_case == RINGKV__ENVELOPE__BODY_ERROR && has_field_zero(&env->error->base))) {
+        set_err(err, errlen, "frame body holds a field numbered 0 (invalid protobuf)");
+        ringkv__envelope__free_unpacked(env, NULL);
+        return NULL;
+    }
+    if (env->version != PEER_VERSION) {
+        set_err(err, errlen, "Envelope version %u; this node speaks %u", env->version,
+                PEER_VERSION);
+        ringkv__envelope__free_unpacked(env, NULL);
+        return NULL;
+    }
+    return env;
+}
+
+void peer_envelope_free(Ringkv__Envelope *env)
+{
+    if (env)
+        ringkv__envelope__free_unpacked(env, NULL);
+}
+
+/* ---- addresses ---- */
+
+void peer_format_addr(const struct sockaddr *sa, char *out, size_t outlen)
+{
+    char host[INET6_ADDRSTRLEN] = "?";
+    if (sa->sa_family == AF_INET) {
+        const struct sockaddr_in *in = (const struct sockaddr_in *)sa;
+        evutil_inet_ntop(AF_INET, &in->sin_addr, host, sizeof host);
+        snprintf(out, outlen, "%s:%d", host, ntohs(in->sin_port));
+    } else if (sa->sa_family == AF_INET6) {
+        const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)sa;
+        evutil_inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof host);
+        snprintf(out, outlen, "[%s]:%d", host, ntohs(in6->sin6_port));
+    } else {
+        snprintf(out, outlen, "?");
+    }
+}
+
+int peer_resolve(peer *p, const char *addr, struct sockaddr_storage *ss, socklen_t *sslen,
+                 char *err, size_t errlen)
+{
+    char host[CONFIG_ADDR_MAX];
+    int port;
+    if (config_split_addr(addr, host, sizeof host, &port) != 0 || port == 0)
+        return set_err(err, errlen, "'%s' is not a HOST:PORT address", addr);
+    memset(ss, 0, sizeof *ss);
+    struct sockaddr_in *in = (struct sockaddr_in *)ss;
+    struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)ss;
+    if (inet_pton(AF_INET, host, &in->sin_addr) == 1) {
+        in->sin_family = AF_INET;
+        in->sin_port = htons((uint16_t)port);
+        *sslen = sizeof *in;
+        return 0;
+    }
+    if (!strchr(host, '%') && inet_pton(AF_INET6, host, &in6->sin6_addr) == 1) {
+        in6->sin6_family = AF_INET6;
+        in6->sin6_port = htons((uint16_t)port);
+        *sslen = sizeof *in6;
+        return 0;
+    }
+    /* A name (or a scoped IPv6 address): getaddrinfo, once a minute. */
+    uint64_t now = mono_ms();
+    for (size_t i = 0; i < RESOLVE_CACHE; i++) {
+        resolved *r = &p->cache[i];
+        if (r->len && now < r->expires_ms && strcmp(r->addr, addr) == 0) {
+            memcpy(ss, &r->ss, r->len);
+            *sslen = r->len;
+            return 0;
+        }
+    }
+    struct addrinfo hints = {
+        .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICSERV};
+    struct addrinfo *ai = NULL;
+    char portstr[8];
+    snprintf(portstr, sizeof portstr, "%d", port);
+    int rc = getaddrinfo(host, portstr, &hints, &ai);
+    if (rc != 0)
+        return set_err(err, errlen, "cannot resolve '%s': %s", host, gai_strerror(rc));
+    if (ai->ai_addrlen > sizeof *ss) {
+        freeaddrinfo(ai);
+        return set_err(err, errlen, "cannot resolve '%s': address too long", host);
+    }
+    memcpy(ss, ai->ai_addr, ai->ai_addrlen);
+    *sslen = (socklen_t)ai->ai_addrlen;
+    freeaddrinfo(ai);
+    resolved *r = &p->cache[p->cache_next++ % RESOLVE_CACHE];
+    if (strlen(addr) < sizeof r->addr) {
+        snprintf(r->addr, sizeof r->addr, "%s", addr);
+        memcpy(&r->ss, ss, *sslen);
+        r->len = *sslen;
+        r->expires_ms = now + RESOLVE_TTL_MS;
+    }
+    return 0;
+}
+
+/* ---- connections ---- */
+
+const char *peer_conn_remote(const peer_conn *pc)
+{
+    return pc->remote;
+}
+
+/* Reports an outbound request's outcome, once. */
+static void finish(peer_conn *pc, const Ringkv__Envelope *reply, const char *err)
+{
+    if (!pc->outbound || pc->done)
+        return;
+    pc->done = true;
+    if (!reply)
+        pc->p->n.request_failures++;
+    pc->fn(pc->ctx, reply, err);
+}
+
+void peer_conn_close(peer_conn *pc, const char *why)
+{
+    if (pc->closing)
+        return;
+    if (why)
+        log_debug("peer %s: closing: %s", pc->remote, why);
+    finish(pc, NULL, why ? why : "connection closed");
+    pc->closing = true;
+    bufferevent_disable(pc->bev, EV_READ | EV_WRITE);
+    if (pc->deadline_ev)
+        event_del(pc->deadline_ev);
+    pc->closing_next = pc->p->closing;
+    pc->p->closing = pc;
+    event_active(pc->p->reap_ev, EV_TIMEOUT, 1);
+}
+
+/* A peer broke the protocol or a limit: counted and logged where an
+ * operator sees it, since it is either a bug or someone else's traffic. */
+__attribute__((format(printf, 2, 3))) static void drop(peer_conn *pc, const char *fmt, ...)
+{
+    char why[300];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(why, sizeof why, fmt, ap);
+    va_end(ap);
+    pc->p->n.dropped++;
+    log_warn("peer %s dropped: %s", pc->remote, why);
+    peer_conn_close(pc, why);
+}
+
+static void conn_free(peer_conn *pc)
+{
+    peer *p = pc->p;
+    if (pc->prev)
+        pc->prev->next = pc->next;
+    else
+        p->conns = pc->next;
+    if (pc->next)
+        pc->next->prev = pc->prev;
+    if (!pc->outbound)
+        p->ninbound--;
+    if (pc->deadline_ev)
+        event_free(pc->deadline_ev);
+    bufferevent_free(pc->bev);
+    free(pc);
+}
+
+static void on_reap(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    peer *p = arg;
+    while (p->closing) {
+        peer_conn *pc = p->closing;
+        p->closing = pc->closing_next;
+        conn_free(pc);
+    }
+}
+
+static size_t output_len(const peer_conn *pc)
+{
+    return evbuffer_get_length(bufferevent_get_output(pc->bev));
+}
+
+static void free_frame(const void *data, size_t len, void *arg)
+{
+    (void)len;
+    (void)arg;
+    free((void *)data);
+}
+
+int peer_reply(peer_conn *pc, const Ringkv__Envelope *env)
+{
+    if (pc->closing)
+        return -1;
+    uint8_t *buf;
+    size_t len;
+    if (peer_frame_encode(env, &buf, &len) != 0) {
+        drop(pc, "cannot encode a reply (out of memory or over %u bytes)", PEER_MAX_FRAME);
+        return -1;
+    }
+    if (output_len(pc) + len > PEER_MAX_OUTPUT) {
+        free(buf);
+        drop(pc, "not reading: %zu bytes already queued (limit %zu)", output_len(pc),
+             PEER_MAX_OUTPUT);
+        return -1;
+    }
+    if (evbuffer_add_reference(bufferevent_get_output(pc->bev), buf, len, free_frame, NULL) != 0) {
+        free(buf);
+        drop(pc, "out of memory queueing a reply");
+        return -1;
+    }
+    pc->p->n.frames_out++;
+    return 0;
+}
+
+/* Handles whole frames in the input; stops at a partial one. */
+static void on_read(struct bufferevent *bev, void *arg)
+{
+    peer_conn *pc = arg;
+    peer *p = pc->p;
+    struct evbuffer *in = bufferevent_get_input(bev);
+    char err[256];
+
+    while (!pc->closing && !pc->read_paused) {
+        size_t avail = evbuffer_get_length(in);
+        if (avail < PEER_HEADER_BYTES)
+            return;
+        uint8_t hdr[PEER_HEADER_BYTES];
+        uint32_t blen;
+        evbuffer_copyout(in, hdr, sizeof hdr);
+        if (peer_header_check(hdr, PEER_MAX_FRAME, &blen, err, sizeof err) != 0) {
+            drop(pc, "bad frame header: %s", err);
+            return;
+        }
+        if (avail < PEER_HEADER_BYTES + (size_t)blen)
+            return; /* the rest has not arrived; the read watermark bounds the wait */
+        uint8_t *frame = evbuffer_pullup(in, (ev_ssize_t)(PEER_HEADER_BYTES + blen));
+        if (!frame) {
+            drop(pc, "out of memory reading a %u-byte frame", blen);
+            return;
+        }
+        Ringkv__Envelope *env =
+            peer_envelope_decode(frame + PEER_HEADER_BYTES, blen, err, sizeof err);
+        evbuffer_drain(in, PEER_HEADER_BYTES + blen);
+        if (!env) {
+            drop(pc, "%s", err);
+            return;
+        }
+        p->n.frames_in++;
+        if (pc->outbound) {
+            finish(pc, env, NULL);
+            peer_envelope_free(env);
+            peer_conn_close(pc, NULL);
+            return;
+        }
+        p->on_message(p->ctx, pc, env);
+        peer_envelope_free(env);
+        /* Backpressure: a peer that sends requests but does not read the
+         * answers waits until they drain (on_write resumes it). */
+        if (!pc->closing && output_len(pc) > PEER_MAX_OUTPUT / 2) {
+            pc->read_paused = true;
+            bufferevent_disable(bev, EV_READ);
+        }
+    }
+}
+
+static void on_write(struct bufferevent *bev, void *arg)
+{
+    peer_conn *pc = arg;
+    if (pc->closing || !pc->read_paused)
+        return;
+    pc->read_paused = false;
+    bufferevent_enable(bev, EV_READ);
+    on_read(bev, pc); /* frames may already be waiting */
+}
+
+static void on_event(struct bufferevent *bev, short what, void *arg)
+{
+    (void)bev;
+    peer_conn *pc = arg;
+    char why[200];
+    if (what & BEV_EVENT_CONNECTED)
+        return;
+    if (what & BEV_EVENT_EOF) {
+        peer_conn_close(pc, pc->outbound ? "closed by the peer before it answered" : NULL);
+    } else if (what & BEV_EVENT_ERROR) {
+        int e = EVUTIL_SOCKET_ERROR();
+        snprintf(why, sizeof why, "%s", e ? evutil_socket_error_to_string(e) : "socket error");
+        peer_conn_close(pc, why);
+    } else if (what & BEV_EVENT_TIMEOUT) {
+        pc->p->n.dropped++;
+        snprintf(why, sizeof why, "no progress for %d s", PEER_IDLE_TIMEOUT_MS / 1000);
+        peer_conn_close(pc, why);
+    }
+}
+
+static void on_deadline(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    peer_conn *pc = arg;
+    char why[64];
+    snprintf(why, sizeof why, "no answer within %u ms", pc->timeout_ms);
+    peer_conn_close(pc, why);
+}
+
+static peer_conn *conn_new(peer *p, evutil_socket_t fd, const char *remote, bool outbound)
+{
+    peer_conn *pc = calloc(1, sizeof *pc);
+    if (!pc) {
+        if (fd >= 0)
+            evutil_closesocket(fd);
+        return NULL;
+    }
+    pc->p = p;
+    pc->outbound = outbound;
+    snprintf(pc->remote, sizeof pc->remote, "%s", remote);
+    pc->bev = bufferevent_socket_new(p->base, fd, BEV_OPT_CLOSE_ON_FREE);
+    if (!pc->bev) {
+        if (fd >= 0)
+            evutil_closesocket(fd);
+        free(pc);
+        return NULL;
+    }
+    bufferevent_setcb(pc->bev, on_read, on_write, on_event, pc);
+    /* The input holds at most one whole frame before reading stops; the
+     * header check refuses anything that could not fit. */
+    bufferevent_setwatermark(pc->bev, EV_READ, 0, PEER_HEADER_BYTES + PEER_MAX_FRAME);
+    bufferevent_setwatermark(pc->bev, EV_WRITE, PEER_MAX_OUTPUT / 4, 0);
+    pc->next = p->conns;
+    if (p->conns)
+        p->conns->prev = pc;
+    p->conns = pc;
+    if (!outbound)
+        p->ninbound++;
+    return pc;
+}
+
+static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
+                      int socklen, void *arg)
+{
+    (void)l;
+    (void)socklen;
+    peer *p = arg;
+    char remote[PEER_ADDR_MAX];
+    peer_format_addr(sa, remote, sizeof remote);
+    if (p->ninbound >= PEER_MAX_CONNS) {
+        if (p->n.refused++ % 100 == 0)
+            log_warn("refused peer connection from %s: %d peer connections open", remote,
+                     PEER_MAX_CONNS);
+        evutil_closesocket(fd);
+        return;
+    }
+    peer_conn *pc = conn_new(p, fd, remote, false);
+    if (!pc) {
+        log_warn("could not set up a peer connection for %s: out of memory", remote);
+        return;
+    }
+    p->n.accepted++;
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    struct timeval tv = {PEER_IDLE_TIMEOUT_MS / 1000, (PEER_IDLE_TIMEOUT_MS % 1000) * 1000};
+    bufferevent_set_timeouts(pc->bev, &tv, &tv);
+    bufferevent_enable(pc->bev, EV_READ | EV_WRITE);
+    log_debug("peer %s connected", remote);
+}
+
+/* Out of descriptors, most likely: pause accepting for a second rather than
+ * spin on a listener that stays readable. */
+static void on_accept_error(struct evconnlistener *l, void *arg)
+{
+    peer *p = arg;
+    log_warn("peer accept failed: %s; pausing peer connections for 1 s",
+             evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
+    evconnlistener_disable(l);
+    struct timeval tv = {1, 0};
+    evtimer_add(p->relisten_ev, &tv);
+}
+
+static void on_relisten(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    peer *p = arg;
+    evconnlistener_enable(p->listener);
+}
+
+int peer_request(peer *p, const char *addr, const Ringkv__Envelope *env, uint32_t timeout_ms,
+                 peer_reply_fn fn, void *ctx, char *err, size_t errlen)
+{
+    struct sockaddr_storage ss;
+    socklen_t sslen;
+    if (peer_resolve(p, addr, &ss, &sslen, err, errlen) != 0)
+        return -1;
+    peer_conn *pc = conn_new(p, -1, addr, true);
+    if (!pc)
+        return set_err(err, errlen, "out of memory");
+    pc->fn = fn;
+    pc->ctx = ctx;
+    pc->timeout_ms = timeout_ms;
+    pc->deadline_ev = evtimer_new(p->base, on_deadline, pc);
+    /* From here a failure goes through peer_conn_close; finish() must not
+     * report it, since the caller hears of it from our return value. */
+    pc->done = true;
+    if (!pc->deadline_ev) {
+        peer_conn_close(pc, NULL);
+        return set_err(err, errlen, "out of memory");
+    }
+    if (peer_reply(pc, env) != 0) {
+        peer_conn_close(pc, NULL);
+        return set_err(err, errlen, "cannot encode the request");
+    }
+    if (bufferevent_socket_connect(pc->bev, (struct sockaddr *)&ss, (int)sslen) != 0) {
+        int e = EVUTIL_SOCKET_ERROR();
+        set_err(err, errlen, "cannot connect to %s: %s", addr,
+                e ? evutil_socket_error_to_string(e) : "socket error");
+        peer_conn_close(pc, NULL);
+        return -1;
+    }
+    int one = 1;
+    setsockopt(bufferevent_getfd(pc->bev), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    pc->done = false;
+    struct timeval tv = {timeout_ms / 1000, (suseconds_t)(timeout_ms % 1000) * 1000};
+    evtimer_add(pc->deadline_ev, &tv);
+    bufferevent_enable(pc->bev, EV_READ | EV_WRITE);
+    p->n.requests++;
+    return 0;
+}
+
+/* ---- the listener ---- */
+
+peer *peer_new(struct event_base *base, const char *addr, peer_message_fn on_message, void *ctx,
+               char *err, size_t errlen)
+{
+    char host[CONFIG_ADDR_MAX];
+    int port;
+    if (config_split_addr(addr, host, sizeof host, &port) != 0) {
+        set_err(err, errlen, "peer address '%s' is not HOST:PORT", addr);
+        return NULL;
+    }
+    peer *p = calloc(1, sizeof *p);
+    if (!p) {
+        set_err(err, errlen, "out of memory");
+        return NULL;
+    }
+    p->base = base;
+    p->on_message = on_message;
+    p->ctx = ctx;
+    p->reap_ev = event_new(base, -1, 0, on_reap, p);
+    p->relisten_ev = evtimer_new(base, on_relisten, p);
+    if (!p->reap_ev || !p->relisten_ev) {
+        set_err(err, errlen, "out of memory");
+        goto fail;
+    }
+    struct addrinfo hints = {.ai_family = AF_UNSPEC,
+                             .ai_socktype = SOCK_STREAM,
+                             .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
+    struct addrinfo *ai = NULL;
+    char portstr[8];
+    snprintf(portstr, sizeof portstr, "%d", port);
+    int rc = getaddrinfo(host, portstr, &hints, &ai);
+    if (rc != 0) {
+        set_err(err, errlen, "cannot resolve peer host '%s': %s", host, gai_strerror(rc));
+        goto fail;
+    }
+    p->listener = evconnlistener_new_bind(
+        base, on_accept, p, LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, 128,
+        ai->ai_addr, (int)ai->ai_addrlen);
+    freeaddrinfo(ai);
+    if (!p->listener) {
+        set_err(err, errlen, "cannot listen on peer address %s (tcp): %s", addr,
+                evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
+        goto fail;
+    }
+    evconnlistener_set_error_cb(p->listener, on_accept_error);
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof ss;
+    if (getsockname(evconnlistener_get_fd(p->listener), (struct sockaddr *)&ss, &len) != 0) {
+        set_err(err, errlen, "getsockname on the peer listener: %s", strerror(errno));
+        goto fail;
+    }
+    peer_format_addr((struct sockaddr *)&ss, p->addr, sizeof p->addr);
+    p->port = ss.ss_family == AF_INET6 ? ntohs(((struct sockaddr_in6 *)&ss)->sin6_port)
+                                       : ntohs(((struct sockaddr_in *)&ss)->sin_port);
+    return p;
+fail:
+    peer_free(p);
+    return NULL;
+}
+
+void peer_free(peer *p)
+{
+    if (!p)
+        return;
+    /* No callbacks: their owner is going away. conn_free leaves the
+     * closing list alone, and every closing connection is in conns. */
+    while (p->conns)
+        conn_free(p->conns);
+    p->closing = NULL;
+    if (p->listener)
+        evconnlistener_free(p->listener);
+    if (p->reap_ev)
+        event_free(p->reap_ev);
+    if (p->relisten_ev)
+        event_free(p->relisten_ev);
+    free(p);
+}
+
+const char *peer_bound_addr(const peer *p)
+{
+    return p->addr;
+}
+
+int peer_bound_port(const peer *p)
+{
+    return p->port;
+}
+
+void peer_get_stats(const peer *p, peer_stats *out)
+{
+    *out = p->n;
+}

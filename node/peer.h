@@ -1,0 +1,122 @@
+/* peer: ringkvd's peer TCP port: the listener, framed connections to and
+ * from other nodes, and one-shot request/reply exchanges (gossip push-pull
+ * today; the replication work adds its messages to the Envelope).
+ *
+ * A frame is an 8-byte header, checked before anything reaches protobuf-c,
+ * then one packed Envelope (proto/ringkv.proto; proto/README.md has the
+ * bytes):
+ *
+ *   'R' 'K' | version (1) | type (0, reserved) | body length, 4 bytes BE
+ *
+ * Every connection has limits a peer cannot push past: one frame of at most
+ * PEER_MAX_FRAME bytes buffered, reading paused while PEER_MAX_OUTPUT bytes
+ * wait to be sent, and a timeout. A peer that breaks the framing is dropped
+ * and counted; the node goes on serving. A connection is never freed inside
+ * its own callback: peer_conn_close queues it and a deferred event frees it.
+ * Event-loop thread only.
+ */
+#ifndef RINGKV_PEER_H
+#define RINGKV_PEER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include <event2/event.h>
+
+#include "ringkv.pb-c.h"
+
+#define PEER_HEADER_BYTES    8
+#define PEER_VERSION         1
+#define PEER_MAX_FRAME       (64u << 20)         /* body bytes in one frame */
+#define PEER_MAX_OUTPUT      ((size_t)128 << 20) /* queued to one peer before it is dropped */
+#define PEER_MAX_CONNS       128                 /* inbound connections at once */
+#define PEER_IDLE_TIMEOUT_MS 10000               /* inbound: no progress this long closes */
+#define PEER_ADDR_MAX        128                 /* "HOST:PORT", NUL included */
+
+typedef struct peer peer;
+typedef struct peer_conn peer_conn;
+
+/* An Envelope arrived on an inbound connection. env is freed when this
+ * returns; reply with peer_reply(pc, ...) before returning, or later as long
+ * as pc is open. Must not block. */
+typedef void (*peer_message_fn)(void *ctx, peer_conn *pc, const Ringkv__Envelope *env);
+
+/* The outcome of peer_request: reply is the answer (freed after the call),
+ * or NULL with err saying what failed (refused, timed out, bad frame...).
+ * Called exactly once, from the event loop, never from peer_request itself.
+ * It may start new requests; it must not call peer_free. */
+typedef void (*peer_reply_fn)(void *ctx, const Ringkv__Envelope *reply, const char *err);
+
+typedef struct peer_stats {
+    uint64_t accepted; /* inbound connections */
+    uint64_t refused;  /* inbound connections past PEER_MAX_CONNS */
+    uint64_t dropped;  /* bad framing, limits, timeouts */
+    uint64_t frames_in, frames_out;
+    uint64_t requests, request_failures;
+} peer_stats;
+
+/* Binds the peer listener to addr ("HOST:PORT"; port 0 picks a free one)
+ * and serves it on base; on_message gets every inbound Envelope. Returns
+ * NULL with a message in err. */
+peer *peer_new(struct event_base *base, const char *addr, peer_message_fn on_message, void *ctx,
+               char *err, size_t errlen);
+
+/* Closes every connection and the listener and frees. Pending requests are
+ * dropped without calling their callbacks. NULL is a no-op. */
+void peer_free(peer *p);
+
+/* The bound address, with the real port ("127.0.0.1:7101"). */
+const char *peer_bound_addr(const peer *p);
+int peer_bound_port(const peer *p);
+
+void peer_get_stats(const peer *p, peer_stats *out);
+
+/* Queues env as one frame to pc. Returns 0, or -1 when pc is closing or
+ * out of memory, or its output is over PEER_MAX_OUTPUT (pc is then
+ * dropped). */
+int peer_reply(peer_conn *pc, const Ringkv__Envelope *env);
+
+/* The remote end of pc, "ip:port", for logs. */
+const char *peer_conn_remote(const peer_conn *pc);
+
+/* Queues pc to be closed (why is logged at debug; NULL: a normal close). */
+void peer_conn_close(peer_conn *pc, const char *why);
+
+/* Connects to addr (non-blocking), sends env, and waits for one Envelope in
+ * answer; fn reports it, or the failure, within timeout_ms. Returns 0, or -1
+ * with a message in err (then fn is never called): a bad address, out of
+ * memory. */
+int peer_request(peer *p, const char *addr, const Ringkv__Envelope *env, uint32_t timeout_ms,
+                 peer_reply_fn fn, void *ctx, char *err, size_t errlen);
+
+/* Resolves "HOST:PORT" for socktype (SOCK_STREAM, SOCK_DGRAM). Numeric
+ * addresses never block; a host name is looked up once (that may block the
+ * loop briefly) and cached for a minute. Returns 0, or -1 with a message. */
+int peer_resolve(peer *p, const char *addr, struct sockaddr_storage *ss, socklen_t *sslen,
+                 char *err, size_t errlen);
+
+/* "ip:port" or "[ip6]:port" of a socket address. */
+void peer_format_addr(const struct sockaddr *sa, char *out, size_t outlen);
+
+/* ---- the frame codec: pure, shared with tests and the fuzz target ---- */
+
+/* Checks a frame header: magic, version, reserved type byte, and a body
+ * length of at most max_body. Returns 0 with *body_len, or -1 with a
+ * message. */
+int peer_header_check(const uint8_t hdr[PEER_HEADER_BYTES], uint32_t max_body, uint32_t *body_len,
+                      char *err, size_t errlen);
+
+/* Encodes env as one whole frame (header included) into a malloc'd buffer
+ * the caller frees. Returns 0, or -1 (out of memory, or over
+ * PEER_MAX_FRAME). */
+int peer_frame_encode(const Ringkv__Envelope *env, uint8_t **out, size_t *len);
+
+/* Decodes a frame body. Returns the Envelope (free it with
+ * peer_envelope_free), or NULL with a message: not protobuf, or a version
+ * other than PEER_VERSION. */
+Ringkv__Envelope *peer_envelope_decode(const uint8_t *body, size_t len, char *err, size_t errlen);
+void peer_envelope_free(Ringkv__Envelope *env);
+
+#endif

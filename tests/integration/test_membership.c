@@ -1,0 +1,388 @@
+/* test_membership: cluster membership with real ringkvd processes.
+ *
+ * Three nodes (m1, m2, m3) on free loopback ports, with gossip timings much
+ * shorter than the defaults so the whole file runs in seconds. The tests
+ * run in order on one cluster: converge, refuse a duplicate id, pause and
+ * refute, crash and be declared dead, restart with a higher incarnation,
+ * remove, leave. Every wait polls with a generous bound; no test asserts how
+ * long anything took.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "nodeproc.h"
+#include "ringkv.h"
+
+#define WAIT_MS 30000 /* sanitizer builds on a busy machine are slow */
+#define N_NODES 3
+
+typedef struct cluster {
+    nodeproc n[N_NODES];
+    char conf[64]; /* the shared [gossip] config file */
+} cluster;
+
+static const char *const ids[N_NODES] = {"m1", "m2", "m3"};
+
+/* Fast gossip: a crash is suspected within ~100 ms and declared dead within
+ * a second; push-pull every 2 s heals anything a datagram missed. */
+static const char gossip_conf[] = "[gossip]\n"
+                                  "probe_interval = 100ms\n"
+                                  "probe_timeout = 50ms\n"
+                                  "suspicion_mult = 2\n"
+                                  "suspicion_max_mult = 3\n"
+                                  "gossip_interval = 50ms\n"
+                                  "pushpull_interval = 2s\n";
+
+static long long now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void sleep_ms(int ms)
+{
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+/* Starts node i with seeds = the peer addresses of the nodes before it. */
+static int start_node(cluster *cl, int i, const char *id)
+{
+    char seeds[256] = "";
+    for (int k = 0; k < i; k++)
+        snprintf(seeds + strlen(seeds), sizeof seeds - strlen(seeds), "%s%s", k ? "," : "",
+                 cl->n[k].peer_addr);
+    const char *args[] = {"--config",           cl->conf, "--id", id, "--peer", "127.0.0.1:0",
+                          i ? "--seeds" : NULL, seeds,    NULL};
+    return nodeproc_start(&cl->n[i], args);
+}
+
+static int group_setup(void **state)
+{
+    cluster *cl = calloc(1, sizeof *cl);
+    if (!cl)
+        return -1;
+    snprintf(cl->conf, sizeof cl->conf, "/tmp/ringkv-gossip-XXXXXX");
+    int fd = mkstemp(cl->conf);
+    if (fd < 0 || write(fd, gossip_conf, sizeof gossip_conf - 1) != sizeof gossip_conf - 1) {
+        free(cl);
+        return -1;
+    }
+    close(fd);
+    for (int i = 0; i < N_NODES; i++)
+        if (start_node(cl, i, ids[i]) != 0 || cl->n[i].peer_port <= 0) {
+            fprintf(stderr, "could not start node %s\n", ids[i]);
+            return -1;
+        }
+    *state = cl;
+    return 0;
+}
+
+static int group_teardown(void **state)
+{
+    cluster *cl = *state;
+    for (int i = 0; i < N_NODES; i++)
+        nodeproc_cleanup(&cl->n[i]);
+    unlink(cl->conf);
+    free(cl);
+    return 0;
+}
+
+/* What node np says about member id: its state ("" when np does not know
+ * it or cannot be asked) and incarnation. */
+static void member_of(const nodeproc *np, const char *id, char *state, size_t len, uint64_t *inc)
+{
+    rkv_options o = {.connect_timeout_ms = 1000, .request_timeout_ms = 3000};
+    rkv_client *c = rkv_connect(np->addr, &o, NULL, 0);
+    rkv_member *m = NULL;
+    size_t n = 0;
+    state[0] = '\0';
+    if (c && rkv_members(c, &m, &n) == RKV_OK)
+        for (size_t i = 0; i < n; i++)
+            if (strcmp(m[i].id, id) == 0) {
+                snprintf(state, len, "%s", m[i].state);
+                if (inc)
+                    *inc = m[i].incarnation;
+            }
+    rkv_members_free(m, n);
+    rkv_close(c);
+}
+
+/* Polls until np reports id in want (and, if min_inc, with an incarnation
+ * above it); fails the test with what it saw last otherwise. */
+static uint64_t wait_state(const nodeproc *np, const char *who, const char *id, const char *want,
+                           uint64_t min_inc)
+{
+    long long deadline = now_ms() + WAIT_MS;
+    char state[32];
+    uint64_t inc = 0;
+    for (;;) {
+        member_of(np, id, state, sizeof state, &inc);
+        if (strcmp(state, want) == 0 && (!min_inc || inc > min_inc))
+            return inc;
+        if (now_ms() > deadline)
+            fail_msg("%s still reports %s as '%s' (incarnation %llu), waiting for '%s'%s", who, id,
+                     state, (unsigned long long)inc, want,
+                     min_inc ? " with a higher incarnation" : "");
+        sleep_ms(50);
+    }
+}
+
+static void wait_all_alive(cluster *cl)
+{
+    for (int i = 0; i < N_NODES; i++)
+        for (int k = 0; k < N_NODES; k++)
+            wait_state(&cl->n[i], ids[i], ids[k], "alive", 0);
+}
+
+static uint64_t num_stat(const nodeproc *np, const char *name)
+{
+    rkv_client *c = rkv_connect(np->addr, NULL, NULL, 0);
+    rkv_stat *s = NULL;
+    size_t n = 0;
+    uint64_t v = UINT64_MAX;
+    if (c && rkv_stats(c, &s, &n) == RKV_OK)
+        for (size_t i = 0; i < n; i++)
+            if (strcmp(s[i].name, name) == 0 && s[i].is_num)
+                v = s[i].num;
+    rkv_stats_free(s, n);
+    rkv_close(c);
+    return v;
+}
+
+static int run_cli(const nodeproc *np, const char *const *argv, char **out, char **err)
+{
+    int rc = nodeproc_cli(np, argv, NULL, 0, out, NULL, err);
+    assert_true(rc >= 0);
+    return rc;
+}
+
+/* ---- tests, in order ---- */
+
+static void test_three_nodes_converge(void **state)
+{
+    cluster *cl = *state;
+    wait_all_alive(cl);
+    for (int i = 0; i < N_NODES; i++)
+        assert_int_equal(num_stat(&cl->n[i], "members_alive"), 3);
+
+    /* The member list carries every address and the ring fields. */
+    rkv_client *c = rkv_connect(cl->n[0].addr, NULL, NULL, 0);
+    rkv_member *m;
+    size_t n;
+    assert_int_equal(rkv_members(c, &m, &n), RKV_OK);
+    assert_int_equal(n, 3);
+    for (size_t i = 0; i < n; i++) {
+        assert_string_equal(m[i].id, ids[i]); /* ordered by id */
+        assert_string_equal(m[i].peer_addr, cl->n[i].peer_addr);
+        assert_string_equal(m[i].client_addr, cl->n[i].addr);
+        assert_string_equal(m[i].resp_addr, "");
+        assert_string_equal(m[i].role, "member");
+        assert_true(m[i].vnodes == 128);
+        assert_true(m[i].incarnation >= 1);
+    }
+    rkv_members_free(m, n);
+    rkv_close(c);
+
+    /* The CLI: a table, and JSON. */
+    char *out, *err;
+    const char *table[] = {"members", NULL};
+    assert_int_equal(run_cli(&cl->n[1], table, &out, &err), 0);
+    assert_non_null(strstr(out, "ID"));
+    assert_non_null(strstr(out, "INCARNATION"));
+    assert_non_null(strstr(out, "FOR"));
+    for (int i = 0; i < N_NODES; i++) {
+        assert_non_null(strstr(out, ids[i]));
+        assert_non_null(strstr(out, cl->n[i].peer_addr));
+    }
+    assert_non_null(strstr(out, "alive"));
+    free(out);
+    free(err);
+    const char *json[] = {"members", "--json", NULL};
+    assert_int_equal(run_cli(&cl->n[2], json, &out, &err), 0);
+    assert_true(out[0] == '[');
+    assert_non_null(strstr(out, "\"id\":\"m1\""));
+    assert_non_null(strstr(out, "\"state\":\"alive\""));
+    assert_non_null(strstr(out, "\"age_ms\":"));
+    free(out);
+    free(err);
+}
+
+/* A fourth node that claims a live member's id is refused by the seed and
+ * exits with status 1 and a message that says why. */
+static void test_duplicate_id_refused(void **state)
+{
+    cluster *cl = *state;
+    nodeproc dup;
+    const char *args[] = {"--config", cl->conf,           "--id", ids[1], "--peer", "127.0.0.1:0",
+                          "--seeds",  cl->n[0].peer_addr, NULL};
+    assert_int_equal(nodeproc_launch(&dup, args), 0);
+    int rc = nodeproc_wait_exit(&dup, WAIT_MS);
+    char *log = nodeproc_log(&dup);
+    if (rc != 1 || !strstr(log, "refused this node's join") || !strstr(log, ids[1]))
+        fail_msg("duplicate node exited with %d; its log:\n%s", rc, log);
+    free(log);
+    nodeproc_cleanup(&dup);
+    /* The seed logged the refusal and the real m2 is unaffected. */
+    log = nodeproc_log(&cl->n[0]);
+    assert_non_null(strstr(log, "refused a node joining"));
+    free(log);
+    for (int i = 0; i < N_NODES; i++)
+        wait_state(&cl->n[i], ids[i], ids[1], "alive", 0);
+}
+
+/* Garbage on the peer port, TCP and UDP: counted and dropped, and the node
+ * goes on serving clients and gossiping. */
+static void test_bad_peer_input(void **state)
+{
+    cluster *cl = *state;
+    const nodeproc *np = &cl->n[0];
+    struct sockaddr_in a = {.sin_family = AF_INET,
+                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK),
+                            .sin_port = htons((uint16_t)np->peer_port)};
+    uint64_t dropped0 = num_stat(np, "gossip_packets_dropped");
+    uint64_t peer0 = num_stat(np, "peer_dropped_connections");
+
+    int u = socket(AF_INET, SOCK_DGRAM, 0);
+    static char big[2000], junk[] = "\x01not a gossip packet";
+    memset(big, 0x5a, sizeof big);
+    assert_int_equal(sendto(u, big, sizeof big, 0, (struct sockaddr *)&a, sizeof a),
+                     (ssize_t)sizeof big);
+    assert_int_equal(sendto(u, junk, sizeof junk, 0, (struct sockaddr *)&a, sizeof a),
+                     (ssize_t)sizeof junk);
+    close(u);
+    int t = socket(AF_INET, SOCK_STREAM, 0);
+    assert_int_equal(connect(t, (struct sockaddr *)&a, sizeof a), 0);
+    static const char http[] = "GET / HTTP/1.0\r\n\r\n";
+    assert_int_equal(send(t, http, sizeof http - 1, 0), (ssize_t)(sizeof http - 1));
+    char b;
+    assert_int_equal(recv(t, &b, 1, 0), 0); /* the node closes it */
+    close(t);
+
+    long long deadline = now_ms() + WAIT_MS;
+    while (num_stat(np, "gossip_packets_dropped") < dropped0 + 2 && now_ms() < deadline)
+        sleep_ms(20);
+    assert_true(num_stat(np, "gossip_packets_dropped") >= dropped0 + 2);
+    assert_true(num_stat(np, "peer_dropped_connections") >= peer0 + 1);
+    wait_all_alive(cl);
+}
+
+/* A node frozen past its suspicion timeout is declared dead; thawed, it
+ * learns that, refutes it with a higher incarnation, and is alive again. */
+static void test_paused_node_refutes(void **state)
+{
+    cluster *cl = *state;
+    char st[32];
+    uint64_t before = 0;
+    member_of(&cl->n[0], ids[2], st, sizeof st, &before);
+    assert_string_equal(st, "alive");
+    assert_int_equal(kill(cl->n[2].pid, SIGSTOP), 0);
+    wait_state(&cl->n[0], ids[0], ids[2], "dead", 0);
+    wait_state(&cl->n[1], ids[1], ids[2], "dead", 0);
+    assert_int_equal(kill(cl->n[2].pid, SIGCONT), 0);
+    wait_state(&cl->n[0], ids[0], ids[2], "alive", before);
+    wait_state(&cl->n[1], ids[1], ids[2], "alive", before);
+    wait_state(&cl->n[2], ids[2], ids[2], "alive", before);
+    assert_true(num_stat(&cl->n[2], "gossip_refutations") >= 1);
+    char *log = nodeproc_log(&cl->n[0]);
+    assert_non_null(strstr(log, "member m3 "));
+    assert_non_null(strstr(log, "is now dead"));
+    free(log);
+}
+
+static uint64_t m3_crash_inc;
+
+/* kill -9: every other node reports the node dead. */
+static void test_killed_node_dead(void **state)
+{
+    cluster *cl = *state;
+    char st[32];
+    member_of(&cl->n[0], ids[2], st, sizeof st, &m3_crash_inc);
+    nodeproc_kill(&cl->n[2], SIGKILL);
+    wait_state(&cl->n[0], ids[0], ids[2], "dead", 0);
+    wait_state(&cl->n[1], ids[1], ids[2], "dead", 0);
+    assert_true(num_stat(&cl->n[0], "members_dead") == 1);
+}
+
+/* The same data dir comes back as the same node, with a higher
+ * incarnation, and everyone sees it alive. */
+static void test_restart_higher_incarnation(void **state)
+{
+    cluster *cl = *state;
+    assert_int_equal(nodeproc_restart(&cl->n[2]), 0);
+    for (int i = 0; i < N_NODES; i++)
+        wait_state(&cl->n[i], ids[i], ids[2], "alive", m3_crash_inc);
+    wait_all_alive(cl);
+}
+
+/* remove: refused for live, unknown and own ids; a dead member becomes
+ * removed, and the others learn it. */
+static void test_remove(void **state)
+{
+    cluster *cl = *state;
+    rkv_client *c = rkv_connect(cl->n[0].addr, NULL, NULL, 0);
+    assert_int_equal(rkv_remove(c, ids[1]), RKV_ERR_BAD_REQUEST);
+    assert_true(rkv_errstr(c)[0] != '\0');
+    assert_int_equal(rkv_remove(c, "no-such-node"), RKV_ERR_BAD_REQUEST);
+    assert_int_equal(rkv_remove(c, ids[0]), RKV_ERR_BAD_REQUEST);
+
+    nodeproc_kill(&cl->n[2], SIGKILL);
+    wait_state(&cl->n[0], ids[0], ids[2], "dead", 0);
+    char *out, *err;
+    const char *rm[] = {"remove", ids[2], NULL};
+    int rc = run_cli(&cl->n[0], rm, &out, &err);
+    if (rc != 0)
+        fail_msg("remove m3 exited %d: %s", rc, err);
+    assert_string_equal(out, "OK\n");
+    free(out);
+    free(err);
+    wait_state(&cl->n[0], ids[0], ids[2], "removed", 0);
+    wait_state(&cl->n[1], ids[1], ids[2], "removed", 0);
+    const char *again[] = {"remove", ids[1], NULL};
+    assert_int_equal(run_cli(&cl->n[0], again, &out, &err), 2);
+    free(out);
+    free(err);
+    rkv_close(c);
+}
+
+/* SIGTERM leaves gracefully: the node exits 0 and the others show `left`,
+ * not dead. */
+static void test_graceful_leave(void **state)
+{
+    cluster *cl = *state;
+    assert_int_equal(nodeproc_stop(&cl->n[1]), 0);
+    wait_state(&cl->n[0], ids[0], ids[1], "left", 0);
+    char *log = nodeproc_log(&cl->n[1]);
+    assert_non_null(strstr(log, "leaving the cluster"));
+    free(log);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_three_nodes_converge),
+        cmocka_unit_test(test_duplicate_id_refused),
+        cmocka_unit_test(test_bad_peer_input),
+        cmocka_unit_test(test_paused_node_refutes),
+        cmocka_unit_test(test_killed_node_dead),
+        cmocka_unit_test(test_restart_higher_incarnation),
+        cmocka_unit_test(test_remove),
+        cmocka_unit_test(test_graceful_leave),
+    };
+    return cmocka_run_group_tests_name("membership", tests, group_setup, group_teardown);
+}

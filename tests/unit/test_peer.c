@@ -1,0 +1,363 @@
+/* Unit tests for node/peer.c: the frame header checks and the Envelope
+ * codec, then real loopback connections on one event loop: a request and
+ * its answer, a refused connection, a peer that never answers, and hostile
+ * input that is dropped while the listener goes on serving.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "peer.h"
+
+/* ---- the codec ---- */
+
+static void hdr_of(uint8_t h[PEER_HEADER_BYTES], const char *magic, uint8_t ver, uint8_t type,
+                   uint32_t len)
+{
+    h[0] = (uint8_t)magic[0];
+    h[1] = (uint8_t)magic[1];
+    h[2] = ver;
+    h[3] = type;
+    h[4] = (uint8_t)(len >> 24);
+    h[5] = (uint8_t)(len >> 16);
+    h[6] = (uint8_t)(len >> 8);
+    h[7] = (uint8_t)len;
+}
+
+static void test_header_check(void **state)
+{
+    (void)state;
+    uint8_t h[PEER_HEADER_BYTES];
+    uint32_t n = 0;
+    char err[256];
+    hdr_of(h, "RK", 1, 0, 1234);
+    assert_int_equal(peer_header_check(h, PEER_MAX_FRAME, &n, err, sizeof err), 0);
+    assert_int_equal(n, 1234);
+    hdr_of(h, "RK", 1, 0, PEER_MAX_FRAME);
+    assert_int_equal(peer_header_check(h, PEER_MAX_FRAME, &n, err, sizeof err), 0);
+
+    hdr_of(h, "RK", 1, 0, PEER_MAX_FRAME + 1);
+    assert_int_equal(peer_header_check(h, PEER_MAX_FRAME, &n, err, sizeof err), -1);
+    assert_string_equal(err, "frame of 67108865 bytes is over the limit of 67108864");
+    hdr_of(h, "GE", 1, 0, 10); /* "GET / HTTP..." sent to the peer port */
+    assert_int_equal(peer_header_check(h, PEER_MAX_FRAME, &n, err, sizeof err), -1);
+    assert_non_null(strstr(err, "not a ringkv peer frame"));
+    hdr_of(h, "RK", 2, 0, 10);
+    assert_int_equal(peer_header_check(h, PEER_MAX_FRAME, &n, err, sizeof err), -1);
+    assert_string_equal(err, "peer protocol version 2; this node speaks 1");
+    hdr_of(h, "RK", 1, 7, 10);
+    assert_int_equal(peer_header_check(h, PEER_MAX_FRAME, &n, err, sizeof err), -1);
+    assert_non_null(strstr(err, "unknown frame type 7"));
+}
+
+static void test_envelope_round_trip(void **state)
+{
+    (void)state;
+    uint8_t blob[300];
+    for (size_t i = 0; i < sizeof blob; i++)
+        blob[i] = (uint8_t)i;
+    Ringkv__Envelope env = RINGKV__ENVELOPE__INIT;
+    env.version = PEER_VERSION;
+    env.body_case = RINGKV__ENVELOPE__BODY_PUSH_PULL;
+    env.push_pull.data = blob;
+    env.push_pull.len = sizeof blob;
+    uint8_t *buf;
+    size_t len;
+    assert_int_equal(peer_frame_encode(&env, &buf, &len), 0);
+    uint32_t blen;
+    char err[256];
+    assert_int_equal(peer_header_check(buf, PEER_MAX_FRAME, &blen, err, sizeof err), 0);
+    assert_int_equal(blen + PEER_HEADER_BYTES, len);
+    assert_memory_equal(buf, "RK\x01\x00", 4);
+    Ringkv__Envelope *got = peer_envelope_decode(buf + PEER_HEADER_BYTES, blen, err, sizeof err);
+    assert_non_null(got);
+    assert_int_equal(got->body_case, RINGKV__ENVELOPE__BODY_PUSH_PULL);
+    assert_int_equal(got->push_pull.len, sizeof blob);
+    assert_memory_equal(got->push_pull.data, blob, sizeof blob);
+    peer_envelope_free(got);
+    free(buf);
+
+    Ringkv__PeerError pe = RINGKV__PEER_ERROR__INIT;
+    pe.message = "node id 'n2' is taken";
+    env.body_case = RINGKV__ENVELOPE__BODY_ERROR;
+    env.error = &pe;
+    assert_int_equal(peer_frame_encode(&env, &buf, &len), 0);
+    got = peer_envelope_decode(buf + PEER_HEADER_BYTES, len - PEER_HEADER_BYTES, err, sizeof err);
+    assert_non_null(got);
+    assert_int_equal(got->body_case, RINGKV__ENVELOPE__BODY_ERROR);
+    assert_string_equal(got->error->message, "node id 'n2' is taken");
+    peer_envelope_free(got);
+    free(buf);
+}
+
+/* The error frame shown in proto/README.md, "Peer frames", byte for byte. */
+static void test_readme_example(void **state)
+{
+    (void)state;
+    static const uint8_t want[] = {0x52, 0x4b, 0x01, 0x00, 0x00, 0x00, 0x00, 0x14, 0x08, 0x01,
+                                   0x5a, 0x10, 0x0a, 0x0e, 'i',  'd',  ' ',  'n',  '2',  ' ',
+                                   'i',  's',  ' ',  't',  'a',  'k',  'e',  'n'};
+    Ringkv__PeerError pe = RINGKV__PEER_ERROR__INIT;
+    pe.message = "id n2 is taken";
+    Ringkv__Envelope env = RINGKV__ENVELOPE__INIT;
+    env.version = PEER_VERSION;
+    env.body_case = RINGKV__ENVELOPE__BODY_ERROR;
+    env.error = &pe;
+    uint8_t *buf;
+    size_t len;
+    assert_int_equal(peer_frame_encode(&env, &buf, &len), 0);
+    assert_int_equal(len, sizeof want);
+    assert_memory_equal(buf, want, sizeof want);
+    free(buf);
+}
+
+static void test_envelope_rejections(void **state)
+{
+    (void)state;
+    char err[256];
+    /* field 1 (version) = 2 */
+    const uint8_t v2[] = {0x08, 0x02};
+    assert_null(peer_envelope_decode(v2, sizeof v2, err, sizeof err));
+    assert_string_equal(err, "Envelope version 2; this node speaks 1");
+    /* no version at all reads as 0 */
+    assert_null(peer_envelope_decode(v2, 0, err, sizeof err));
+    /* bytes field 10 claiming more than there is */
+    const uint8_t trunc[] = {0x08, 0x01, 0x52, 0x7f, 0x00};
+    assert_null(peer_envelope_decode(trunc, sizeof trunc, err, sizeof err));
+    assert_non_null(strstr(err, "not a valid Envelope"));
+    const uint8_t junk[] = {0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff};
+    assert_null(peer_envelope_decode(junk, sizeof junk, err, sizeof err));
+    peer_envelope_free(NULL);
+}
+
+/* ---- live connections on one loop ---- */
+
+typedef struct fx {
+    struct event_base *base;
+    peer *server; /* answers push_pull with its reversal, errors otherwise */
+    peer *client;
+    bool server_silent; /* answer nothing */
+    int replies;
+    char last_err[256];
+    char last_body[64];
+} fx;
+
+static void on_server_message(void *ctx, peer_conn *pc, const Ringkv__Envelope *env)
+{
+    fx *f = ctx;
+    if (f->server_silent)
+        return;
+    Ringkv__Envelope out = RINGKV__ENVELOPE__INIT;
+    Ringkv__PeerError pe = RINGKV__PEER_ERROR__INIT;
+    out.version = PEER_VERSION;
+    uint8_t rev[64];
+    if (env->body_case == RINGKV__ENVELOPE__BODY_PUSH_PULL && env->push_pull.len <= sizeof rev) {
+        for (size_t i = 0; i < env->push_pull.len; i++)
+            rev[i] = env->push_pull.data[env->push_pull.len - 1 - i];
+        out.body_case = RINGKV__ENVELOPE__BODY_PUSH_PULL;
+        out.push_pull.data = rev;
+        out.push_pull.len = env->push_pull.len;
+    } else {
+        pe.message = "refused";
+        out.body_case = RINGKV__ENVELOPE__BODY_ERROR;
+        out.error = &pe;
+    }
+    assert_int_equal(peer_reply(pc, &out), 0);
+}
+
+static void on_client_message(void *ctx, peer_conn *pc, const Ringkv__Envelope *env)
+{
+    (void)ctx, (void)pc, (void)env;
+}
+
+static void on_reply(void *ctx, const Ringkv__Envelope *reply, const char *err)
+{
+    fx *f = ctx;
+    f->replies++;
+    f->last_err[0] = f->last_body[0] = '\0';
+    if (!reply) {
+        snprintf(f->last_err, sizeof f->last_err, "%s", err);
+    } else if (reply->body_case == RINGKV__ENVELOPE__BODY_PUSH_PULL) {
+        snprintf(f->last_body, sizeof f->last_body, "%.*s", (int)reply->push_pull.len,
+                 (const char *)reply->push_pull.data);
+    } else {
+        snprintf(f->last_body, sizeof f->last_body, "error: %s", reply->error->message);
+    }
+    event_base_loopbreak(f->base);
+}
+
+static int fx_setup(void **state)
+{
+    fx *f = calloc(1, sizeof *f);
+    char err[256];
+    f->base = event_base_new();
+    f->server = peer_new(f->base, "127.0.0.1:0", on_server_message, f, err, sizeof err);
+    f->client = peer_new(f->base, "127.0.0.1:0", on_client_message, f, err, sizeof err);
+    if (!f->base || !f->server || !f->client)
+        return -1;
+    *state = f;
+    return 0;
+}
+
+static int fx_teardown(void **state)
+{
+    fx *f = *state;
+    peer_free(f->client);
+    peer_free(f->server);
+    event_base_free(f->base);
+    free(f);
+    return 0;
+}
+
+/* Sends body to addr and runs the loop until the answer (or 5 s). */
+static void request(fx *f, const char *addr, const char *body, uint32_t timeout_ms)
+{
+    Ringkv__Envelope env = RINGKV__ENVELOPE__INIT;
+    env.version = PEER_VERSION;
+    env.body_case = RINGKV__ENVELOPE__BODY_PUSH_PULL;
+    env.push_pull.data = (uint8_t *)body;
+    env.push_pull.len = strlen(body);
+    char err[256];
+    int before = f->replies;
+    assert_int_equal(peer_request(f->client, addr, &env, timeout_ms, on_reply, f, err, sizeof err),
+                     0);
+    assert_int_equal(f->replies, before); /* never called from peer_request */
+    struct timeval tv = {5, 0};
+    event_base_loopexit(f->base, &tv);
+    event_base_dispatch(f->base);
+    assert_int_equal(f->replies, before + 1);
+}
+
+static void test_request_reply(void **state)
+{
+    fx *f = *state;
+    request(f, peer_bound_addr(f->server), "abc", 2000);
+    assert_string_equal(f->last_body, "cba");
+    request(f, peer_bound_addr(f->server), "hello", 2000);
+    assert_string_equal(f->last_body, "olleh");
+    peer_stats ps;
+    peer_get_stats(f->server, &ps);
+    assert_true(ps.accepted == 2 && ps.frames_in == 2 && ps.frames_out == 2);
+    assert_true(ps.dropped == 0);
+}
+
+static void test_refused_and_bad_address(void **state)
+{
+    fx *f = *state;
+    /* A port nobody listens on: bound, never listening. */
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof a;
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
+    assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &len), 0);
+    char dead[64];
+    snprintf(dead, sizeof dead, "127.0.0.1:%d", ntohs(a.sin_port));
+    request(f, dead, "x", 2000);
+    assert_true(f->last_err[0] != '\0');
+    close(fd);
+
+    Ringkv__Envelope env = RINGKV__ENVELOPE__INIT;
+    env.version = PEER_VERSION;
+    char err[256];
+    assert_int_equal(peer_request(f->client, "nonsense", &env, 100, on_reply, f, err, sizeof err),
+                     -1);
+    assert_non_null(strstr(err, "not a HOST:PORT"));
+}
+
+static void test_timeout(void **state)
+{
+    fx *f = *state;
+    f->server_silent = true;
+    request(f, peer_bound_addr(f->server), "anyone?", 200);
+    assert_string_equal(f->last_err, "no answer within 200 ms");
+    f->server_silent = false;
+}
+
+/* Raw bytes to the server's port; returns what the server sent back before
+ * closing (or timing out). */
+static size_t send_raw(fx *f, const void *data, size_t len, uint8_t *out, size_t cap)
+{
+    struct sockaddr_in a = {.sin_family = AF_INET,
+                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK),
+                            .sin_port = htons((uint16_t)peer_bound_port(f->server))};
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    assert_int_equal(connect(fd, (struct sockaddr *)&a, sizeof a), 0);
+    assert_int_equal(send(fd, data, len, 0), (ssize_t)len);
+    shutdown(fd, SHUT_WR);
+    /* Let the loop read, judge and close. */
+    struct timeval tv = {0, 300 * 1000};
+    event_base_loopexit(f->base, &tv);
+    event_base_dispatch(f->base);
+    size_t got = 0;
+    for (ssize_t n; got < cap && (n = recv(fd, out + got, cap - got, MSG_DONTWAIT)) > 0;)
+        got += (size_t)n;
+    close(fd);
+    return got;
+}
+
+static void test_bad_input_dropped_server_goes_on(void **state)
+{
+    fx *f = *state;
+    uint8_t out[256];
+    peer_stats before, after;
+    peer_get_stats(f->server, &before);
+
+    assert_int_equal(send_raw(f, "GET / HTTP/1.0\r\n\r\n", 18, out, sizeof out), 0);
+    uint8_t h[PEER_HEADER_BYTES];
+    hdr_of(h, "RK", 1, 0, 0xffffffffu); /* a 4 GiB claim: refused before reading */
+    assert_int_equal(send_raw(f, h, sizeof h, out, sizeof out), 0);
+    uint8_t junk[PEER_HEADER_BYTES + 4];
+    hdr_of(junk, "RK", 1, 0, 4);
+    memset(junk + PEER_HEADER_BYTES, 0xff, 4); /* not protobuf */
+    assert_int_equal(send_raw(f, junk, sizeof junk, out, sizeof out), 0);
+    peer_get_stats(f->server, &after);
+    assert_true(after.dropped == before.dropped + 3);
+
+    /* An unknown message gets an answer, not a drop (forward compatible). */
+    Ringkv__Envelope env = RINGKV__ENVELOPE__INIT;
+    env.version = PEER_VERSION;
+    uint8_t *buf;
+    size_t len;
+    assert_int_equal(peer_frame_encode(&env, &buf, &len), 0);
+    size_t got = send_raw(f, buf, len, out, sizeof out);
+    free(buf);
+    uint32_t blen;
+    char err[256];
+    assert_true(got > PEER_HEADER_BYTES);
+    assert_int_equal(peer_header_check(out, PEER_MAX_FRAME, &blen, err, sizeof err), 0);
+    Ringkv__Envelope *ans = peer_envelope_decode(out + PEER_HEADER_BYTES, blen, err, sizeof err);
+    assert_non_null(ans);
+    assert_int_equal(ans->body_case, RINGKV__ENVELOPE__BODY_ERROR);
+    peer_envelope_free(ans);
+
+    /* And real requests still work. */
+    request(f, peer_bound_addr(f->server), "still here", 2000);
+    assert_string_equal(f->last_body, "ereh llits");
+}
+
+#define FT(t) cmocka_unit_test_setup_teardown(t, fx_setup, fx_teardown)
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_header_check),
+        cmocka_unit_test(test_envelope_round_trip),
+        cmocka_unit_test(test_readme_example),
+        cmocka_unit_test(test_envelope_rejections),
+        FT(test_request_reply),
+        FT(test_refused_and_bad_address),
+        FT(test_timeout),
+        FT(test_bad_input_dropped_server_goes_on),
+    };
+    return cmocka_run_group_tests_name("peer", tests, NULL, NULL);
+}
