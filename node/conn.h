@@ -25,12 +25,17 @@ struct conn;
 
 /* A client protocol: how a connection's input is parsed and executed, and
  * how an error reply is written (used to rewrite replies whose batch failed
- * to commit). The native protocol is below; RESP is in resp.c. */
+ * to commit). The native protocol is below; RESP is in resp.c. A protocol
+ * that keeps per-connection state (a parser mid-command, options the client
+ * set) allocates it in on_open into c->proto_data and frees it in on_free;
+ * both hooks are optional. */
 typedef struct conn_proto {
     const char *name; /* for logs: "client", "resp" */
     void (*on_input)(struct conn *c);
     void (*encode_error)(struct server *s, struct evbuffer *out, uint64_t id, wire_status st,
                          const char *msg);
+    int (*on_open)(struct conn *c);  /* 0, or -1 to refuse the connection */
+    void (*on_free)(struct conn *c);
 } conn_proto;
 
 extern const conn_proto conn_native_proto;
@@ -43,7 +48,9 @@ typedef struct conn_mark {
 struct conn {
     struct server *srv;
     const conn_proto *proto;
-    struct bufferevent *bev;
+    struct bufferevent *bev;      /* writes; reads go through read_ev */
+    struct event *read_ev;
+    size_t read_size;             /* bytes the next read asks for */
     char peer[64];                /* "host:port" of the client, for logs */
     struct conn *prev, *next;     /* server->conns */
     struct conn *dirty_next;      /* server->dirty */
@@ -52,6 +59,9 @@ struct conn {
     struct evbuffer *pending;     /* this pass's replies */
     conn_mark *marks;
     size_t nmarks, capmarks;
+    void *proto_data;             /* the protocol's per-connection state */
+    bool write_direct;            /* plain TCP: conn_release may write to the
+                                   * socket itself (not under TLS) */
 };
 
 /* Wraps an accepted socket speaking proto. Returns NULL (and closes fd) on
@@ -81,6 +91,17 @@ bool conn_output_check(struct conn *c);
  * an error rewrite echoes (0 for protocols without ids). */
 void conn_reply_raw(struct conn *c, uint64_t id, const void *head, size_t headlen,
                     const void *tail, size_t taillen);
+
+/* One reply built from many pieces without copying them together first
+ * (RESP's "$5\r\n" + value + "\r\n", an array of values): conn_reply_begin,
+ * any number of conn_reply_add, then conn_reply_end, which marks the bytes
+ * since begin as one reply (as conn_reply_raw does). conn_reply_abort drops
+ * them instead. Nothing else may reply to c, or write to the store, in
+ * between. */
+size_t conn_reply_begin(struct conn *c);
+void conn_reply_add(struct conn *c, const void *p, size_t len);
+void conn_reply_end(struct conn *c, uint64_t id, size_t begin);
+void conn_reply_abort(struct conn *c, size_t begin);
 
 /* Native reply builders: append one frame to c's pending buffer. */
 void conn_reply_status(struct conn *c, uint64_t id, wire_status st, const char *msg);
