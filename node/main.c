@@ -1,6 +1,7 @@
 /* ringkvd: the ringkv node. Parses flags over the config file, opens the
- * store, serves clients on one libevent loop, and stops gracefully on SIGTERM
- * or SIGINT (finish in-flight requests, commit, sync, exit 0).
+ * store, serves clients on one libevent loop, joins the cluster when it has
+ * a peer address, and stops gracefully on SIGTERM or SIGINT (leave the
+ * cluster, finish in-flight requests, commit, sync, exit 0).
  */
 #include <getopt.h>
 #include <limits.h>
@@ -16,9 +17,15 @@
 #include <event2/event.h>
 
 #include "config.h"
+#include "conn.h"
 #include "log.h"
+#include "membership.h"
+#include "resp.h"
 #include "server.h"
 #include "store.h"
+
+/* How long SIGTERM keeps gossiping so that `left` reaches the others. */
+#define LEAVE_WAIT_MS 1000
 
 static void usage(FILE *f)
 {
@@ -34,9 +41,14 @@ static void usage(FILE *f)
         "  -d, --data-dir DIR         data directory ([node] data_dir; default ./data)\n"
         "  -f, --fsync POLICY         always | everysec | no ([node] fsync; default everysec)\n"
         "  -L, --log-level LEVEL      debug | info | warn | error (default info)\n"
+        "  -p, --peer HOST:PORT       gossip UDP and peer TCP address ([node] peer;\n"
+        "                             default: off, a single node; port 0 picks one)\n"
+        "  -s, --seeds LIST           peer addresses to join through ([node] seeds)\n"
+        "  -r, --resp HOST:PORT       Redis protocol (RESP) address ([node] resp;\n"
+        "                             default: off; port 0 picks a free port)\n"
         "  -h, --help                 this help\n"
         "  -V, --version              print the version\n\n"
-        "Signals: SIGTERM or SIGINT stop the node gracefully.\n");
+        "Signals: SIGTERM or SIGINT stop the node gracefully (leaving the cluster).\n");
 }
 
 static const struct option options[] = {
@@ -46,11 +58,14 @@ static const struct option options[] = {
     {"data-dir", required_argument, NULL, 'd'},
     {"fsync", required_argument, NULL, 'f'},
     {"log-level", required_argument, NULL, 'L'},
+    {"peer", required_argument, NULL, 'p'},
+    {"seeds", required_argument, NULL, 's'},
+    {"resp", required_argument, NULL, 'r'},
     {"help", no_argument, NULL, 'h'},
     {"version", no_argument, NULL, 'V'},
     {NULL, 0, NULL, 0},
 };
-static const char shortopts[] = "c:i:l:d:f:L:hV";
+static const char shortopts[] = "c:i:l:d:f:L:p:s:r:hV";
 
 /* Flags override the file, so the file is found and loaded first. Returns 0
  * to go on, 1 to exit 0 (help, version), -1 to exit 2. */
@@ -88,6 +103,9 @@ static int parse_args(int argc, char **argv, config *cfg)
         case 'd': key = "data_dir"; flag = "data-dir"; break;
         case 'f': key = "fsync"; flag = "fsync"; break;
         case 'L': key = "log_level"; flag = "log-level"; break;
+        case 'p': key = "peer"; flag = "peer"; break;
+        case 's': key = "seeds"; flag = "seeds"; break;
+        case 'r': key = "resp"; flag = "resp"; break;
         case 'c': break;
         default:
             fprintf(stderr, "ringkvd: see 'ringkvd --help'\n");
@@ -149,17 +167,74 @@ static void raise_fd_limit(const config *cfg)
                  (unsigned long long)cfg->max_clients, (unsigned long long)rl.rlim_cur);
 }
 
+/* What the signal and membership callbacks need to reach. */
+typedef struct node {
+    server *srv;
+    membership *members; /* NULL without [node] peer */
+    bool leaving;
+    int exit_code;       /* 1 when a seed refused our join */
+    char fatal[512];
+} node;
+
+static void on_left(void *arg)
+{
+    node *nd = arg;
+    log_info("stopping: finishing requests in flight");
+    server_shutdown(nd->srv);
+}
+
+/* Leave the cluster first (so the others see `left`, not a crash), then
+ * the server's graceful stop. A second signal stops at once. */
 static void on_signal(evutil_socket_t sig, short what, void *arg)
 {
     (void)what;
-    server *srv = arg;
-    if (srv->stopping) {
+    node *nd = arg;
+    server *srv = nd->srv;
+    if (srv->stopping || nd->leaving) {
         log_warn("received %s again, stopping now", strsignal((int)sig));
         event_base_loopbreak(srv->base);
         return;
     }
+    if (nd->members) {
+        log_info("received %s, stopping: leaving the cluster", strsignal((int)sig));
+        nd->leaving = true;
+        membership_leave(nd->members, LEAVE_WAIT_MS, on_left, nd);
+        return;
+    }
     log_info("received %s, stopping: finishing requests in flight", strsignal((int)sig));
     server_shutdown(srv);
+}
+
+/* A seed refused our join: our id belongs to a live node elsewhere. */
+static void on_membership_fatal(void *arg, const char *msg)
+{
+    node *nd = arg;
+    nd->exit_code = 1;
+    snprintf(nd->fatal, sizeof nd->fatal, "%s", msg);
+    event_base_loopbreak(nd->srv->base);
+}
+
+/* Joins the cluster through the seeds, announcing this node with the
+ * addresses its clients can reach and this start's incarnation. */
+static membership *start_membership(struct event_base *base, const config *cfg, store *st,
+                                    node *nd, char *err, size_t errlen)
+{
+    const char *resp = cfg->resp;
+    for (size_t i = 1; i < nd->srv->nlisteners; i++)
+        if (strcmp(nd->srv->listeners[i].proto->name, "resp") == 0)
+            resp = nd->srv->listeners[i].addr; /* the bound one, with the real port */
+    membership_self self = {.id = store_node_id(st),
+                            .client_addr = nd->srv->listeners[0].addr,
+                            .resp_addr = resp,
+                            .incarnation = store_incarnation(st),
+                            .vnodes = (uint32_t)cfg->vnodes};
+    membership *m = membership_new(base, cfg, &self, on_membership_fatal, nd, err, errlen);
+    if (!m)
+        return NULL;
+    log_info("gossip and peer protocol listening on %s (udp+tcp), incarnation %llu",
+             membership_peer_addr(m), (unsigned long long)self.incarnation);
+    membership_start(m);
+    return m;
 }
 
 int main(int argc, char **argv)
@@ -170,6 +245,7 @@ int main(int argc, char **argv)
     struct event_base *base = NULL;
     store *st = NULL;
     server *srv = NULL;
+    node nd = {0};
     struct event *sigterm = NULL, *sigint = NULL;
 
     config_defaults(&cfg);
@@ -194,8 +270,13 @@ int main(int argc, char **argv)
     srv = server_new(base, &cfg, st, err, sizeof err);
     if (!srv)
         goto fail;
-    sigterm = evsignal_new(base, SIGTERM, on_signal, srv);
-    sigint = evsignal_new(base, SIGINT, on_signal, srv);
+    int resp_listener = -1;
+    if (cfg.resp[0] &&
+        (resp_listener = server_listen(srv, cfg.resp, &resp_proto, err, sizeof err)) < 0)
+        goto fail;
+    nd.srv = srv;
+    sigterm = evsignal_new(base, SIGTERM, on_signal, &nd);
+    sigint = evsignal_new(base, SIGINT, on_signal, &nd);
     if (!sigterm || !sigint || event_add(sigterm, NULL) || event_add(sigint, NULL)) {
         snprintf(err, sizeof err, "cannot install signal handlers");
         goto fail;
@@ -207,11 +288,27 @@ int main(int argc, char **argv)
     log_info("ringkvd %s starting: id=%s pid=%d data_dir=%s fsync=%s", RINGKV_VERSION,
              store_node_id(st), (int)getpid(), dir, config_fsync_name(cfg.fsync));
     log_info("client protocol listening on %s", srv->listeners[0].addr);
+    if (resp_listener >= 0)
+        log_info("RESP listening on %s", srv->listeners[resp_listener].addr);
+    if (cfg.peer[0]) {
+        nd.members = start_membership(base, &cfg, st, &nd, err, sizeof err);
+        if (!nd.members)
+            goto fail;
+        srv->members = nd.members;
+    } else if (cfg.seeds[0]) {
+        log_warn("[node] seeds is set but peer is empty: membership is off, this node runs "
+                 "alone");
+    }
 
     event_base_dispatch(base);
 
-    rc = 0;
-    log_info("stopping: committing and syncing");
+    if (nd.exit_code) {
+        rc = nd.exit_code;
+        snprintf(err, sizeof err, "%s", nd.fatal);
+    } else {
+        rc = 0;
+        log_info("stopping: committing and syncing");
+    }
 fail:
     if (rc != 0)
         fprintf(stderr, "ringkvd: %s\n", err);
@@ -219,6 +316,9 @@ fail:
         event_free(sigterm);
     if (sigint)
         event_free(sigint);
+    if (srv)
+        srv->members = NULL;
+    membership_free(nd.members);
     server_free(srv);
     store_close(st);
     if (base)

@@ -20,6 +20,7 @@
 
 #include "conn.h"
 #include "log.h"
+#include "membership.h"
 
 #define SWEEP_BUDGET 10000   /* records examined per sweep tick */
 #define DRAIN_TIMEOUT_MS 2000
@@ -179,6 +180,8 @@ static void do_stats(server *s, conn *c, const wire_request *req)
         NUM("ops_del", n->ops[WIRE_OP_DEL]),
         NUM("ops_ping", n->ops[WIRE_OP_PING]),
         NUM("ops_stats", n->ops[WIRE_OP_STATS]),
+        NUM("ops_members", n->ops[WIRE_OP_MEMBERS]),
+        NUM("ops_remove", n->ops[WIRE_OP_REMOVE]),
         NUM("errors", n->errors),
         NUM("bytes_in", n->bytes_in),
         NUM("bytes_out", n->bytes_out),
@@ -188,9 +191,90 @@ static void do_stats(server *s, conn *c, const wire_request *req)
         NUM("max_key_bytes", s->cfg->max_key_bytes),
         NUM("max_value_bytes", s->cfg->max_value_bytes),
     };
+    /* Membership figures only where membership runs (see membership.h). */
+    membership_stats ms;
+    wire_stat all[sizeof stats / sizeof stats[0] + 20];
+    size_t n_all = sizeof stats / sizeof stats[0];
+    memcpy(all, stats, sizeof stats);
+    if (s->members) {
+        membership_get_stats(s->members, &ms);
+        const wire_stat more[] = {
+            STR("membership", "on"),
+            STR("peer_address", membership_peer_addr(s->members)),
+            NUM("members_alive", ms.alive),
+            NUM("members_suspect", ms.suspect),
+            NUM("members_dead", ms.dead),
+            NUM("members_left", ms.left),
+            NUM("members_removed", ms.removed),
+            NUM("gossip_packets_sent", ms.gossip.packets_sent),
+            NUM("gossip_packets_received", ms.gossip.packets_received),
+            NUM("gossip_bytes_sent", ms.gossip.bytes_sent),
+            NUM("gossip_bytes_received", ms.gossip.bytes_received),
+            NUM("gossip_packets_dropped", ms.gossip.packets_dropped + ms.datagrams_dropped),
+            NUM("gossip_send_errors", ms.send_errors),
+            NUM("gossip_probes", ms.gossip.probes),
+            NUM("gossip_probe_failures", ms.gossip.probe_failures),
+            NUM("gossip_suspicions", ms.gossip.suspicions),
+            NUM("gossip_refutations", ms.gossip.refutations),
+            NUM("gossip_pushpulls", ms.gossip.pushpulls),
+            NUM("gossip_awareness", ms.gossip.awareness),
+            NUM("peer_dropped_connections", ms.peer_dropped),
+        };
+        _Static_assert(sizeof more / sizeof more[0] <= 20, "room in all[]");
+        memcpy(all + n_all, more, sizeof more);
+        n_all += sizeof more / sizeof more[0];
+    } else {
+        all[n_all++] = (wire_stat)STR("membership", "off");
+    }
 #undef NUM
 #undef STR
-    conn_reply_stats(c, req->id, stats, sizeof stats / sizeof stats[0]);
+    conn_reply_stats(c, req->id, all, n_all);
+}
+
+/* MEMBERS: every member as this node sees it, with how long it has been in
+ * its state (gossip keeps the time of the change on membership's clock). */
+static void do_members(server *s, conn *c, const wire_request *req)
+{
+    size_t n;
+    const gossip_member *gm = membership_members(s->members, &n);
+    wire_member *wm = calloc(n ? n : 1, sizeof *wm);
+    if (!wm) {
+        conn_reply_status(c, req->id, WIRE_ERR_INTERNAL, "out of memory listing members");
+        return;
+    }
+    uint64_t now = membership_now_ms();
+    for (size_t i = 0; i < n; i++)
+        wm[i] = (wire_member){.id = gm[i].id,
+                              .peer_addr = gm[i].peer_addr,
+                              .client_addr = gm[i].client_addr,
+                              .resp_addr = gm[i].resp_addr,
+                              .state = gossip_state_name(gm[i].state),
+                              .role = gossip_role_name(gm[i].role),
+                              .incarnation = gm[i].incarnation,
+                              .age_ms = now > gm[i].state_since_ms ? now - gm[i].state_since_ms : 0,
+                              .vnodes = gm[i].vnodes};
+    msgpack_sbuffer_clear(&s->sb);
+    wire_encode_members(&s->sb, req->id, wm, n);
+    free(wm);
+    conn_reply_raw(c, req->id, s->sb.data, s->sb.size, NULL, 0);
+}
+
+/* REMOVE: gossip decides (and words) whether the id may go. */
+static void do_remove(server *s, conn *c, const wire_request *req)
+{
+    char id[GOSSIP_ID_MAX + 1], err[256];
+    if (req->key.len > GOSSIP_ID_MAX || memchr(req->key.ptr, '\0', req->key.len)) {
+        snprintf(err, sizeof err, "no member has that id (an id is at most %d bytes, no NUL)",
+                 GOSSIP_ID_MAX);
+        conn_reply_status(c, req->id, WIRE_ERR_BAD_REQUEST, err);
+        return;
+    }
+    memcpy(id, req->key.ptr, req->key.len);
+    id[req->key.len] = '\0';
+    if (membership_remove(s->members, id, err, sizeof err) != 0)
+        conn_reply_status(c, req->id, WIRE_ERR_BAD_REQUEST, err);
+    else
+        conn_reply_status(c, req->id, WIRE_OK, NULL);
 }
 
 void server_handle_request(server *s, conn *c, const wire_request *req)
@@ -214,7 +298,13 @@ void server_handle_request(server *s, conn *c, const wire_request *req)
         break;
     case WIRE_OP_MEMBERS:
     case WIRE_OP_REMOVE:
-        conn_reply_status(c, req->id, WIRE_ERR_UNAVAILABLE, "membership is off (no [node] peer)");
+        if (!s->members)
+            conn_reply_status(c, req->id, WIRE_ERR_UNAVAILABLE,
+                              "membership is off (no [node] peer)");
+        else if (req->op == WIRE_OP_MEMBERS)
+            do_members(s, c, req);
+        else
+            do_remove(s, c, req);
         break;
     }
 }

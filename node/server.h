@@ -71,6 +71,8 @@ typedef struct server {
     conn *dirty;                     /* connections with replies this pass */
     conn *closing;                   /* connections to free at pass end */
 
+    struct membership *members;      /* NULL: membership off (no [node] peer); set by main */
+
     msgpack_sbuffer sb;              /* reply scratch, reused */
     msgpack_zone zone;               /* decoder scratch, cleared per frame */
     uint64_t started_ms;

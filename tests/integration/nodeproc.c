@@ -50,8 +50,9 @@ static void print_log(const nodeproc *np)
     fclose(f);
 }
 
-/* The port the node logged in "client protocol listening on HOST:PORT". */
-static int read_port(const nodeproc *np)
+/* The port the node logged last after `what` ("... listening on
+ * HOST:PORT", possibly followed by more words). */
+static int read_logged_port(const nodeproc *np, const char *what)
 {
     char path[300];
     snprintf(path, sizeof path, "%s/ringkvd.log", np->dir);
@@ -61,8 +62,12 @@ static int read_port(const nodeproc *np)
     char line[1024];
     int port = -1;
     while (fgets(line, sizeof line, f)) {
-        const char *p = strstr(line, "client protocol listening on ");
-        const char *colon = p ? strrchr(p, ':') : NULL;
+        char *p = strstr(line, what);
+        if (!p)
+            continue;
+        p += strlen(what);
+        p[strcspn(p, " \n")] = '\0';
+        const char *colon = strrchr(p, ':');
         if (colon)
             port = atoi(colon + 1);
     }
@@ -70,9 +75,20 @@ static int read_port(const nodeproc *np)
     return port;
 }
 
-static int spawn(nodeproc *np, int port)
+static int read_port(const nodeproc *np)
 {
-    char listen[64], data[300], logpath[300];
+    return read_logged_port(np, "client protocol listening on ");
+}
+
+static int read_peer_port(const nodeproc *np)
+{
+    return read_logged_port(np, "gossip and peer protocol listening on ");
+}
+
+/* Forks ringkvd; the caller waits for it (or not). */
+static int fork_node(nodeproc *np, int port)
+{
+    char listen[64], data[300], logpath[300], peer[64];
     snprintf(listen, sizeof listen, "127.0.0.1:%d", port);
     snprintf(data, sizeof data, "%s/data", np->dir);
     snprintf(logpath, sizeof logpath, "%s/ringkvd.log", np->dir);
@@ -84,8 +100,14 @@ static int spawn(nodeproc *np, int port)
     argv[n++] = listen;
     argv[n++] = "--data-dir";
     argv[n++] = data;
-    for (int i = 0; np->extra[i] && n < 38; i++)
+    for (int i = 0; np->extra[i] && n < 36; i++)
         argv[n++] = np->extra[i];
+    if (np->peer_port > 0) {
+        /* After the extra flags, so it wins over their "--peer ...:0". */
+        snprintf(peer, sizeof peer, "127.0.0.1:%d", np->peer_port);
+        argv[n++] = "--peer";
+        argv[n++] = peer;
+    }
     argv[n] = NULL;
 
     pid_t pid = fork();
@@ -102,7 +124,13 @@ static int spawn(nodeproc *np, int port)
         _exit(127);
     }
     np->pid = pid;
+    return 0;
+}
 
+static int spawn(nodeproc *np, int port)
+{
+    if (fork_node(np, port) != 0)
+        return -1;
     long long deadline = now_ms() + START_TIMEOUT_MS;
     while (now_ms() < deadline) {
         if (!nodeproc_alive(np)) {
@@ -121,6 +149,15 @@ static int spawn(nodeproc *np, int port)
             rkv_client *c = rkv_connect(np->addr, &o, NULL, 0);
             int ok = c && rkv_ping(c) == RKV_OK;
             rkv_close(c);
+            /* A node answers only once its loop runs, after it logged its
+             * peer port (if it has one). */
+            if (ok && np->peer_port <= 0) {
+                int p = read_peer_port(np);
+                if (p > 0) {
+                    np->peer_port = p;
+                    snprintf(np->peer_addr, sizeof np->peer_addr, "127.0.0.1:%d", p);
+                }
+            }
             if (ok)
                 return 0;
         }
@@ -143,6 +180,60 @@ int nodeproc_start(nodeproc *np, const char *const *extra_args)
     for (int i = 0; extra_args && extra_args[i] && i < 15; i++)
         np->extra[i] = strdup(extra_args[i]);
     return spawn(np, 0);
+}
+
+int nodeproc_launch(nodeproc *np, const char *const *extra_args)
+{
+    memset(np, 0, sizeof *np);
+    snprintf(np->dir, sizeof np->dir, "/tmp/ringkv-test-XXXXXX");
+    if (!mkdtemp(np->dir)) {
+        perror("nodeproc: mkdtemp");
+        return -1;
+    }
+    for (int i = 0; extra_args && extra_args[i] && i < 15; i++)
+        np->extra[i] = strdup(extra_args[i]);
+    return fork_node(np, 0);
+}
+
+int nodeproc_wait_exit(nodeproc *np, int timeout_ms)
+{
+    long long deadline = now_ms() + timeout_ms;
+    while (np->pid) {
+        int status;
+        pid_t r = waitpid(np->pid, &status, WNOHANG);
+        if (r == np->pid) {
+            np->pid = 0;
+            return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+        }
+        if (now_ms() >= deadline)
+            return -1;
+        sleep_ms(10);
+    }
+    return -1;
+}
+
+char *nodeproc_log(const nodeproc *np)
+{
+    char path[300];
+    snprintf(path, sizeof path, "%s/ringkvd.log", np->dir);
+    size_t len = 0, cap = 4096;
+    char *buf = malloc(cap);
+    FILE *f = fopen(path, "r");
+    for (size_t n; buf && f && (n = fread(buf + len, 1, cap - len - 1, f)) > 0;) {
+        len += n;
+        if (cap - len - 1 == 0) {
+            char *p = realloc(buf, cap * 2);
+            if (!p)
+                break;
+            buf = p;
+            cap *= 2;
+        }
+    }
+    if (f)
+        fclose(f);
+    if (buf)
+        buf[len] = '\0';
+    return buf;
 }
 
 int nodeproc_restart(nodeproc *np)
@@ -247,9 +338,6 @@ static int drain_fd(int fd, char **buf, size_t *len, size_t *cap)
 int nodeproc_cli(const nodeproc *np, const char *const *argv, const void *stdin_data,
                  size_t stdin_len, char **out, size_t *out_len, char **err)
 {
-    int in_p[2], out_p[2], err_p[2];
-    if (pipe(in_p) || pipe(out_p) || pipe(err_p))
-        return -1;
     const char *args[64];
     int n = 0;
     args[n++] = RINGKV_CLI_PATH;
@@ -258,7 +346,20 @@ int nodeproc_cli(const nodeproc *np, const char *const *argv, const void *stdin_
     for (int i = 0; argv && argv[i] && n < 63; i++)
         args[n++] = argv[i];
     args[n] = NULL;
+    return nodeproc_exec(args, stdin_data, stdin_len, out, out_len, err);
+}
 
+int nodeproc_resp_port(const nodeproc *np)
+{
+    return read_logged_port(np, "RESP listening on ");
+}
+
+int nodeproc_exec(const char *const *args, const void *stdin_data, size_t stdin_len, char **out,
+                  size_t *out_len, char **err)
+{
+    int in_p[2], out_p[2], err_p[2];
+    if (pipe(in_p) || pipe(out_p) || pipe(err_p))
+        return -1;
     pid_t pid = fork();
     if (pid < 0)
         return -1;
@@ -269,7 +370,7 @@ int nodeproc_cli(const nodeproc *np, const char *const *argv, const void *stdin_
         close(in_p[1]);
         close(out_p[0]);
         close(err_p[0]);
-        execv(args[0], (char *const *)args);
+        execvp(args[0], (char *const *)args);
         _exit(127);
     }
     close(in_p[0]);

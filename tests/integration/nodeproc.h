@@ -2,7 +2,9 @@
  *
  * Each node gets a fresh temporary data dir and a free loopback port (the
  * node binds port 0 and logs the port it got; nodeproc reads it from the
- * node's log file, <dir>/ringkvd.log).
+ * node's log file, <dir>/ringkvd.log). A node started with "--peer
+ * 127.0.0.1:0" gets a free peer port (UDP and TCP) the same way, and keeps
+ * it across restarts like the client port.
  */
 #ifndef RINGKV_NODEPROC_H
 #define RINGKV_NODEPROC_H
@@ -14,6 +16,8 @@ typedef struct nodeproc {
     int port;           /* client port; kept across restarts */
     char dir[256];      /* temp dir: data in dir/data, log in dir/ringkvd.log */
     char addr[64];      /* "127.0.0.1:PORT" */
+    int peer_port;      /* gossip/peer port, 0 without --peer; kept across restarts */
+    char peer_addr[64]; /* "127.0.0.1:PEER_PORT" */
     char *extra[16];    /* extra ringkvd flags, kept for restarts */
 } nodeproc;
 
@@ -22,6 +26,17 @@ typedef struct nodeproc {
  * {"--fsync", "always", NULL}. Waits until the node answers a ping.
  * Returns 0, or -1 after printing the node's log. */
 int nodeproc_start(nodeproc *np, const char *const *extra_args);
+
+/* Starts ringkvd like nodeproc_start but returns once it is forked, without
+ * waiting for it to answer (for a node expected to exit by itself). */
+int nodeproc_launch(nodeproc *np, const char *const *extra_args);
+
+/* Waits up to timeout_ms for the process to exit. Returns its exit code,
+ * 128 + signal if a signal killed it, or -1 if it is still running. */
+int nodeproc_wait_exit(nodeproc *np, int timeout_ms);
+
+/* The node's log so far, malloc'd and NUL-terminated (empty if none). */
+char *nodeproc_log(const nodeproc *np);
 
 /* Starts the node again on the same port and data dir. Returns 0 or -1. */
 int nodeproc_restart(nodeproc *np);
@@ -46,5 +61,15 @@ int nodeproc_alive(nodeproc *np);
 int nodeproc_cli(const nodeproc *np, const char *const *argv,
                  const void *stdin_data, size_t stdin_len,
                  char **out, size_t *out_len, char **err);
+
+/* Runs args[0] (found in PATH unless it holds a '/') with args, otherwise as
+ * nodeproc_cli: stdin_data on its stdin, stdout and stderr captured, at most
+ * 60 s. Returns its exit code, or -1 (127 when it could not be started). */
+int nodeproc_exec(const char *const *args, const void *stdin_data, size_t stdin_len,
+                  char **out, size_t *out_len, char **err);
+
+/* The RESP port the node logged ("RESP listening on HOST:PORT"; start it
+ * with {"--resp", "127.0.0.1:0"}), or -1. */
+int nodeproc_resp_port(const nodeproc *np);
 
 #endif
