@@ -94,7 +94,20 @@ wire_status server_status_for(store_result r)
 store_result server_get(server *s, const void *key, size_t klen, store_record *rec, char *err,
                         size_t errlen)
 {
-    return store_get(s->st, key, klen, server_now_ms(s), rec, err, errlen);
+    uint64_t now = server_now_ms(s);
+    store_result r = store_get(s->st, key, klen, now, rec, err, errlen);
+    if (r == STORE_NOT_FOUND && !rec->tombstone && rec->expires_ms != 0 &&
+        rec->expires_ms <= now) {
+        /* Lazy expiry, as Redis does on access; the sweep finds the rest. */
+        char perr[256];
+        store_result p = store_purge_expired(s->st, key, klen, now, perr, sizeof perr);
+        if (p != STORE_OK && p != STORE_NOT_FOUND) {
+            log_error("purging an expired key failed, this pass's writes are lost and "
+                      "answered with an error: %s", perr);
+            fail_batch(s, server_status_for(p), perr);
+        }
+    }
+    return r;
 }
 
 store_result server_write(server *s, wire_op op, const void *key, size_t klen, const void *value,

@@ -779,6 +779,42 @@ fail:
     return -1;
 }
 
+store_result store_purge_expired(store *s, const void *key, size_t klen, uint64_t now_ms,
+                                 char *err, size_t errlen)
+{
+    store_result res;
+    MDB_val k, v;
+    bool longk;
+    rec r;
+    int rc;
+
+    if (klen == 0)
+        return STORE_NOT_FOUND;
+    if ((res = batch_begin(s, err, errlen)) != STORE_OK)
+        return res;
+    k.mv_size = data_key(s, key, klen, &longk);
+    k.mv_data = s->kbuf;
+    if ((rc = mdb_get(s->wtxn, s->data, &k, &v)) == MDB_NOTFOUND)
+        return STORE_NOT_FOUND;
+    if (rc != 0)
+        goto fail;
+    /* Only a live record whose time has come: a tombstone waits for its
+     * tombstone_ttl, and a record rewritten meanwhile stays. */
+    if (rec_parse(&v, &r) != NULL || !rec_is_key(&r, longk, key, klen) ||
+        (r.flags & REC_TOMBSTONE) || r.expires_ms == 0 || r.expires_ms > now_ms)
+        return STORE_NOT_FOUND;
+    if ((rc = mdb_del(s->wtxn, s->data, &k, NULL)) != 0)
+        goto fail;
+    s->batch_purged++;
+    s->dirty = true;
+    return STORE_OK;
+
+fail:
+    res = mdb_result(s, rc, "purging", err, errlen);
+    batch_discard(s);
+    return res;
+}
+
 const char *store_node_id(const store *s) { return s->node_id; }
 
 int store_set_node_id(store *s, const char *id, char *err, size_t errlen)

@@ -117,6 +117,13 @@ store_result store_commit(store *s, char *err, size_t errlen);
 long store_sweep(store *s, uint64_t now_ms, uint64_t tombstone_ttl_ms,
                  size_t budget, char *err, size_t errlen);
 
+/* Lazy expiry: deletes key within the current batch if it is a live record
+ * that has expired by now_ms. Returns STORE_OK when it purged, STORE_NOT_FOUND
+ * when there was nothing to purge, or an error that discards the batch (as
+ * for store_put). */
+store_result store_purge_expired(store *s, const void *key, size_t klen, uint64_t now_ms,
+                                 char *err, size_t errlen);
+
 /* The node metadata record: the node id (empty until set) and the largest
  * HLC ever committed, so a restarted node's clock never goes back.
  * store_set_node_id takes 1..STORE_ORIGIN_MAX bytes and commits at once,

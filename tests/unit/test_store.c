@@ -555,6 +555,33 @@ static void test_expiry(void **state)
     EXPECT(f, store_get(f->s, "t", 1, 5000, &r, f->err, sizeof f->err), STORE_NOT_FOUND);
 }
 
+/* Lazy expiry deletes only a live record whose time has come. */
+static void test_purge_expired(void **state)
+{
+    fx *f = *state;
+    store_version v = ver(1, "n1");
+    reopen(f);
+    EXPECT(f, store_put(f->s, "t", 1, "v", 1, 1000, &v, f->err, sizeof f->err), STORE_OK);
+    EXPECT(f, store_put(f->s, "keep", 4, "v", 1, 0, &v, f->err, sizeof f->err), STORE_OK);
+    del(f, "gone", 4, 1);
+    commit(f);
+    uint64_t before = stats(f).records;
+    EXPECT(f, store_purge_expired(f->s, "t", 1, 999, f->err, sizeof f->err), STORE_NOT_FOUND);
+    EXPECT(f, store_purge_expired(f->s, "keep", 4, 5000, f->err, sizeof f->err),
+           STORE_NOT_FOUND);
+    EXPECT(f, store_purge_expired(f->s, "gone", 4, 5000, f->err, sizeof f->err),
+           STORE_NOT_FOUND); /* tombstones wait for tombstone_ttl */
+    EXPECT(f, store_purge_expired(f->s, "nope", 4, 5000, f->err, sizeof f->err),
+           STORE_NOT_FOUND);
+    EXPECT(f, store_purge_expired(f->s, "t", 1, 1000, f->err, sizeof f->err), STORE_OK);
+    commit(f);
+    store_stats st = stats(f);
+    assert_int_equal(st.records, before - 1);
+    assert_int_equal(st.purged, 1);
+    assert_int_equal(st.tombstones, 1);
+    check_value(f, "keep", 4, "v", 1);
+}
+
 static long sweep(fx *f, uint64_t now, uint64_t ttl, size_t budget)
 {
     long n = store_sweep(f->s, now, ttl, budget, f->err, sizeof f->err);
@@ -870,6 +897,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_lww, setup, teardown),
         cmocka_unit_test_setup_teardown(test_lww_origin_tiebreak, setup, teardown),
         cmocka_unit_test_setup_teardown(test_expiry, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_purge_expired, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sweep, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sweep_budget_and_wrap, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reopen_and_meta, setup, teardown),
