@@ -46,6 +46,44 @@ static void fail_batch(server *s, wire_status st, const char *msg)
     s->n.commit_failures++;
     for (conn *c = s->dirty; c; c = c->dirty_next)
         conn_fail_marked(c, st, msg);
+    for (size_t i = 0; i < s->ncommit_cbs; i++)
+        s->commit_cbs[i].failed = true;
+}
+
+int server_after_commit(server *s, server_commit_fn fn, void *arg)
+{
+    if (s->ncommit_cbs == s->capcommit_cbs) {
+        size_t cap = s->capcommit_cbs ? s->capcommit_cbs * 2 : 64;
+        server_commit_cb *n = realloc(s->commit_cbs, cap * sizeof *n);
+        if (!n)
+            return -1;
+        s->commit_cbs = n;
+        s->capcommit_cbs = cap;
+    }
+    s->commit_cbs[s->ncommit_cbs++] = (server_commit_cb){fn, arg, false};
+    server_schedule_pass_end(s);
+    return 0;
+}
+
+/* Runs this pass's after-commit callbacks; ones they register run next pass. */
+static void run_commit_cbs(server *s, bool ok, const char *err)
+{
+    size_t n = s->ncommit_cbs;
+    if (n == 0)
+        return;
+    server_commit_cb *cbs = s->commit_cbs;
+    size_t cap = s->capcommit_cbs;
+    s->commit_cbs = NULL;
+    s->ncommit_cbs = s->capcommit_cbs = 0;
+    for (size_t i = 0; i < n; i++)
+        cbs[i].fn(cbs[i].arg, ok && !cbs[i].failed,
+                  cbs[i].failed ? "the write's batch failed to commit" : err);
+    if (s->commit_cbs == NULL) { /* keep the array for the next pass */
+        s->commit_cbs = cbs;
+        s->capcommit_cbs = cap;
+        cbs = NULL;
+    }
+    free(cbs);
 }
 
 static void on_pass_end(evutil_socket_t fd, short what, void *arg)
@@ -61,6 +99,7 @@ static void on_pass_end(evutil_socket_t fd, short what, void *arg)
         log_error("commit failed, writes of this pass answered with an error: %s", err);
         fail_batch(s, server_status_for(r), err);
     }
+    run_commit_cbs(s, r == STORE_OK, r == STORE_OK ? NULL : err);
     conn *c = s->dirty;
     s->dirty = NULL;
     while (c) {
@@ -560,5 +599,6 @@ void server_free(server *s)
         event_free(s->drain_ev);
     msgpack_sbuffer_destroy(&s->sb);
     msgpack_zone_destroy(&s->zone);
+    free(s->commit_cbs);
     free(s);
 }

@@ -48,6 +48,17 @@ typedef struct server_counters {
     uint64_t commit_failures;
 } server_counters;
 
+/* Runs after the commit of the pass in which it was registered: ok says
+ * whether the writes made before registering are durable (committed, and
+ * under `fsync always` synced); err says why not. */
+typedef void (*server_commit_fn)(void *arg, bool ok, const char *err);
+
+typedef struct server_commit_cb {
+    server_commit_fn fn;
+    void *arg;
+    bool failed; /* the batch it waited for was lost mid-pass */
+} server_commit_cb;
+
 typedef struct server {
     struct event_base *base;
     const config *cfg;
@@ -60,6 +71,8 @@ typedef struct server {
     size_t nlisteners;
     struct event *pass_end_ev;       /* activated once per pass that did work */
     bool pass_end_scheduled;
+    server_commit_cb *commit_cbs;    /* after-commit callbacks of this pass */
+    size_t ncommit_cbs, capcommit_cbs;
     struct event *sweep_ev;
     struct event *relisten_ev;       /* re-enables accept after EMFILE */
     struct event *drain_ev;          /* shutdown: waits for replies to drain */
@@ -117,6 +130,11 @@ wire_status server_status_for(store_result r);
 /* Executes one decoded request from c; the reply goes to c's pending
  * buffer. Called by conn.c. */
 void server_handle_request(server *s, conn *c, const wire_request *req);
+
+/* Registers fn(arg, ok, err) to run at this pass's end, after the commit
+ * (replicas acknowledge writes this way: only once they are durable).
+ * Returns 0, or -1 when out of memory (fn will not run). */
+int server_after_commit(server *s, server_commit_fn fn, void *arg);
 
 /* Makes sure the pass-end event (commit, then release replies) will run. */
 void server_schedule_pass_end(server *s);

@@ -1,0 +1,68 @@
+/* cluster: the node's view of the ring — who owns which keys, who is alive —
+ * built from membership events and shared by the coordinator, the peer links
+ * and the TOPOLOGY operation.
+ *
+ * Ring membership changes only by join, leave and remove: members whose
+ * state is alive, suspect or dead and whose role is member are on the ring;
+ * left and removed members are not. Liveness is separate: a dead member
+ * keeps its ranges and its writes go elsewhere with a hint. Without
+ * membership (no [node] peer) the ring is this node alone.
+ * Event-loop thread only.
+ */
+#ifndef RINGKV_CLUSTER_H
+#define RINGKV_CLUSTER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "ring.h"
+
+struct membership;
+struct config;
+
+#define CLUSTER_MAX_N 16 /* the most replicas per key */
+
+typedef struct cluster cluster;
+
+/* One replica chosen for a key. */
+typedef struct cluster_target {
+    const char *id;        /* node id; valid until the next membership change */
+    bool local;            /* this node */
+    const char *hint_for;  /* sloppy quorum: the owner this node stands in for, or NULL */
+} cluster_target;
+
+/* Creates the view for this node (self_id) with replication factor n and
+ * vnodes per member from cfg; subscribes to m's events when m is not NULL.
+ * Returns NULL with a message. */
+cluster *cluster_new(const struct config *cfg, const char *self_id, struct membership *m,
+                     char *err, size_t errlen);
+void cluster_free(cluster *c);
+
+/* The current ring (never NULL; rebuilt on ring membership changes). */
+const ring *cluster_ring(const cluster *c);
+uint64_t cluster_epoch(const cluster *c);
+/* Effective replication factor: min([replication] n, ring members). */
+size_t cluster_n(const cluster *c);
+
+/* Is this member up (alive or suspect, as gossip sees it; self always)? */
+bool cluster_is_up(const cluster *c, const char *id);
+
+/* The N owners of a key in preference order (live or not). Returns how many. */
+size_t cluster_owners(const cluster *c, uint64_t token, cluster_target *out, size_t max);
+
+/* The replicas a write or read of this key goes to now: each owner that is
+ * up, and for each owner that is down the next up member clockwise past the
+ * owners (sloppy quorum; hint_for names the owner). Returns how many (may be
+ * fewer than N when too few members are up). */
+size_t cluster_targets(const cluster *c, uint64_t token, cluster_target *out, size_t max);
+
+/* Peer address of a member (for links and hint delivery), or NULL. */
+const char *cluster_peer_addr(const cluster *c, const char *id);
+
+/* Calls fn when a member comes up (alive after being down or new): hinted
+ * handoff delivers then. */
+typedef void (*cluster_up_fn)(void *arg, const char *id);
+void cluster_on_up(cluster *c, cluster_up_fn fn, void *arg);
+
+#endif

@@ -1,0 +1,80 @@
+/* replica: node-to-node replication traffic over persistent peer links.
+ *
+ * One outbound TCP connection per peer on its peer port (node/peer.c frames:
+ * "RK" header + protobuf Envelope), reconnected with backoff, with a bounded
+ * queue; requests to a peer that gossip reports down fail at once instead
+ * of waiting. The receiving side applies writes to its store and answers
+ * only after the commit that holds them (server_after_commit), answers
+ * reads, and keeps hints for owners that are down (durable, in LMDB) until
+ * the owner acknowledges them. Event-loop thread only.
+ */
+#ifndef RINGKV_REPLICA_H
+#define RINGKV_REPLICA_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "store.h"
+
+struct server;
+struct cluster;
+
+typedef struct replica replica;
+
+/* A versioned record as it travels between nodes. Pointers are borrowed. */
+typedef struct replica_record {
+    const uint8_t *key;
+    size_t klen;
+    const uint8_t *value; /* NULL/0 for a tombstone */
+    size_t vlen;
+    bool tombstone;
+    uint64_t expires_ms; /* 0 = never */
+    store_version version;
+} replica_record;
+
+/* What a remote replica answered. */
+typedef struct replica_reply {
+    bool ok;             /* write applied (or already newer) / read answered */
+    const char *error;   /* when !ok: why (link down, timeout, storage full...) */
+    bool found;          /* read: the replica holds a record (maybe a tombstone) */
+    replica_record rec;  /* read, when found; valid only during the callback */
+} replica_reply;
+
+/* Called once per request with the replica's answer, a link failure, or a
+ * timeout (ok = false). */
+typedef void (*replica_cb)(void *arg, const char *from_id, const replica_reply *r);
+
+/* Creates the replication layer of a node: inbound handling on the peer
+ * port (through node/peer.c) and outbound links. timeout_ms bounds every
+ * request. Returns NULL with a message. */
+replica *replica_new(struct server *srv, struct cluster *cl, uint64_t timeout_ms, char *err,
+                     size_t errlen);
+void replica_free(replica *r);
+
+/* Sends a write of rec to node `to` (hint_for: the owner when `to` stands in
+ * for it, else NULL). cb runs exactly once, also on failure. Returns 0, or
+ * -1 when the request could not even be queued (cb does not run). */
+int replica_write(replica *r, const char *to, const replica_record *rec, const char *hint_for,
+                  replica_cb cb, void *arg);
+
+/* Asks node `to` for its record of key. cb runs exactly once. */
+int replica_read(replica *r, const char *to, const uint8_t *key, size_t klen, replica_cb cb,
+                 void *arg);
+
+/* Applies rec to the local store as a replica would (last-write-wins; a
+ * hint_for stores a durable hint instead of, or besides, the record — see
+ * replica.c) and calls cb after the commit. Used by the coordinator for its
+ * own replica so the local and remote paths are one. */
+int replica_apply_local(replica *r, const replica_record *rec, const char *hint_for,
+                        replica_cb cb, void *arg);
+
+typedef struct replica_stats {
+    uint64_t writes_sent, reads_sent, failures, timeouts;
+    uint64_t writes_applied, reads_served;
+    uint64_t hints_stored, hints_delivered, hints_pending;
+    uint64_t links_up, reconnects, queue_drops;
+} replica_stats;
+void replica_get_stats(const replica *r, replica_stats *out);
+
+#endif
