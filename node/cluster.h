@@ -4,9 +4,10 @@
  *
  * Ring membership changes only by join, leave and remove: members whose
  * state is alive, suspect or dead and whose role is member are on the ring;
- * left and removed members are not. Liveness is separate: a dead member
- * keeps its ranges and its writes go elsewhere with a hint. Without
- * membership (no [node] peer) the ring is this node alone.
+ * left and removed members are not (a member's vnodes or role changing
+ * also rebuilds the ring; alive, suspect and dead never do). Liveness is
+ * separate: a dead member keeps its ranges and its writes go elsewhere with
+ * a hint. Without membership (no [node] peer) the ring is this node alone.
  * Event-loop thread only.
  */
 #ifndef RINGKV_CLUSTER_H
@@ -64,5 +65,26 @@ const char *cluster_peer_addr(const cluster *c, const char *id);
  * handoff delivers then. */
 typedef void (*cluster_up_fn)(void *arg, const char *id);
 void cluster_on_up(cluster *c, cluster_up_fn fn, void *arg);
+
+/* A member as the cluster last saw it (TOPOLOGY, CLI). Strings are empty
+ * when unknown (self without membership has no peer or client address). */
+typedef struct cluster_member {
+    const char *id, *peer_addr, *client_addr, *resp_addr;
+    const char *state; /* gossip_state_name */
+    uint32_t vnodes;
+    bool on_ring;
+} cluster_member;
+
+/* Fills *out for id; returns false when the id is unknown. Valid until the
+ * next membership change. */
+bool cluster_member_get(const cluster *c, const char *id, cluster_member *out);
+
+/* Default vnodes of this node ([node] vnodes). */
+uint32_t cluster_vnodes_default(const cluster *c);
+
+/* For tests (and the membership subscription): applies one member record as
+ * a gossip event would, rebuilding the ring when ring membership changed. */
+struct gossip_member;
+void cluster_apply_member(cluster *c, const struct gossip_member *gm);
 
 #endif
