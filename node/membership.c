@@ -640,6 +640,11 @@ void membership_unsubscribe(membership *m, membership_event_fn fn, void *ctx)
         }
 }
 
+struct peer *membership_peer(membership *m)
+{
+    return m->peer;
+}
+
 const char *membership_peer_addr(const membership *m)
 {
     return m->addr;

@@ -78,6 +78,9 @@ void membership_free(membership *m);
 int membership_subscribe(membership *m, membership_event_fn fn, void *ctx);
 void membership_unsubscribe(membership *m, membership_event_fn fn, void *ctx);
 
+/* The peer port (peer.c) m serves, for other modules' messages (peer_route). */
+struct peer *membership_peer(membership *m);
+
 /* The bound peer address ("127.0.0.1:7101"), as the cluster sees it. */
 const char *membership_peer_addr(const membership *m);
 

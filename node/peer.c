@@ -37,6 +37,8 @@ struct peer_conn {
     peer_conn *prev, *next;  /* p->conns */
     peer_conn *closing_next; /* p->closing */
     bool closing, outbound, read_paused;
+    unsigned holds; /* peer_conn_hold: freed only once this is back to 0 */
+    bool reaped;    /* closed and reaped while held: the last drop frees it */
     /* outbound only */
     peer_reply_fn fn;
     void *ctx;
@@ -59,6 +61,11 @@ struct peer {
     int port;
     peer_message_fn on_message;
     void *ctx;
+    struct {
+        int body; /* Ringkv__Envelope__BodyCase */
+        peer_message_fn fn;
+        void *ctx;
+    } routes[PEER_MAX_ROUTES];
     peer_conn *conns;
     size_t ninbound;
     peer_conn *closing;
@@ -144,6 +151,26 @@ static bool has_field_zero(const ProtobufCMessage *m)
     return false;
 }
 
+static bool nested_field_zero(const Ringkv__Envelope *env)
+{
+    switch (env->body_case) {
+    case RINGKV__ENVELOPE__BODY_ERROR:
+        return has_field_zero(&env->error->base);
+    case RINGKV__ENVELOPE__BODY_WRITE:
+        return has_field_zero(&env->write->base) ||
+               (env->write->record && has_field_zero(&env->write->record->base));
+    case RINGKV__ENVELOPE__BODY_WRITE_ACK:
+        return has_field_zero(&env->write_ack->base);
+    case RINGKV__ENVELOPE__BODY_READ:
+        return has_field_zero(&env->read->base);
+    case RINGKV__ENVELOPE__BODY_READ_REPLY:
+        return has_field_zero(&env->read_reply->base) ||
+               (env->read_reply->record && has_field_zero(&env->read_reply->record->base));
+    default:
+        return false;
+    }
+}
+
 Ringkv__Envelope *peer_envelope_decode(const uint8_t *body, size_t len, char *err, size_t errlen)
 {
     Ringkv__Envelope *env = ringkv__envelope__unpack(NULL, len, body);
@@ -151,8 +178,7 @@ Ringkv__Envelope *peer_envelope_decode(const uint8_t *body, size_t len, char *er
         set_err(err, errlen, "frame body of %zu bytes is not a valid Envelope", len);
         return NULL;
     }
-    if (has_field_zero(&env->base) ||
-        (env->body_case == RINGKV__ENVELOPE__BODY_ERROR && has_field_zero(&env->error->base))) {
+    if (has_field_zero(&env->base) || nested_field_zero(env)) {
         set_err(err, errlen, "frame body holds a field numbered 0 (invalid protobuf)");
         ringkv__envelope__free_unpacked(env, NULL);
         return NULL;
@@ -320,8 +346,64 @@ static void on_reap(evutil_socket_t fd, short what, void *arg)
     while (p->closing) {
         peer_conn *pc = p->closing;
         p->closing = pc->closing_next;
-        conn_free(pc);
+        if (pc->holds)
+            pc->reaped = true; /* the last peer_conn_drop frees it */
+        else
+            conn_free(pc);
     }
+}
+
+void peer_conn_hold(peer_conn *pc)
+{
+    pc->holds++;
+}
+
+void peer_conn_drop(peer_conn *pc)
+{
+    if (--pc->holds == 0 && pc->reaped) {
+        /* Through the reaper, not here: the caller may be one of pc's
+         * own callbacks. */
+        pc->reaped = false;
+        pc->closing_next = pc->p->closing;
+        pc->p->closing = pc;
+        event_active(pc->p->reap_ev, EV_TIMEOUT, 1);
+    }
+}
+
+bool peer_conn_is_open(const peer_conn *pc)
+{
+    return !pc->closing;
+}
+
+int peer_route(peer *p, int body, peer_message_fn fn, void *ctx)
+{
+    for (int i = 0; i < PEER_MAX_ROUTES; i++)
+        if (p->routes[i].fn && p->routes[i].body == body) {
+            p->routes[i].fn = fn;
+            p->routes[i].ctx = ctx;
+            return 0;
+        }
+    if (!fn)
+        return 0;
+    for (int i = 0; i < PEER_MAX_ROUTES; i++)
+        if (!p->routes[i].fn) {
+            p->routes[i].body = body;
+            p->routes[i].fn = fn;
+            p->routes[i].ctx = ctx;
+            return 0;
+        }
+    return -1;
+}
+
+/* The handler of an inbound Envelope: its body's route, else on_message. */
+static void dispatch(peer *p, peer_conn *pc, const Ringkv__Envelope *env)
+{
+    for (int i = 0; i < PEER_MAX_ROUTES; i++)
+        if (p->routes[i].fn && p->routes[i].body == (int)env->body_case) {
+            p->routes[i].fn(p->routes[i].ctx, pc, env);
+            return;
+        }
+    p->on_message(p->ctx, pc, env);
 }
 
 static size_t output_len(const peer_conn *pc)
@@ -401,7 +483,7 @@ static void on_read(struct bufferevent *bev, void *arg)
             peer_conn_close(pc, NULL);
             return;
         }
-        p->on_message(p->ctx, pc, env);
+        dispatch(p, pc, env);
         peer_envelope_free(env);
         /* Backpressure: a peer that sends requests but does not read the
          * answers waits until they drain (on_write resumes it). */

@@ -1,6 +1,7 @@
 /* peer: ringkvd's peer TCP port: the listener, framed connections to and
- * from other nodes, and one-shot request/reply exchanges (gossip push-pull
- * today; the replication work adds its messages to the Envelope).
+ * from other nodes, and one-shot request/reply exchanges (gossip push-pull).
+ * Other modules take the inbound bodies they own with peer_route (replica.c:
+ * writes and reads); its persistent outbound links reuse the frame codec.
  *
  * A frame is an 8-byte header, checked before anything reaches protobuf-c,
  * then one packed Envelope (proto/ringkv.proto; proto/README.md has the
@@ -34,6 +35,7 @@
 #define PEER_MAX_CONNS       128                 /* inbound connections at once */
 #define PEER_IDLE_TIMEOUT_MS 10000               /* inbound: no progress this long closes */
 #define PEER_ADDR_MAX        128                 /* "HOST:PORT", NUL included */
+#define PEER_MAX_ROUTES      8                   /* peer_route entries */
 
 typedef struct peer peer;
 typedef struct peer_conn peer_conn;
@@ -83,6 +85,20 @@ const char *peer_conn_remote(const peer_conn *pc);
 
 /* Queues pc to be closed (why is logged at debug; NULL: a normal close). */
 void peer_conn_close(peer_conn *pc, const char *why);
+
+/* Keeps pc's memory valid past its callbacks (to answer after a commit):
+ * a held connection that closes is freed only at its last drop. Check
+ * peer_conn_is_open before replying. Every hold must be dropped before
+ * peer_free. */
+void peer_conn_hold(peer_conn *pc);
+void peer_conn_drop(peer_conn *pc);
+bool peer_conn_is_open(const peer_conn *pc);
+
+/* Hands inbound Envelopes whose body is `body` (a Ringkv__Envelope__BodyCase)
+ * to fn instead of the on_message of peer_new, so replication adds its
+ * messages without the gossip adapter knowing them. fn NULL removes the
+ * route. Returns 0, or -1 when PEER_MAX_ROUTES are taken. */
+int peer_route(peer *p, int body, peer_message_fn fn, void *ctx);
 
 /* Connects to addr (non-blocking), sends env, and waits for one Envelope in
  * answer; fn reports it, or the failure, within timeout_ms. Returns 0, or -1

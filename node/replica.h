@@ -50,11 +50,17 @@ typedef void (*replica_cb)(void *arg, const char *from_id, const replica_reply *
  * request. Returns NULL with a message. */
 replica *replica_new(struct server *srv, struct cluster *cl, uint64_t timeout_ms, char *err,
                      size_t errlen);
+/* Frees r. Requests in flight are dropped without their callbacks (as
+ * peer_free does); free r before the peer port and the cluster view, and
+ * not from inside one of its callbacks. NULL is a no-op. */
 void replica_free(replica *r);
 
 /* Sends a write of rec to node `to` (hint_for: the owner when `to` stands in
- * for it, else NULL). cb runs exactly once, also on failure. Returns 0, or
- * -1 when the request could not even be queued (cb does not run). */
+ * for it, else NULL); `to` may be this node (then as replica_apply_local).
+ * cb runs exactly once, also on failure, always from the event loop and
+ * never from inside this call: a down node ("node X is down"), a full queue
+ * ("queue full"), a lost link and a timeout all arrive through cb. Returns
+ * 0, or -1 only when out of memory (cb does not run). */
 int replica_write(replica *r, const char *to, const replica_record *rec, const char *hint_for,
                   replica_cb cb, void *arg);
 
@@ -62,10 +68,11 @@ int replica_write(replica *r, const char *to, const replica_record *rec, const c
 int replica_read(replica *r, const char *to, const uint8_t *key, size_t klen, replica_cb cb,
                  void *arg);
 
-/* Applies rec to the local store as a replica would (last-write-wins; a
- * hint_for stores a durable hint instead of, or besides, the record — see
- * replica.c) and calls cb after the commit. Used by the coordinator for its
- * own replica so the local and remote paths are one. */
+/* Applies rec to the local store as a replica would (last-write-wins; with
+ * hint_for naming another node, a durable hint for that owner instead of
+ * the record, replayed to it when it is up) and calls cb after the commit
+ * (never from inside this call). Used by the coordinator for its own
+ * replica so the local and remote paths are one. */
 int replica_apply_local(replica *r, const replica_record *rec, const char *hint_for,
                         replica_cb cb, void *arg);
 

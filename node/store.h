@@ -138,6 +138,56 @@ uint64_t store_incarnation(const store *s);
 
 void store_get_stats(const store *s, store_stats *out);
 
+/* ---- hints: writes held for an owner that is down (hinted handoff) ---- */
+
+#define STORE_HINT_POS_MAX 512 /* longest hint position (store_hint.pos) */
+
+/* One hint as store_hint_scan shows it; pointers into LMDB memory, valid
+ * only during the scan's callback. pos/poslen is the hint's place in the
+ * owner's key order, to resume a scan after it. */
+typedef struct store_hint {
+    const uint8_t *key;
+    size_t klen;
+    const uint8_t *value;
+    size_t vlen;
+    bool tombstone;
+    uint64_t expires_ms;
+    store_version version;
+    const uint8_t *pos;
+    size_t poslen;
+} store_hint;
+
+/* Keeps a record for owner (1..STORE_ORIGIN_MAX bytes) in the batch, durable
+ * with its commit. One hint per (owner, key): STORE_STALE when the kept one
+ * is as new or newer. Errors discard the batch, as for store_put. */
+store_result store_hint_put(store *s, const char *owner, const void *key, size_t klen,
+                            const void *value, size_t vlen, bool tombstone, uint64_t expires_ms,
+                            const store_version *ver, char *err, size_t errlen);
+
+/* Calls fn for owner's hints in key order, starting after position `after`
+ * (afterlen 0: from the first), for at most budget hints; fn returns
+ * non-zero to stop early and must not write to the store. Sees the batch's
+ * uncommitted hints. Returns how many fn saw (0: none left), or -1 with a
+ * message. */
+typedef int (*store_hint_fn)(void *arg, const store_hint *h);
+long store_hint_scan(store *s, const char *owner, const uint8_t *after, size_t afterlen,
+                     size_t budget, store_hint_fn fn, void *arg, char *err, size_t errlen);
+
+/* Deletes owner's hint of key if it still has version *ver (a newer one
+ * that arrived meanwhile stays). STORE_OK, STORE_NOT_FOUND, or an error that
+ * discards the batch. */
+store_result store_hint_del(store *s, const char *owner, const void *key, size_t klen,
+                            const store_version *ver, char *err, size_t errlen);
+
+/* The first owner with hints whose id sorts after `after` (NULL or "": the
+ * first of all; owners sort by length, then bytes), into out. Returns 1,
+ * 0 when there is none, or -1 with a message. */
+int store_hint_next_owner(store *s, const char *after, char out[STORE_ORIGIN_MAX + 1], char *err,
+                          size_t errlen);
+
+/* Hints stored for every owner, as of the last commit. */
+uint64_t store_hint_count(const store *s);
+
 /* The 8-byte ring token of a key: XXH3-64. */
 uint64_t store_token(const void *key, size_t klen);
 

@@ -1,0 +1,1004 @@
+/* replica: replication traffic between nodes; see replica.h.
+ *
+ * Outbound, each peer has one link: a persistent TCP connection opened on
+ * the first request (non-blocking, with a deadline), its in-flight requests
+ * in send order (all share timeout_ms, so the head holds the oldest
+ * deadline and one timer per link suffices) and in an id table, and a
+ * backoff after a failure during which requests fail at once. Inbound,
+ * peer.c routes ReplicaWrite and ReplicaRead here; both are answered from
+ * server_after_commit, so an ack means durable and a read sees only
+ * committed data. A write for a down owner is kept as a hint in the store;
+ * node/handoff.c replays hints to their owner.
+ */
+#include "replica.h"
+
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+
+#include "cluster.h"
+#include "handoff.h"
+#include "log.h"
+#include "peer.h"
+#include "server.h"
+
+#define REPLICA_MAX_QUEUE_BYTES ((size_t)64 << 20) /* output queued to one peer */
+#define REPLICA_MAX_INFLIGHT    100000             /* requests in flight to one peer */
+#define REPLICA_BACKOFF_MIN_MS  100
+#define REPLICA_BACKOFF_MAX_MS  5000
+#define REPLICA_CONNECT_MIN_MS  1000 /* a connect gets at least this long */
+/* An idle link is closed by its sender before the receiver's idle timeout
+ * (PEER_IDLE_TIMEOUT_MS) can cut it under a request just sent. */
+#define REPLICA_IDLE_CLOSE_MS (PEER_IDLE_TIMEOUT_MS / 2)
+
+typedef struct link link;
+
+/* One request, in flight on a link or failed and waiting to be reported. */
+typedef struct req {
+    uint64_t id;
+    link *ln; /* NULL once failed */
+    replica_cb cb;
+    void *arg;
+    uint64_t deadline_ms;
+    struct req *prev, *next; /* the link's send order, or the done list */
+    struct req *hnext;       /* id table chain */
+    char to[STORE_ORIGIN_MAX + 1];
+    char why[200]; /* failure message */
+} req;
+
+typedef enum link_state { LINK_IDLE, LINK_CONNECTING, LINK_UP } link_state;
+
+struct link {
+    replica *r;
+    char id[STORE_ORIGIN_MAX + 1];
+    char addr[PEER_ADDR_MAX];
+    struct bufferevent *bev;
+    link_state state;
+    bool failed_before; /* a reconnect, for the stats */
+    uint64_t connect_deadline_ms, retry_at_ms, backoff_ms;
+    uint64_t last_active_ms; /* last request sent or answer received */
+    char last_err[160];
+    req *head, *tail;
+    size_t ninflight;
+    struct event *timer_ev;
+    link *next;
+};
+
+/* Work that waits for this pass's commit. */
+typedef enum pending_kind { PENDING_ACK, PENDING_READ, PENDING_LOCAL } pending_kind;
+
+typedef struct pending {
+    replica *r;
+    pending_kind kind;
+    peer_conn *pc; /* held; ACK and READ */
+    uint64_t id;
+    replica_cb cb; /* LOCAL */
+    void *arg;
+    uint8_t *key; /* READ */
+    size_t klen;
+    struct pending *prev, *next;
+} pending;
+
+typedef struct dead_bev {
+    struct bufferevent *bev;
+    struct dead_bev *next;
+} dead_bev;
+
+struct replica {
+    server *srv;
+    cluster *cl;
+    peer *pr;
+    struct event_base *base;
+    uint64_t timeout_ms;
+    uint64_t next_id;
+    link *links;
+    req **table; /* in-flight requests by id */
+    size_t nbuckets, nreqs;
+    req *done_head, *done_tail;
+    dead_bev *dead;
+    struct event *done_ev; /* reports failures and frees dead connections */
+    pending *pending;
+    handoff *ho;
+    replica_stats n;
+};
+
+static uint64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* snprintf for messages: truncating a long one is fine. */
+__attribute__((format(printf, 3, 4))) static void say(char *buf, size_t len, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf, len, fmt, ap);
+    va_end(ap);
+}
+
+static const char *self_id(const replica *r)
+{
+    return r->srv->node_id;
+}
+
+/* ---- the id table ---- */
+
+static int table_grow(replica *r)
+{
+    size_t n = r->nbuckets ? r->nbuckets * 2 : 1024;
+    req **t = calloc(n, sizeof *t);
+    if (!t)
+        return -1;
+    for (size_t i = 0; i < r->nbuckets; i++)
+        for (req *q = r->table[i], *nx; q; q = nx) {
+            nx = q->hnext;
+            q->hnext = t[q->id & (n - 1)];
+            t[q->id & (n - 1)] = q;
+        }
+    free(r->table);
+    r->table = t;
+    r->nbuckets = n;
+    return 0;
+}
+
+static void table_del(replica *r, req *q)
+{
+    for (req **pp = &r->table[q->id & (r->nbuckets - 1)]; *pp; pp = &(*pp)->hnext)
+        if (*pp == q) {
+            *pp = q->hnext;
+            r->nreqs--;
+            return;
+        }
+}
+
+static req *table_find(replica *r, uint64_t id)
+{
+    if (!r->nbuckets)
+        return NULL;
+    for (req *q = r->table[id & (r->nbuckets - 1)]; q; q = q->hnext)
+        if (q->id == id)
+            return q;
+    return NULL;
+}
+
+/* ---- failures, reported from a deferred event ---- */
+
+/* Queues q's failure; the callback runs from on_done, never from the
+ * caller of replica_write/read, so callers need not be reentrant. */
+static void fail_later(replica *r, req *q)
+{
+    q->ln = NULL;
+    q->next = NULL;
+    if (r->done_tail)
+        r->done_tail->next = q;
+    else
+        r->done_head = q;
+    r->done_tail = q;
+    r->n.failures++;
+    event_active(r->done_ev, EV_TIMEOUT, 1);
+}
+
+static void on_done(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    replica *r = arg;
+    while (r->dead) {
+        dead_bev *d = r->dead;
+        r->dead = d->next;
+        bufferevent_free(d->bev);
+        free(d);
+    }
+    while (r->done_head) {
+        req *q = r->done_head;
+        r->done_head = q->next;
+        if (!r->done_head)
+            r->done_tail = NULL;
+        replica_reply rep = {.ok = false, .error = q->why};
+        q->cb(q->arg, q->to, &rep);
+        free(q);
+    }
+}
+
+/* ---- links ---- */
+
+static void link_arm(link *ln)
+{
+    uint64_t next = UINT64_MAX;
+    if (ln->head)
+        next = ln->head->deadline_ms;
+    if (ln->state == LINK_CONNECTING && ln->connect_deadline_ms < next)
+        next = ln->connect_deadline_ms;
+    if (ln->state == LINK_UP && !ln->head)
+        next = ln->last_active_ms + REPLICA_IDLE_CLOSE_MS;
+    if (next == UINT64_MAX) {
+        event_del(ln->timer_ev);
+        return;
+    }
+    uint64_t now = mono_ms(), d = next > now ? next - now : 0;
+    struct timeval tv = {(time_t)(d / 1000), (suseconds_t)(d % 1000) * 1000};
+    evtimer_add(ln->timer_ev, &tv);
+}
+
+static void link_unlink_req(link *ln, req *q)
+{
+    if (q->prev)
+        q->prev->next = q->next;
+    else
+        ln->head = q->next;
+    if (q->next)
+        q->next->prev = q->prev;
+    else
+        ln->tail = q->prev;
+    q->prev = q->next = NULL;
+    ln->ninflight--;
+    table_del(ln->r, q);
+}
+
+/* Drops ln's connection; freed from on_done, never inside its own callback. */
+static void link_bury(link *ln)
+{
+    replica *r = ln->r;
+    if (ln->bev) {
+        bufferevent_disable(ln->bev, EV_READ | EV_WRITE);
+        bufferevent_setcb(ln->bev, NULL, NULL, NULL, NULL);
+        dead_bev *d = malloc(sizeof *d);
+        if (d) {
+            d->bev = ln->bev;
+            d->next = r->dead;
+            r->dead = d;
+            event_active(r->done_ev, EV_TIMEOUT, 1);
+        } else {
+            bufferevent_free(ln->bev); /* callbacks are cleared, so this is safe */
+        }
+        ln->bev = NULL;
+    }
+    if (ln->state == LINK_UP && r->n.links_up)
+        r->n.links_up--;
+    ln->state = LINK_IDLE;
+    event_del(ln->timer_ev);
+}
+
+/* An idle link closed cleanly (by us or the peer): no backoff, the next
+ * request reconnects at once. */
+static void link_close_idle(link *ln)
+{
+    link_bury(ln);
+    ln->retry_at_ms = 0;
+    ln->backoff_ms = 0;
+}
+
+/* The connection is gone (or never came up): it is freed from on_done, not
+ * inside its own callback, and every request on it fails exactly once. */
+__attribute__((format(printf, 2, 3))) static void link_fail(link *ln, const char *fmt, ...)
+{
+    replica *r = ln->r;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(ln->last_err, sizeof ln->last_err, fmt, ap);
+    va_end(ap);
+    link_bury(ln);
+    ln->failed_before = true;
+    ln->backoff_ms = ln->backoff_ms ? ln->backoff_ms * 2 : REPLICA_BACKOFF_MIN_MS;
+    if (ln->backoff_ms > REPLICA_BACKOFF_MAX_MS)
+        ln->backoff_ms = REPLICA_BACKOFF_MAX_MS;
+    ln->retry_at_ms = mono_ms() + ln->backoff_ms;
+    log_debug("replica link to %s (%s) down: %s; retry in %llu ms", ln->id, ln->addr, ln->last_err,
+              (unsigned long long)ln->backoff_ms);
+    while (ln->head) {
+        req *q = ln->head;
+        link_unlink_req(ln, q);
+        say(q->why, sizeof q->why, "link to %s lost: %s", ln->id, ln->last_err);
+        fail_later(r, q);
+    }
+    event_del(ln->timer_ev);
+}
+
+static void link_handle(link *ln, const Ringkv__Envelope *env)
+{
+    replica *r = ln->r;
+    uint64_t id;
+    if (env->body_case == RINGKV__ENVELOPE__BODY_WRITE_ACK && env->write_ack)
+        id = env->write_ack->id;
+    else if (env->body_case == RINGKV__ENVELOPE__BODY_READ_REPLY && env->read_reply)
+        id = env->read_reply->id;
+    else if (env->body_case == RINGKV__ENVELOPE__BODY_ERROR && env->error) {
+        link_fail(ln, "refused: %s", env->error->message);
+        return;
+    } else {
+        link_fail(ln, "unexpected answer (body %d)", (int)env->body_case);
+        return;
+    }
+    req *q = table_find(r, id);
+    if (!q || q->ln != ln)
+        return; /* answered after its timeout: already reported */
+    link_unlink_req(ln, q);
+    ln->last_active_ms = mono_ms();
+    link_arm(ln);
+    replica_reply rep = {.ok = false};
+    if (env->body_case == RINGKV__ENVELOPE__BODY_WRITE_ACK) {
+        rep.ok = env->write_ack->ok;
+        rep.error = rep.ok ? NULL : env->write_ack->error;
+    } else {
+        const Ringkv__ReplicaReadReply *rr = env->read_reply;
+        rep.ok = rr->ok;
+        rep.error = rep.ok ? NULL : rr->error;
+        if (rr->ok && rr->found && rr->record) {
+            const Ringkv__Record *rec = rr->record;
+            rep.found = true;
+            rep.rec = (replica_record){.key = rec->key.data,
+                                       .klen = rec->key.len,
+                                       .value = rec->value.data,
+                                       .vlen = rec->value.len,
+                                       .tombstone = rec->tombstone,
+                                       .expires_ms = rec->expires_ms};
+            if (!rep.rec.value)
+                rep.rec.value = (const uint8_t *)""; /* protobuf-c: NULL for empty bytes */
+            rep.rec.version.hlc = rec->hlc;
+            say(rep.rec.version.origin, sizeof rep.rec.version.origin, "%s", rec->origin);
+        }
+    }
+    if (!rep.ok) {
+        r->n.failures++;
+        if (!rep.error || !rep.error[0])
+            rep.error = "the replica refused without saying why";
+    }
+    q->cb(q->arg, ln->id, &rep);
+    free(q);
+}
+
+static void on_link_read(struct bufferevent *bev, void *arg)
+{
+    link *ln = arg;
+    struct evbuffer *in = bufferevent_get_input(bev);
+    char err[256];
+    /* ln->bev changes if a callback fails the link: stop then. */
+    while (ln->bev == bev) {
+        size_t avail = evbuffer_get_length(in);
+        if (avail < PEER_HEADER_BYTES)
+            return;
+        uint8_t hdr[PEER_HEADER_BYTES];
+        uint32_t blen;
+        evbuffer_copyout(in, hdr, sizeof hdr);
+        if (peer_header_check(hdr, PEER_MAX_FRAME, &blen, err, sizeof err) != 0) {
+            link_fail(ln, "bad frame header: %s", err);
+            return;
+        }
+        if (avail < PEER_HEADER_BYTES + (size_t)blen)
+            return;
+        uint8_t *frame = evbuffer_pullup(in, (ev_ssize_t)(PEER_HEADER_BYTES + blen));
+        if (!frame) {
+            link_fail(ln, "out of memory reading a %u-byte frame", blen);
+            return;
+        }
+        Ringkv__Envelope *env =
+            peer_envelope_decode(frame + PEER_HEADER_BYTES, blen, err, sizeof err);
+        evbuffer_drain(in, PEER_HEADER_BYTES + blen);
+        if (!env) {
+            link_fail(ln, "%s", err);
+            return;
+        }
+        link_handle(ln, env);
+        peer_envelope_free(env);
+    }
+}
+
+static void on_link_event(struct bufferevent *bev, short what, void *arg)
+{
+    (void)bev;
+    link *ln = arg;
+    if (what & BEV_EVENT_CONNECTED) {
+        ln->state = LINK_UP;
+        ln->last_active_ms = mono_ms();
+        ln->backoff_ms = 0;
+        ln->r->n.links_up++;
+        int one = 1;
+        setsockopt(bufferevent_getfd(bev), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+        link_arm(ln);
+        log_debug("replica link to %s (%s) up", ln->id, ln->addr);
+        return;
+    }
+    if ((what & BEV_EVENT_EOF) && ln->state == LINK_UP && !ln->head &&
+        evbuffer_get_length(bufferevent_get_output(bev)) == 0) {
+        link_close_idle(ln); /* the peer's idle timeout: nothing was lost */
+    } else if (what & BEV_EVENT_EOF) {
+        link_fail(ln, "closed by the peer");
+    } else if (what & BEV_EVENT_ERROR) {
+        int e = EVUTIL_SOCKET_ERROR();
+        link_fail(ln, "%s", e ? evutil_socket_error_to_string(e) : "socket error");
+    }
+}
+
+static void on_link_timer(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    link *ln = arg;
+    replica *r = ln->r;
+    uint64_t now = mono_ms();
+    if (ln->state == LINK_CONNECTING && now >= ln->connect_deadline_ms) {
+        link_fail(ln, "connect to %s timed out", ln->addr);
+        return;
+    }
+    if (ln->state == LINK_UP && !ln->head && now >= ln->last_active_ms + REPLICA_IDLE_CLOSE_MS) {
+        link_close_idle(ln);
+        return;
+    }
+    while (ln->head && ln->head->deadline_ms <= now) {
+        req *q = ln->head;
+        link_unlink_req(ln, q);
+        say(q->why, sizeof q->why, "timeout: no answer from %s within %llu ms", ln->id,
+            (unsigned long long)r->timeout_ms);
+        r->n.timeouts++;
+        fail_later(r, q);
+    }
+    link_arm(ln);
+}
+
+static link *link_get(replica *r, const char *id)
+{
+    for (link *ln = r->links; ln; ln = ln->next)
+        if (strcmp(ln->id, id) == 0)
+            return ln;
+    link *ln = calloc(1, sizeof *ln);
+    if (!ln)
+        return NULL;
+    ln->r = r;
+    say(ln->id, sizeof ln->id, "%s", id);
+    ln->timer_ev = evtimer_new(r->base, on_link_timer, ln);
+    if (!ln->timer_ev) {
+        free(ln);
+        return NULL;
+    }
+    ln->next = r->links;
+    r->links = ln;
+    return ln;
+}
+
+/* Starts a non-blocking connect; 0, or -1 with ln->last_err. */
+static int link_connect(link *ln)
+{
+    replica *r = ln->r;
+    struct sockaddr_storage ss;
+    socklen_t sslen;
+    char err[200];
+    if (peer_resolve(r->pr, ln->addr, &ss, &sslen, err, sizeof err) != 0) {
+        say(ln->last_err, sizeof ln->last_err, "%s", err);
+        return -1;
+    }
+    ln->bev = bufferevent_socket_new(r->base, -1, BEV_OPT_CLOSE_ON_FREE);
+    if (!ln->bev) {
+        say(ln->last_err, sizeof ln->last_err, "out of memory");
+        return -1;
+    }
+    bufferevent_setcb(ln->bev, on_link_read, NULL, on_link_event, ln);
+    bufferevent_setwatermark(ln->bev, EV_READ, 0, PEER_HEADER_BYTES + PEER_MAX_FRAME);
+    if (bufferevent_socket_connect(ln->bev, (struct sockaddr *)&ss, (int)sslen) != 0) {
+        int e = EVUTIL_SOCKET_ERROR();
+        bufferevent_free(ln->bev);
+        ln->bev = NULL;
+        say(ln->last_err, sizeof ln->last_err, "cannot connect to %s: %s", ln->addr,
+            e ? evutil_socket_error_to_string(e) : "socket error");
+        return -1;
+    }
+    bufferevent_enable(ln->bev, EV_READ | EV_WRITE);
+    ln->state = LINK_CONNECTING;
+    uint64_t t = r->timeout_ms > REPLICA_CONNECT_MIN_MS ? r->timeout_ms : REPLICA_CONNECT_MIN_MS;
+    ln->connect_deadline_ms = mono_ms() + t;
+    if (ln->failed_before)
+        r->n.reconnects++;
+    link_arm(ln);
+    return 0;
+}
+
+static void free_frame(const void *data, size_t len, void *arg)
+{
+    (void)len;
+    (void)arg;
+    free((void *)data);
+}
+
+/* Sends env to `to`, with a new request id written to *idfield (a field of
+ * env) before it is packed. Every failure after q exists goes through
+ * fail_later. Returns 0, or -1 when out of memory (cb will not run). */
+static int send_req(replica *r, const char *to, Ringkv__Envelope *env, uint64_t *idfield,
+                    replica_cb cb, void *arg)
+{
+    req *q = calloc(1, sizeof *q);
+    if (!q)
+        return -1;
+    q->cb = cb;
+    q->arg = arg;
+    q->id = ++r->next_id;
+    *idfield = q->id;
+    say(q->to, sizeof q->to, "%s", to);
+
+    const char *addr = NULL;
+    if (!r->cl || !r->pr) {
+        say(q->why, sizeof q->why, "node %s is unreachable: this node has no peer port", to);
+        goto fail;
+    }
+    if (!cluster_is_up(r->cl, to)) {
+        say(q->why, sizeof q->why, "node %s is down", to);
+        goto fail;
+    }
+    if (!(addr = cluster_peer_addr(r->cl, to)) || !addr[0]) {
+        say(q->why, sizeof q->why, "node %s has no known peer address", to);
+        goto fail;
+    }
+    link *ln = link_get(r, to);
+    if (!ln) {
+        free(q);
+        return -1;
+    }
+    if (strcmp(ln->addr, addr) != 0) {
+        if (ln->bev)
+            link_fail(ln, "its peer address changed to %s", addr);
+        say(ln->addr, sizeof ln->addr, "%s", addr);
+        ln->retry_at_ms = 0;
+        ln->backoff_ms = 0;
+    }
+    if (ln->state == LINK_IDLE) {
+        uint64_t now = mono_ms();
+        if (now < ln->retry_at_ms) {
+            say(q->why, sizeof q->why, "link to %s is down (retry in %llu ms): %s", to,
+                (unsigned long long)(ln->retry_at_ms - now), ln->last_err);
+            goto fail;
+        }
+        if (link_connect(ln) != 0) {
+            char why[sizeof ln->last_err];
+            say(why, sizeof why, "%s", ln->last_err);
+            link_fail(ln, "%s", why);
+            say(q->why, sizeof q->why, "link to %s is down: %s", to, why);
+            goto fail;
+        }
+    }
+    uint8_t *buf;
+    size_t len;
+    if (peer_frame_encode(env, &buf, &len) != 0) {
+        say(q->why, sizeof q->why, "request too large or out of memory");
+        goto fail;
+    }
+    struct evbuffer *out = bufferevent_get_output(ln->bev);
+    if (ln->ninflight >= REPLICA_MAX_INFLIGHT ||
+        evbuffer_get_length(out) + len > REPLICA_MAX_QUEUE_BYTES) {
+        free(buf);
+        r->n.queue_drops++;
+        say(q->why, sizeof q->why, "queue full: %zu requests and %zu bytes waiting for %s",
+            ln->ninflight, evbuffer_get_length(out), to);
+        goto fail;
+    }
+    if (r->nreqs + 1 > r->nbuckets && table_grow(r) != 0) {
+        free(buf);
+        say(q->why, sizeof q->why, "out of memory");
+        goto fail;
+    }
+    if (evbuffer_add_reference(out, buf, len, free_frame, NULL) != 0) {
+        free(buf);
+        say(q->why, sizeof q->why, "out of memory queueing for %s", to);
+        goto fail;
+    }
+    q->ln = ln;
+    ln->last_active_ms = mono_ms();
+    q->deadline_ms = ln->last_active_ms + r->timeout_ms;
+    q->prev = ln->tail;
+    if (ln->tail)
+        ln->tail->next = q;
+    else
+        ln->head = q;
+    ln->tail = q;
+    ln->ninflight++;
+    q->hnext = r->table[q->id & (r->nbuckets - 1)];
+    r->table[q->id & (r->nbuckets - 1)] = q;
+    r->nreqs++;
+    if (ln->head == q)
+        link_arm(ln);
+    return 0;
+fail:
+    fail_later(r, q);
+    return 0;
+}
+
+static void record_to_pb(const replica_record *rec, Ringkv__Record *pb)
+{
+    pb->key.data = (uint8_t *)rec->key;
+    pb->key.len = rec->klen;
+    pb->value.data = rec->tombstone ? NULL : (uint8_t *)rec->value;
+    pb->value.len = rec->tombstone ? 0 : rec->vlen;
+    pb->tombstone = rec->tombstone;
+    pb->expires_ms = rec->expires_ms;
+    pb->hlc = rec->version.hlc;
+    pb->origin = (char *)rec->version.origin;
+}
+
+/* ---- the replica side: applying and answering ---- */
+
+/* Applies rec to the batch (a hint when hint_for names another node);
+ * STALE counts as success. On an error the batch is lost, and the server
+ * fails every reply that depended on it. */
+static store_result apply_write(replica *r, const replica_record *rec, const char *hint_for,
+                                char *err, size_t errlen)
+{
+    store *st = r->srv->st;
+    const config *cfg = r->srv->cfg;
+    if (rec->klen == 0 || rec->klen > cfg->max_key_bytes || rec->vlen > cfg->max_value_bytes ||
+        strnlen(rec->version.origin, sizeof rec->version.origin) > STORE_ORIGIN_MAX) {
+        say(err, errlen,
+            "record refused: key of %zu bytes or value of %zu bytes is "
+            "empty or over this node's limits",
+            rec->klen, rec->vlen);
+        return STORE_ERR_IO;
+    }
+    store_result res;
+    bool hint = hint_for && hint_for[0] && strcmp(hint_for, self_id(r)) != 0;
+    if (hint)
+        res = store_hint_put(st, hint_for, rec->key, rec->klen, rec->value, rec->vlen,
+                             rec->tombstone, rec->expires_ms, &rec->version, err, errlen);
+    else if (rec->tombstone)
+        res = store_del(st, rec->key, rec->klen, &rec->version, err, errlen);
+    else
+        res = store_put(st, rec->key, rec->klen, rec->value, rec->vlen, rec->expires_ms,
+                        &rec->version, err, errlen);
+    hlc_observe(&r->srv->clock, rec->version.hlc);
+    if (res == STORE_STALE)
+        res = STORE_OK;
+    if (res != STORE_OK) {
+        log_error("replica write failed, this pass's writes are lost: %s", err);
+        server_batch_failed(r->srv, res, err);
+    } else if (hint) {
+        r->n.hints_stored++;
+    }
+    return res;
+}
+
+static void send_ack(peer_conn *pc, uint64_t id, bool ok, const char *error)
+{
+    Ringkv__Envelope env = RINGKV__ENVELOPE__INIT;
+    Ringkv__ReplicaWriteAck ack = RINGKV__REPLICA_WRITE_ACK__INIT;
+    env.version = PEER_VERSION;
+    env.body_case = RINGKV__ENVELOPE__BODY_WRITE_ACK;
+    env.write_ack = &ack;
+    ack.id = id;
+    ack.ok = ok;
+    ack.error = (char *)(ok || !error ? "" : error);
+    if (peer_conn_is_open(pc))
+        peer_reply(pc, &env);
+}
+
+/* Answers a read from the committed store: a tombstone or an expired record
+ * is still "found", with its version, so the coordinator compares it. */
+static void answer_read(replica *r, peer_conn *pc, uint64_t id, const uint8_t *key, size_t klen)
+{
+    Ringkv__Envelope env = RINGKV__ENVELOPE__INIT;
+    Ringkv__ReplicaReadReply rr = RINGKV__REPLICA_READ_REPLY__INIT;
+    Ringkv__Record pb = RINGKV__RECORD__INIT;
+    store_record rec;
+    replica_record rr_rec; /* pb points into it: lives until the reply is packed */
+    char err[256];
+    env.version = PEER_VERSION;
+    env.body_case = RINGKV__ENVELOPE__BODY_READ_REPLY;
+    env.read_reply = &rr;
+    rr.id = id;
+    store_result res =
+        store_get(r->srv->st, key, klen, server_now_ms(r->srv), &rec, err, sizeof err);
+    if (res == STORE_OK || (res == STORE_NOT_FOUND && rec.version.hlc != 0)) {
+        rr.ok = true;
+        rr.found = true;
+        rr_rec = (replica_record){.key = key,
+                                  .klen = klen,
+                                  .value = rec.value,
+                                  .vlen = rec.value_len,
+                                  .tombstone = rec.tombstone,
+                                  .expires_ms = rec.expires_ms,
+                                  .version = rec.version};
+        record_to_pb(&rr_rec, &pb);
+        rr.record = &pb;
+    } else if (res == STORE_NOT_FOUND) {
+        rr.ok = true;
+    } else {
+        rr.error = err;
+    }
+    r->n.reads_served++;
+    if (peer_conn_is_open(pc))
+        peer_reply(pc, &env);
+}
+
+static void pending_free(pending *p)
+{
+    replica *r = p->r;
+    if (p->prev)
+        p->prev->next = p->next;
+    else
+        r->pending = p->next;
+    if (p->next)
+        p->next->prev = p->prev;
+    if (p->pc)
+        peer_conn_drop(p->pc);
+    free(p->key);
+    free(p);
+}
+
+static void on_committed(void *arg, bool ok, const char *err)
+{
+    pending *p = arg;
+    replica *r = p->r;
+    switch (p->kind) {
+    case PENDING_ACK:
+        if (ok)
+            r->n.writes_applied++;
+        send_ack(p->pc, p->id, ok, err ? err : "commit failed");
+        break;
+    case PENDING_READ:
+        answer_read(r, p->pc, p->id, p->key, p->klen);
+        break;
+    case PENDING_LOCAL: {
+        if (ok)
+            r->n.writes_applied++;
+        replica_reply rep = {.ok = ok, .error = ok ? NULL : (err ? err : "commit failed")};
+        replica_cb cb = p->cb;
+        void *cbarg = p->arg;
+        pending_free(p);
+        cb(cbarg, self_id(r), &rep);
+        return;
+    }
+    }
+    pending_free(p);
+}
+
+/* Queues p for after this pass's commit. Returns 0, or -1 (p is freed). */
+static int pending_add(replica *r, pending *p)
+{
+    p->r = r;
+    p->next = r->pending;
+    if (r->pending)
+        r->pending->prev = p;
+    r->pending = p;
+    if (p->pc)
+        peer_conn_hold(p->pc);
+    if (server_after_commit(r->srv, on_committed, p) != 0) {
+        pending_free(p);
+        return -1;
+    }
+    return 0;
+}
+
+/* A record off the wire, checked; pointers into pb. */
+static int record_from_pb(const Ringkv__Record *pb, replica_record *out)
+{
+    if (!pb || strlen(pb->origin) > STORE_ORIGIN_MAX)
+        return -1;
+    *out = (replica_record){.key = pb->key.data,
+                            .klen = pb->key.len,
+                            .value = pb->value.data,
+                            .vlen = pb->value.len,
+                            .tombstone = pb->tombstone,
+                            .expires_ms = pb->expires_ms};
+    out->version.hlc = pb->hlc;
+    memcpy(out->version.origin, pb->origin, strlen(pb->origin) + 1);
+    return 0;
+}
+
+static void on_peer_write(void *ctx, peer_conn *pc, const Ringkv__Envelope *env)
+{
+    replica *r = ctx;
+    const Ringkv__ReplicaWrite *w = env->write;
+    replica_record rec;
+    char err[256];
+    if (!w || record_from_pb(w->record, &rec) != 0 || strlen(w->hint_for) > STORE_ORIGIN_MAX) {
+        send_ack(pc, w ? w->id : 0, false,
+                 "malformed write: no record, or a node id "
+                 "over 64 bytes");
+        return;
+    }
+    if (r->srv->stopping) {
+        send_ack(pc, w->id, false, "node is shutting down");
+        return;
+    }
+    if (apply_write(r, &rec, w->hint_for, err, sizeof err) != STORE_OK) {
+        send_ack(pc, w->id, false, err);
+        return;
+    }
+    pending *p = calloc(1, sizeof *p);
+    if (!p) {
+        send_ack(pc, w->id, false, "out of memory");
+        return;
+    }
+    p->kind = PENDING_ACK;
+    p->pc = pc;
+    p->id = w->id;
+    if (pending_add(r, p) != 0)
+        send_ack(pc, w->id, false, "out of memory");
+}
+
+static void on_peer_read(void *ctx, peer_conn *pc, const Ringkv__Envelope *env)
+{
+    replica *r = ctx;
+    const Ringkv__ReplicaRead *rd = env->read;
+    if (!rd || rd->key.len == 0 || rd->key.len > r->srv->cfg->max_key_bytes) {
+        Ringkv__Envelope out = RINGKV__ENVELOPE__INIT;
+        Ringkv__ReplicaReadReply rr = RINGKV__REPLICA_READ_REPLY__INIT;
+        out.version = PEER_VERSION;
+        out.body_case = RINGKV__ENVELOPE__BODY_READ_REPLY;
+        out.read_reply = &rr;
+        rr.id = rd ? rd->id : 0;
+        rr.error = "malformed read: empty key or over max_key_bytes";
+        peer_reply(pc, &out);
+        return;
+    }
+    /* After the commit: the batch may hold writes not yet durable, and a
+     * read must not return what could still be rolled back. */
+    pending *p = calloc(1, sizeof *p);
+    uint8_t *key = malloc(rd->key.len);
+    if (!p || !key) {
+        free(p);
+        free(key);
+        peer_conn_close(pc, "out of memory");
+        return;
+    }
+    memcpy(key, rd->key.data, rd->key.len);
+    p->kind = PENDING_READ;
+    p->pc = pc;
+    p->id = rd->id;
+    p->key = key;
+    p->klen = rd->key.len;
+    if (pending_add(r, p) != 0)
+        peer_conn_close(pc, "out of memory");
+}
+
+/* ---- the API ---- */
+
+static const int routed[] = {RINGKV__ENVELOPE__BODY_WRITE, RINGKV__ENVELOPE__BODY_READ};
+
+replica *replica_new(struct server *srv, struct cluster *cl, uint64_t timeout_ms, char *err,
+                     size_t errlen)
+{
+    replica *r = calloc(1, sizeof *r);
+    if (!r) {
+        say(err, errlen, "out of memory");
+        return NULL;
+    }
+    r->srv = srv;
+    r->cl = cl;
+    r->pr = srv->peer;
+    r->base = srv->base;
+    r->timeout_ms = timeout_ms ? timeout_ms : 1;
+    r->done_ev = event_new(r->base, -1, 0, on_done, r);
+    if (!r->done_ev || table_grow(r) != 0) {
+        say(err, errlen, "out of memory");
+        goto fail;
+    }
+    if (r->pr && (peer_route(r->pr, routed[0], on_peer_write, r) != 0 ||
+                  peer_route(r->pr, routed[1], on_peer_read, r) != 0)) {
+        say(err, errlen, "the peer port has no room for replication's messages");
+        goto fail;
+    }
+    if (!(r->ho = handoff_new(srv, cl, r, err, errlen)))
+        goto fail;
+    return r;
+fail:
+    replica_free(r);
+    return NULL;
+}
+
+void replica_free(replica *r)
+{
+    if (!r)
+        return;
+    if (r->pr)
+        for (size_t i = 0; i < sizeof routed / sizeof routed[0]; i++)
+            peer_route(r->pr, routed[i], NULL, NULL);
+    /* As peer_free does: requests in flight are dropped without their
+     * callbacks (their owners are going away too); handoff_free, last,
+     * frees what its own requests carried. */
+    while (r->links) {
+        link *ln = r->links;
+        r->links = ln->next;
+        while (ln->head) {
+            req *q = ln->head;
+            ln->head = q->next;
+            free(q);
+        }
+        if (ln->bev)
+            bufferevent_free(ln->bev);
+        event_free(ln->timer_ev);
+        free(ln);
+    }
+    while (r->done_head) {
+        req *q = r->done_head;
+        r->done_head = q->next;
+        free(q);
+    }
+    while (r->dead) {
+        dead_bev *d = r->dead;
+        r->dead = d->next;
+        bufferevent_free(d->bev);
+        free(d);
+    }
+    while (r->pending) {
+        server_after_commit_cancel(r->srv, on_committed, r->pending);
+        pending_free(r->pending);
+    }
+    handoff_free(r->ho);
+    if (r->done_ev)
+        event_free(r->done_ev);
+    free(r->table);
+    free(r);
+}
+
+int replica_write(replica *r, const char *to, const replica_record *rec, const char *hint_for,
+                  replica_cb cb, void *arg)
+{
+    if (strcmp(to, self_id(r)) == 0)
+        return replica_apply_local(r, rec, hint_for, cb, arg);
+    Ringkv__Envelope env = RINGKV__ENVELOPE__INIT;
+    Ringkv__ReplicaWrite w = RINGKV__REPLICA_WRITE__INIT;
+    Ringkv__Record pb = RINGKV__RECORD__INIT;
+    env.version = PEER_VERSION;
+    env.body_case = RINGKV__ENVELOPE__BODY_WRITE;
+    env.write = &w;
+    record_to_pb(rec, &pb);
+    w.record = &pb;
+    w.hint_for = (char *)(hint_for ? hint_for : "");
+    if (send_req(r, to, &env, &w.id, cb, arg) != 0)
+        return -1;
+    r->n.writes_sent++;
+    return 0;
+}
+
+int replica_read(replica *r, const char *to, const uint8_t *key, size_t klen, replica_cb cb,
+                 void *arg)
+{
+    Ringkv__Envelope env = RINGKV__ENVELOPE__INIT;
+    Ringkv__ReplicaRead rd = RINGKV__REPLICA_READ__INIT;
+    env.version = PEER_VERSION;
+    env.body_case = RINGKV__ENVELOPE__BODY_READ;
+    env.read = &rd;
+    rd.key.data = (uint8_t *)key;
+    rd.key.len = klen;
+    if (send_req(r, to, &env, &rd.id, cb, arg) != 0)
+        return -1;
+    r->n.reads_sent++;
+    return 0;
+}
+
+int replica_apply_local(replica *r, const replica_record *rec, const char *hint_for, replica_cb cb,
+                        void *arg)
+{
+    char err[256];
+    req *q;
+    if (apply_write(r, rec, hint_for, err, sizeof err) != STORE_OK) {
+        /* Reported from the loop, as every other failure is. */
+        if (!(q = calloc(1, sizeof *q)))
+            return -1;
+        q->cb = cb;
+        q->arg = arg;
+        say(q->to, sizeof q->to, "%s", self_id(r));
+        say(q->why, sizeof q->why, "%s", err);
+        fail_later(r, q);
+        return 0;
+    }
+    pending *p = calloc(1, sizeof *p);
+    if (!p)
+        return -1;
+    p->kind = PENDING_LOCAL;
+    p->cb = cb;
+    p->arg = arg;
+    return pending_add(r, p);
+}
+
+void replica_get_stats(const replica *r, replica_stats *out)
+{
+    *out = r->n;
+    out->hints_delivered = r->ho ? handoff_delivered(r->ho) : 0;
+    out->hints_pending = store_hint_count(r->srv->st);
+}
