@@ -46,6 +46,8 @@ static void read_enable(struct conn *c)
 
 static void read_disable(struct conn *c) { event_del(c->read_ev); }
 
+static void detached_free(struct conn *c);
+
 void conn_drop(struct conn *c, const char *fmt, ...)
 {
     char why[256];
@@ -93,7 +95,7 @@ bool conn_output_check(struct conn *c)
         read_disable(c);
         return true;
     }
-    return false;
+    return c->slots_paused;
 }
 
 void conn_close_after_reply(struct conn *c)
@@ -188,6 +190,8 @@ static void on_read(evutil_socket_t fd, short what, void *arg)
             conn_close(c, NULL);
         else if (errno != EAGAIN && errno != EWOULDBLOCK)
             conn_close(c, strerror(errno));
+        else if (evbuffer_get_length(in) > 0)
+            c->proto->on_input(c); /* woken by slots_pump: requests wait */
         return;
     }
     /* (libevent may reserve more than asked: compare with what was asked) */
@@ -214,13 +218,14 @@ static void on_write(struct bufferevent *bev, void *arg)
     if (c->close_when_flushed) {
         /* Replies still held for the pass end count too: libevent also calls
          * this once on a new socket's first writable event, output empty. */
-        if (!c->dirty && conn_output_len(c) == 0)
+        if (!c->dirty && !c->slot_head && conn_output_len(c) == 0)
             conn_close(c, NULL);
         return;
     }
     if (c->read_paused && !c->srv->stopping) {
         c->read_paused = false;
-        read_enable(c);
+        if (!c->slots_paused)
+            read_enable(c);
         c->proto->on_input(c); /* requests may already be waiting in the input */
     }
 }
@@ -326,52 +331,47 @@ void conn_free(struct conn *c)
     bufferevent_free(c->bev);
     evbuffer_free(c->pending);
     free(c->marks);
-    free(c);
+    if (c->nreserved > 0) {
+        /* Requests still in flight hold slots: keep the struct (socket and
+         * buffers are gone) until the last completes or is cancelled. */
+        c->detached = true;
+        return;
+    }
+    detached_free(c);
 }
 
 void conn_reply_raw(struct conn *c, uint64_t id, const void *head, size_t headlen,
                     const void *tail, size_t taillen)
 {
-    size_t off = evbuffer_get_length(c->pending);
-    evbuffer_add(c->pending, head, headlen);
-    if (taillen)
-        evbuffer_add(c->pending, tail, taillen);
+    size_t off = conn_reply_begin(c);
+    conn_reply_add(c, head, headlen);
+    conn_reply_add(c, tail, taillen);
     conn_reply_end(c, id, off);
 }
 
-size_t conn_reply_begin(struct conn *c) { return evbuffer_get_length(c->pending); }
-
-void conn_reply_add(struct conn *c, const void *p, size_t len)
+/* Records that pending's bytes [off, off + len) depend on the uncommitted
+ * batch. Returns false (and drops c) when out of memory. */
+static bool add_mark(struct conn *c, size_t off, size_t len, uint64_t id)
 {
-    if (len)
-        evbuffer_add(c->pending, p, len);
+    if (c->nmarks == c->capmarks) {
+        size_t cap = c->capmarks ? c->capmarks * 2 : 16;
+        conn_mark *m = realloc(c->marks, cap * sizeof *m);
+        if (!m) {
+            /* Without the mark a failed commit could not be reported: drop
+             * the connection rather than risk acknowledging a lost write. */
+            conn_drop(c, "out of memory");
+            return false;
+        }
+        c->marks = m;
+        c->capmarks = cap;
+    }
+    c->marks[c->nmarks++] = (conn_mark){.off = off, .len = len, .id = id};
+    return true;
 }
 
-/* Bytes [begin, end of pending) were just added: the reply is only in RAM
- * until the pass end releases it, and must be marked if it depends on the
- * uncommitted batch. */
-void conn_reply_end(struct conn *c, uint64_t id, size_t begin)
+static void set_dirty(struct conn *c)
 {
     server *s = c->srv;
-    size_t off = begin;
-    size_t len = evbuffer_get_length(c->pending) - begin;
-    s->n.bytes_out += len;
-
-    if (store_batch_dirty(s->st)) {
-        if (c->nmarks == c->capmarks) {
-            size_t cap = c->capmarks ? c->capmarks * 2 : 16;
-            conn_mark *m = realloc(c->marks, cap * sizeof *m);
-            if (!m) {
-                /* Without the mark a failed commit could not be reported: drop
-                 * the connection rather than risk acknowledging a lost write. */
-                conn_drop(c, "out of memory");
-                return;
-            }
-            c->marks = m;
-            c->capmarks = cap;
-        }
-        c->marks[c->nmarks++] = (conn_mark){.off = off, .len = len, .id = id};
-    }
     if (!c->dirty) {
         c->dirty = true;
         c->dirty_next = s->dirty;
@@ -380,9 +380,207 @@ void conn_reply_end(struct conn *c, uint64_t id, size_t begin)
     server_schedule_pass_end(s);
 }
 
-/* The reply is at the end of pending: keep what came before it. */
+/* --- the reply FIFO --- */
+
+static conn_slot *slot_get(struct conn *c)
+{
+    conn_slot *sl = c->slot_spare;
+    if (sl) {
+        c->slot_spare = sl->next;
+    } else {
+        sl = calloc(1, sizeof *sl);
+        if (!sl)
+            return NULL;
+        sl->buf = evbuffer_new();
+        if (!sl->buf) {
+            free(sl);
+            return NULL;
+        }
+    }
+    sl->c = c;
+    sl->next = NULL;
+    sl->id = 0;
+    sl->user = 0;
+    sl->reserved = sl->done = sl->marked = false;
+    return sl;
+}
+
+static void slot_put(struct conn *c, conn_slot *sl)
+{
+    evbuffer_drain(sl->buf, evbuffer_get_length(sl->buf));
+    sl->next = c->slot_spare;
+    c->slot_spare = sl;
+}
+
+static void slot_free_list(conn_slot *sl)
+{
+    while (sl) {
+        conn_slot *next = sl->next;
+        evbuffer_free(sl->buf);
+        free(sl);
+        sl = next;
+    }
+}
+
+/* Appends a new slot to c's FIFO; NULL when out of memory. */
+static conn_slot *slot_push(struct conn *c)
+{
+    conn_slot *sl = slot_get(c);
+    if (!sl)
+        return NULL;
+    if (c->slot_tail)
+        c->slot_tail->next = sl;
+    else
+        c->slot_head = sl;
+    c->slot_tail = sl;
+    if (++c->nslots >= CONN_MAX_SLOTS && !c->slots_paused) {
+        c->slots_paused = true;
+        read_disable(c);
+    }
+    return sl;
+}
+
+/* Moves the done replies at the head of the FIFO to pending, in order. */
+static void slots_pump(struct conn *c)
+{
+    conn_slot *sl;
+    while ((sl = c->slot_head) && sl->done) {
+        c->slot_head = sl->next;
+        if (!c->slot_head)
+            c->slot_tail = NULL;
+        c->nslots--;
+        size_t off = evbuffer_get_length(c->pending);
+        size_t len = evbuffer_get_length(sl->buf);
+        evbuffer_add_buffer(c->pending, sl->buf);
+        if (sl->marked)
+            add_mark(c, off, len, sl->id);
+        slot_put(c, sl);
+    }
+    if (c->slots_paused && c->nslots < CONN_MAX_SLOTS / 2 && !c->closing) {
+        c->slots_paused = false;
+        if (!c->read_paused && !c->close_when_flushed && !c->srv->stopping) {
+            read_enable(c);
+            /* Requests may wait in the input already: on_read handles them
+             * even when the socket has nothing new. */
+            event_active(c->read_ev, EV_READ, 1);
+        }
+    }
+}
+
+/* The struct of a detached connection goes once no slot refers to it. */
+static void detached_free(struct conn *c)
+{
+    slot_free_list(c->slot_head);
+    slot_free_list(c->slot_spare);
+    free(c);
+}
+
+conn_slot *conn_slot_reserve(struct conn *c, uint64_t id)
+{
+    conn_slot *sl = slot_push(c);
+    if (!sl)
+        return NULL;
+    sl->reserved = true;
+    sl->id = id;
+    c->nreserved++;
+    return sl;
+}
+
+/* A reserved slot that will get no reply: out of the FIFO. */
+static void slot_unlink(struct conn *c, conn_slot *sl)
+{
+    conn_slot **pp = &c->slot_head, *prev = NULL;
+    while (*pp && *pp != sl) {
+        prev = *pp;
+        pp = &(*pp)->next;
+    }
+    if (!*pp)
+        return;
+    *pp = sl->next;
+    if (c->slot_tail == sl)
+        c->slot_tail = prev;
+    c->nslots--;
+    c->nreserved--;
+    slot_put(c, sl);
+}
+
+struct conn *conn_slot_resume(conn_slot *sl)
+{
+    struct conn *c = sl->c;
+    if (c->detached || c->closing) {
+        slot_unlink(c, sl);
+        if (c->detached && c->nreserved == 0)
+            detached_free(c);
+        return NULL;
+    }
+    c->fill = sl;
+    return c;
+}
+
+void conn_slot_cancel(conn_slot *sl, const char *why)
+{
+    struct conn *c = conn_slot_resume(sl);
+    if (!c)
+        return;
+    c->proto->encode_error(c->srv, sl->buf, sl->id, WIRE_ERR_INTERNAL, why);
+    c->srv->n.errors++;
+    conn_reply_end(c, sl->id, 0);
+}
+
+static struct evbuffer *out_buf(struct conn *c) { return c->fill ? c->fill->buf : c->pending; }
+
+size_t conn_reply_begin(struct conn *c)
+{
+    if (!c->fill && c->slot_head) {
+        /* An earlier reply is not done: hold this one back behind it. */
+        c->fill = slot_push(c);
+        if (!c->fill)
+            conn_drop(c, "out of memory");
+    }
+    return evbuffer_get_length(out_buf(c));
+}
+
+void conn_reply_add(struct conn *c, const void *p, size_t len)
+{
+    if (len)
+        evbuffer_add(out_buf(c), p, len);
+}
+
+/* Bytes [begin, end) of the reply buffer were just added: the reply is only
+ * in RAM until the pass end releases it, and must be marked if it depends
+ * on the uncommitted batch. */
+void conn_reply_end(struct conn *c, uint64_t id, size_t begin)
+{
+    server *s = c->srv;
+    struct evbuffer *b = out_buf(c);
+    size_t len = evbuffer_get_length(b) - begin;
+    s->n.bytes_out += len;
+
+    if (c->fill) {
+        conn_slot *sl = c->fill;
+        c->fill = NULL;
+        if (sl->reserved)
+            c->nreserved--;
+        else
+            sl->id = id;
+        sl->done = true;
+        sl->marked = store_batch_dirty(s->st);
+        slots_pump(c);
+    } else if (store_batch_dirty(s->st) && !add_mark(c, begin, len, id)) {
+        return;
+    }
+    set_dirty(c);
+}
+
+/* The reply is at the end of its buffer: keep what came before it. */
 void conn_reply_abort(struct conn *c, size_t begin)
 {
+    if (c->fill) {
+        struct evbuffer *b = c->fill->buf;
+        evbuffer_drain(b, evbuffer_get_length(b)); /* a slot holds one reply */
+        (void)begin;
+        return;
+    }
     struct evbuffer *nb = evbuffer_new();
     if (!nb) {
         conn_drop(c, "out of memory");
@@ -422,8 +620,22 @@ void conn_reply_stats(struct conn *c, uint64_t id, const wire_stat *stats, size_
     append_reply(c, id, NULL, 0);
 }
 
+/* Held replies (behind a slot not yet done) that depended on the batch. */
+static void fail_marked_slots(struct conn *c, wire_status st, const char *msg)
+{
+    for (conn_slot *sl = c->slot_head; sl; sl = sl->next) {
+        if (!sl->done || !sl->marked)
+            continue;
+        evbuffer_drain(sl->buf, evbuffer_get_length(sl->buf));
+        c->proto->encode_error(c->srv, sl->buf, sl->id, st, msg);
+        c->srv->n.errors++;
+        sl->marked = false;
+    }
+}
+
 void conn_fail_marked(struct conn *c, wire_status st, const char *msg)
 {
+    fail_marked_slots(c, st, msg);
     if (c->nmarks == 0)
         return;
     server *s = c->srv;
@@ -451,6 +663,8 @@ void conn_release(struct conn *c)
 {
     c->nmarks = 0;
     c->dirty = false;
+    for (conn_slot *sl = c->slot_head; sl; sl = sl->next)
+        sl->marked = false; /* the batch they depended on is committed */
     if (c->closing) {
         evbuffer_drain(c->pending, evbuffer_get_length(c->pending));
         return;
@@ -465,7 +679,7 @@ void conn_release(struct conn *c)
         evbuffer_get_length(c->pending) > 0)
         (void)evbuffer_write(c->pending, bufferevent_getfd(c->bev));
     evbuffer_add_buffer(out, c->pending);
-    if (c->close_when_flushed && evbuffer_get_length(out) == 0)
+    if (c->close_when_flushed && evbuffer_get_length(out) == 0 && !c->slot_head)
         conn_close(c, NULL);
     else if (evbuffer_get_length(out) > c->srv->cfg->max_output_buffer)
         conn_drop(c, "output buffer of %zu bytes is over max_output_buffer (%llu)",

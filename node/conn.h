@@ -7,6 +7,13 @@
  * marked, so that if the commit fails they are rewritten as errors before
  * anyone sees them. A connection is never freed inside its own callback:
  * conn_close() queues it and the pass end frees it. Event-loop thread only.
+ *
+ * Replies completed later (a coordinated read or write waits for replicas)
+ * reserve a slot in the connection's reply FIFO (conn_slot_reserve); every
+ * reply, immediate or late, reaches the client in request order. A closed
+ * connection with slots outstanding is detached (socket closed) but its
+ * struct lives until the last slot is completed or cancelled, so a late
+ * completion never touches freed memory.
  */
 #ifndef RINGKV_CONN_H
 #define RINGKV_CONN_H
@@ -40,6 +47,20 @@ typedef struct conn_proto {
 
 extern const conn_proto conn_native_proto;
 
+/* One reply in the FIFO behind an outstanding slot: reserved by a request
+ * that completes later, or an immediate reply held back until the replies
+ * ahead of it are done. */
+typedef struct conn_slot {
+    struct conn *c;
+    struct conn_slot *next;  /* FIFO order; free list in the pool */
+    struct evbuffer *buf;    /* the reply bytes once written */
+    uint64_t id;             /* request id, echoed by an error rewrite */
+    bool reserved;           /* reserved by conn_slot_reserve (else held) */
+    bool done;               /* its reply is complete */
+    bool marked;             /* its reply depends on the uncommitted batch */
+    unsigned user;           /* the reserver's own flags, kept until resume */
+} conn_slot;
+
 typedef struct conn_mark {
     size_t off, len; /* a reply's bytes within pending */
     uint64_t id;     /* its request id */
@@ -62,7 +83,18 @@ struct conn {
     void *proto_data;             /* the protocol's per-connection state */
     bool write_direct;            /* plain TCP: conn_release may write to the
                                    * socket itself (not under TLS) */
+    conn_slot *slot_head, *slot_tail; /* replies waiting for an earlier one */
+    size_t nslots;                /* in the FIFO */
+    size_t nreserved;             /* reserved slots not yet completed */
+    conn_slot *fill;              /* the slot the reply being built goes to */
+    conn_slot *slot_spare;        /* released slots kept for reuse */
+    bool detached;                /* freed by the server, waiting for slots */
+    bool slots_paused;            /* reading paused: too many slots */
 };
+
+/* Most replies one connection may have waiting in its FIFO; past it reading
+ * pauses until half are released. */
+#define CONN_MAX_SLOTS 4096
 
 /* Wraps an accepted socket speaking proto. Returns NULL (and closes fd) on
  * failure. */
@@ -102,6 +134,22 @@ size_t conn_reply_begin(struct conn *c);
 void conn_reply_add(struct conn *c, const void *p, size_t len);
 void conn_reply_end(struct conn *c, uint64_t id, size_t begin);
 void conn_reply_abort(struct conn *c, size_t begin);
+/* (While a reply goes to a slot, an abort must be followed by a reply.) */
+
+/* Reserves c's next reply position for a request that completes later
+ * (id: the request id, for error rewrites). Returns NULL when out of
+ * memory. The slot must be completed (conn_slot_resume + one reply) or
+ * cancelled exactly once. */
+conn_slot *conn_slot_reserve(struct conn *c, uint64_t id);
+
+/* Starts the late reply of sl: returns its connection, to which the caller
+ * writes exactly one reply (conn_reply_*), which completes the slot; or
+ * NULL when the connection has gone (the slot is released, reply nothing). */
+struct conn *conn_slot_resume(conn_slot *sl);
+
+/* Gives up sl without a reply (the client is gone, or shutdown). If the
+ * connection is still open it gets an INTERNAL error in sl's place. */
+void conn_slot_cancel(conn_slot *sl, const char *why);
 
 /* Native reply builders: append one frame to c's pending buffer. */
 void conn_reply_status(struct conn *c, uint64_t id, wire_status st, const char *msg);

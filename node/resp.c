@@ -9,10 +9,12 @@
  * conn_reply_*, so they are released after the pass's commit like native
  * replies; a value is copied once, from the store into that buffer.
  *
- * How commands map to the store: SET is a PUT (EX/PX/EXAT/PXAT become its
- * time to live; NX, XX and KEEPTTL read the key first in the same pass), DEL
- * is a delete per key (a tombstone, as a native DEL), reads see the pass's
- * uncommitted writes, as native reads do.
+ * How commands map to the store: GET, SET, MGET, MSET, DEL and EXISTS go
+ * through the coordinator (resp_coord.c), so they reach the key's replicas:
+ * SET is a PUT (EX/PX/EXAT/PXAT become its time to live; NX, XX and KEEPTTL
+ * first make a coordinated read), DEL is a coordinated read (for its count)
+ * then a delete per key (a tombstone, as a native DEL). TTL and PTTL still
+ * read this node's own copy.
  */
 #include "resp.h"
 
@@ -24,6 +26,7 @@
 #include <event2/buffer.h>
 
 #include "log.h"
+#include "resp_coord.h"
 
 /* Bulk replies up to this size are assembled on the stack and added in one
  * piece; larger ones are added as header, value, CRLF. */
@@ -244,18 +247,10 @@ static bool check_value(resp_ctx *x, size_t i)
 
 static void cmd_get(resp_ctx *x)
 {
-    store_record rec;
-    char err[256];
     x->s->n.ops[WIRE_OP_GET]++;
     if (!check_read_key(x, 1))
         return;
-    store_result r = server_get(x->s, resp_arg(x, 1), resp_arglen(x, 1), &rec, err, sizeof err);
-    if (r == STORE_OK)
-        resp_reply_bulk(x, rec.value, rec.value_len);
-    else if (r == STORE_NOT_FOUND)
-        resp_reply_nil(x);
-    else
-        resp_reply_error(x, "ERR %s", err);
+    resp_coord_run(x, RESP_COORD_GET, NULL);
 }
 
 /* SET's options, as Redis 7 parses them. */
@@ -328,40 +323,18 @@ static void cmd_set(resp_ctx *x)
     set_opts o;
     uint64_t now = server_now_ms(s), ttl;
     bool gone;
-    store_record rec;
-    char err[256];
 
     s->n.ops[WIRE_OP_PUT]++;
     if (!parse_set_opts(x, &o) || !set_ttl(x, &o, now, &ttl, &gone) || !check_write_key(x, 1) ||
         !check_value(x, 2))
         return;
-    const uint8_t *key = resp_arg(x, 1);
-    size_t klen = resp_arglen(x, 1);
-    if (o.nx || o.xx || o.keepttl) {
-        store_result r = server_get(s, key, klen, &rec, err, sizeof err);
-        if (r != STORE_OK && r != STORE_NOT_FOUND) {
-            resp_reply_error(x, "ERR %s", err);
-            return;
-        }
-        bool exists = r == STORE_OK;
-        if ((o.nx && exists) || (o.xx && !exists)) {
-            resp_reply_nil(x);
-            return;
-        }
-        if (o.keepttl && exists && rec.expires_ms)
-            ttl = rec.expires_ms > now ? rec.expires_ms - now : 1;
-    }
-    store_result r = server_write(s, gone ? WIRE_OP_DEL : WIRE_OP_PUT, key, klen, resp_arg(x, 2),
-                                  resp_arglen(x, 2), ttl, err, sizeof err);
-    if (r == STORE_OK)
-        resp_reply_ok(x);
-    else
-        resp_reply_error(x, "ERR %s", err);
+    resp_coord_set set = {.ttl_ms = ttl, .nx = o.nx, .xx = o.xx, .keepttl = o.keepttl,
+                          .del_instead = gone};
+    resp_coord_run(x, RESP_COORD_SET, &set);
 }
 
 static void cmd_mset(resp_ctx *x)
 {
-    char err[256];
     if (x->argc % 2 == 0) {
         resp_reply_arity(x, "mset");
         return;
@@ -370,74 +343,28 @@ static void cmd_mset(resp_ctx *x)
     for (size_t i = 1; i < x->argc; i += 2)
         if (!check_write_key(x, i) || !check_value(x, i + 1))
             return;
-    for (size_t i = 1; i < x->argc; i += 2) {
-        x->s->n.ops[WIRE_OP_PUT]++;
-        store_result r = server_write(x->s, WIRE_OP_PUT, resp_arg(x, i), resp_arglen(x, i),
-                                      resp_arg(x, i + 1), resp_arglen(x, i + 1), 0, err,
-                                      sizeof err);
-        if (r != STORE_OK) { /* the batch, with this MSET's earlier keys, is lost */
-            resp_reply_error(x, "ERR %s", err);
-            return;
-        }
-    }
-    resp_reply_ok(x);
+    x->s->n.ops[WIRE_OP_PUT] += (x->argc - 1) / 2;
+    resp_coord_run(x, RESP_COORD_MSET, NULL);
 }
 
 static void cmd_mget(resp_ctx *x)
 {
-    store_record rec;
-    char err[256];
     for (size_t i = 1; i < x->argc; i++)
         if (!check_read_key(x, i))
             return;
-    size_t begin = conn_reply_begin(x->c);
-    resp_add_array(x, x->argc - 1);
-    for (size_t i = 1; i < x->argc; i++) {
-        x->s->n.ops[WIRE_OP_GET]++;
-        store_result r = server_get(x->s, resp_arg(x, i), resp_arglen(x, i), &rec, err,
-                                    sizeof err);
-        if (r == STORE_OK) {
-            resp_add_bulk(x, rec.value, rec.value_len);
-        } else if (r == STORE_NOT_FOUND) {
-            resp_add_nil(x);
-        } else {
-            conn_reply_abort(x->c, begin);
-            resp_reply_error(x, "ERR %s", err);
-            return;
-        }
-    }
-    conn_reply_end(x->c, 0, begin);
+    x->s->n.ops[WIRE_OP_GET] += x->argc - 1;
+    resp_coord_run(x, RESP_COORD_MGET, NULL);
 }
 
 /* DEL counts the keys that existed; EXISTS counts them (a key named twice
  * counts twice) without deleting. */
 static void del_or_exists(resp_ctx *x, bool del)
 {
-    store_record rec;
-    char err[256];
-    int64_t found = 0;
     for (size_t i = 1; i < x->argc; i++)
         if (!check_read_key(x, i))
             return;
-    for (size_t i = 1; i < x->argc; i++) {
-        const uint8_t *key = resp_arg(x, i);
-        size_t klen = resp_arglen(x, i);
-        x->s->n.ops[del ? WIRE_OP_DEL : WIRE_OP_GET]++;
-        store_result r = server_get(x->s, key, klen, &rec, err, sizeof err);
-        if (r != STORE_OK && r != STORE_NOT_FOUND) {
-            resp_reply_error(x, "ERR %s", err);
-            return;
-        }
-        found += r == STORE_OK;
-        if (!del || klen == 0)
-            continue;
-        r = server_write(x->s, WIRE_OP_DEL, key, klen, NULL, 0, 0, err, sizeof err);
-        if (r != STORE_OK) {
-            resp_reply_error(x, "ERR %s", err);
-            return;
-        }
-    }
-    resp_reply_int(x, found);
+    x->s->n.ops[del ? WIRE_OP_DEL : WIRE_OP_GET] += x->argc - 1;
+    resp_coord_run(x, del ? RESP_COORD_DEL : RESP_COORD_EXISTS, NULL);
 }
 
 static void cmd_del(resp_ctx *x) { del_or_exists(x, true); }

@@ -1,0 +1,269 @@
+/* resp_coord: RESP's data commands through the coordinator (coord.c).
+ *
+ * A command reserves one reply slot and becomes a job of one coordinated
+ * read or write per key; the reply is built when the last one completes,
+ * so RESP keeps its in-order replies while replicas answer. Commands that
+ * depend on what is stored (SET NX/XX/KEEPTTL, DEL's count) chain a
+ * coordinated read before their write, key by key. Arguments are copied
+ * into the job: they live in the input buffer only while the command runs.
+ */
+#include "resp_coord.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "coord.h"
+#include "dispatch.h"
+
+typedef struct job job;
+
+typedef struct job_key {
+    job *j;
+    size_t off, len;   /* the key within j->blob */
+    size_t voff, vlen; /* SET/MSET: the value within j->blob */
+    bool found;        /* read: found */
+    uint8_t *val;      /* MGET: the value copied, or NULL */
+    size_t val_len;
+} job_key;
+
+struct job {
+    server *s;
+    conn_slot *sl;
+    resp_coord_kind kind;
+    size_t nkeys, left;
+    int64_t count;
+    bool failed;
+    char err[300];
+    uint64_t ttl_ms;   /* SET */
+    bool nx, xx, keepttl, del_instead;
+    uint8_t *blob;
+    job_key keys[];
+};
+
+/* "-UNAVAILABLE ...", "-TIMEOUT ...", "-ERR ..." */
+static void note_error(job *j, const coord_result *res)
+{
+    if (j->failed)
+        return;
+    j->failed = true;
+    const char *code = res->status == WIRE_ERR_UNAVAILABLE ? "UNAVAILABLE"
+                     : res->status == WIRE_ERR_TIMEOUT     ? "TIMEOUT"
+                                                           : "ERR";
+    snprintf(j->err, sizeof j->err, "%s %s", code, res->msg ? res->msg : wire_status_name(res->status));
+}
+
+static void finish(job *j)
+{
+    conn *c = conn_slot_resume(j->sl);
+    if (c) {
+        resp_ctx x = {.s = j->s, .c = c, .rc = c->proto_data};
+        if (j->failed) {
+            resp_reply_error(&x, "%s", j->err);
+        } else {
+            switch (j->kind) {
+            case RESP_COORD_GET:
+                if (j->keys[0].found) /* val is NULL for an empty value */
+                    resp_reply_bulk(&x, j->keys[0].val ? j->keys[0].val : (const uint8_t *)"",
+                                    j->keys[0].val_len);
+                else
+                    resp_reply_nil(&x);
+                break;
+            case RESP_COORD_MGET: {
+                size_t begin = conn_reply_begin(c);
+                resp_add_array(&x, j->nkeys);
+                for (size_t i = 0; i < j->nkeys; i++) {
+                    if (j->keys[i].found)
+                        resp_add_bulk(&x, j->keys[i].val, j->keys[i].val_len);
+                    else
+                        resp_add_nil(&x);
+                }
+                conn_reply_end(c, 0, begin);
+                break;
+            }
+            case RESP_COORD_SET:
+                if (j->count < 0)
+                    resp_reply_nil(&x); /* NX/XX said no */
+                else
+                    resp_reply_ok(&x);
+                break;
+            case RESP_COORD_MSET:
+                resp_reply_ok(&x);
+                break;
+            case RESP_COORD_DEL:
+            case RESP_COORD_EXISTS:
+                resp_reply_int(&x, j->count);
+                break;
+            }
+        }
+    }
+    for (size_t i = 0; i < j->nkeys; i++)
+        free(j->keys[i].val);
+    free(j->blob);
+    free(j);
+}
+
+static void job_done_one(job *j)
+{
+    if (--j->left == 0)
+        finish(j);
+}
+
+static void on_write(void *arg, const coord_result *res)
+{
+    job_key *k = arg;
+    if (res->status != WIRE_OK)
+        note_error(k->j, res);
+    job_done_one(k->j);
+}
+
+static void start_write(job_key *k, bool del)
+{
+    job *j = k->j;
+    coord *co = dispatch_coord(j->s);
+    if (!co || coord_write(co, del, j->blob + k->off, k->len, j->blob + k->voff, k->vlen,
+                           j->ttl_ms, -1, on_write, k) != 0) {
+        coord_result r = {.status = WIRE_ERR_INTERNAL, .msg = "out of memory"};
+        note_error(j, &r);
+        job_done_one(j);
+    }
+}
+
+static void on_read(void *arg, const coord_result *res)
+{
+    job_key *k = arg;
+    job *j = k->j;
+    if (res->status != WIRE_OK && res->status != WIRE_NOT_FOUND) {
+        note_error(j, res);
+        if (j->kind == RESP_COORD_DEL || j->kind == RESP_COORD_SET)
+            j->left--; /* its write will not be sent */
+        job_done_one(j);
+        return;
+    }
+    k->found = res->status == WIRE_OK;
+    if (k->found && (j->kind == RESP_COORD_GET || j->kind == RESP_COORD_MGET) && res->vlen) {
+        k->val = malloc(res->vlen);
+        if (!k->val) {
+            coord_result r = {.status = WIRE_ERR_INTERNAL, .msg = "out of memory"};
+            note_error(j, &r);
+        } else {
+            memcpy(k->val, res->value, res->vlen);
+            k->val_len = res->vlen;
+        }
+    }
+    switch (j->kind) {
+    case RESP_COORD_EXISTS:
+        j->count += k->found;
+        break;
+    case RESP_COORD_DEL:
+        j->count += k->found;
+        start_write(k, true); /* a tombstone either way: it also beats older copies */
+        break;
+    case RESP_COORD_SET:
+        if ((j->nx && k->found) || (j->xx && !k->found)) {
+            j->count = -1;
+            j->left--; /* no write */
+        } else {
+            if (j->keepttl && k->found && res->expires_ms) {
+                uint64_t now = server_now_ms(j->s);
+                j->ttl_ms = res->expires_ms > now ? res->expires_ms - now : 1;
+            }
+            start_write(k, j->del_instead);
+        }
+        break;
+    default:
+        break;
+    }
+    job_done_one(j);
+}
+
+static job *job_new(resp_ctx *x, resp_coord_kind kind, size_t nkeys, size_t first, size_t step)
+{
+    size_t bytes = 0;
+    for (size_t i = 0; i < nkeys; i++) {
+        bytes += resp_arglen(x, first + i * step);
+        if (step == 2)
+            bytes += resp_arglen(x, first + i * step + 1);
+    }
+    job *j = calloc(1, sizeof *j + nkeys * sizeof j->keys[0]);
+    if (!j)
+        return NULL;
+    j->blob = malloc(bytes ? bytes : 1);
+    if (!j->blob) {
+        free(j);
+        return NULL;
+    }
+    j->s = x->s;
+    j->kind = kind;
+    j->nkeys = nkeys;
+    size_t off = 0;
+    for (size_t i = 0; i < nkeys; i++) {
+        job_key *k = &j->keys[i];
+        k->j = j;
+        size_t a = first + i * step;
+        k->off = off;
+        k->len = resp_arglen(x, a);
+        memcpy(j->blob + off, resp_arg(x, a), k->len);
+        off += k->len;
+        if (step == 2) {
+            k->voff = off;
+            k->vlen = resp_arglen(x, a + 1);
+            memcpy(j->blob + off, resp_arg(x, a + 1), k->vlen);
+            off += k->vlen;
+        }
+    }
+    return j;
+}
+
+void resp_coord_run(resp_ctx *x, resp_coord_kind kind, const resp_coord_set *set)
+{
+    size_t nkeys, first = 1, step = 1;
+    switch (kind) {
+    case RESP_COORD_GET: nkeys = 1; break;
+    case RESP_COORD_SET: nkeys = 1; step = 2; break;
+    case RESP_COORD_MSET: nkeys = (x->argc - 1) / 2; step = 2; break;
+    default: nkeys = x->argc - 1; break;
+    }
+    coord *co = dispatch_coord(x->s);
+    job *j = co ? job_new(x, kind, nkeys, first, step) : NULL;
+    conn_slot *sl = j ? conn_slot_reserve(x->c, 0) : NULL;
+    if (!sl) {
+        if (j) {
+            free(j->blob);
+            free(j);
+        }
+        resp_reply_error(x, "ERR out of memory");
+        return;
+    }
+    j->sl = sl;
+    bool chained = false; /* read, then write */
+    if (set) {
+        j->ttl_ms = set->ttl_ms;
+        j->nx = set->nx;
+        j->xx = set->xx;
+        j->keepttl = set->keepttl;
+        j->del_instead = set->del_instead;
+        chained = set->nx || set->xx || set->keepttl;
+    }
+    chained |= kind == RESP_COORD_DEL;
+    bool reads = kind == RESP_COORD_GET || kind == RESP_COORD_MGET || kind == RESP_COORD_EXISTS;
+    /* one completion per key and step, plus this loop's own hold */
+    j->left = nkeys * (chained ? 2 : 1) + 1;
+    for (size_t i = 0; i < nkeys; i++) {
+        job_key *k = &j->keys[i];
+        if (k->len == 0) { /* an empty key cannot exist (and cannot be written) */
+            j->left -= chained ? 2 : 1;
+            continue;
+        }
+        if (reads || chained) {
+            if (coord_get(co, j->blob + k->off, k->len, -1, on_read, k) != 0) {
+                coord_result r = {.status = WIRE_ERR_INTERNAL, .msg = "out of memory"};
+                note_error(j, &r);
+                j->left -= chained ? 2 : 1;
+            }
+        } else {
+            start_write(k, kind == RESP_COORD_SET && j->del_instead);
+        }
+    }
+    job_done_one(j);
+}

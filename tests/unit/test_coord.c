@@ -1,0 +1,514 @@
+/* Unit tests for node/coord.c against a fake replica layer: requests are
+ * recorded and answered by the test, in any order, synchronously or late —
+ * acks, failures, timeouts, late replies, unavailable, newest version and
+ * read repair, sloppy-quorum hints, shutdown with requests in flight.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "coord.h"
+#include "quorum.h"
+
+#define MAXREQ 64
+
+typedef struct fake_req {
+    char to[STORE_ORIGIN_MAX + 1];
+    bool is_write, local, done;
+    char hint[STORE_ORIGIN_MAX + 1];
+    replica_record rec; /* write: version/tombstone/expiry (value copied below) */
+    char value[64];
+    replica_cb cb;
+    void *arg;
+} fake_req;
+
+typedef struct fake {
+    uint64_t now;
+    size_t n;
+    cluster_target t[CLUSTER_MAX_N];
+    size_t nt;
+    fake_req req[MAXREQ];
+    size_t nreq;
+    bool refuse;          /* sends return -1 */
+    int sync_local_found; /* read_local answers at once: -1 no, 0 absent, 1 found */
+    cluster_target own[CLUSTER_MAX_N]; /* owners, when nown > 0 */
+    size_t nown;
+} fake;
+
+static uint64_t f_now(void *ctx) { return ((fake *)ctx)->now; }
+static size_t f_n(void *ctx) { return ((fake *)ctx)->n; }
+static uint64_t f_epoch(void *ctx) { (void)ctx; return 77; }
+static size_t f_targets(void *ctx, uint64_t token, cluster_target *out, size_t max)
+{
+    (void)token;
+    fake *f = ctx;
+    size_t n = f->nt < max ? f->nt : max;
+    memcpy(out, f->t, n * sizeof *out);
+    return n;
+}
+
+static size_t f_owners(void *ctx, uint64_t token, cluster_target *out, size_t max)
+{
+    (void)token;
+    fake *f = ctx;
+    size_t n = f->nown < max ? f->nown : max;
+    memcpy(out, f->own, n * sizeof *out);
+    return n;
+}
+
+static int record(fake *f, const char *to, bool local, bool is_write, const replica_record *rec,
+                  const char *hint, replica_cb cb, void *arg)
+{
+    if (f->refuse)
+        return -1;
+    assert_true(f->nreq < MAXREQ);
+    fake_req *q = &f->req[f->nreq++];
+    memset(q, 0, sizeof *q);
+    snprintf(q->to, sizeof q->to, "%s", to);
+    q->local = local;
+    q->is_write = is_write;
+    snprintf(q->hint, sizeof q->hint, "%s", hint ? hint : "");
+    if (rec) {
+        q->rec = *rec;
+        q->rec.key = NULL;
+        if (rec->value && rec->vlen < sizeof q->value)
+            memcpy(q->value, rec->value, rec->vlen);
+    }
+    q->cb = cb;
+    q->arg = arg;
+    return 0;
+}
+
+static int f_write(void *ctx, const char *to, const replica_record *rec, const char *hint,
+                   replica_cb cb, void *arg)
+{
+    return record(ctx, to, false, true, rec, hint, cb, arg);
+}
+static int f_read(void *ctx, const char *to, const uint8_t *key, size_t klen, replica_cb cb,
+                  void *arg)
+{
+    (void)key;
+    (void)klen;
+    return record(ctx, to, false, false, NULL, NULL, cb, arg);
+}
+static int f_apply_local(void *ctx, const replica_record *rec, const char *hint, replica_cb cb,
+                         void *arg)
+{
+    return record(ctx, "a", true, true, rec, hint, cb, arg);
+}
+static int f_read_local(void *ctx, const uint8_t *key, size_t klen, replica_cb cb, void *arg)
+{
+    fake *f = ctx;
+    if (f->sync_local_found >= 0) {
+        replica_reply r = {.ok = true, .found = f->sync_local_found == 1};
+        r.rec.key = key;
+        r.rec.klen = klen;
+        r.rec.value = (const uint8_t *)"local";
+        r.rec.vlen = 5;
+        r.rec.version.hlc = 5;
+        snprintf(r.rec.version.origin, sizeof r.rec.version.origin, "a");
+        cb(arg, "a", &r);
+        return 0;
+    }
+    return record(ctx, "a", true, false, NULL, NULL, cb, arg);
+}
+
+/* Answers request i: ok, and for a read found with (hlc, value). */
+static void reply(fake *f, size_t i, bool ok, int found_hlc, const char *value, bool tomb,
+                  uint64_t expires)
+{
+    fake_req *q = &f->req[i];
+    assert_false(q->done);
+    q->done = true;
+    replica_reply r = {.ok = ok, .error = ok ? NULL : "link down", .found = found_hlc >= 0};
+    if (found_hlc >= 0) {
+        r.rec.value = (const uint8_t *)value;
+        r.rec.vlen = value ? strlen(value) : 0;
+        r.rec.tombstone = tomb;
+        r.rec.expires_ms = expires;
+        r.rec.version.hlc = (uint64_t)found_hlc;
+        snprintf(r.rec.version.origin, sizeof r.rec.version.origin, "%s", q->to);
+    }
+    q->cb(q->arg, q->to, &r);
+}
+
+typedef struct result {
+    int calls;
+    wire_status st;
+    char msg[320];
+    char value[64];
+    size_t nreplicas;
+    uint64_t epoch;
+} result;
+
+static void on_done(void *arg, const coord_result *res)
+{
+    result *r = arg;
+    r->calls++;
+    r->st = res->status;
+    snprintf(r->msg, sizeof r->msg, "%s", res->msg ? res->msg : "");
+    snprintf(r->value, sizeof r->value, "%.*s", (int)res->vlen,
+             res->value ? (const char *)res->value : "");
+    r->nreplicas = res->nreplicas;
+    r->epoch = res->epoch;
+}
+
+typedef struct env {
+    struct event_base *base;
+    fake f;
+    coord_ops ops;
+    hlc clock;
+    coord *co;
+} env;
+
+static env *env_new(size_t nt, uint64_t r, uint64_t w, uint64_t timeout_ms)
+{
+    env *e = calloc(1, sizeof *e);
+    e->base = event_base_new();
+    e->f.now = 1000000;
+    e->f.n = 3;
+    e->f.sync_local_found = -1;
+    static const char *ids[] = {"a", "b", "c", "d"};
+    for (size_t i = 0; i < nt; i++)
+        e->f.t[i] = (cluster_target){.id = ids[i], .local = i == 0};
+    e->f.nt = nt;
+    e->ops = (coord_ops){.ctx = &e->f, .now_ms = f_now, .n = f_n, .epoch = f_epoch,
+                         .targets = f_targets, .owners = f_owners, .write = f_write, .read = f_read,
+                         .apply_local = f_apply_local, .read_local = f_read_local};
+    hlc_init(&e->clock, 0);
+    coord_config cfg = {.self_id = "a", .r = r, .w = w, .timeout_ms = timeout_ms};
+    char err[128];
+    e->co = coord_new(e->base, &e->clock, &e->ops, &cfg, err, sizeof err);
+    assert_non_null(e->co);
+    return e;
+}
+
+static void env_free(env *e)
+{
+    coord_free(e->co);
+    event_base_free(e->base);
+    free(e);
+}
+
+static const uint8_t K[] = "key";
+
+static void write_acks_at_w(void **state)
+{
+    (void)state;
+    env *e = env_new(3, 2, 2, 2000);
+    result r = {0};
+    assert_int_equal(coord_write(e->co, false, K, 3, (const uint8_t *)"v1", 2, 0, -1, on_done, &r),
+                     0);
+    assert_int_equal(e->f.nreq, 3);
+    assert_true(e->f.req[0].local);
+    /* one HLC stamp for every replica */
+    assert_true(e->f.req[0].rec.version.hlc > 0);
+    for (size_t i = 1; i < 3; i++) {
+        assert_int_equal(e->f.req[i].rec.version.hlc, e->f.req[0].rec.version.hlc);
+        assert_string_equal(e->f.req[i].rec.version.origin, "a");
+        assert_string_equal(e->f.req[i].value, "v1");
+    }
+    reply(&e->f, 2, true, -1, NULL, false, 0); /* out of order: c first */
+    assert_int_equal(r.calls, 0);
+    reply(&e->f, 0, true, -1, NULL, false, 0);
+    assert_int_equal(r.calls, 1);
+    assert_int_equal(r.st, WIRE_OK);
+    assert_int_equal(r.nreplicas, 2);
+    assert_int_equal(r.epoch, 77);
+    reply(&e->f, 1, true, -1, NULL, false, 0); /* late */
+    assert_int_equal(r.calls, 1);
+    coord_stats st;
+    coord_get_stats(e->co, &st);
+    assert_int_equal(st.writes[COORD_LEVEL_DEFAULT], 1);
+    assert_int_equal(st.in_flight, 0);
+    env_free(e);
+}
+
+static void write_ttl_and_delete(void **state)
+{
+    (void)state;
+    env *e = env_new(1, 2, 2, 2000);
+    e->f.n = 1;
+    result r = {0};
+    coord_write(e->co, false, K, 3, (const uint8_t *)"v", 1, 5000, -1, on_done, &r);
+    assert_int_equal(e->f.req[0].rec.expires_ms, e->f.now + 5000);
+    reply(&e->f, 0, true, -1, NULL, false, 0);
+    assert_int_equal(r.st, WIRE_OK);
+    coord_write(e->co, true, K, 3, NULL, 0, 0, QUORUM_ALL, on_done, &r);
+    assert_true(e->f.req[1].rec.tombstone);
+    assert_true(e->f.req[1].rec.version.hlc > e->f.req[0].rec.version.hlc);
+    reply(&e->f, 1, true, -1, NULL, false, 0);
+    assert_int_equal(r.calls, 2);
+    env_free(e);
+}
+
+static void unavailable_at_once(void **state)
+{
+    (void)state;
+    env *e = env_new(1, 2, 2, 2000);
+    result r = {0};
+    coord_write(e->co, false, K, 3, (const uint8_t *)"v", 1, 0, QUORUM_QUORUM, on_done, &r);
+    assert_int_equal(r.calls, 1);
+    assert_int_equal(r.st, WIRE_ERR_UNAVAILABLE);
+    assert_string_equal(r.msg, "need 2 replicas, 1 up");
+    assert_int_equal(e->f.nreq, 0);
+    coord_stats st;
+    coord_get_stats(e->co, &st);
+    assert_int_equal(st.unavailable, 1);
+    assert_int_equal(st.in_flight, 0);
+    env_free(e);
+}
+
+static void all_needs_every_replica(void **state)
+{
+    (void)state;
+    env *e = env_new(3, 2, 2, 2000);
+    result r = {0};
+    coord_write(e->co, false, K, 3, (const uint8_t *)"v", 1, 0, QUORUM_ALL, on_done, &r);
+    reply(&e->f, 0, true, -1, NULL, false, 0);
+    reply(&e->f, 1, true, -1, NULL, false, 0);
+    assert_int_equal(r.calls, 0);
+    reply(&e->f, 2, false, -1, NULL, false, 0);
+    assert_int_equal(r.calls, 1);
+    assert_int_equal(r.st, WIRE_ERR_UNAVAILABLE);
+    assert_non_null(strstr(r.msg, "2 of 3 replicas acknowledged, 3 needed"));
+    assert_non_null(strstr(r.msg, "link down"));
+    env_free(e);
+}
+
+static void fails_early(void **state)
+{
+    (void)state;
+    env *e = env_new(3, 2, 2, 2000);
+    result r = {0};
+    coord_write(e->co, false, K, 3, (const uint8_t *)"v", 1, 0, -1, on_done, &r);
+    reply(&e->f, 1, false, -1, NULL, false, 0);
+    assert_int_equal(r.calls, 0);
+    reply(&e->f, 2, false, -1, NULL, false, 0);
+    assert_int_equal(r.calls, 1); /* 2 needed, only 1 can still answer */
+    assert_int_equal(r.st, WIRE_ERR_UNAVAILABLE);
+    reply(&e->f, 0, true, -1, NULL, false, 0);
+    assert_int_equal(r.calls, 1);
+    env_free(e);
+}
+
+static void send_refused_counts_as_failure(void **state)
+{
+    (void)state;
+    env *e = env_new(3, 2, 2, 2000);
+    e->f.refuse = true;
+    result r = {0};
+    assert_int_equal(coord_write(e->co, false, K, 3, (const uint8_t *)"v", 1, 0, -1, on_done, &r),
+                     0);
+    assert_int_equal(r.calls, 1);
+    assert_int_equal(r.st, WIRE_ERR_UNAVAILABLE);
+    coord_stats st;
+    coord_get_stats(e->co, &st);
+    assert_int_equal(st.in_flight, 0);
+    env_free(e);
+}
+
+static void times_out(void **state)
+{
+    (void)state;
+    env *e = env_new(3, 2, 2, 30);
+    result r = {0};
+    coord_write(e->co, false, K, 3, (const uint8_t *)"v", 1, 0, -1, on_done, &r);
+    reply(&e->f, 0, true, -1, NULL, false, 0);
+    e->f.now += 31;
+    event_base_loop(e->base, EVLOOP_ONCE);
+    assert_int_equal(r.calls, 1);
+    assert_int_equal(r.st, WIRE_ERR_TIMEOUT);
+    assert_string_equal(r.msg, "1 of 3 acknowledged, 2 needed, after 30 ms");
+    reply(&e->f, 1, true, -1, NULL, false, 0); /* late: ignored */
+    reply(&e->f, 2, false, -1, NULL, false, 0);
+    assert_int_equal(r.calls, 1);
+    coord_stats st;
+    coord_get_stats(e->co, &st);
+    assert_int_equal(st.timeouts, 1);
+    assert_int_equal(st.in_flight, 0);
+    env_free(e);
+}
+
+static void read_newest_and_repair(void **state)
+{
+    (void)state;
+    env *e = env_new(3, 2, 2, 2000);
+    result r = {0};
+    coord_get(e->co, K, 3, -1, on_done, &r);
+    assert_int_equal(e->f.nreq, 3); /* every replica is asked */
+    reply(&e->f, 0, true, 10, "old", false, 0);
+    reply(&e->f, 1, true, 20, "new", false, 0);
+    assert_int_equal(r.calls, 1);
+    assert_int_equal(r.st, WIRE_OK);
+    assert_string_equal(r.value, "new");
+    assert_int_equal(e->f.nreq, 3); /* repair waits for every answer */
+    reply(&e->f, 2, true, -1, NULL, false, 0); /* c has nothing */
+    assert_int_equal(e->f.nreq, 5);
+    /* a (local, older) and c (missing) get the newest record */
+    bool to_a = false, to_c = false;
+    for (size_t i = 3; i < 5; i++) {
+        fake_req *q = &e->f.req[i];
+        assert_true(q->is_write);
+        assert_int_equal(q->rec.version.hlc, 20);
+        assert_string_equal(q->rec.version.origin, "b");
+        assert_string_equal(q->value, "new");
+        to_a |= q->local;
+        to_c |= strcmp(q->to, "c") == 0;
+        reply(&e->f, i, true, -1, NULL, false, 0);
+    }
+    assert_true(to_a && to_c);
+    coord_stats st;
+    coord_get_stats(e->co, &st);
+    assert_int_equal(st.read_repairs, 2);
+    assert_int_equal(st.reads[COORD_LEVEL_DEFAULT], 1);
+    env_free(e);
+}
+
+static void read_tombstone_and_expired_are_not_found(void **state)
+{
+    (void)state;
+    env *e = env_new(3, 2, 2, 2000);
+    result r = {0};
+    coord_get(e->co, K, 3, QUORUM_ONE, on_done, &r);
+    reply(&e->f, 1, true, 30, NULL, true, 0);
+    assert_int_equal(r.st, WIRE_NOT_FOUND);
+    reply(&e->f, 0, true, 10, "x", false, 0);
+    reply(&e->f, 2, false, -1, NULL, false, 0); /* c failed: not repaired */
+    assert_int_equal(e->f.nreq, 4);                /* the tombstone spreads to a */
+    assert_true(e->f.req[3].rec.tombstone);
+    reply(&e->f, 3, true, -1, NULL, false, 0);
+
+    result r2 = {0};
+    coord_get(e->co, K, 3, QUORUM_ONE, on_done, &r2);
+    reply(&e->f, 4, true, 40, "gone", false, e->f.now - 1);
+    assert_int_equal(r2.st, WIRE_NOT_FOUND);
+    reply(&e->f, 5, true, 40, "gone", false, e->f.now - 1);
+    reply(&e->f, 6, true, 40, "gone", false, e->f.now - 1);
+    env_free(e);
+}
+
+static void read_not_found_anywhere(void **state)
+{
+    (void)state;
+    env *e = env_new(3, 2, 2, 2000);
+    result r = {0};
+    coord_get(e->co, K, 3, -1, on_done, &r);
+    for (size_t i = 0; i < 3; i++)
+        reply(&e->f, i, true, -1, NULL, false, 0);
+    assert_int_equal(r.st, WIRE_NOT_FOUND);
+    assert_int_equal(e->f.nreq, 3); /* nothing to repair */
+    env_free(e);
+}
+
+static void single_node_completes_synchronously(void **state)
+{
+    (void)state;
+    env *e = env_new(1, 2, 2, 2000);
+    e->f.n = 1;
+    e->f.sync_local_found = 1;
+    result r = {0};
+    coord_get(e->co, K, 3, -1, on_done, &r); /* r=2 is capped by N=1 */
+    assert_int_equal(r.calls, 1);
+    assert_int_equal(r.st, WIRE_OK);
+    assert_string_equal(r.value, "local");
+    coord_stats st;
+    coord_get_stats(e->co, &st);
+    assert_int_equal(st.in_flight, 0);
+    env_free(e);
+}
+
+static void hints_reach_stand_ins(void **state)
+{
+    (void)state;
+    env *e = env_new(3, 2, 2, 2000);
+    e->f.t[2] = (cluster_target){.id = "d", .local = false, .hint_for = "c"};
+    result r = {0};
+    coord_write(e->co, false, K, 3, (const uint8_t *)"v", 1, 0, -1, on_done, &r);
+    assert_string_equal(e->f.req[2].to, "d");
+    assert_string_equal(e->f.req[2].hint, "c");
+    assert_string_equal(e->f.req[1].hint, "");
+    for (size_t i = 0; i < 3; i++)
+        reply(&e->f, i, true, -1, NULL, false, 0);
+    assert_int_equal(r.st, WIRE_OK);
+    env_free(e);
+}
+
+static void coordinator_hints_owner_without_stand_in(void **state)
+{
+    (void)state;
+    env *e = env_new(2, 2, 2, 2000); /* c is down and nobody can stand in */
+    e->f.own[0] = (cluster_target){.id = "a", .local = true};
+    e->f.own[1] = (cluster_target){.id = "b"};
+    e->f.own[2] = (cluster_target){.id = "c"};
+    e->f.nown = 3;
+    result r = {0};
+    coord_write(e->co, false, K, 3, (const uint8_t *)"v", 1, 0, -1, on_done, &r);
+    assert_int_equal(e->f.nreq, 3);
+    assert_true(e->f.req[2].local);
+    assert_string_equal(e->f.req[2].hint, "c");
+    reply(&e->f, 2, true, -1, NULL, false, 0); /* the hint does not count toward W */
+    reply(&e->f, 0, true, -1, NULL, false, 0);
+    assert_int_equal(r.calls, 0);
+    reply(&e->f, 1, true, -1, NULL, false, 0);
+    assert_int_equal(r.st, WIRE_OK);
+    env_free(e);
+}
+
+static void stranger_reply_ignored(void **state)
+{
+    (void)state;
+    env *e = env_new(3, 2, 2, 2000);
+    result r = {0};
+    coord_write(e->co, false, K, 3, (const uint8_t *)"v", 1, 0, -1, on_done, &r);
+    snprintf(e->f.req[1].to, sizeof e->f.req[1].to, "zz"); /* answers under another id */
+    reply(&e->f, 1, true, -1, NULL, false, 0);
+    reply(&e->f, 0, true, -1, NULL, false, 0);
+    assert_int_equal(r.calls, 0);
+    reply(&e->f, 2, true, -1, NULL, false, 0);
+    assert_int_equal(r.calls, 1);
+    env_free(e);
+}
+
+static void free_with_requests_in_flight(void **state)
+{
+    (void)state;
+    env *e = env_new(3, 2, 2, 2000);
+    result r = {0};
+    coord_get(e->co, K, 3, -1, on_done, &r);
+    coord_free(e->co); /* answers at once; lives until the replies come */
+    assert_int_equal(r.calls, 1);
+    assert_int_equal(r.st, WIRE_ERR_INTERNAL);
+    for (size_t i = 0; i < 3; i++)
+        reply(&e->f, i, true, (int)i, "v", false, 0);
+    assert_int_equal(r.calls, 1);
+    e->co = NULL;
+    env_free(e);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(write_acks_at_w),
+        cmocka_unit_test(write_ttl_and_delete),
+        cmocka_unit_test(unavailable_at_once),
+        cmocka_unit_test(all_needs_every_replica),
+        cmocka_unit_test(fails_early),
+        cmocka_unit_test(send_refused_counts_as_failure),
+        cmocka_unit_test(times_out),
+        cmocka_unit_test(read_newest_and_repair),
+        cmocka_unit_test(read_tombstone_and_expired_are_not_found),
+        cmocka_unit_test(read_not_found_anywhere),
+        cmocka_unit_test(single_node_completes_synchronously),
+        cmocka_unit_test(hints_reach_stand_ins),
+        cmocka_unit_test(coordinator_hints_owner_without_stand_in),
+        cmocka_unit_test(stranger_reply_ignored),
+        cmocka_unit_test(free_with_requests_in_flight),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
