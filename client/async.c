@@ -592,7 +592,7 @@ rkv_status rkv_async_get(rkv_async *ac, const void *key, size_t klen, rkv_async_
     rkv_status st = check_key(ac, key, klen);
     if (st != RKV_OK)
         return st;
-    wire_request req = {.op = WIRE_OP_GET, .key = {key, klen}};
+    wire_request req = {.op = WIRE_OP_GET, .consistency = -1, .key = {key, klen}};
     return issue(ac, &req, cb, arg);
 }
 
@@ -606,7 +606,7 @@ rkv_status rkv_async_put(rkv_async *ac, const void *key, size_t klen, const void
         return st;
     if (!value && vlen)
         return refuse(ac, RKV_ERR_ARG, "value is NULL but its length is %zu", vlen);
-    wire_request req = {.op = WIRE_OP_PUT,
+    wire_request req = {.op = WIRE_OP_PUT, .consistency = -1,
                         .key = {key, klen},
                         .value = {value ? value : (const void *)"", vlen},
                         .ttl_ms = ttl_ms};
@@ -620,7 +620,7 @@ rkv_status rkv_async_del(rkv_async *ac, const void *key, size_t klen, rkv_async_
     rkv_status st = check_key(ac, key, klen);
     if (st != RKV_OK)
         return st;
-    wire_request req = {.op = WIRE_OP_DEL, .key = {key, klen}};
+    wire_request req = {.op = WIRE_OP_DEL, .consistency = -1, .key = {key, klen}};
     return issue(ac, &req, cb, arg);
 }
 

@@ -35,6 +35,7 @@ typedef struct cli {
     rkv_client *c;
     const char *host;
     int json;        /* --json: stats and members as JSON */
+    int verbose;     /* --verbose: say which node coordinated and which replicas answered */
     int interactive; /* at the prompt: errors do not end the program */
     int tty_out;
 } cli;
@@ -162,6 +163,21 @@ static int read_stdin(char **out, size_t *outlen)
     return 0;
 }
 
+/* --verbose: the coordinator and the replicas that answered, on stderr. */
+static void report_replicas(const cli *cl)
+{
+    if (!cl->verbose)
+        return;
+    size_t n;
+    const char *const *r = rkv_last_replicas(cl->c, &n);
+    fprintf(stderr, "coordinator: %s; replicas: ", rkv_last_node(cl->c));
+    if (n == 0)
+        fputs("(not reported by the node)", stderr);
+    for (size_t i = 0; i < n; i++)
+        fprintf(stderr, "%s%s", i ? ", " : "", r[i]);
+    fputc('\n', stderr);
+}
+
 /* ---- commands ---- */
 
 static int cmd_get(cli *cl, int argc, const cli_arg *argv)
@@ -170,6 +186,7 @@ static int cmd_get(cli *cl, int argc, const cli_arg *argv)
     void *v;
     size_t vlen;
     rkv_status st = rkv_get(cl->c, argv[0].s, argv[0].len, &v, &vlen);
+    report_replicas(cl);
     if (st == RKV_NOT_FOUND) {
         fputs("(not found) ", stderr);
         put_escaped(stderr, argv[0].s, argv[0].len);
@@ -217,6 +234,7 @@ static int cmd_put(cli *cl, int argc, const cli_arg *argv)
         val = in;
     }
     rkv_status st = rkv_put(cl->c, pos[0]->s, pos[0]->len, val, vlen, ttl);
+    report_replicas(cl);
     free(in);
     if (st != RKV_OK)
         return client_error(cl, st);
@@ -228,6 +246,7 @@ static int cmd_del(cli *cl, int argc, const cli_arg *argv)
 {
     (void)argc;
     rkv_status st = rkv_del(cl->c, argv[0].s, argv[0].len);
+    report_replicas(cl);
     if (st != RKV_OK)
         return client_error(cl, st);
     puts("OK");
@@ -390,6 +409,53 @@ static int cmd_remove(cli *cl, int argc, const cli_arg *argv)
     return 0;
 }
 
+static int cmd_ring(cli *cl, int argc, const cli_arg *argv)
+{
+    (void)argc, (void)argv;
+    struct rkv_topology *t;
+    rkv_status st = rkv_topology(cl->c, &t);
+    if (st != RKV_OK)
+        return client_error(cl, st);
+    printf("epoch %016" PRIx64 "  replicas per key (N) %" PRIu64 "  members %zu\n", t->epoch, t->n,
+           t->nmembers);
+    int w[3] = {2, 6, 5};
+    for (size_t i = 0; i < t->nmembers; i++) {
+        const char *v[3] = {t->members[i].id, t->members[i].client_addr, t->members[i].state};
+        for (int k = 0; k < 3; k++)
+            if ((int)strlen(v[k]) > w[k])
+                w[k] = (int)strlen(v[k]);
+    }
+    printf("%-*s  %-*s  %-*s  %6s  %7s\n", w[0], "ID", w[1], "CLIENT", w[2], "STATE", "VNODES",
+           "SHARE");
+    for (size_t i = 0; i < t->nmembers; i++) {
+        const rkv_topology_member *m = &t->members[i];
+        printf("%-*s  %-*s  %-*s  %6" PRIu64 "  %6.2f%%\n", w[0], m->id, w[1], m->client_addr, w[2],
+               m->state, m->vnodes, m->share * 100.0);
+    }
+    rkv_topology_free(t);
+    return 0;
+}
+
+static int cmd_locate(cli *cl, int argc, const cli_arg *argv)
+{
+    (void)argc;
+    struct rkv_topology *t;
+    rkv_status st = rkv_topology(cl->c, &t);
+    if (st != RKV_OK)
+        return client_error(cl, st);
+    size_t idx[64];
+    uint64_t token;
+    size_t want = t->n < 64 ? (size_t)t->n : 64;
+    size_t n = rkv_topology_locate(t, argv[0].s, argv[0].len, &token, idx, want);
+    printf("token %016" PRIx64 "\n", token);
+    for (size_t i = 0; i < n; i++) {
+        const rkv_topology_member *m = &t->members[idx[i]];
+        printf("%zu  %s  %s  %s\n", i + 1, m->id, m->client_addr, m->state);
+    }
+    rkv_topology_free(t);
+    return 0;
+}
+
 static int cmd_help(cli *cl, int argc, const cli_arg *argv);
 
 static const cli_cmd commands[] = {
@@ -402,6 +468,9 @@ static const cli_cmd commands[] = {
     {"members", 0, 1, "members [--json]",
      "list the cluster members: state, incarnation, how long in that state", cmd_members},
     {"remove", 1, 1, "remove ID", "remove a dead (or left) member for good", cmd_remove},
+    {"ring", 0, 0, "ring", "show each ring member's share of the keys", cmd_ring},
+    {"locate", 1, 1, "locate KEY", "show KEY's token and its replicas in preference order",
+     cmd_locate},
     {"help", 0, 0, "help", "list the commands", cmd_help},
     {"quit", 0, 0, "quit, exit", "leave the prompt", NULL},
     {NULL, 0, 0, NULL, NULL, NULL},
@@ -616,6 +685,10 @@ static void usage(FILE *f)
             "  -h, --host HOST:PORT[,...] nodes to try in turn; [v6]:PORT for IPv6\n"
             "                             (default: $RINGKV_HOST, else %s)\n"
             "      --timeout MS           connect and request timeout (default 5000)\n"
+            "  -c, --consistency LEVEL    one, quorum or all replicas for get, put and del\n"
+            "                             (default: the node's [replication] setting)\n"
+            "  -v, --verbose              say which node coordinated a get, put or del\n"
+            "                             and which replicas answered (on stderr)\n"
             "      --json                 print stats and members as JSON\n"
             "      --help                 show this help and exit\n"
             "      --version              show the version and exit\n"
@@ -636,8 +709,10 @@ int main(int argc, char **argv)
     static const struct option longopts[] = {
         {"host", required_argument, NULL, 'h'}, {"timeout", required_argument, NULL, 't'},
         {"json", no_argument, NULL, 'j'},       {"help", no_argument, NULL, 'H'},
-        {"version", no_argument, NULL, 'V'},    {NULL, 0, NULL, 0},
+        {"version", no_argument, NULL, 'V'},    {"consistency", required_argument, NULL, 'c'},
+        {"verbose", no_argument, NULL, 'v'},    {NULL, 0, NULL, 0},
     };
+    rkv_consistency level = RKV_CONSISTENCY_DEFAULT;
     cli cl = {.host = getenv("RINGKV_HOST"), .tty_out = isatty(STDOUT_FILENO)};
     if (!cl.host || !*cl.host)
         cl.host = CLI_DEFAULT_HOST;
@@ -645,13 +720,26 @@ int main(int argc, char **argv)
 
     opterr = 0;
     /* '+': options end at the command, so a value like "-5" stays a value. */
-    for (int opt; (opt = getopt_long(argc, argv, "+:h:", longopts, NULL)) != -1;) {
+    for (int opt; (opt = getopt_long(argc, argv, "+:h:c:v", longopts, NULL)) != -1;) {
         switch (opt) {
         case 'h':
             cl.host = optarg;
             break;
         case 'j':
             cl.json = 1;
+            break;
+        case 'v':
+            cl.verbose = 1;
+            break;
+        case 'c':
+            if (strcmp(optarg, "one") == 0)
+                level = RKV_CONSISTENCY_ONE;
+            else if (strcmp(optarg, "quorum") == 0)
+                level = RKV_CONSISTENCY_QUORUM;
+            else if (strcmp(optarg, "all") == 0)
+                level = RKV_CONSISTENCY_ALL;
+            else
+                return cli_error("--consistency wants one, quorum or all, not '%s'", optarg);
             break;
         case 'H':
             usage(stdout);
@@ -696,6 +784,8 @@ int main(int argc, char **argv)
     int rc;
     if (!cl.c)
         rc = cli_error("%s", err);
+    else if (rkv_set_consistency(cl.c, level) != RKV_OK)
+        rc = cli_error("%s", rkv_errstr(cl.c));
     else if (!cmd)
         rc = run_prompt(&cl);
     else

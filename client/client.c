@@ -1,11 +1,15 @@
 /* client: the synchronous libringkv client (ringkv.h).
  *
- * One connection per client, on a non-blocking socket driven with poll() so
- * that connecting, sending and waiting for a reply each honour a deadline.
- * proto/wire.c encodes and decodes the frames; this file owns the socket,
- * timeouts, reconnects and the error messages users read.
+ * One link (a lazily opened connection with its read buffer) per node the
+ * client talks to: the seeds it was given, then the members of the fetched
+ * topology. Keys are routed with client/ring.c, the ring the nodes use.
+ * Sockets are non-blocking and driven with poll() so that connecting,
+ * sending and waiting for a reply each honour a deadline. proto/wire.c
+ * encodes and decodes the frames; this file owns the sockets, timeouts,
+ * routing, failover and the error messages users read.
  */
 #include "ringkv.h"
+#include "ring.h"
 #include "wire.h"
 
 #include <errno.h>
@@ -38,26 +42,54 @@ _Static_assert(RKV_ERR_INTERNAL == (int)WIRE_ERR_INTERNAL &&
                    RKV_ERR_BAD_REQUEST == (int)WIRE_ERR_BAD_REQUEST,
                "rkv_status and wire_status share the numbers 0..6");
 
+/* Topology refreshes happen at most this often (a flapping node must not
+ * turn every request into two). */
+#define RKV_TOPO_MIN_INTERVAL_MS 100
+/* Nodes too old to know TOPOLOGY are asked again only this often. */
+#define RKV_TOPO_OLD_NODE_INTERVAL_MS 10000
+
 typedef struct rkv_addr {
     char *host; /* without the brackets of an IPv6 literal */
     char port[6];
-    char *name; /* as the user wrote it, for messages */
+    char *name; /* as the user (or the topology) wrote it, for messages */
 } rkv_addr;
 
-struct rkv_client {
-    rkv_addr *addrs;
-    size_t naddrs;
-    size_t cur; /* address of the open, or last good, connection */
-    int fd;     /* -1 when not connected */
-    int connect_ms;
-    int request_ms;
-    uint64_t next_id;
-    msgpack_sbuffer sb; /* the request being sent */
-    msgpack_zone zone;  /* scratch for decoding the reply */
-    uint8_t *rbuf;      /* received bytes: rbuf[0..rlen) */
+/* One node the client may talk to, and its connection. */
+typedef struct rkv_link {
+    rkv_addr a;
+    int fd;        /* -1 when not connected */
+    uint8_t *rbuf; /* received bytes: rbuf[0..rlen) */
     size_t rcap;
     size_t rlen;
     size_t rused; /* bytes of rbuf taken by the frame last returned */
+} rkv_link;
+
+/* A ring member as routing needs it. */
+typedef struct rkv_route {
+    size_t link; /* index into links, or SIZE_MAX when its address is unusable */
+    int up;      /* alive or suspect in the topology */
+} rkv_route;
+
+struct rkv_client {
+    rkv_link *links; /* [0, nseeds): the seeds; then members met in topologies */
+    size_t nlinks, caplinks, nseeds;
+    size_t cur; /* link of the open, or last good, connection */
+    int connect_ms;
+    int request_ms;
+    int consistency; /* rkv_consistency for GET, PUT, DEL */
+    uint64_t next_id;
+    msgpack_sbuffer sb; /* the request being sent */
+    msgpack_zone zone;  /* scratch for decoding the reply */
+
+    struct rkv_topology *topo; /* routing view, or NULL (not fetched, or old nodes) */
+    rkv_route *routes;         /* per topo member */
+    int topo_stale;            /* a reply carried another epoch */
+    int64_t topo_tried_ms;     /* last fetch attempt, for the rate limit */
+    int topo_tried;            /* a fetch was attempted at all */
+    int topo_wait_ms;          /* between fetch attempts */
+
+    char **replicas; /* the last data op's answering replicas (from meta) */
+    size_t nreplicas;
     char errstr[512];
 };
 
@@ -95,9 +127,14 @@ static void append(rkv_client *c, const char *fmt, ...)
     va_end(ap);
 }
 
+static rkv_link *cur_link(const rkv_client *c)
+{
+    return &c->links[c->cur];
+}
+
 static const char *cur_name(const rkv_client *c)
 {
-    return c->addrs[c->cur].name;
+    return c->links[c->cur].a.name;
 }
 
 /* ---- address list ---- */
@@ -168,16 +205,29 @@ bad:
     return -1;
 }
 
+/* A new link for a parsed address (taken over); its index, or -1. */
+static long add_link(rkv_client *c, rkv_addr *a)
+{
+    if (c->nlinks == c->caplinks) {
+        size_t cap = c->caplinks ? 2 * c->caplinks : 4;
+        rkv_link *p = realloc(c->links, cap * sizeof *p);
+        if (!p)
+            return -1;
+        c->links = p;
+        c->caplinks = cap;
+    }
+    c->links[c->nlinks] = (rkv_link){.a = *a, .fd = -1};
+    return (long)c->nlinks++;
+}
+
+static void free_addr(rkv_addr *a)
+{
+    free(a->host);
+    free(a->name);
+}
+
 static int parse_addrs(rkv_client *c, const char *list, char *err, size_t errlen)
 {
-    size_t n = 1;
-    for (const char *p = list; *p; p++)
-        n += *p == ',';
-    c->addrs = calloc(n, sizeof *c->addrs);
-    if (!c->addrs) {
-        snprintf(err, errlen, "out of memory");
-        return -1;
-    }
     for (const char *p = list;;) {
         const char *end = strchr(p, ',');
         if (!end)
@@ -187,13 +237,24 @@ static int parse_addrs(rkv_client *c, const char *list, char *err, size_t errlen
             b++;
         while (e > b && (e[-1] == ' ' || e[-1] == '\t'))
             e--;
-        if (b < e && parse_addr(b, (size_t)(e - b), &c->addrs[c->naddrs++], err, errlen) < 0)
-            return -1;
+        if (b < e) {
+            rkv_addr a = {0};
+            if (parse_addr(b, (size_t)(e - b), &a, err, errlen) < 0) {
+                free_addr(&a);
+                return -1;
+            }
+            if (add_link(c, &a) < 0) {
+                free_addr(&a);
+                snprintf(err, errlen, "out of memory");
+                return -1;
+            }
+        }
         if (!*end)
             break;
         p = end + 1;
     }
-    if (c->naddrs == 0) {
+    c->nseeds = c->nlinks;
+    if (c->nlinks == 0) {
         snprintf(err, errlen, "no node address given (expected host:port)");
         return -1;
     }
@@ -219,13 +280,18 @@ static int wait_fd(int fd, short events, int64_t deadline)
     }
 }
 
+static void link_close(rkv_link *l)
+{
+    if (l->fd >= 0)
+        close(l->fd);
+    l->fd = -1;
+    l->rlen = 0;
+    l->rused = 0;
+}
+
 static void conn_close(rkv_client *c)
 {
-    if (c->fd >= 0)
-        close(c->fd);
-    c->fd = -1;
-    c->rlen = 0;
-    c->rused = 0;
+    link_close(cur_link(c));
 }
 
 /* Connects to one resolved address before deadline. Returns the fd, or -1
@@ -287,23 +353,27 @@ static int connect_addr(const rkv_client *c, const rkv_addr *a, char *why, size_
     return fd;
 }
 
-/* Tries every address once, starting from the last one that worked. */
+/* Tries every seed once, starting from the last one that worked (a member
+ * met through the topology first, when that is the current link). */
 static rkv_status connect_any(rkv_client *c)
 {
     char why[256];
     c->errstr[0] = '\0';
-    for (size_t k = 0; k < c->naddrs; k++) {
-        size_t i = (c->cur + k) % c->naddrs;
-        int fd = connect_addr(c, &c->addrs[i], why, sizeof why);
-        if (fd >= 0) {
-            c->fd = fd;
+    size_t first = c->cur < c->nseeds ? c->cur : 0;
+    size_t ntry = c->nseeds + (c->cur >= c->nseeds);
+    for (size_t k = 0; k < ntry; k++) {
+        size_t i = c->cur >= c->nseeds ? (k == 0 ? c->cur : k - 1) : (first + k) % c->nseeds;
+        rkv_link *l = &c->links[i];
+        if (l->fd < 0)
+            l->fd = connect_addr(c, &l->a, why, sizeof why);
+        if (l->fd >= 0) {
             c->cur = i;
             c->errstr[0] = '\0';
             return RKV_OK;
         }
-        if (c->naddrs == 1)
-            return fail(c, RKV_ERR_IO, "cannot connect to %s: %s", c->addrs[i].name, why);
-        append(c, "%s%s (%s)", k ? ", " : "cannot connect to any node: ", c->addrs[i].name, why);
+        if (ntry == 1)
+            return fail(c, RKV_ERR_IO, "cannot connect to %s: %s", l->a.name, why);
+        append(c, "%s%s (%s)", k ? ", " : "cannot connect to any node: ", l->a.name, why);
     }
     return RKV_ERR_IO;
 }
@@ -313,7 +383,7 @@ static rkv_status connect_any(rkv_client *c)
 static int conn_closed_by_peer(const rkv_client *c)
 {
     char b;
-    ssize_t n = recv(c->fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
+    ssize_t n = recv(cur_link(c)->fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
     if (n == 0)
         return 1;
     /* Bytes waiting are a stray reply, which the reply loop drops by id. */
@@ -328,11 +398,11 @@ static int send_all(rkv_client *c, int64_t deadline, size_t *sent)
     while (*sent < len) {
         /* MSG_NOSIGNAL: a closed peer is an error return, not a SIGPIPE that
          * would kill the embedding program. */
-        ssize_t n = send(c->fd, buf + *sent, len - *sent, MSG_NOSIGNAL);
+        ssize_t n = send(cur_link(c)->fd, buf + *sent, len - *sent, MSG_NOSIGNAL);
         if (n > 0) {
             *sent += (size_t)n;
         } else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-            int rc = wait_fd(c->fd, POLLOUT, deadline);
+            int rc = wait_fd(cur_link(c)->fd, POLLOUT, deadline);
             if (rc <= 0)
                 return rc == 0 ? XFER_TIMEOUT : XFER_IO;
         } else if (n < 0 && errno != EINTR) {
@@ -342,18 +412,18 @@ static int send_all(rkv_client *c, int64_t deadline, size_t *sent)
     return XFER_OK;
 }
 
-static int grow_rbuf(rkv_client *c, size_t need)
+static int grow_rbuf(rkv_link *l, size_t need)
 {
-    if (c->rcap >= need)
+    if (l->rcap >= need)
         return 0;
-    size_t cap = c->rcap * 2 > need ? c->rcap * 2 : need;
+    size_t cap = l->rcap * 2 > need ? l->rcap * 2 : need;
     if (cap > RKV_MAX_REPLY + WIRE_HEADER_BYTES && need <= RKV_MAX_REPLY + WIRE_HEADER_BYTES)
         cap = RKV_MAX_REPLY + WIRE_HEADER_BYTES;
-    uint8_t *p = realloc(c->rbuf, cap);
+    uint8_t *p = realloc(l->rbuf, cap);
     if (!p)
         return -1;
-    c->rbuf = p;
-    c->rcap = cap;
+    l->rbuf = p;
+    l->rcap = cap;
     return 0;
 }
 
@@ -361,41 +431,42 @@ static int grow_rbuf(rkv_client *c, size_t need)
  * stay valid until the next call. On XFER_TOOBIG *len is the frame's claim. */
 static int read_frame(rkv_client *c, int64_t deadline, const uint8_t **body, size_t *len)
 {
-    if (c->rused) {
-        memmove(c->rbuf, c->rbuf + c->rused, c->rlen - c->rused);
-        c->rlen -= c->rused;
-        c->rused = 0;
+    rkv_link *l = cur_link(c);
+    if (l->rused) {
+        memmove(l->rbuf, l->rbuf + l->rused, l->rlen - l->rused);
+        l->rlen -= l->rused;
+        l->rused = 0;
     }
     for (;;) {
-        if (c->rlen >= WIRE_HEADER_BYTES) {
-            size_t flen = wire_frame_len(c->rbuf);
+        if (l->rlen >= WIRE_HEADER_BYTES) {
+            size_t flen = wire_frame_len(l->rbuf);
             if (flen > RKV_MAX_REPLY) {
                 *len = flen;
                 return XFER_TOOBIG;
             }
             size_t need = WIRE_HEADER_BYTES + flen;
-            if (c->rlen >= need) {
-                *body = c->rbuf + WIRE_HEADER_BYTES;
+            if (l->rlen >= need) {
+                *body = l->rbuf + WIRE_HEADER_BYTES;
                 *len = flen;
-                c->rused = need;
+                l->rused = need;
                 return XFER_OK;
             }
-            if (grow_rbuf(c, need) < 0) {
+            if (grow_rbuf(l, need) < 0) {
                 *len = flen;
                 return XFER_NOMEM;
             }
-        } else if (grow_rbuf(c, RKV_RBUF_MIN) < 0) {
+        } else if (grow_rbuf(l, RKV_RBUF_MIN) < 0) {
             *len = RKV_RBUF_MIN;
             return XFER_NOMEM;
         }
-        ssize_t n = recv(c->fd, c->rbuf + c->rlen, c->rcap - c->rlen, 0);
+        ssize_t n = recv(l->fd, l->rbuf + l->rlen, l->rcap - l->rlen, 0);
         if (n > 0) {
-            c->rlen += (size_t)n;
+            l->rlen += (size_t)n;
         } else if (n == 0) {
             errno = 0;
             return XFER_IO;
         } else if (errno == EAGAIN || errno == EWOULDBLOCK) {
-            int rc = wait_fd(c->fd, POLLIN, deadline);
+            int rc = wait_fd(l->fd, POLLIN, deadline);
             if (rc <= 0)
                 return rc == 0 ? XFER_TIMEOUT : XFER_IO;
         } else if (errno != EINTR) {
@@ -407,10 +478,11 @@ static int read_frame(rkv_client *c, int64_t deadline, const uint8_t **body, siz
 /* Releases buffers that one big request or reply blew up. */
 static void trim_buffers(rkv_client *c)
 {
-    if (c->rcap > RKV_KEEP_BYTES && c->rlen == c->rused) {
-        free(c->rbuf);
-        c->rbuf = NULL;
-        c->rcap = c->rlen = c->rused = 0;
+    rkv_link *l = cur_link(c);
+    if (l->rcap > RKV_KEEP_BYTES && l->rlen == l->rused) {
+        free(l->rbuf);
+        l->rbuf = NULL;
+        l->rcap = l->rlen = l->rused = 0;
     }
     if (c->sb.alloc > RKV_KEEP_BYTES) {
         msgpack_sbuffer_destroy(&c->sb);
@@ -423,15 +495,28 @@ static void trim_buffers(rkv_client *c)
  * RKV_OK, or an error; on an RKV_ERR_IO that broke the connection while
  * sending, *send_err is the errno and the socket is left open so that a
  * reply the node sent before closing can still be read. */
-static rkv_status send_request(rkv_client *c, int64_t *deadline, int *send_err)
+static rkv_status connect_cur(rkv_client *c)
+{
+    char why[256];
+    rkv_link *l = cur_link(c);
+    l->fd = connect_addr(c, &l->a, why, sizeof why);
+    if (l->fd < 0)
+        return fail(c, RKV_ERR_IO, "cannot connect to %s: %s", l->a.name, why);
+    return RKV_OK;
+}
+
+/* pinned: use only the current link (routing picks it); otherwise any seed
+ * will do. A connection failure returns RKV_ERR_IO with *send_err 0: nothing
+ * was sent. */
+static rkv_status send_request(rkv_client *c, int pinned, int64_t *deadline, int *send_err)
 {
     *send_err = 0;
     for (int attempt = 0;; attempt++) {
         int fresh = 0;
-        if (c->fd >= 0 && conn_closed_by_peer(c))
+        if (cur_link(c)->fd >= 0 && conn_closed_by_peer(c))
             conn_close(c);
-        if (c->fd < 0) {
-            rkv_status st = connect_any(c);
+        if (cur_link(c)->fd < 0) {
+            rkv_status st = pinned ? connect_cur(c) : connect_any(c);
             if (st != RKV_OK)
                 return st;
             fresh = 1;
@@ -534,28 +619,358 @@ static rkv_status read_reply(rkv_client *c, uint64_t id, int64_t deadline, int s
     }
 }
 
-/* One request and its reply. On RKV_OK and RKV_NOT_FOUND, *resp points into
- * the client's buffers until the next request. */
-static rkv_status roundtrip(rkv_client *c, wire_request *req, wire_response *resp)
+/* Encodes req with a fresh id into c->sb. */
+static rkv_status encode(rkv_client *c, wire_request *req)
 {
-    c->errstr[0] = '\0';
     req->id = ++c->next_id;
     msgpack_sbuffer_clear(&c->sb);
     wire_encode_request(&c->sb, req);
     if (c->sb.size < WIRE_HEADER_BYTES + req->key.len + req->value.len)
         return fail(c, RKV_ERR_INTERNAL, "out of memory encoding a request of %zu bytes",
                     req->key.len + req->value.len);
+    return RKV_OK;
+}
 
+/* Sends c->sb on the current link (pinned) or any seed, and reads the reply
+ * to id. *nothing_sent says the request never left, so another node may be
+ * tried safely. */
+static rkv_status exchange(rkv_client *c, uint64_t id, int pinned, wire_response *resp,
+                           int *nothing_sent)
+{
     int64_t deadline;
     int send_err;
-    rkv_status st = send_request(c, &deadline, &send_err);
+    rkv_status st = send_request(c, pinned, &deadline, &send_err);
+    *nothing_sent = st == RKV_ERR_IO && !send_err;
     if (st != RKV_OK && !send_err)
         return st;
     /* From here the node may have acted on the request (a write may be
      * applied), so no failure below is retried: the caller decides. Even
      * after a broken send, a reply may be waiting: a node that refuses a
      * request answers before it closes. */
-    return read_reply(c, req->id, deadline, send_err, resp);
+    return read_reply(c, id, deadline, send_err, resp);
+}
+
+/* ---- topology and routing ---- */
+
+/* Appends "; add" (or add, first) to dst, cutting what does not fit. */
+static void join_err(char *dst, size_t cap, const char *add)
+{
+    size_t used = strlen(dst);
+    if (used && used + 2 < cap) {
+        memcpy(dst + used, "; ", 3);
+        used += 2;
+    }
+    size_t n = strlen(add);
+    if (n > cap - 1 - used)
+        n = cap - 1 - used;
+    memcpy(dst + used, add, n);
+    dst[used + n] = '\0';
+}
+
+static void clear_replicas(rkv_client *c)
+{
+    for (size_t i = 0; i < c->nreplicas; i++)
+        free(c->replicas[i]);
+    free(c->replicas);
+    c->replicas = NULL;
+    c->nreplicas = 0;
+}
+
+/* Keeps what a data op's reply says about its replicas and ring. */
+static void note_meta(rkv_client *c, const wire_response *resp)
+{
+    if (!resp->has_meta)
+        return;
+    if (c->topo && resp->epoch != c->topo->epoch)
+        c->topo_stale = 1;
+    c->replicas = calloc(resp->nreplicas ? resp->nreplicas : 1, sizeof *c->replicas);
+    if (!c->replicas)
+        return; /* only informational */
+    for (size_t i = 0; i < resp->nreplicas; i++) {
+        c->replicas[i] = dup_range((const char *)resp->replicas[i].ptr, resp->replicas[i].len);
+        if (!c->replicas[i])
+            break;
+        c->nreplicas++;
+    }
+}
+
+void rkv_topology_free(struct rkv_topology *t)
+{
+    if (!t)
+        return;
+    for (size_t i = 0; i < t->nmembers; i++) {
+        free(t->members[i].id);
+        free(t->members[i].client_addr);
+        free(t->members[i].resp_addr);
+        free(t->members[i].state);
+    }
+    free(t->members);
+    ring_free(t->internal);
+    free(t);
+}
+
+static char *dup_bytes(wire_bytes b)
+{
+    return dup_range((const char *)b.ptr, b.len);
+}
+
+/* A topology from a decoded reply, members in ring order (sorted by id), so
+ * that ring indexes are member indexes. NULL with a message. */
+static struct rkv_topology *topo_build(const wire_topology_view *v, char *err, size_t errlen)
+{
+    struct rkv_topology *t = calloc(1, sizeof *t);
+    ring_member *rm = calloc(v->nmembers ? v->nmembers : 1, sizeof *rm);
+    char **ids = calloc(v->nmembers ? v->nmembers : 1, sizeof *ids);
+    if (!t || !rm || !ids)
+        goto oom;
+    t->epoch = v->epoch;
+    t->n = v->n;
+    t->vnodes_default = v->vnodes_default;
+    for (size_t i = 0; i < v->nmembers; i++) {
+        if (v->members[i].vnodes == 0 || v->members[i].vnodes > RING_MAX_VNODES) {
+            snprintf(err, errlen, "member %zu has %llu vnodes", i,
+                     (unsigned long long)v->members[i].vnodes);
+            goto fail;
+        }
+        if (!(ids[i] = dup_bytes(v->members[i].id)))
+            goto oom;
+        rm[i] = (ring_member){ids[i], (uint32_t)v->members[i].vnodes};
+    }
+    ring *r = ring_new(rm, v->nmembers, err, errlen);
+    if (!r)
+        goto fail;
+    t->internal = r;
+    t->members = calloc(v->nmembers ? v->nmembers : 1, sizeof *t->members);
+    if (!t->members)
+        goto oom;
+    for (size_t i = 0; i < ring_members(r); i++) {
+        const char *id = ring_member_id(r, i);
+        size_t j = 0;
+        while (strcmp(ids[j], id) != 0)
+            j++;
+        const wire_topology_member_view *m = &v->members[j];
+        rkv_topology_member *o = &t->members[i];
+        o->id = dup_range(id, strlen(id));
+        o->client_addr = dup_bytes(m->client_addr);
+        o->resp_addr = dup_bytes(m->resp_addr);
+        o->state = dup_bytes(m->state);
+        o->vnodes = m->vnodes;
+        o->share = ring_share(r, i);
+        t->nmembers++;
+        if (!o->id || !o->client_addr || !o->resp_addr || !o->state)
+            goto oom;
+    }
+    for (size_t i = 0; i < v->nmembers; i++)
+        free(ids[i]);
+    free(ids);
+    free(rm);
+    return t;
+oom:
+    snprintf(err, errlen, "out of memory");
+fail:
+    for (size_t i = 0; ids && i < v->nmembers; i++)
+        free(ids[i]);
+    free(ids);
+    free(rm);
+    rkv_topology_free(t);
+    return NULL;
+}
+
+/* The link for a member's client address, added when new; SIZE_MAX when the
+ * address cannot be used. */
+static size_t link_for(rkv_client *c, const char *addr, const char *via_host)
+{
+    /* A node listening on a wildcard address advertises it as is; it can
+     * only be the node we asked (or a neighbour on its host), so reach it
+     * through the host we asked. */
+    char fixed[300];
+    const char *port = NULL;
+    if (strncmp(addr, "0.0.0.0:", 8) == 0)
+        port = addr + 8;
+    else if (strncmp(addr, "[::]:", 5) == 0)
+        port = addr + 5;
+    if (port) {
+        int v6 = strchr(via_host, ':') != NULL;
+        snprintf(fixed, sizeof fixed, "%s%s%s:%s", v6 ? "[" : "", via_host, v6 ? "]" : "", port);
+        addr = fixed;
+    }
+    for (size_t i = 0; i < c->nlinks; i++)
+        if (strcmp(c->links[i].a.name, addr) == 0)
+            return i;
+    rkv_addr a = {0};
+    char err[200];
+    if (parse_addr(addr, strlen(addr), &a, err, sizeof err) < 0) {
+        free_addr(&a);
+        return SIZE_MAX;
+    }
+    long i = add_link(c, &a);
+    if (i < 0) {
+        free_addr(&a);
+        return SIZE_MAX;
+    }
+    return (size_t)i;
+}
+
+static int is_up_state(const char *state)
+{
+    return strcmp(state, "alive") == 0 || strcmp(state, "suspect") == 0;
+}
+
+/* Makes t, fetched from link via, the routing view (taking it over). */
+static void topo_install(rkv_client *c, struct rkv_topology *t, size_t via)
+{
+    char via_host[256];
+    snprintf(via_host, sizeof via_host, "%s", c->links[via].a.host); /* links may move */
+    rkv_route *routes = calloc(t->nmembers ? t->nmembers : 1, sizeof *routes);
+    if (!routes || t->nmembers == 0) {
+        free(routes);
+        rkv_topology_free(t);
+        return; /* route as if no topology */
+    }
+    for (size_t i = 0; i < t->nmembers; i++)
+        routes[i] = (rkv_route){link_for(c, t->members[i].client_addr, via_host),
+                                is_up_state(t->members[i].state)};
+    rkv_topology_free(c->topo);
+    free(c->routes);
+    c->topo = t;
+    c->routes = routes;
+    c->topo_stale = 0;
+}
+
+/* Asks nodes for the topology until one answers: the current link, the
+ * seeds, then every other node met. Installs it for routing and, when copy
+ * is not NULL, gives the caller its own copy. */
+static rkv_status topo_fetch(rkv_client *c, struct rkv_topology **copy)
+{
+    c->topo_tried = 1;
+    c->topo_tried_ms = now_ms();
+    c->topo_wait_ms = RKV_TOPO_MIN_INTERVAL_MS;
+    rkv_status st = RKV_ERR_IO;
+    char errs[sizeof c->errstr] = "";
+    size_t start = c->cur;
+    for (size_t k = 0; k <= c->nlinks; k++) {
+        size_t i = k == 0 ? start : k - 1;
+        if (k > 0 && i == start)
+            continue;
+        if (i >= c->nlinks)
+            break;
+        c->cur = i;
+        wire_request req = {.op = WIRE_OP_TOPOLOGY, .consistency = -1};
+        wire_response resp;
+        int nothing;
+        st = encode(c, &req);
+        if (st == RKV_OK)
+            st = exchange(c, req.id, 1, &resp, &nothing);
+        if (st == RKV_OK && !resp.has_topology)
+            st = fail(c, RKV_ERR_PROTOCOL, "node %s answered TOPOLOGY without a topology",
+                      cur_name(c));
+        if (st == RKV_OK) {
+            char err[256];
+            struct rkv_topology *t = topo_build(&resp.topology, err, sizeof err);
+            struct rkv_topology *t2 =
+                t && copy ? topo_build(&resp.topology, err, sizeof err) : NULL;
+            if (!t || (copy && !t2)) {
+                rkv_topology_free(t);
+                st = fail(c, RKV_ERR_PROTOCOL, "bad topology from %s: %s", cur_name(c), err);
+            } else {
+                if (copy)
+                    *copy = t2;
+                topo_install(c, t, c->cur);
+                c->errstr[0] = '\0';
+                return RKV_OK;
+            }
+        }
+        if (st == RKV_ERR_BAD_REQUEST) /* an unknown op: a node from before TOPOLOGY */
+            c->topo_wait_ms = RKV_TOPO_OLD_NODE_INTERVAL_MS;
+        join_err(errs, sizeof errs, c->errstr);
+    }
+    snprintf(c->errstr, sizeof c->errstr, "%s", errs);
+    return st;
+}
+
+/* Fetches the topology when there is none or it is stale, at most once per
+ * RKV_TOPO_MIN_INTERVAL_MS; failures leave routing as it was. */
+static void topo_refresh(rkv_client *c)
+{
+    if (c->topo && !c->topo_stale)
+        return;
+    if (c->topo_tried && now_ms() - c->topo_tried_ms < c->topo_wait_ms)
+        return;
+    size_t cur = c->cur;
+    topo_fetch(c, NULL);
+    if (!c->topo)
+        c->cur = cur;
+    c->errstr[0] = '\0';
+}
+
+/* A GET, PUT or DEL sent to the first up member of the key's preference
+ * list, failing over down the list while nothing was sent. */
+static rkv_status routed(rkv_client *c, wire_request *req, wire_response *resp)
+{
+    const struct rkv_topology *t = c->topo;
+    size_t n = t->nmembers;
+    size_t *pref = malloc(n * sizeof *pref);
+    size_t *cand = malloc(n * sizeof *cand);
+    if (!pref || !cand) {
+        free(pref);
+        free(cand);
+        return fail(c, RKV_ERR_INTERNAL, "out of memory routing a request");
+    }
+    n = ring_preference(t->internal, ring_token(req->key.ptr, req->key.len), n, pref);
+    /* Up members in preference order, then the down ones as a last resort;
+     * as link indexes, which outlive a topology refresh below. */
+    size_t nc = 0;
+    for (int pass = 1; pass >= 0; pass--)
+        for (size_t i = 0; i < n; i++)
+            if (c->routes[pref[i]].up == pass && c->routes[pref[i]].link != SIZE_MAX)
+                cand[nc++] = c->routes[pref[i]].link;
+    free(pref);
+    char errs[sizeof c->errstr] = "";
+    rkv_status st = RKV_ERR_IO;
+    for (size_t k = 0; k < nc; k++) {
+        c->cur = cand[k];
+        int nothing = 0;
+        st = encode(c, req);
+        if (st == RKV_OK)
+            st = exchange(c, req->id, 1, resp, &nothing);
+        if (!nothing) {
+            if (st == RKV_OK || st == RKV_NOT_FOUND || resp->has_meta)
+                note_meta(c, resp);
+            free(cand);
+            return st;
+        }
+        join_err(errs, sizeof errs, c->errstr);
+        c->topo_stale = 1; /* a member is not where the topology said */
+        topo_refresh(c);
+    }
+    free(cand);
+    if (nc == 0)
+        return fail(c, RKV_ERR_IO, "no member of the topology has a usable address");
+    return fail(c, RKV_ERR_IO, "no replica of the key could be reached: %s", errs);
+}
+
+/* One request and its reply. On RKV_OK and RKV_NOT_FOUND, *resp points into
+ * the client's buffers until the next request. */
+static rkv_status roundtrip(rkv_client *c, wire_request *req, wire_response *resp)
+{
+    c->errstr[0] = '\0';
+    memset(resp, 0, sizeof *resp);
+    int keyed = req->op == WIRE_OP_GET || req->op == WIRE_OP_PUT || req->op == WIRE_OP_DEL;
+    if (keyed) {
+        clear_replicas(c);
+        req->consistency = c->consistency;
+        topo_refresh(c);
+        if (c->topo)
+            return routed(c, req, resp);
+    }
+    rkv_status st = encode(c, req);
+    if (st != RKV_OK)
+        return st;
+    int nothing;
+    st = exchange(c, req->id, 0, resp, &nothing);
+    if (keyed)
+        note_meta(c, resp);
+    return st;
 }
 
 static rkv_status check_key(rkv_client *c, const void *key, size_t klen)
@@ -579,7 +994,7 @@ rkv_client *rkv_connect(const char *addrs, const rkv_options *opts, char *errbuf
         snprintf(err, sizeof err, "out of memory");
         goto fail;
     }
-    c->fd = -1;
+    c->consistency = RKV_CONSISTENCY_DEFAULT;
     c->connect_ms =
         opts && opts->connect_timeout_ms > 0 ? opts->connect_timeout_ms : RKV_DEFAULT_CONNECT_MS;
     c->request_ms =
@@ -609,15 +1024,17 @@ void rkv_close(rkv_client *c)
 {
     if (!c)
         return;
-    conn_close(c);
-    for (size_t i = 0; i < c->naddrs; i++) {
-        free(c->addrs[i].host);
-        free(c->addrs[i].name);
+    for (size_t i = 0; i < c->nlinks; i++) {
+        link_close(&c->links[i]);
+        free_addr(&c->links[i].a);
+        free(c->links[i].rbuf);
     }
-    free(c->addrs);
+    free(c->links);
+    rkv_topology_free(c->topo);
+    free(c->routes);
+    clear_replicas(c);
     msgpack_sbuffer_destroy(&c->sb);
     msgpack_zone_destroy(&c->zone);
-    free(c->rbuf);
     free(c);
 }
 
@@ -649,7 +1066,7 @@ rkv_status rkv_get(rkv_client *c, const void *key, size_t klen, void **value, si
     if (!value || !value_len)
         return fail(c, RKV_ERR_ARG, "rkv_get needs somewhere to put the value");
 
-    wire_request req = {.op = WIRE_OP_GET, .key = {key, klen}};
+    wire_request req = {.op = WIRE_OP_GET, .consistency = -1, .key = {key, klen}};
     wire_response resp;
     st = roundtrip(c, &req, &resp);
     if (st == RKV_OK && !resp.has_value) {
@@ -686,6 +1103,7 @@ rkv_status rkv_put(rkv_client *c, const void *key, size_t klen, const void *valu
                     RKV_MAX_REQUEST);
 
     wire_request req = {.op = WIRE_OP_PUT,
+                        .consistency = -1,
                         .key = {key, klen},
                         .value = {value ? value : (const void *)"", vlen},
                         .ttl_ms = ttl_ms};
@@ -702,7 +1120,7 @@ rkv_status rkv_del(rkv_client *c, const void *key, size_t klen)
     rkv_status st = check_key(c, key, klen);
     if (st != RKV_OK)
         return st;
-    wire_request req = {.op = WIRE_OP_DEL, .key = {key, klen}};
+    wire_request req = {.op = WIRE_OP_DEL, .consistency = -1, .key = {key, klen}};
     wire_response resp;
     st = roundtrip(c, &req, &resp);
     trim_buffers(c);
@@ -850,4 +1268,52 @@ rkv_status rkv_remove(rkv_client *c, const char *node_id)
 void rkv_free(void *p)
 {
     free(p);
+}
+
+rkv_status rkv_set_consistency(rkv_client *c, rkv_consistency level)
+{
+    if (!c)
+        return RKV_ERR_ARG;
+    if (level < RKV_CONSISTENCY_DEFAULT || level > RKV_CONSISTENCY_ALL)
+        return fail(c, RKV_ERR_ARG, "unknown consistency level %d (one, quorum or all)",
+                    (int)level);
+    c->consistency = (int)level;
+    return RKV_OK;
+}
+
+const char *const *rkv_last_replicas(const rkv_client *c, size_t *n)
+{
+    static const char *const none[1] = {NULL};
+    if (n)
+        *n = c ? c->nreplicas : 0;
+    return c && c->replicas ? (const char *const *)c->replicas : none;
+}
+
+const char *rkv_last_node(const rkv_client *c)
+{
+    return c && c->next_id ? cur_name(c) : "";
+}
+
+rkv_status rkv_topology(rkv_client *c, struct rkv_topology **out)
+{
+    if (!c)
+        return RKV_ERR_ARG;
+    c->errstr[0] = '\0';
+    if (!out)
+        return fail(c, RKV_ERR_ARG, "rkv_topology needs somewhere to put the topology");
+    *out = NULL;
+    rkv_status st = topo_fetch(c, out);
+    trim_buffers(c);
+    return st;
+}
+
+size_t rkv_topology_locate(const struct rkv_topology *t, const void *key, size_t klen,
+                           uint64_t *token, size_t *idx, size_t max)
+{
+    uint64_t tok = ring_token(key, klen);
+    if (token)
+        *token = tok;
+    if (!t || !t->internal || !idx)
+        return 0;
+    return ring_preference(t->internal, tok, max, idx);
 }

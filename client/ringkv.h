@@ -1,11 +1,21 @@
 /* ringkv.h: the ringkv client library (libringkv).
  *
- * A client holds one connection to a ringkvd node chosen from a list of
- * addresses, speaks the framed msgpack protocol of proto/README.md, and
- * reconnects (trying the next address) after a connection breaks.
+ * A client starts from a list of seed addresses. On first use it fetches the
+ * cluster's topology (TOPOLOGY) from any seed that answers, hashes each key
+ * onto the same consistent-hash ring as the nodes, and sends the request to
+ * the first live member of the key's preference list, keeping one lazily
+ * opened connection per node it talks to. When a connection cannot be made
+ * (nothing was sent) it refreshes the topology and tries the next replica;
+ * when a reply says the node's ring differs (a newer epoch) it refreshes the
+ * topology before the next request (at most once per 100 ms). Nodes that
+ * answer no TOPOLOGY (older versions) are used as before, one connection to
+ * the first seed that answers, and asked again every 10 s. Any node accepts any key, so a stale view
+ * only costs a hop inside the cluster.
  *
  * Threads: an rkv_client is not thread-safe; use one per thread, or guard it
  * with your own lock. Different clients may be used from different threads.
+ * A struct rkv_topology returned to the caller is an independent copy: it
+ * may be read from any thread and outlives the client.
  *
  * Errors: every call returns an rkv_status; on anything but RKV_OK and
  * RKV_NOT_FOUND, rkv_errstr(client) tells what went wrong in words a user can
@@ -62,6 +72,36 @@ typedef struct rkv_member {
     uint64_t vnodes;
 } rkv_member;
 
+/* Consistency of reads and writes (DESIGN.md): how many replicas must
+ * answer. DEFAULT leaves it to the node's [replication] settings. */
+typedef enum rkv_consistency {
+    RKV_CONSISTENCY_DEFAULT = -1,
+    RKV_CONSISTENCY_ONE = 0,
+    RKV_CONSISTENCY_QUORUM = 1,
+    RKV_CONSISTENCY_ALL = 2,
+} rkv_consistency;
+
+/* One ring member, as the node answering rkv_topology() sees it. */
+typedef struct rkv_topology_member {
+    char *id;
+    char *client_addr; /* client protocol, "host:port" */
+    char *resp_addr;   /* RESP; "" when off */
+    char *state;       /* "alive", "suspect" or "dead" (gossip's view) */
+    uint64_t vnodes;
+    double share;      /* fraction of the token space for which it is the first replica */
+} rkv_topology_member;
+
+/* The ring: members sorted by id, with the ring parameters. A struct tag,
+ * not a typedef, because rkv_topology() is the function that fetches it. */
+struct rkv_topology {
+    uint64_t epoch;          /* ring epoch: equal epochs place every key the same way */
+    uint64_t n;              /* replicas per key (min of [replication] n and members) */
+    uint64_t vnodes_default; /* [node] vnodes of the answering node */
+    rkv_topology_member *members;
+    size_t nmembers;
+    void *internal; /* the library's ring; do not touch */
+};
+
 /* One STATS entry. */
 typedef struct rkv_stat {
     char *name;
@@ -70,10 +110,11 @@ typedef struct rkv_stat {
     char *str;
 } rkv_stat;
 
-/* Creates a client for a comma-separated list of "host:port" addresses
- * (e.g. "127.0.0.1:7001,127.0.0.1:7002"). opts may be NULL for defaults. The
- * connection is made lazily by the first request. Returns NULL only on a bad
- * address list or out of memory, with the reason in errbuf when given. */
+/* Creates a client for a comma-separated list of seed "host:port" addresses
+ * (e.g. "127.0.0.1:7001,127.0.0.1:7002"). opts may be NULL for defaults.
+ * Nothing is connected here: the first GET, PUT or DEL fetches the topology
+ * and connects to the nodes it needs. Returns NULL only on a bad address
+ * list or out of memory, with the reason in errbuf when given. */
 RKV_API rkv_client *rkv_connect(const char *addrs, const rkv_options *opts,
                         char *errbuf, size_t errlen);
 
@@ -118,6 +159,34 @@ RKV_API void rkv_members_free(rkv_member *members, size_t n);
  * come back. RKV_ERR_BAD_REQUEST, with the reason in rkv_errstr(), when the
  * id is unknown, the node's own, or not dead or left. */
 RKV_API rkv_status rkv_remove(rkv_client *c, const char *node_id);
+
+/* Consistency for this client's later GET, PUT and DEL requests (default:
+ * RKV_CONSISTENCY_DEFAULT, the node's). RKV_ERR_ARG for an unknown level. */
+RKV_API rkv_status rkv_set_consistency(rkv_client *c, rkv_consistency level);
+
+/* The ids of the replicas that answered the last GET, PUT or DEL, as its
+ * coordinator reported them; *n is 0 when the node did not say (a node
+ * without replication, or an older one). The array and strings are owned by
+ * c and valid until the next request on c. */
+RKV_API const char *const *rkv_last_replicas(const rkv_client *c, size_t *n);
+
+/* The address of the node that answered the last request (its coordinator
+ * for a GET, PUT or DEL), or "" before any. Owned by c, valid until the next
+ * request. */
+RKV_API const char *rkv_last_node(const rkv_client *c);
+
+/* Fetches the topology afresh from a node (any seed or known member that
+ * answers) and makes it the client's routing view. *out is freed with
+ * rkv_topology_free(). RKV_ERR_BAD_REQUEST from a node too old to know the
+ * TOPOLOGY operation. */
+RKV_API rkv_status rkv_topology(rkv_client *c, struct rkv_topology **out);
+RKV_API void rkv_topology_free(struct rkv_topology *t);
+
+/* A key's token (XXH3-64 of the key) and its preference list in t: up to max
+ * member indexes into t->members, first replica first. Returns how many
+ * (min(max, t->nmembers)). Pure: no I/O, safe on a shared t from any thread. */
+RKV_API size_t rkv_topology_locate(const struct rkv_topology *t, const void *key, size_t klen,
+                                   uint64_t *token, size_t *idx, size_t max);
 
 /* Frees a value returned by rkv_get. */
 RKV_API void rkv_free(void *p);

@@ -14,7 +14,7 @@
 #include <string.h>
 
 /* Container elements a request may declare in total. A request is at most
- * [id, op, key, value, ttl_ms]; the slack lets a misplaced small container
+ * [id, op, key, value, ttl_ms, consistency]; the slack lets a misplaced small container
  * still get a precise type error, while capping what a hostile 16 MiB frame
  * of nils could make msgpack-c allocate (24 bytes per element). */
 #define REQ_MAX_ELEMS 16
@@ -46,6 +46,7 @@ const char *wire_op_name(wire_op op)
     case WIRE_OP_STATS: return "STATS";
     case WIRE_OP_MEMBERS: return "MEMBERS";
     case WIRE_OP_REMOVE: return "REMOVE";
+    case WIRE_OP_TOPOLOGY: return "TOPOLOGY";
     }
     return "UNKNOWN";
 }
@@ -315,18 +316,20 @@ static const struct {
     uint32_t min, max;
     const char *shape;
 } op_shapes[] = {
-    [WIRE_OP_GET] = {3, 3, "GET expects [id, 1, key]"},
-    [WIRE_OP_PUT] = {4, 5, "PUT expects [id, 2, key, value] or "
-                           "[id, 2, key, value, ttl_ms]"},
-    [WIRE_OP_DEL] = {3, 3, "DEL expects [id, 3, key]"},
+    [WIRE_OP_GET] = {3, 4, "GET expects [id, 1, key] or [id, 1, key, consistency]"},
+    [WIRE_OP_PUT] = {4, 6, "PUT expects [id, 2, key, value], "
+                           "[id, 2, key, value, ttl_ms] or "
+                           "[id, 2, key, value, ttl_ms, consistency]"},
+    [WIRE_OP_DEL] = {3, 4, "DEL expects [id, 3, key] or [id, 3, key, consistency]"},
     [WIRE_OP_PING] = {2, 2, "PING expects [id, 4]"},
     [WIRE_OP_STATS] = {2, 2, "STATS expects [id, 5]"},
     [WIRE_OP_MEMBERS] = {2, 2, "MEMBERS expects [id, 6]"},
     [WIRE_OP_REMOVE] = {3, 3, "REMOVE expects [id, 7, node_id]"},
+    [WIRE_OP_TOPOLOGY] = {2, 2, "TOPOLOGY expects [id, 8]"},
 };
 
 /* The op list every op error repeats, so a client author sees them all. */
-#define OP_LIST "1 GET, 2 PUT, 3 DEL, 4 PING, 5 STATS, 6 MEMBERS or 7 REMOVE"
+#define OP_LIST "1 GET, 2 PUT, 3 DEL, 4 PING, 5 STATS, 6 MEMBERS, 7 REMOVE or 8 TOPOLOGY"
 
 /* REMOVE's node id travels in the key slot, so it gets the key's checks
  * under its own name. */
@@ -339,6 +342,17 @@ static int parse_key(const msgpack_object *o, wire_request *out, char *err,
                        obj_type_name(o->type));
     if (out->key.len == 0)
         return set_err(err, errlen, "%s must not be empty", what);
+    return 0;
+}
+
+static int parse_consistency(const msgpack_object *o, wire_request *out,
+                             char *err, size_t errlen)
+{
+    if (o->type != MSGPACK_OBJECT_POSITIVE_INTEGER || o->via.u64 > WIRE_CONSISTENCY_ALL)
+        return set_err(err, errlen, "consistency must be 0 (one), 1 (quorum) "
+                       "or 2 (all), got %s", o->type == MSGPACK_OBJECT_POSITIVE_INTEGER
+                       ? "a larger uint" : obj_type_name(o->type));
+    out->consistency = (int)o->via.u64;
     return 0;
 }
 
@@ -355,7 +369,7 @@ static int parse_put(const msgpack_object *el, uint32_t n, wire_request *out,
                        "(milliseconds, 0 = no expiry), got %s",
                        obj_type_name(el[4].type));
     out->ttl_ms = el[4].via.u64;
-    return 0;
+    return n == 6 ? parse_consistency(&el[5], out, err, errlen) : 0;
 }
 
 /* Checks op and element count, then the op's arguments. */
@@ -377,7 +391,9 @@ static int parse_op(const msgpack_object *el, uint32_t n, wire_request *out,
         return 0;
     if (parse_key(&el[2], out, err, errlen) < 0)
         return -1;
-    return out->op == WIRE_OP_PUT ? parse_put(el, n, out, err, errlen) : 0;
+    if (out->op == WIRE_OP_PUT)
+        return parse_put(el, n, out, err, errlen);
+    return n == 4 ? parse_consistency(&el[3], out, err, errlen) : 0;
 }
 
 static int parse_request(const msgpack_object *obj, wire_request *out,
@@ -410,13 +426,14 @@ int wire_decode_request(const uint8_t *body, size_t len, msgpack_zone *zone,
         id_out = &id_sink;
     *id_out = 0;
     memset(out, 0, sizeof *out);
+    out->consistency = WIRE_CONSISTENCY_DEFAULT;
     walker w = {.buf = body, .len = len, .max_depth = WIRE_MAX_DEPTH,
                 .budget = REQ_MAX_ELEMS, .err = err, .errlen = errlen};
     if (walk_body(&w) < 0) {
         peek_id(body, len, id_out);
         if (w.over_budget)
             set_err(err, errlen, "request has more than %d msgpack elements; "
-                    "a request is at most [id, op, key, value, ttl_ms]",
+                    "a request is at most [id, op, key, value, ttl_ms, consistency]",
                     REQ_MAX_ELEMS);
         return -1;
     }
@@ -546,9 +563,109 @@ static int parse_members(const msgpack_object_array *a, msgpack_zone *zone,
     return 0;
 }
 
-static int parse_payload(const msgpack_object *p, msgpack_zone *zone,
-                         wire_response *out, char *err, size_t errlen)
+/* Is this map key the C string name? */
+static int key_is(const msgpack_object *k, const char *name)
 {
+    return k->type == MSGPACK_OBJECT_STR && strlen(name) == k->via.str.size &&
+           memcmp(name, k->via.str.ptr, k->via.str.size) == 0;
+}
+
+static const msgpack_object *map_get(const msgpack_object_map *m, const char *name)
+{
+    for (uint32_t i = 0; i < m->size; i++)
+        if (key_is(&m->ptr[i].key, name))
+            return &m->ptr[i].val;
+    return NULL;
+}
+
+/* The fields of a TOPOLOGY member map; unknown names are skipped. */
+static const struct {
+    const char *name;
+    int is_num;
+    size_t off; /* of a wire_bytes or uint64_t in wire_topology_member_view */
+} topo_fields[] = {
+    {"id", 0, offsetof(wire_topology_member_view, id)},
+    {"client", 0, offsetof(wire_topology_member_view, client_addr)},
+    {"resp", 0, offsetof(wire_topology_member_view, resp_addr)},
+    {"state", 0, offsetof(wire_topology_member_view, state)},
+    {"vnodes", 1, offsetof(wire_topology_member_view, vnodes)},
+};
+#define N_TOPO_FIELDS (sizeof topo_fields / sizeof topo_fields[0])
+
+static int parse_topo_member(const msgpack_object *o, uint32_t idx,
+                             wire_topology_member_view *v, char *err, size_t errlen)
+{
+    memset(v, 0, sizeof *v);
+    if (o->type != MSGPACK_OBJECT_MAP)
+        return set_err(err, errlen, "topology member %" PRIu32 " must be a "
+                       "map, got %s", idx, obj_type_name(o->type));
+    for (size_t f = 0; f < N_TOPO_FIELDS; f++) {
+        const msgpack_object *val = map_get(&o->via.map, topo_fields[f].name);
+        if (!val)
+            continue;
+        char *field = (char *)v + topo_fields[f].off;
+        if (topo_fields[f].is_num) {
+            if (val->type != MSGPACK_OBJECT_POSITIVE_INTEGER)
+                return set_err(err, errlen, "topology member %" PRIu32 ": "
+                               "\"%s\" must be uint, got %s", idx,
+                               topo_fields[f].name, obj_type_name(val->type));
+            memcpy(field, &val->via.u64, sizeof(uint64_t));
+        } else if (val->type != MSGPACK_OBJECT_STR) {
+            return set_err(err, errlen, "topology member %" PRIu32 ": \"%s\" "
+                           "must be str, got %s", idx, topo_fields[f].name,
+                           obj_type_name(val->type));
+        } else {
+            get_bytes(val, (wire_bytes *)(void *)field);
+        }
+    }
+    if (v->id.len == 0 || v->client_addr.len == 0)
+        return set_err(err, errlen, "topology member %" PRIu32 " lacks \"%s\"",
+                       idx, v->id.len == 0 ? "id" : "client");
+    return 0;
+}
+
+static int topo_uint(const msgpack_object_map *m, const char *name, uint64_t *out,
+                     char *err, size_t errlen)
+{
+    const msgpack_object *v = map_get(m, name);
+    if (!v || v->type != MSGPACK_OBJECT_POSITIVE_INTEGER)
+        return set_err(err, errlen, "topology \"%s\" must be uint, got %s", name,
+                       v ? obj_type_name(v->type) : "nothing");
+    *out = v->via.u64;
+    return 0;
+}
+
+/* A TOPOLOGY reply: {"epoch", "n", "vnodes_default", "members": [...]}. */
+static int parse_topology(const msgpack_object_map *m, const msgpack_object *members,
+                          msgpack_zone *zone, wire_response *out, char *err,
+                          size_t errlen)
+{
+    wire_topology_view *t = &out->topology;
+    if (topo_uint(m, "epoch", &t->epoch, err, errlen) < 0 ||
+        topo_uint(m, "n", &t->n, err, errlen) < 0 ||
+        topo_uint(m, "vnodes_default", &t->vnodes_default, err, errlen) < 0)
+        return -1;
+    const msgpack_object_array *a = &members->via.array;
+    if (a->size > 0) {
+        /* wire_check has bounded size by the body length, so this is small. */
+        t->members = msgpack_zone_malloc(zone, a->size * sizeof *t->members);
+        if (!t->members)
+            return set_err(err, errlen, "out of memory for %" PRIu32
+                           " topology members", a->size);
+        for (uint32_t i = 0; i < a->size; i++)
+            if (parse_topo_member(&a->ptr[i], i, &t->members[i], err, errlen) < 0)
+                return -1;
+    }
+    t->nmembers = a->size;
+    out->has_topology = 1;
+    return 0;
+}
+
+static int parse_payload(const msgpack_object *p, msgpack_zone *zone,
+                         wire_response *out, int may_be_nil, char *err, size_t errlen)
+{
+    if (may_be_nil && p->type == MSGPACK_OBJECT_NIL)
+        return 0;
     if (out->status != WIRE_OK) {
         if (p->type != MSGPACK_OBJECT_STR)
             return set_err(err, errlen, "%s payload must be a str message, "
@@ -556,14 +673,56 @@ static int parse_payload(const msgpack_object *p, msgpack_zone *zone,
                            obj_type_name(p->type));
         return get_bytes(p, &out->message);
     }
-    if (p->type == MSGPACK_OBJECT_MAP)
+    if (p->type == MSGPACK_OBJECT_MAP) {
+        const msgpack_object *members = map_get(&p->via.map, "members");
+        if (members && members->type == MSGPACK_OBJECT_ARRAY)
+            return parse_topology(&p->via.map, members, zone, out, err, errlen);
         return parse_stats(&p->via.map, zone, out, err, errlen);
+    }
     if (p->type == MSGPACK_OBJECT_ARRAY)
         return parse_members(&p->via.array, zone, out, err, errlen);
     if (get_bytes(p, &out->value) < 0)
         return set_err(err, errlen, "OK payload must be bin, str, map or "
                        "array, got %s", obj_type_name(p->type));
     out->has_value = 1;
+    return 0;
+}
+
+/* The meta map of a data op's reply: {"epoch": uint, "replicas": [str]}.
+ * Both fields are optional; unknown names are skipped. */
+static int parse_meta(const msgpack_object *o, msgpack_zone *zone,
+                      wire_response *out, char *err, size_t errlen)
+{
+    if (o->type != MSGPACK_OBJECT_MAP)
+        return set_err(err, errlen, "meta (element 4) must be a map, got %s",
+                       obj_type_name(o->type));
+    const msgpack_object *e = map_get(&o->via.map, "epoch");
+    if (e) {
+        if (e->type != MSGPACK_OBJECT_POSITIVE_INTEGER)
+            return set_err(err, errlen, "meta \"epoch\" must be uint, got %s",
+                           obj_type_name(e->type));
+        out->epoch = e->via.u64;
+    }
+    const msgpack_object *r = map_get(&o->via.map, "replicas");
+    if (r) {
+        if (r->type != MSGPACK_OBJECT_ARRAY)
+            return set_err(err, errlen, "meta \"replicas\" must be an array, "
+                           "got %s", obj_type_name(r->type));
+        const msgpack_object_array *a = &r->via.array;
+        if (a->size > 0) {
+            out->replicas = msgpack_zone_malloc(zone, a->size * sizeof *out->replicas);
+            if (!out->replicas)
+                return set_err(err, errlen, "out of memory for %" PRIu32
+                               " replicas", a->size);
+        }
+        for (uint32_t i = 0; i < a->size; i++)
+            if (a->ptr[i].type != MSGPACK_OBJECT_STR ||
+                get_bytes(&a->ptr[i], &out->replicas[i]) < 0)
+                return set_err(err, errlen, "meta replica %" PRIu32 " must be "
+                               "str, got %s", i, obj_type_name(a->ptr[i].type));
+        out->nreplicas = a->size;
+    }
+    out->has_meta = 1;
     return 0;
 }
 
@@ -575,10 +734,10 @@ static int parse_response(const msgpack_object *obj, msgpack_zone *zone,
                        "[id, status, ...], got %s", obj_type_name(obj->type));
     const msgpack_object *el = obj->via.array.ptr;
     uint32_t n = obj->via.array.size;
-    if (n < 2 || n > 3)
-        return set_err(err, errlen, "response must be [id, status] or "
-                       "[id, status, payload]; got %" PRIu32 " element%s",
-                       n, n == 1 ? "" : "s");
+    if (n < 2 || n > 4)
+        return set_err(err, errlen, "response must be [id, status], "
+                       "[id, status, payload] or [id, status, payload, meta]; "
+                       "got %" PRIu32 " element%s", n, n == 1 ? "" : "s");
     if (el[0].type != MSGPACK_OBJECT_POSITIVE_INTEGER)
         return set_err(err, errlen, "response id must be an unsigned "
                        "integer, got %s", obj_type_name(el[0].type));
@@ -590,7 +749,9 @@ static int parse_response(const msgpack_object *obj, msgpack_zone *zone,
         return set_err(err, errlen, "unknown status %" PRIu64 " (known: 0 "
                        "to %d)", el[1].via.u64, WIRE_ERR_INTERNAL);
     out->status = (wire_status)el[1].via.u64;
-    return n == 3 ? parse_payload(&el[2], zone, out, err, errlen) : 0;
+    if (n >= 3 && parse_payload(&el[2], zone, out, n == 4, err, errlen) < 0)
+        return -1;
+    return n == 4 ? parse_meta(&el[3], zone, out, err, errlen) : 0;
 }
 
 int wire_decode_response(const uint8_t *body, size_t len, msgpack_zone *zone,
@@ -656,8 +817,11 @@ void wire_encode_request(msgpack_sbuffer *sb, const wire_request *req)
     int has_key = req->op == WIRE_OP_GET || req->op == WIRE_OP_PUT ||
                   req->op == WIRE_OP_DEL || req->op == WIRE_OP_REMOVE;
     int is_put = req->op == WIRE_OP_PUT;
-    int has_ttl = is_put && req->ttl_ms != 0;
-    msgpack_pack_array(&pk, 2 + has_key + is_put + has_ttl);
+    int has_cons = req->consistency >= 0 && (is_put || req->op == WIRE_OP_GET ||
+                                             req->op == WIRE_OP_DEL);
+    /* consistency is positional: a PUT that sends it sends ttl_ms (0) too */
+    int has_ttl = is_put && (req->ttl_ms != 0 || has_cons);
+    msgpack_pack_array(&pk, 2 + has_key + is_put + has_ttl + has_cons);
     msgpack_pack_uint64(&pk, req->id);
     msgpack_pack_uint64(&pk, (uint64_t)req->op);
     if (has_key)
@@ -666,6 +830,8 @@ void wire_encode_request(msgpack_sbuffer *sb, const wire_request *req)
         pack_bin(&pk, req->value);
     if (has_ttl)
         msgpack_pack_uint64(&pk, req->ttl_ms);
+    if (has_cons)
+        msgpack_pack_uint64(&pk, (uint64_t)req->consistency);
     frame_finish(sb, at, 0);
 }
 
@@ -691,6 +857,111 @@ void wire_encode_value_head(msgpack_sbuffer *sb, uint64_t id, size_t value_len)
     msgpack_pack_uint64(&pk, WIRE_OK);
     msgpack_pack_bin(&pk, value_len);
     frame_finish(sb, at, value_len);
+}
+
+static void pack_meta(msgpack_packer *pk, const wire_meta *meta)
+{
+    msgpack_pack_map(pk, 2);
+    pack_cstr(pk, "epoch");
+    msgpack_pack_uint64(pk, meta->epoch);
+    pack_cstr(pk, "replicas");
+    msgpack_pack_array(pk, meta->nreplicas);
+    for (size_t i = 0; i < meta->nreplicas; i++)
+        pack_cstr(pk, meta->replicas[i]);
+}
+
+void wire_encode_status_meta(msgpack_sbuffer *sb, uint64_t id, wire_status st,
+                             const char *msg, const wire_meta *meta)
+{
+    if (!meta) {
+        wire_encode_status(sb, id, st, msg);
+        return;
+    }
+    msgpack_packer pk;
+    size_t at = frame_begin(sb, &pk);
+    msgpack_pack_array(&pk, 4);
+    msgpack_pack_uint64(&pk, id);
+    msgpack_pack_uint64(&pk, (uint64_t)st);
+    if (msg)
+        pack_cstr(&pk, msg);
+    else
+        msgpack_pack_nil(&pk);
+    pack_meta(&pk, meta);
+    frame_finish(sb, at, 0);
+}
+
+/* A packer sink that only counts, so the tail's length is known without
+ * encoding it twice into memory. */
+static int count_write(void *data, const char *buf, size_t len)
+{
+    (void)buf;
+    *(size_t *)data += len;
+    return 0;
+}
+
+size_t wire_meta_len(const wire_meta *meta)
+{
+    size_t n = 0;
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &n, count_write);
+    pack_meta(&pk, meta);
+    return n;
+}
+
+size_t wire_encode_meta_tail(msgpack_sbuffer *sb, const wire_meta *meta)
+{
+    size_t before = sb->size;
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
+    pack_meta(&pk, meta);
+    return sb->size - before;
+}
+
+void wire_encode_value_head_meta(msgpack_sbuffer *sb, uint64_t id, size_t value_len,
+                                 const wire_meta *meta)
+{
+    if (!meta) {
+        wire_encode_value_head(sb, id, value_len);
+        return;
+    }
+    msgpack_packer pk;
+    size_t at = frame_begin(sb, &pk);
+    msgpack_pack_array(&pk, 4);
+    msgpack_pack_uint64(&pk, id);
+    msgpack_pack_uint64(&pk, WIRE_OK);
+    msgpack_pack_bin(&pk, value_len);
+    frame_finish(sb, at, value_len + wire_meta_len(meta));
+}
+
+void wire_encode_topology(msgpack_sbuffer *sb, uint64_t id, const wire_topology *t)
+{
+    msgpack_packer pk;
+    size_t at = frame_begin(sb, &pk);
+    msgpack_pack_array(&pk, 3);
+    msgpack_pack_uint64(&pk, id);
+    msgpack_pack_uint64(&pk, WIRE_OK);
+    msgpack_pack_map(&pk, 4);
+    pack_cstr(&pk, "epoch");
+    msgpack_pack_uint64(&pk, t->epoch);
+    pack_cstr(&pk, "n");
+    msgpack_pack_uint64(&pk, t->n);
+    pack_cstr(&pk, "vnodes_default");
+    msgpack_pack_uint64(&pk, t->vnodes_default);
+    pack_cstr(&pk, "members");
+    msgpack_pack_array(&pk, t->nmembers);
+    for (size_t i = 0; i < t->nmembers; i++) {
+        const wire_topology_member *m = &t->members[i];
+        msgpack_pack_map(&pk, N_TOPO_FIELDS);
+        const char *strs[] = {m->id, m->client_addr, m->resp_addr, m->state};
+        for (size_t f = 0; f < N_TOPO_FIELDS; f++) {
+            pack_cstr(&pk, topo_fields[f].name);
+            if (topo_fields[f].is_num)
+                msgpack_pack_uint64(&pk, m->vnodes);
+            else
+                pack_cstr(&pk, strs[f]);
+        }
+    }
+    frame_finish(sb, at, 0);
 }
 
 void wire_encode_stats(msgpack_sbuffer *sb, uint64_t id,

@@ -62,7 +62,8 @@ static void round_trip_request(const wire_request *req, msgpack_zone *zone)
         abort();
     if (again.id != req->id || id != req->id || again.op != req->op ||
         !bytes_equal(again.key, req->key) ||
-        !bytes_equal(again.value, req->value) || again.ttl_ms != req->ttl_ms)
+        !bytes_equal(again.value, req->value) || again.ttl_ms != req->ttl_ms ||
+        again.consistency != req->consistency)
         abort();
     msgpack_zone_clear(zone);
     msgpack_sbuffer_destroy(&sb);
@@ -84,21 +85,49 @@ static void fuzz_request(const uint8_t *data, size_t size, msgpack_zone *zone)
     msgpack_zone_clear(zone);
 }
 
-/* Re-encodes a decoded non-STATS response the way a node would. */
+/* Re-encodes a decoded non-STATS response the way a node would; meta is
+ * NULL, or the decoded meta with C-string replicas. */
 static void encode_response(msgpack_sbuffer *sb, const wire_response *r,
-                            char *msg)
+                            char *msg, const wire_meta *meta)
 {
     if (r->has_value) {
-        wire_encode_value_head(sb, r->id, r->value.len);
+        wire_encode_value_head_meta(sb, r->id, r->value.len, meta);
         if (r->value.len > 0)
             msgpack_sbuffer_write(sb, (const char *)r->value.ptr, r->value.len);
+        if (meta)
+            wire_encode_meta_tail(sb, meta);
         return;
     }
     if (r->message.len > 0) {
         memcpy(msg, r->message.ptr, r->message.len);
         msg[r->message.len] = '\0';
     }
-    wire_encode_status(sb, r->id, r->status, r->message.len ? msg : NULL);
+    wire_encode_status_meta(sb, r->id, r->status, r->message.len ? msg : NULL, meta);
+}
+
+/* The decoded meta as a wire_meta (replicas copied into C strings), or
+ * NULL when there is none or a replica holds a NUL. */
+static const wire_meta *meta_of(const wire_response *r, wire_meta *m, char ***strs)
+{
+    *strs = NULL;
+    if (!r->has_meta)
+        return NULL;
+    for (size_t i = 0; i < r->nreplicas; i++)
+        if (r->replicas[i].len && memchr(r->replicas[i].ptr, 0, r->replicas[i].len))
+            return NULL;
+    *strs = calloc(r->nreplicas + 1, sizeof **strs);
+    if (!*strs)
+        abort();
+    for (size_t i = 0; i < r->nreplicas; i++) {
+        (*strs)[i] = calloc(1, r->replicas[i].len + 1);
+        if (!(*strs)[i])
+            abort();
+        if (r->replicas[i].len)
+            memcpy((*strs)[i], r->replicas[i].ptr, r->replicas[i].len);
+    }
+    *m = (wire_meta){.epoch = r->epoch, .replicas = (const char *const *)*strs,
+                     .nreplicas = r->nreplicas};
+    return m;
 }
 
 static void round_trip_response(const wire_response *r, msgpack_zone *zone)
@@ -111,9 +140,12 @@ static void round_trip_response(const wire_response *r, msgpack_zone *zone)
     char *msg = malloc(r->message.len + 1);
     if (!msg)
         abort();
+    wire_meta mbuf;
+    char **strs;
+    const wire_meta *meta = meta_of(r, &mbuf, &strs);
     msgpack_sbuffer sb;
     msgpack_sbuffer_init(&sb);
-    encode_response(&sb, r, msg);
+    encode_response(&sb, r, msg, meta);
     size_t len;
     const uint8_t *body = frame_body(&sb, &len);
     wire_response again;
@@ -124,6 +156,16 @@ static void round_trip_response(const wire_response *r, msgpack_zone *zone)
         again.has_value != r->has_value || !bytes_equal(again.value, r->value) ||
         !bytes_equal(again.message, r->message))
         abort();
+    if (meta) {
+        if (!again.has_meta || again.epoch != r->epoch || again.nreplicas != r->nreplicas)
+            abort();
+        for (size_t i = 0; i < r->nreplicas; i++)
+            if (!bytes_equal(again.replicas[i], r->replicas[i]))
+                abort();
+        for (size_t i = 0; i < r->nreplicas; i++)
+            free(strs[i]);
+        free(strs);
+    }
     msgpack_sbuffer_destroy(&sb);
     free(msg);
 }
@@ -213,6 +255,17 @@ static void fuzz_response(const uint8_t *data, size_t size, msgpack_zone *zone)
         require_within(v->state, data, size);
         require_within(v->role, data, size);
         if (v->id.len == 0 || v->state.len == 0)
+            abort(); /* the decoder promises both */
+    }
+    for (size_t i = 0; i < r.nreplicas; i++)
+        require_within(r.replicas[i], data, size);
+    for (size_t i = 0; i < r.topology.nmembers; i++) {
+        const wire_topology_member_view *v = &r.topology.members[i];
+        require_within(v->id, data, size);
+        require_within(v->client_addr, data, size);
+        require_within(v->resp_addr, data, size);
+        require_within(v->state, data, size);
+        if (v->id.len == 0 || v->client_addr.len == 0)
             abort(); /* the decoder promises both */
     }
     if (r.nmembers > 0)

@@ -98,6 +98,8 @@ static void round_trip_request(msgpack_zone *zone, const wire_request *req)
     assert_bytes_equal(got.key, req->key);
     assert_bytes_equal(got.value, req->value);
     assert_true(got.ttl_ms == req->ttl_ms);
+    int data_op = req->op == WIRE_OP_GET || req->op == WIRE_OP_PUT || req->op == WIRE_OP_DEL;
+    assert_int_equal(got.consistency, data_op ? req->consistency : WIRE_CONSISTENCY_DEFAULT);
     /* zero copy: msgpack-c's str/bin objects point into the body */
     if (got.key.len)
         assert_within(got.key, body, len);
@@ -225,6 +227,17 @@ static void test_request_round_trips(void **state)
         {.id = 0, .op = WIRE_OP_PING},
         {.id = 11, .op = WIRE_OP_MEMBERS},
         {.id = 12, .op = WIRE_OP_REMOVE, .key = bytes_of("node2")},
+        {.id = 13, .op = WIRE_OP_GET, .key = bytes_of("k"), .consistency = -1},
+        {.id = 14, .op = WIRE_OP_GET, .key = bytes_of("k"), .consistency = 2},
+        {.id = 15, .op = WIRE_OP_PUT, .key = bytes_of("k"), .value = bytes_of("v"),
+         .consistency = 1},
+        {.id = 16, .op = WIRE_OP_PUT, .key = bytes_of("k"), .value = bytes_of("v"),
+         .ttl_ms = 5, .consistency = 0},
+        {.id = 17, .op = WIRE_OP_PUT, .key = bytes_of("k"), .value = bytes_of("v"),
+         .ttl_ms = 5, .consistency = -1},
+        {.id = 18, .op = WIRE_OP_DEL, .key = bytes_of("k"), .consistency = 1},
+        {.id = 19, .op = WIRE_OP_DEL, .key = bytes_of("k"), .consistency = -1},
+        {.id = 20, .op = WIRE_OP_TOPOLOGY},
         {.id = UINT64_MAX, .op = WIRE_OP_REMOVE, .key = bytes_of(long_key)},
     };
     for (size_t i = 0; i < sizeof reqs / sizeof reqs[0]; i++)
@@ -233,7 +246,7 @@ static void test_request_round_trips(void **state)
 
 static void test_put_empty_value(void **state)
 {
-    wire_request req = {.id = 9, .op = WIRE_OP_PUT, .key = bytes_of("k"),
+    wire_request req = {.id = 9, .op = WIRE_OP_PUT, .consistency = -1, .key = bytes_of("k"),
                         .value = {NULL, 0}};
     round_trip_request(*state, &req);
     req.value = bytes_of("");
@@ -247,7 +260,7 @@ static void test_put_1mib_binary_value(void **state)
     assert_non_null(v);
     for (size_t i = 0; i < n; i++)
         v[i] = (uint8_t)(i * 7); /* every 256th byte is NUL */
-    wire_request req = {.id = 10, .op = WIRE_OP_PUT, .key = {v, 3},
+    wire_request req = {.id = 10, .op = WIRE_OP_PUT, .consistency = -1, .key = {v, 3},
                         .value = {v, n}, .ttl_ms = 5};
     round_trip_request(*state, &req);
     free(v);
@@ -255,7 +268,7 @@ static void test_put_1mib_binary_value(void **state)
 
 static void test_max_uint64_id(void **state)
 {
-    wire_request req = {.id = UINT64_MAX, .op = WIRE_OP_GET,
+    wire_request req = {.id = UINT64_MAX, .op = WIRE_OP_GET, .consistency = -1,
                         .key = bytes_of("k")};
     round_trip_request(*state, &req);
     req = (wire_request){.id = UINT64_MAX, .op = WIRE_OP_PING};
@@ -268,7 +281,7 @@ static void test_request_encoding_and_lenient_forms(void **state)
 {
     msgpack_sbuffer sb;
     msgpack_sbuffer_init(&sb);
-    wire_request req = {.id = 1, .op = WIRE_OP_PUT, .key = bytes_of("k"),
+    wire_request req = {.id = 1, .op = WIRE_OP_PUT, .consistency = -1, .key = bytes_of("k"),
                         .value = bytes_of("v")};
     wire_encode_request(&sb, &req);
     char hex[128];
@@ -295,8 +308,8 @@ static void test_pipelined_frames(void **state)
 {
     msgpack_sbuffer sb;
     msgpack_sbuffer_init(&sb);
-    wire_request get = {.id = 1, .op = WIRE_OP_GET, .key = bytes_of("a")};
-    wire_request put = {.id = 2, .op = WIRE_OP_PUT, .key = bytes_of("bb"),
+    wire_request get = {.id = 1, .op = WIRE_OP_GET, .consistency = -1, .key = bytes_of("a")};
+    wire_request put = {.id = 2, .op = WIRE_OP_PUT, .consistency = -1, .key = bytes_of("bb"),
                         .value = bytes_of("ccc")};
     wire_encode_request(&sb, &get);
     wire_encode_request(&sb, &put);
@@ -463,13 +476,13 @@ static void test_readme_example(void **state)
     (void)state;
     msgpack_sbuffer sb;
     msgpack_sbuffer_init(&sb);
-    wire_request put = {.id = 1, .op = WIRE_OP_PUT, .key = bytes_of("hello"),
+    wire_request put = {.id = 1, .op = WIRE_OP_PUT, .consistency = -1, .key = bytes_of("hello"),
                         .value = bytes_of("world")};
     wire_encode_request(&sb, &put);
     assert_sb_hex(&sb, README_PUT);
     wire_encode_status(&sb, 1, WIRE_OK, NULL);
     assert_sb_hex(&sb, README_PUT_OK);
-    wire_request get = {.id = 2, .op = WIRE_OP_GET, .key = bytes_of("hello")};
+    wire_request get = {.id = 2, .op = WIRE_OP_GET, .consistency = -1, .key = bytes_of("hello")};
     wire_encode_request(&sb, &get);
     assert_sb_hex(&sb, README_GET);
     wire_encode_value_head(&sb, 2, 5);
@@ -505,7 +518,7 @@ static void test_truncated_prefixes(void **state)
 {
     msgpack_sbuffer sb;
     msgpack_sbuffer_init(&sb);
-    wire_request put = {.id = 300, .op = WIRE_OP_PUT, .key = bytes_of("key"),
+    wire_request put = {.id = 300, .op = WIRE_OP_PUT, .consistency = -1, .key = bytes_of("key"),
                         .value = bytes_of("value"), .ttl_ms = 70000};
     wire_encode_request(&sb, &put);
     size_t len;
@@ -768,7 +781,7 @@ static void test_wrong_type_op(void **state)
 {
     reject_req(*state, "92 07 a3 47 45 54", 7,
                "op must be an unsigned integer (1 GET, 2 PUT, 3 DEL, 4 PING, "
-               "5 STATS, 6 MEMBERS or 7 REMOVE), got str");
+               "5 STATS, 6 MEMBERS, 7 REMOVE or 8 TOPOLOGY), got str");
     reject_req(*state, "92 07 ff", 7, "got negative int");
     reject_req(*state, "92 07 c0", 7, "got nil");
     reject_req(*state, "92 07 c2", 7, "got bool");
@@ -778,10 +791,10 @@ static void test_wrong_type_op(void **state)
 static void test_unknown_op(void **state)
 {
     const char *want = "; expected 1 GET, 2 PUT, 3 DEL, 4 PING, 5 STATS, "
-                       "6 MEMBERS or 7 REMOVE";
+                       "6 MEMBERS, 7 REMOVE or 8 TOPOLOGY";
     char msg[128];
     reject_req(*state, "92 07 00", 7, "unknown op 0");
-    reject_req(*state, "92 07 08", 7, "unknown op 8");
+    reject_req(*state, "92 07 09", 7, "unknown op 9");
     snprintf(msg, sizeof msg, "unknown op 1000%s", want);
     reject_req(*state, "92 07 cd 03 e8", 7, msg);
     reject_req(*state, "93 07 cf ff ff ff ff ff ff ff ff c4 01 6b", 7,
@@ -821,14 +834,16 @@ static void test_wrong_type_value_and_ttl(void **state)
 static void test_wrong_element_counts(void **state)
 {
     reject_req(*state, "93 07 02 c4 01 6b", 7,
-               "PUT expects [id, 2, key, value] or [id, 2, key, value, "
-               "ttl_ms]; got 3 elements");
-    reject_req(*state, "96 07 02 c4 01 6b c4 00 00 00", 7, "got 6 elements");
+               "PUT expects [id, 2, key, value], [id, 2, key, value, "
+               "ttl_ms] or [id, 2, key, value, ttl_ms, consistency]; got 3 elements");
+    reject_req(*state, "97 07 02 c4 01 6b c4 00 00 00 00", 7, "got 7 elements");
     reject_req(*state, "92 07 01", 7,
-               "GET expects [id, 1, key]; got 2 elements");
-    reject_req(*state, "94 07 01 c4 01 6b c0", 7, "got 4 elements");
-    reject_req(*state, "92 07 03", 7, "DEL expects [id, 3, key]; got 2");
-    reject_req(*state, "94 07 03 c4 01 6b c0", 7, "got 4 elements");
+               "GET expects [id, 1, key] or [id, 1, key, consistency]; got 2 elements");
+    reject_req(*state, "95 07 01 c4 01 6b 00 00", 7, "got 5 elements");
+    reject_req(*state, "92 07 03", 7, "DEL expects [id, 3, key] or [id, 3, key, "
+               "consistency]; got 2");
+    reject_req(*state, "95 07 03 c4 01 6b 00 00", 7, "got 5 elements");
+    reject_req(*state, "93 07 08 c0", 7, "TOPOLOGY expects [id, 8]; got 3 elements");
     reject_req(*state, "93 07 04 c0", 7, "PING expects [id, 4]; got 3 "
                "elements");
     reject_req(*state, "93 07 05 c0", 7, "STATS expects [id, 5]; got 3");
@@ -901,9 +916,9 @@ static void test_non_array_body(void **state)
 static void test_response_rejections(void **state)
 {
     reject_resp(*state, "80", "response must be a msgpack array");
-    reject_resp(*state, "91 01", "response must be [id, status] or [id, "
-                "status, payload]; got 1 element");
-    reject_resp(*state, "94 01 00 c0 c0", "got 4 elements");
+    reject_resp(*state, "91 01", "response must be [id, status], [id, "
+                "status, payload] or [id, status, payload, meta]; got 1 element");
+    reject_resp(*state, "95 01 00 c0 80 c0", "got 5 elements");
     reject_resp(*state, "92 a1 31 00", "response id must be an unsigned "
                 "integer, got str");
     reject_resp(*state, "92 ff 00", "got negative int");
@@ -1052,6 +1067,194 @@ static void test_members_lenient_and_malformed(void **state)
     reject_resp(*state, "93 01 00 dd ff ff ff ff", "claims");
 }
 
+/* ---- consistency, TOPOLOGY and meta (replication issue) ---- */
+
+/* The bytes proto/README.md shows for a PUT at quorum and its reply. */
+#define README_PUT_QUORUM "00 00 00 13 96 07 02 c4 05 68 65 6c 6c 6f c4 05 77 6f 72 6c 64 00 01"
+#define README_PUT_META                                                                        \
+    "00 00 00 1e 94 07 00 c0 82 a5 65 70 6f 63 68 cd 30 39 a8 72 65 70 6c 69 63 61 73 92 "     \
+    "a2 6e 31 a2 6e 32"
+
+static void assert_sb_is(msgpack_sbuffer *sb, const char *want)
+{
+    char hex[1024];
+    tohex(sb->data, sb->size, hex, sizeof hex);
+    assert_string_equal(hex, want);
+    msgpack_sbuffer_clear(sb);
+}
+
+static void test_consistency_requests(void **state)
+{
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    /* A PUT with consistency but no TTL sends ttl 0, since fields are positional. */
+    wire_request put = {.id = 7, .op = WIRE_OP_PUT, .key = bytes_of("hello"),
+                        .value = bytes_of("world"), .consistency = WIRE_CONSISTENCY_QUORUM};
+    wire_encode_request(&sb, &put);
+    assert_sb_is(&sb, README_PUT_QUORUM);
+    wire_request get = {.id = 1, .op = WIRE_OP_GET, .key = bytes_of("k"),
+                        .consistency = WIRE_CONSISTENCY_ALL};
+    wire_encode_request(&sb, &get);
+    assert_sb_is(&sb, "00 00 00 07 94 01 01 c4 01 6b 02");
+    wire_request del = {.id = 1, .op = WIRE_OP_DEL, .key = bytes_of("k"),
+                        .consistency = WIRE_CONSISTENCY_ONE};
+    wire_encode_request(&sb, &del);
+    assert_sb_is(&sb, "00 00 00 07 94 01 03 c4 01 6b 00");
+    /* Absent: the old forms, byte for byte. */
+    get.consistency = WIRE_CONSISTENCY_DEFAULT;
+    wire_encode_request(&sb, &get);
+    assert_sb_is(&sb, "00 00 00 06 93 01 01 c4 01 6b");
+    /* Not a data op: never sent. */
+    wire_request ping = {.id = 1, .op = WIRE_OP_PING, .consistency = 2};
+    wire_encode_request(&sb, &ping);
+    assert_sb_is(&sb, "00 00 00 03 92 01 04");
+    msgpack_sbuffer_destroy(&sb);
+
+    /* Decoding: old forms say -1, new ones the level. */
+    uint8_t buf[64];
+    wire_request r;
+    char err[256];
+    size_t n = unhex("93 01 01 c4 01 6b", buf, sizeof buf);
+    assert_int_equal(wire_decode_request(buf, n, *state, &r, NULL, err, sizeof err), 0);
+    assert_int_equal(r.consistency, WIRE_CONSISTENCY_DEFAULT);
+    n = unhex("95 01 02 c4 01 6b c4 00 05", buf, sizeof buf);
+    assert_int_equal(wire_decode_request(buf, n, *state, &r, NULL, err, sizeof err), 0);
+    assert_int_equal(r.consistency, WIRE_CONSISTENCY_DEFAULT);
+    assert_true(r.ttl_ms == 5);
+    n = unhex("94 01 03 c4 01 6b 01", buf, sizeof buf);
+    assert_int_equal(wire_decode_request(buf, n, *state, &r, NULL, err, sizeof err), 0);
+    assert_int_equal(r.consistency, WIRE_CONSISTENCY_QUORUM);
+    msgpack_zone_clear(*state);
+
+    reject_req(*state, "94 07 01 c4 01 6b 03", 7,
+               "consistency must be 0 (one), 1 (quorum) or 2 (all), got a larger uint");
+    reject_req(*state, "94 07 01 c4 01 6b a3 61 6c 6c", 7, "got str");
+    reject_req(*state, "96 07 02 c4 01 6b c4 00 00 ff", 7, "got negative int");
+    reject_req(*state, "94 07 03 c4 01 6b c0", 7, "consistency must be");
+}
+
+static void test_topology_response(void **state)
+{
+    const wire_topology_member tm[] = {
+        {.id = "n1", .client_addr = "127.0.0.1:7001", .resp_addr = "", .state = "alive",
+         .vnodes = 128},
+        {.id = "n2", .client_addr = "127.0.0.1:7002", .resp_addr = "127.0.0.1:6380",
+         .state = "dead", .vnodes = 64},
+    };
+    wire_topology t = {.epoch = UINT64_MAX - 1, .n = 3, .vnodes_default = 128,
+                       .members = tm, .nmembers = 2};
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    wire_encode_topology(&sb, 9, &t);
+    wire_response r;
+    decode_only_response(*state, &sb, &r);
+    assert_true(r.id == 9 && r.status == WIRE_OK && r.has_topology && !r.has_meta);
+    assert_null(r.stats);
+    assert_true(r.topology.epoch == UINT64_MAX - 1 && r.topology.n == 3 &&
+                r.topology.vnodes_default == 128);
+    assert_int_equal(r.topology.nmembers, 2);
+    for (size_t i = 0; i < 2; i++) {
+        assert_bytes_equal(r.topology.members[i].id, bytes_of(tm[i].id));
+        assert_bytes_equal(r.topology.members[i].client_addr, bytes_of(tm[i].client_addr));
+        assert_bytes_equal(r.topology.members[i].resp_addr, bytes_of(tm[i].resp_addr));
+        assert_bytes_equal(r.topology.members[i].state, bytes_of(tm[i].state));
+        assert_true(r.topology.members[i].vnodes == tm[i].vnodes);
+    }
+    size_t len;
+    const uint8_t *body = only_body(&sb, &len);
+    check_prefixes(*state, body, len);
+    msgpack_sbuffer_destroy(&sb);
+
+    /* An empty ring decodes; a topology map missing a field or with a bad
+     * member is refused. */
+    wire_response e;
+    char err[256];
+    uint8_t buf[256];
+    /* [1, 0, {"epoch": 1, "n": 1, "vnodes_default": 1, "members": []}] */
+    assert_int_equal(resp_hex(*state, "93 01 00 84 a5 65 70 6f 63 68 01 a1 6e 01 ae 76 6e 6f 64 "
+                                      "65 73 5f 64 65 66 61 75 6c 74 01 a7 6d 65 6d 62 65 72 73 90",
+                              buf, &e, err, sizeof err), 0);
+    assert_true(e.has_topology && e.topology.nmembers == 0);
+    msgpack_zone_clear(*state);
+    reject_resp(*state, "93 01 00 81 a7 6d 65 6d 62 65 72 73 90",
+                "topology \"epoch\" must be uint, got nothing");
+    reject_resp(*state, "93 01 00 84 a5 65 70 6f 63 68 01 a1 6e 01 ae 76 6e 6f 64 65 73 5f 64 "
+                        "65 66 61 75 6c 74 01 a7 6d 65 6d 62 65 72 73 91 80",
+                "topology member 0 lacks \"id\"");
+    reject_resp(*state, "93 01 00 84 a5 65 70 6f 63 68 01 a1 6e 01 ae 76 6e 6f 64 65 73 5f 64 "
+                        "65 66 61 75 6c 74 01 a7 6d 65 6d 62 65 72 73 91 05",
+                "topology member 0 must be a map, got uint");
+}
+
+static void test_meta_responses(void **state)
+{
+    const char *reps[] = {"n1", "n2"};
+    wire_meta meta = {.epoch = 12345, .replicas = reps, .nreplicas = 2};
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+
+    /* Status with meta and no message: nil payload. */
+    wire_encode_status_meta(&sb, 7, WIRE_OK, NULL, &meta);
+    char hex[512];
+    tohex(sb.data, sb.size, hex, sizeof hex);
+    assert_string_equal(hex, README_PUT_META);
+    wire_response r;
+    decode_only_response(*state, &sb, &r);
+    assert_true(r.id == 7 && r.status == WIRE_OK && r.has_meta && !r.has_value);
+    assert_true(r.epoch == 12345 && r.nreplicas == 2);
+    assert_bytes_equal(r.replicas[0], bytes_of("n1"));
+    assert_bytes_equal(r.replicas[1], bytes_of("n2"));
+    msgpack_sbuffer_clear(&sb);
+    msgpack_zone_clear(*state);
+
+    /* An error with meta keeps its message. */
+    wire_encode_status_meta(&sb, 8, WIRE_ERR_TIMEOUT, "1 of 2 acks", &meta);
+    decode_only_response(*state, &sb, &r);
+    assert_true(r.status == WIRE_ERR_TIMEOUT && r.has_meta);
+    assert_bytes_equal(r.message, bytes_of("1 of 2 acks"));
+    msgpack_sbuffer_clear(&sb);
+    msgpack_zone_clear(*state);
+
+    /* A value with meta: head, value bytes, then the tail. */
+    size_t tail = wire_meta_len(&meta);
+    wire_encode_value_head_meta(&sb, 9, 5, &meta);
+    msgpack_sbuffer_write(&sb, "world", 5);
+    size_t before = sb.size;
+    assert_int_equal(wire_encode_meta_tail(&sb, &meta), tail);
+    assert_int_equal(sb.size - before, tail);
+    decode_only_response(*state, &sb, &r);
+    assert_true(r.id == 9 && r.has_value && r.has_meta && r.epoch == 12345);
+    assert_bytes_equal(r.value, bytes_of("world"));
+    assert_int_equal(r.nreplicas, 2);
+    size_t len;
+    const uint8_t *body = only_body(&sb, &len);
+    check_prefixes(*state, body, len);
+    msgpack_sbuffer_clear(&sb);
+    msgpack_zone_clear(*state);
+
+    /* No replicas, and NULL meta falls back to the old forms. */
+    wire_meta none = {.epoch = 1};
+    wire_encode_status_meta(&sb, 1, WIRE_NOT_FOUND, NULL, &none);
+    decode_only_response(*state, &sb, &r);
+    assert_true(r.has_meta && r.nreplicas == 0 && r.status == WIRE_NOT_FOUND);
+    msgpack_sbuffer_clear(&sb);
+    wire_encode_status_meta(&sb, 1, WIRE_OK, NULL, NULL);
+    assert_sb_is(&sb, "00 00 00 03 92 01 00");
+    wire_encode_value_head_meta(&sb, 1, 0, NULL);
+    assert_sb_is(&sb, "00 00 00 05 93 01 00 c4 00");
+    msgpack_sbuffer_destroy(&sb);
+    msgpack_zone_clear(*state);
+
+    reject_resp(*state, "94 01 00 c0 05", "meta (element 4) must be a map, got uint");
+    reject_resp(*state, "94 01 00 c0 81 a5 65 70 6f 63 68 a1 31",
+                "meta \"epoch\" must be uint, got str");
+    reject_resp(*state, "94 01 00 c0 81 a8 72 65 70 6c 69 63 61 73 05",
+                "meta \"replicas\" must be an array, got uint");
+    reject_resp(*state, "94 01 00 c0 81 a8 72 65 70 6c 69 63 61 73 91 05",
+                "meta replica 0 must be str, got uint");
+    reject_resp(*state, "94 01 01 05 80", "NOT_FOUND payload must be a str message");
+}
+
 #define ZT(f) cmocka_unit_test_setup_teardown(f, zone_setup, zone_teardown)
 
 int main(void)
@@ -1093,6 +1296,9 @@ int main(void)
         ZT(test_members_response),
         ZT(test_members_encoding),
         ZT(test_members_lenient_and_malformed),
+        ZT(test_consistency_requests),
+        ZT(test_topology_response),
+        ZT(test_meta_responses),
     };
     return cmocka_run_group_tests_name("wire", tests, NULL, NULL);
 }
