@@ -83,6 +83,7 @@ static const entry entries[] = {
     NUM("replication", "n", T_COUNT, n, 1, 64, "3"),
     NUM("replication", "r", T_COUNT, r, 1, 16, "2"),
     NUM("replication", "w", T_COUNT, w, 1, 16, "2"),
+    NUM("replication", "request_timeout", T_DURATION, request_timeout_ms, 1, 3600000, "2s"),
     /* gossip_config_defaults' values (test_config checks they agree). The
      * caps keep a typo from making a node deaf or flood the network; the
      * datagram limit is DESIGN.md's 1400 bytes. */

@@ -42,6 +42,7 @@ typedef struct config {
     uint64_t sweep_interval_ms;
     /* [replication] (replication issue) */
     uint64_t n, r, w;
+    uint64_t request_timeout_ms;       /* coordinator: replicas' answers wait this long */
     /* [gossip]: gossip_config's fields (node/gossip.h says what each does) */
     struct {
         uint64_t probe_interval_ms, probe_timeout_ms, indirect_checks;

@@ -16,16 +16,24 @@
 
 #include <event2/event.h>
 
+#include "cluster.h"
 #include "config.h"
 #include "conn.h"
 #include "log.h"
 #include "membership.h"
+#include "peer.h"
+#include "replica.h"
 #include "resp.h"
 #include "server.h"
 #include "store.h"
 
 /* How long SIGTERM keeps gossiping so that `left` reaches the others. */
 #define LEAVE_WAIT_MS 1000
+/* The replica layer's bound on one peer request (at least twice
+ * [replication] request_timeout): a backstop past the coordinator's own
+ * deadline, so late answers still reach it (read repair) while in-flight
+ * state stays bounded. */
+#define REPLICA_TIMEOUT_MS 5000
 
 static void usage(FILE *f)
 {
@@ -245,6 +253,7 @@ int main(int argc, char **argv)
     struct event_base *base = NULL;
     store *st = NULL;
     server *srv = NULL;
+    cluster *cl = NULL;
     node nd = {0};
     struct event *sigterm = NULL, *sigint = NULL;
 
@@ -299,6 +308,17 @@ int main(int argc, char **argv)
         log_warn("[node] seeds is set but peer is empty: membership is off, this node runs "
                  "alone");
     }
+    cl = cluster_new(&cfg, store_node_id(st), nd.members, err, sizeof err);
+    if (!cl)
+        goto fail;
+    srv->cluster = cl;
+    srv->peer = nd.members ? membership_peer(nd.members) : NULL;
+    uint64_t replica_timeout = cfg.request_timeout_ms * 2 > REPLICA_TIMEOUT_MS
+                                   ? cfg.request_timeout_ms * 2
+                                   : REPLICA_TIMEOUT_MS;
+    srv->replica = replica_new(srv, cl, replica_timeout, err, sizeof err);
+    if (!srv->replica)
+        goto fail;
 
     event_base_dispatch(base);
 
@@ -316,8 +336,15 @@ fail:
         event_free(sigterm);
     if (sigint)
         event_free(sigint);
-    if (srv)
+    if (srv) {
+        /* Before the peer port (membership) and the ring view it uses. */
+        replica_free(srv->replica);
+        srv->replica = NULL;
+        srv->peer = NULL;
         srv->members = NULL;
+        srv->cluster = NULL;
+    }
+    cluster_free(cl);
     membership_free(nd.members);
     server_free(srv);
     store_close(st);

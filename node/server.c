@@ -18,7 +18,9 @@
 #include <event2/buffer.h>
 #include <event2/util.h>
 
+#include "cluster.h"
 #include "conn.h"
+#include "dispatch.h"
 #include "log.h"
 #include "membership.h"
 
@@ -63,6 +65,25 @@ int server_after_commit(server *s, server_commit_fn fn, void *arg)
     s->commit_cbs[s->ncommit_cbs++] = (server_commit_cb){fn, arg, false};
     server_schedule_pass_end(s);
     return 0;
+}
+
+static void commit_cb_noop(void *arg, bool ok, const char *err)
+{
+    (void)arg;
+    (void)ok;
+    (void)err;
+}
+
+void server_after_commit_cancel(server *s, server_commit_fn fn, void *arg)
+{
+    for (size_t i = 0; i < s->ncommit_cbs; i++)
+        if (s->commit_cbs[i].fn == fn && s->commit_cbs[i].arg == arg)
+            s->commit_cbs[i].fn = commit_cb_noop;
+}
+
+void server_batch_failed(server *s, store_result r, const char *err)
+{
+    fail_batch(s, server_status_for(r), err);
 }
 
 /* Runs this pass's after-commit callbacks; ones they register run next pass. */
@@ -178,18 +199,9 @@ store_result server_write(server *s, wire_op op, const void *key, size_t klen, c
     return r;
 }
 
-static void do_get(server *s, conn *c, const wire_request *req)
-{
-    store_record rec;
-    char err[256];
-    store_result r = server_get(s, req->key.ptr, req->key.len, &rec, err, sizeof err);
-    if (r == STORE_OK)
-        conn_reply_value(c, req->id, rec.value, rec.value_len);
-    else if (r == STORE_NOT_FOUND)
-        conn_reply_status(c, req->id, WIRE_NOT_FOUND, NULL);
-    else
-        conn_reply_status(c, req->id, WIRE_ERR_INTERNAL, err);
-}
+/* GET, PUT and DEL are coordinated (dispatch.c) and answered in order
+ * through reply slots when their replicas have answered. */
+static void do_get(server *s, conn *c, const wire_request *req) { dispatch_native(s, c, req); }
 
 static void do_write(server *s, conn *c, const wire_request *req)
 {
@@ -200,12 +212,7 @@ static void do_write(server *s, conn *c, const wire_request *req)
         conn_reply_status(c, req->id, WIRE_ERR_TOO_LARGE, err);
         return;
     }
-    store_result r = server_write(s, req->op, req->key.ptr, req->key.len, req->value.ptr,
-                                  req->value.len, req->ttl_ms, err, sizeof err);
-    if (r == STORE_OK)
-        conn_reply_status(c, req->id, WIRE_OK, NULL);
-    else
-        conn_reply_status(c, req->id, server_status_for(r), err);
+    dispatch_native(s, c, req);
 }
 
 static void do_stats(server *s, conn *c, const wire_request *req)
@@ -245,7 +252,7 @@ static void do_stats(server *s, conn *c, const wire_request *req)
     };
     /* Membership figures only where membership runs (see membership.h). */
     membership_stats ms;
-    wire_stat all[sizeof stats / sizeof stats[0] + 20];
+    wire_stat all[sizeof stats / sizeof stats[0] + 20 + DISPATCH_STATS];
     size_t n_all = sizeof stats / sizeof stats[0];
     memcpy(all, stats, sizeof stats);
     if (s->members) {
@@ -278,6 +285,7 @@ static void do_stats(server *s, conn *c, const wire_request *req)
     } else {
         all[n_all++] = (wire_stat)STR("membership", "off");
     }
+    n_all += dispatch_stats(s, all + n_all); /* coordinator, replicas, hints */
 #undef NUM
 #undef STR
     conn_reply_stats(c, req->id, all, n_all);
@@ -329,6 +337,39 @@ static void do_remove(server *s, conn *c, const wire_request *req)
         conn_reply_status(c, req->id, WIRE_OK, NULL);
 }
 
+/* TOPOLOGY: the ring members with the addresses clients reach them at. */
+static void do_topology(server *s, conn *c, const wire_request *req)
+{
+    const ring *r = cluster_ring(s->cluster);
+    size_t n = ring_members(r);
+    wire_topology_member *tm = calloc(n ? n : 1, sizeof *tm);
+    if (!tm) {
+        conn_reply_status(c, req->id, WIRE_ERR_INTERNAL, "out of memory listing the ring");
+        return;
+    }
+    for (size_t i = 0; i < n; i++) {
+        const char *id = ring_member_id(r, i);
+        cluster_member cm = {.client_addr = "", .resp_addr = "", .state = "alive"};
+        cluster_member_get(s->cluster, id, &cm);
+        tm[i] = (wire_topology_member){.id = id, .client_addr = cm.client_addr,
+                                       .resp_addr = cm.resp_addr, .state = cm.state,
+                                       .vnodes = ring_member_vnodes(r, i)};
+        if (strcmp(id, s->node_id) == 0) { /* self: the bound addresses */
+            tm[i].client_addr = s->listeners[0].addr;
+            for (size_t l = 1; l < s->nlisteners; l++)
+                if (strcmp(s->listeners[l].proto->name, "resp") == 0)
+                    tm[i].resp_addr = s->listeners[l].addr;
+        }
+    }
+    wire_topology t = {.epoch = cluster_epoch(s->cluster), .n = cluster_n(s->cluster),
+                       .vnodes_default = cluster_vnodes_default(s->cluster),
+                       .members = tm, .nmembers = n};
+    msgpack_sbuffer_clear(&s->sb);
+    wire_encode_topology(&s->sb, req->id, &t);
+    free(tm);
+    conn_reply_raw(c, req->id, s->sb.data, s->sb.size, NULL, 0);
+}
+
 void server_handle_request(server *s, conn *c, const wire_request *req)
 {
     s->n.ops[req->op]++;
@@ -357,6 +398,12 @@ void server_handle_request(server *s, conn *c, const wire_request *req)
             do_members(s, c, req);
         else
             do_remove(s, c, req);
+        break;
+    case WIRE_OP_TOPOLOGY:
+        if (!s->cluster)
+            conn_reply_status(c, req->id, WIRE_ERR_UNAVAILABLE, "the ring is not set up yet");
+        else
+            do_topology(s, c, req);
         break;
     }
 }
@@ -471,7 +518,7 @@ static void on_drain(evutil_socket_t fd, short what, void *arg)
     server *s = arg;
     bool busy = false;
     for (conn *c = s->conns; c && !busy; c = c->next)
-        busy = !c->closing && conn_output_len(c) > 0;
+        busy = !c->closing && (conn_output_len(c) > 0 || c->slot_head); /* or replicas owe */
     if (!busy || server_now_ms(s) >= s->drain_deadline_ms) {
         event_base_loopbreak(s->base);
         return;
@@ -583,6 +630,7 @@ void server_free(server *s)
 {
     if (!s)
         return;
+    dispatch_free(s); /* answers what is in flight through the reply slots */
     if (s->pass_end_ev && (s->dirty || s->closing || store_batch_dirty(s->st)))
         on_pass_end(-1, 0, s); /* commit what is pending before closing */
     while (s->conns)

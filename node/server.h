@@ -85,6 +85,10 @@ typedef struct server {
     conn *closing;                   /* connections to free at pass end */
 
     struct membership *members;      /* NULL: membership off (no [node] peer); set by main */
+    struct cluster *cluster;         /* the ring view (never NULL once main set it) */
+    struct peer *peer;               /* the peer port (membership's), or NULL; set by main */
+    struct replica *replica;         /* replication layer, or NULL; set by main */
+    struct coord *coord;             /* the coordinator (dispatch.c), made on first use */
 
     msgpack_sbuffer sb;              /* reply scratch, reused */
     msgpack_zone zone;               /* decoder scratch, cleared per frame */
@@ -135,6 +139,14 @@ void server_handle_request(server *s, conn *c, const wire_request *req);
  * (replicas acknowledge writes this way: only once they are durable).
  * Returns 0, or -1 when out of memory (fn will not run). */
 int server_after_commit(server *s, server_commit_fn fn, void *arg);
+
+/* Removes registrations of fn with arg that have not run yet (a module
+ * going away before the pass end). */
+void server_after_commit_cancel(server *s, server_commit_fn fn, void *arg);
+
+/* A store write outside server_write failed and discarded the batch: every
+ * reply and after-commit callback that depended on it fails with err. */
+void server_batch_failed(server *s, store_result r, const char *err);
 
 /* Makes sure the pass-end event (commit, then release replies) will run. */
 void server_schedule_pass_end(server *s);

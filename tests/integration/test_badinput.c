@@ -167,15 +167,16 @@ static void key_and_value_over_limits(void **state)
     int fd = raw_connect(f->np.port);
     static uint8_t big[70000];
     memset(big, 'x', sizeof big);
-    wire_request put = {.id = 21, .op = WIRE_OP_PUT, .key = {big, 1025}, .value = {big, 1}};
+    wire_request put = {.id = 21, .op = WIRE_OP_PUT, .consistency = -1, .key = {big, 1025},
+                        .value = {big, 1}};
     assert_int_equal(raw_send_request(fd, &put), 0);
     expect_reply(f, fd, 21, WIRE_ERR_TOO_LARGE);
-    put = (wire_request){.id = 22, .op = WIRE_OP_PUT, .key = {big, 3},
+    put = (wire_request){.id = 22, .op = WIRE_OP_PUT, .consistency = -1, .key = {big, 3},
                          .value = {big, 65537}};
     assert_int_equal(raw_send_request(fd, &put), 0);
     expect_reply(f, fd, 22, WIRE_ERR_TOO_LARGE);
     /* Exactly at the limits is fine. */
-    put = (wire_request){.id = 23, .op = WIRE_OP_PUT, .key = {big, 1024},
+    put = (wire_request){.id = 23, .op = WIRE_OP_PUT, .consistency = -1, .key = {big, 1024},
                          .value = {big, 65536}};
     assert_int_equal(raw_send_request(fd, &put), 0);
     expect_reply(f, fd, 23, WIRE_OK);
@@ -198,7 +199,7 @@ static void client_that_never_reads(void **state)
     msgpack_sbuffer sb;
     msgpack_sbuffer_init(&sb);
     for (int i = 0; i < 2000; i++) {
-        wire_request get = {.id = (uint64_t)i, .op = WIRE_OP_GET,
+        wire_request get = {.id = (uint64_t)i, .op = WIRE_OP_GET, .consistency = -1,
                             .key = {(const uint8_t *)"big", 3}};
         wire_encode_request(&sb, &get);
     }

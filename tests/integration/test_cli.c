@@ -180,6 +180,44 @@ static void test_members_without_membership(void **state)
     check_out(r, 0, "\"membership\":\"off\"");
 }
 
+/* A node without membership: a ring of one that owns every key. */
+static void test_ring_and_locate_single(void **state)
+{
+    nodeproc *np = *state;
+    cli_result r = run(state, "ring");
+    check_out(r, 0, "100.00%");
+    r = run(state, "ring");
+    check_out(r, 0, np->addr);
+    r = run(state, "ring");
+    check_out(r, 0, "replicas per key (N) 1");
+    /* The known answer of tests/vectors/ring.txt. */
+    r = run(state, "locate", "key0");
+    check_out(r, 0, "token 74d935ed02021ec6\n1  node-");
+    r = run(state, "locate", "key0");
+    check_out(r, 0, np->addr);
+    r = run(state, "locate");
+    check_err(r, 2, "usage: locate KEY");
+}
+
+static void test_consistency_option(void **state)
+{
+    static const char *const levels[] = {"one", "quorum", "all"};
+    for (int i = 0; i < 3; i++) {
+        check(run(state, "-c", levels[i], "put", "ck", levels[i]), 0, "OK\n");
+        check(run(state, "--consistency", levels[i], "get", "ck"), 0, levels[i]);
+        check(run(state, "-c", levels[i], "del", "ck"), 0, "OK\n");
+    }
+    check_err(run(state, "-c", "most", "get", "ck"), 2, "--consistency wants one, quorum or all");
+    /* --verbose names the coordinator (and the replicas, when the node says). */
+    nodeproc *np = *state;
+    cli_result r = run(state, "-v", "put", "ck", "x");
+    check_err(r, 0, "coordinator: ");
+    r = run(state, "--verbose", "-c", "all", "get", "ck");
+    check_err(r, 0, np->addr);
+    r = run(state, "--help");
+    check_out(r, 0, "--consistency");
+}
+
 static void test_ttl(void **state)
 {
     check(run(state, "put", "ttl", "v", "--ttl", "200"), 0, "OK\n");
@@ -280,6 +318,8 @@ int main(void)
         cmocka_unit_test(test_ping),
         cmocka_unit_test(test_stats),
         cmocka_unit_test(test_ttl),
+        cmocka_unit_test(test_ring_and_locate_single),
+        cmocka_unit_test(test_consistency_option),
         cmocka_unit_test(test_members_without_membership),
         cmocka_unit_test(test_help_and_version),
         cmocka_unit_test(test_usage_errors),

@@ -19,8 +19,11 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <pthread.h>
+
 #include "nodeproc.h"
 #include "ringkv.h"
+#include "wire.h"
 
 static void sleep_ms(int ms)
 {
@@ -254,6 +257,196 @@ static void test_members_without_membership(void **state)
     assert_int_equal(rkv_remove(c, NULL), RKV_ERR_ARG);
     assert_int_equal(rkv_members(NULL, &m, &n), RKV_ERR_ARG);
     rkv_members_free(NULL, 0);
+    rkv_close(c);
+}
+
+/* A node without membership is a ring of one: itself, owning everything. */
+static void test_topology_single_node(void **state)
+{
+    nodeproc *np = *state;
+    rkv_client *c = client(state);
+    struct rkv_topology *t = NULL;
+    rkv_status st = rkv_topology(c, &t);
+    if (st != RKV_OK)
+        fail_msg("topology: %s: %s", rkv_status_name(st), rkv_errstr(c));
+    assert_int_equal(t->nmembers, 1);
+    assert_true(t->n == 1);
+    assert_true(t->vnodes_default == 128);
+    assert_true(t->epoch != 0);
+    assert_string_equal(t->members[0].client_addr, np->addr);
+    assert_string_equal(t->members[0].state, "alive");
+    assert_true(t->members[0].vnodes == 128);
+    assert_true(t->members[0].share > 0.9999 && t->members[0].share < 1.0001);
+    assert_non_null(strstr(t->members[0].id, "node-"));
+
+    /* The token is the ring's: a known answer from tests/vectors/ring.txt. */
+    size_t idx[4];
+    uint64_t token = 0;
+    assert_int_equal(rkv_topology_locate(t, "key0", 4, &token, idx, 4), 1);
+    assert_true(token == 0x74d935ed02021ec6ULL);
+    assert_int_equal(idx[0], 0);
+    assert_int_equal(rkv_topology_locate(t, "key0", 4, NULL, idx, 0), 0);
+    rkv_topology_free(t);
+    rkv_topology_free(NULL);
+    assert_int_equal(rkv_topology(c, NULL), RKV_ERR_ARG);
+    assert_int_equal(rkv_topology(NULL, &t), RKV_ERR_ARG);
+
+    /* Requests are routed to it, and say so. */
+    assert_int_equal(rkv_put(c, "routed", 6, "v", 1, 0), RKV_OK);
+    assert_string_equal(rkv_last_node(c), np->addr);
+    rkv_close(c);
+}
+
+/* ---- a node from before TOPOLOGY ---- */
+
+/* A fake node that answers TOPOLOGY as an unknown op (BAD_REQUEST), as nodes
+ * did before it existed, and everything else with OK (GET: "old"). */
+typedef struct old_node {
+    int lfd, port;
+    int topology_asks;
+    pthread_t th;
+} old_node;
+
+static int read_full(int fd, uint8_t *buf, size_t len)
+{
+    for (size_t got = 0; got < len;) {
+        ssize_t n = read(fd, buf + got, len - got);
+        if (n <= 0)
+            return -1;
+        got += (size_t)n;
+    }
+    return 0;
+}
+
+static void *old_node_run(void *arg)
+{
+    old_node *o = arg;
+    int fd = accept(o->lfd, NULL, NULL);
+    msgpack_zone zone;
+    msgpack_zone_init(&zone, 4096);
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    uint8_t hdr[4], body[4096];
+    while (fd >= 0 && read_full(fd, hdr, 4) == 0) {
+        uint32_t len = wire_frame_len(hdr);
+        if (len > sizeof body || read_full(fd, body, len) < 0)
+            break;
+        wire_request req;
+        uint64_t id;
+        char err[256];
+        msgpack_sbuffer_clear(&sb);
+        if (wire_decode_request(body, len, &zone, &req, &id, err, sizeof err) < 0) {
+            o->topology_asks += strstr(err, "unknown op 8") != NULL;
+            wire_encode_status(&sb, id, WIRE_ERR_BAD_REQUEST, "unknown op 8");
+        } else if (req.op == WIRE_OP_TOPOLOGY) { /* this build knows it: pretend not to */
+            o->topology_asks++;
+            wire_encode_status(&sb, id, WIRE_ERR_BAD_REQUEST, "unknown op 8; expected 1 GET ...");
+        } else if (req.op == WIRE_OP_GET) {
+            wire_encode_value_head(&sb, id, 3);
+            msgpack_sbuffer_write(&sb, "old", 3);
+        } else {
+            wire_encode_status(&sb, id, WIRE_OK, NULL);
+        }
+        msgpack_zone_clear(&zone);
+        if (write(fd, sb.data, sb.size) != (ssize_t)sb.size)
+            break;
+    }
+    if (fd >= 0)
+        close(fd);
+    msgpack_sbuffer_destroy(&sb);
+    msgpack_zone_destroy(&zone);
+    return NULL;
+}
+
+/* The client falls back to its seed when the node knows no TOPOLOGY, and
+ * asks again only after a long pause, not on every request. */
+static void test_node_without_topology(void **state)
+{
+    (void)state;
+    old_node o = {0};
+    o.port = dead_port(&o.lfd);
+    assert_int_equal(listen(o.lfd, 4), 0);
+    assert_int_equal(pthread_create(&o.th, NULL, old_node_run, &o), 0);
+    char addr[64];
+    snprintf(addr, sizeof addr, "127.0.0.1:%d", o.port);
+    rkv_client *c = client_for(addr, 5000);
+    for (int i = 0; i < 5; i++) {
+        rkv_status st = rkv_put(c, "k", 1, "v", 1, 0);
+        if (st != RKV_OK)
+            fail_msg("put: %s: %s", rkv_status_name(st), rkv_errstr(c));
+        check_value(c, "k", 1, "old", 3);
+        sleep_ms(30);
+    }
+    assert_string_equal(rkv_last_node(c), addr);
+    size_t n = 9;
+    rkv_last_replicas(c, &n);
+    assert_int_equal(n, 0);
+    struct rkv_topology *t = NULL;
+    assert_int_equal(rkv_topology(c, &t), RKV_ERR_BAD_REQUEST);
+    assert_null(t);
+    assert_non_null(strstr(rkv_errstr(c), "unknown op 8"));
+    rkv_close(c);
+    pthread_join(o.th, NULL);
+    close(o.lfd);
+    assert_int_equal(o.topology_asks, 2); /* the first request, and rkv_topology */
+}
+
+/* A node listening on a wildcard address advertises 0.0.0.0:PORT; the
+ * client reaches it through the host it asked. */
+static void test_topology_wildcard_listen(void **state)
+{
+    (void)state;
+    nodeproc np = {0};
+    const char *args[] = {"--listen", "0.0.0.0:0", NULL};
+    assert_int_equal(nodeproc_start(&np, args), 0);
+    char seed[64];
+    snprintf(seed, sizeof seed, "localhost:%d", np.port);
+    rkv_client *c = client_for(seed, 5000);
+    struct rkv_topology *t;
+    assert_int_equal(rkv_topology(c, &t), RKV_OK);
+    assert_int_equal(t->nmembers, 1);
+    assert_true(strncmp(t->members[0].client_addr, "0.0.0.0:", 8) == 0);
+    rkv_topology_free(t);
+    rkv_status st = rkv_put(c, "wild", 4, "card", 4, 0);
+    if (st != RKV_OK)
+        fail_msg("put: %s: %s", rkv_status_name(st), rkv_errstr(c));
+    assert_string_equal(rkv_last_node(c), seed);
+    check_value(c, "wild", 4, "card", 4);
+    rkv_close(c);
+    nodeproc_cleanup(&np);
+}
+
+/* Every consistency level is accepted; a node without replication serves
+ * each with its one replica. */
+static void test_consistency_levels(void **state)
+{
+    rkv_client *c = client(state);
+    assert_string_equal(rkv_last_node(c), "");
+    size_t n = 9;
+    const char *const *reps = rkv_last_replicas(c, &n);
+    assert_int_equal(n, 0);
+    assert_non_null(reps);
+    const rkv_consistency levels[] = {RKV_CONSISTENCY_ONE, RKV_CONSISTENCY_QUORUM,
+                                      RKV_CONSISTENCY_ALL, RKV_CONSISTENCY_DEFAULT};
+    for (size_t i = 0; i < sizeof levels / sizeof levels[0]; i++) {
+        assert_int_equal(rkv_set_consistency(c, levels[i]), RKV_OK);
+        rkv_status st = rkv_put(c, "cons", 4, "v", 1, 0);
+        if (st != RKV_OK)
+            fail_msg("put at level %d: %s: %s", (int)levels[i], rkv_status_name(st),
+                     rkv_errstr(c));
+        reps = rkv_last_replicas(c, &n);
+        assert_true(n <= 1); /* one replica, when the node reports it */
+        if (n == 1)
+            assert_non_null(strstr(reps[0], "node-"));
+        check_value(c, "cons", 4, "v", 1);
+        assert_int_equal(rkv_del(c, "cons", 4), RKV_OK);
+        check_absent(c, "cons", 4);
+    }
+    assert_int_equal(rkv_set_consistency(c, (rkv_consistency)3), RKV_ERR_ARG);
+    assert_non_null(strstr(rkv_errstr(c), "consistency"));
+    assert_int_equal(rkv_set_consistency(c, (rkv_consistency)-2), RKV_ERR_ARG);
+    assert_int_equal(rkv_set_consistency(NULL, RKV_CONSISTENCY_ONE), RKV_ERR_ARG);
+    assert_int_equal(rkv_ping(c), RKV_OK);
     rkv_close(c);
 }
 
@@ -500,6 +693,10 @@ int main(void)
         cmocka_unit_test(test_ping),
         cmocka_unit_test(test_stats),
         cmocka_unit_test(test_members_without_membership),
+        cmocka_unit_test(test_topology_single_node),
+        cmocka_unit_test(test_consistency_levels),
+        cmocka_unit_test(test_topology_wildcard_listen),
+        cmocka_unit_test(test_node_without_topology),
         cmocka_unit_test(test_too_large_then_usable),
         cmocka_unit_test(test_value_too_large_then_usable),
         cmocka_unit_test(test_bad_arguments),

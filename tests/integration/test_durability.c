@@ -112,7 +112,7 @@ static void kill9_after_pipelined_acks(void **state)
         char k[32], v[128];
         key_of(i, k, sizeof k);
         value_of(i, 7, v, sizeof v);
-        wire_request req = {.id = (uint64_t)i + 1, .op = WIRE_OP_PUT,
+        wire_request req = {.id = (uint64_t)i + 1, .op = WIRE_OP_PUT, .consistency = -1,
                             .key = {(const uint8_t *)k, strlen(k)},
                             .value = {(const uint8_t *)v, strlen(v)}};
         wire_encode_request(&sb, &req);

@@ -37,6 +37,9 @@ typedef struct cluster {
 
 static const char *const ids[N_NODES] = {"m1", "m2", "m3"};
 
+/* A client whose topology predates m3's crash (test_stale_client_fails_over). */
+static rkv_client *stale;
+
 /* Fast gossip: a crash is suspected within ~100 ms and declared dead within
  * a second; push-pull every 2 s heals anything a datagram missed. */
 static const char gossip_conf[] = "[gossip]\n"
@@ -96,6 +99,8 @@ static int group_setup(void **state)
 static int group_teardown(void **state)
 {
     cluster *cl = *state;
+    rkv_close(stale);
+    stale = NULL;
     for (int i = 0; i < N_NODES; i++)
         nodeproc_cleanup(&cl->n[i]);
     unlink(cl->conf);
@@ -223,6 +228,83 @@ static void test_three_nodes_converge(void **state)
     free(err);
 }
 
+/* Sums the SHARE column of `ringkv ring` and counts its member rows. */
+static double ring_share_sum(const char *out, int *rows)
+{
+    double sum = 0;
+    *rows = 0;
+    for (const char *line = out; line && *line;) {
+        const char *pct = strchr(line, '%');
+        const char *eol = strchr(line, '\n');
+        if (pct && (!eol || pct < eol)) {
+            const char *p = pct;
+            while (p > line && p[-1] != ' ')
+                p--;
+            sum += strtod(p, NULL);
+            (*rows)++;
+        }
+        line = eol ? eol + 1 : NULL;
+    }
+    return sum;
+}
+
+/* Every node serves the same ring of three, and keys spread over it: the
+ * CLI's ring and locate, and the library routing each key to its first
+ * replica. */
+static void test_ring_on_three_nodes(void **state)
+{
+    cluster *cl = *state;
+    wait_all_alive(cl);
+    char *out, *err;
+    for (int i = 0; i < N_NODES; i++) {
+        const char *ring[] = {"ring", NULL};
+        assert_int_equal(run_cli(&cl->n[i], ring, &out, &err), 0);
+        int rows;
+        double sum = ring_share_sum(out, &rows);
+        if (rows != 3 || sum < 99.9 || sum > 100.1)
+            fail_msg("ring on %s: %d members, shares sum to %.2f%%:\n%s", ids[i], rows, sum, out);
+        for (int k = 0; k < N_NODES; k++) {
+            assert_non_null(strstr(out, ids[k]));
+            assert_non_null(strstr(out, cl->n[k].addr));
+        }
+        assert_non_null(strstr(out, "replicas per key (N) 3"));
+        free(out);
+        free(err);
+    }
+    const char *locate[] = {"locate", "some-key", NULL};
+    assert_int_equal(run_cli(&cl->n[1], locate, &out, &err), 0);
+    assert_non_null(strstr(out, "token "));
+    for (int k = 0; k < N_NODES; k++)
+        assert_non_null(strstr(out, ids[k])); /* three distinct replicas */
+    assert_non_null(strstr(out, "\n3  "));
+    free(out);
+    free(err);
+
+    /* Routed by the library: each key to its first replica's client port. */
+    rkv_client *c = rkv_connect(cl->n[2].addr, NULL, NULL, 0);
+    struct rkv_topology *t;
+    assert_int_equal(rkv_topology(c, &t), RKV_OK);
+    assert_int_equal(t->nmembers, 3);
+    int hits[N_NODES] = {0};
+    for (int i = 0; i < 30; i++) {
+        char key[16];
+        snprintf(key, sizeof key, "route%d", i);
+        size_t idx[3];
+        assert_int_equal(rkv_topology_locate(t, key, strlen(key), NULL, idx, 3), 3);
+        assert_true(idx[0] != idx[1] && idx[1] != idx[2] && idx[0] != idx[2]);
+        rkv_status st = rkv_put(c, key, strlen(key), "v", 1, 0);
+        if (st != RKV_OK)
+            fail_msg("put %s: %s: %s", key, rkv_status_name(st), rkv_errstr(c));
+        assert_string_equal(rkv_last_node(c), t->members[idx[0]].client_addr);
+        for (int k = 0; k < N_NODES; k++)
+            hits[k] += strcmp(t->members[idx[0]].id, ids[k]) == 0;
+    }
+    for (int k = 0; k < N_NODES; k++)
+        assert_true(hits[k] > 0); /* 30 keys reach every node */
+    rkv_topology_free(t);
+    stale = c; /* connected to all three, with a topology where m3 is alive */
+}
+
 /* A fourth node that claims a live member's id is refused by the seed and
  * exits with status 1 and a message that says why. */
 static void test_duplicate_id_refused(void **state)
@@ -319,6 +401,41 @@ static void test_killed_node_dead(void **state)
     assert_true(num_stat(&cl->n[0], "members_dead") == 1);
 }
 
+/* A client that still thinks m3 is alive: keys whose first replica is m3
+ * fail over to the next replica (nothing was sent to m3), and the ring it
+ * refreshes to says m3 is dead. */
+static void test_stale_client_fails_over(void **state)
+{
+    cluster *cl = *state;
+    assert_non_null(stale);
+    struct rkv_topology *t;
+    rkv_client *probe = rkv_connect(cl->n[0].addr, NULL, NULL, 0);
+    assert_int_equal(rkv_topology(probe, &t), RKV_OK);
+    rkv_close(probe);
+    int moved = 0;
+    for (int i = 0; i < 40 && moved < 5; i++) {
+        char key[16];
+        snprintf(key, sizeof key, "stale%d", i);
+        size_t idx[3];
+        rkv_topology_locate(t, key, strlen(key), NULL, idx, 3);
+        if (strcmp(t->members[idx[0]].id, ids[2]) != 0)
+            continue;
+        rkv_status st = rkv_put(stale, key, strlen(key), "v", 1, 0);
+        if (st != RKV_OK)
+            fail_msg("put %s with m3 dead: %s: %s", key, rkv_status_name(st),
+                     rkv_errstr(stale));
+        assert_string_not_equal(rkv_last_node(stale), cl->n[2].addr);
+        moved++;
+    }
+    assert_true(moved > 0);
+    for (size_t k = 0; k < t->nmembers; k++)
+        if (strcmp(t->members[k].id, ids[2]) == 0)
+            assert_string_equal(t->members[k].state, "dead");
+    rkv_topology_free(t);
+    rkv_close(stale);
+    stale = NULL;
+}
+
 /* The same data dir comes back as the same node, with a higher
  * incarnation, and everyone sees it alive. */
 static void test_restart_higher_incarnation(void **state)
@@ -376,10 +493,12 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_three_nodes_converge),
+        cmocka_unit_test(test_ring_on_three_nodes),
         cmocka_unit_test(test_duplicate_id_refused),
         cmocka_unit_test(test_bad_peer_input),
         cmocka_unit_test(test_paused_node_refutes),
         cmocka_unit_test(test_killed_node_dead),
+        cmocka_unit_test(test_stale_client_fails_over),
         cmocka_unit_test(test_restart_higher_incarnation),
         cmocka_unit_test(test_remove),
         cmocka_unit_test(test_graceful_leave),

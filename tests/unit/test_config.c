@@ -383,7 +383,8 @@ static void test_messages(void **state)
     assert_string_equal(err, "unknown key 'foo' in section [node] (valid keys: id, listen, "
                              "peer, resp, http, seeds, data_dir, fsync, log_level, vnodes)");
     assert_int_equal(config_set(&c, "replication", "quorum", "1", err, sizeof err), -1);
-    assert_string_equal(err, "unknown key 'quorum' in section [replication] (valid keys: n, r, w)");
+    assert_string_equal(err, "unknown key 'quorum' in section [replication] "
+                             "(valid keys: n, r, w, request_timeout)");
     /* A key of one section in another is still unknown there. */
     assert_int_equal(config_set(&c, "node", "n", "3", err, sizeof err), -1);
     assert_non_null(strstr(err, "unknown key 'n' in section [node]"));
