@@ -31,9 +31,9 @@ static void usage(FILE *f)
             "  --rate OPS                  open loop: send at this fixed total rate; latency\n"
             "                              counts from each request's intended send time\n"
             "                              (default: closed loop)\n"
-            "  --consistency one|quorum|all  read/write consistency (default quorum); recorded\n"
-            "                              now, takes effect with the replication work (the\n"
-            "                              node does not take a consistency level yet)\n"
+            "  --consistency one|quorum|all|default\n"
+            "                              replicas each read and write waits for (default:\n"
+            "                              the node's [replication] r and w)\n"
             "  --preload                   PUT every key once before the run\n"
             "  --timeout MS                per-request timeout (default 10000)\n"
             "  --seed N                    random seed (default 1)\n"
@@ -122,7 +122,7 @@ int options_parse(bench_opts *o, int argc, char **argv)
                       .value_size = 100,
                       .connections = 50,
                       .pipeline = 1,
-                      .consistency = "quorum",
+                      .consistency = "default",
                       .timeout_ms = 10000,
                       .seed = 1};
     const char *hosts = "127.0.0.1:7001";
@@ -189,8 +189,9 @@ int options_parse(bench_opts *o, int argc, char **argv)
             o->rate = d;
             break;
         case O_CONS:
-            if (strcmp(optarg, "one") && strcmp(optarg, "quorum") && strcmp(optarg, "all"))
-                return bad("--consistency", optarg, "one, quorum or all");
+            if (strcmp(optarg, "one") && strcmp(optarg, "quorum") && strcmp(optarg, "all") &&
+                strcmp(optarg, "default"))
+                return bad("--consistency", optarg, "one, quorum, all or default");
             o->consistency = optarg;
             break;
         case O_PRELOAD:

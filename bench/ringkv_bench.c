@@ -363,6 +363,18 @@ static void on_close(rkv_async *ac, rkv_status st, const char *why, void *arg)
 
 /* ---- main ---- */
 
+/* --consistency's word as the library's level ("default": the node's). */
+static rkv_consistency consistency_of(const char *s)
+{
+    if (strcmp(s, "one") == 0)
+        return RKV_CONSISTENCY_ONE;
+    if (strcmp(s, "quorum") == 0)
+        return RKV_CONSISTENCY_QUORUM;
+    if (strcmp(s, "all") == 0)
+        return RKV_CONSISTENCY_ALL;
+    return RKV_CONSISTENCY_DEFAULT;
+}
+
 static int setup(bench *b)
 {
     const bench_opts *o = &b->o;
@@ -417,6 +429,7 @@ static int setup(bench *b)
         }
         b->nlive++;
         rkv_async_set_close_cb(c->ac, on_close, c);
+        rkv_async_set_consistency(c->ac, consistency_of(o->consistency));
         if (rkv_async_ping(c->ac, on_ping, c) != RKV_OK) {
             fprintf(stderr, "ringkv-bench: %s\n", rkv_async_errstr(c->ac));
             return -1;

@@ -62,6 +62,7 @@ struct rkv_async {
     int connect_ms;
     int request_ms;
     size_t max_output;
+    int consistency; /* rkv_consistency sent with GET/PUT/DEL; -1 = node default */
     int64_t connect_deadline;
     int timer_armed;
     int64_t timer_at;
@@ -470,6 +471,7 @@ rkv_async *rkv_async_connect(struct event_base *base, const char *addr,
         opts && opts->connect_timeout_ms > 0 ? opts->connect_timeout_ms : ASYNC_DEFAULT_CONNECT_MS;
     ac->request_ms =
         opts && opts->request_timeout_ms > 0 ? opts->request_timeout_ms : ASYNC_DEFAULT_REQUEST_MS;
+    ac->consistency = RKV_CONSISTENCY_DEFAULT;
     ac->max_output =
         opts && opts->max_output_bytes > 0 ? opts->max_output_bytes : ASYNC_DEFAULT_MAX_OUTPUT;
     ac->name = strdup(addr);
@@ -592,7 +594,7 @@ rkv_status rkv_async_get(rkv_async *ac, const void *key, size_t klen, rkv_async_
     rkv_status st = check_key(ac, key, klen);
     if (st != RKV_OK)
         return st;
-    wire_request req = {.op = WIRE_OP_GET, .consistency = -1, .key = {key, klen}};
+    wire_request req = {.op = WIRE_OP_GET, .consistency = ac->consistency, .key = {key, klen}};
     return issue(ac, &req, cb, arg);
 }
 
@@ -606,7 +608,7 @@ rkv_status rkv_async_put(rkv_async *ac, const void *key, size_t klen, const void
         return st;
     if (!value && vlen)
         return refuse(ac, RKV_ERR_ARG, "value is NULL but its length is %zu", vlen);
-    wire_request req = {.op = WIRE_OP_PUT, .consistency = -1,
+    wire_request req = {.op = WIRE_OP_PUT, .consistency = ac->consistency,
                         .key = {key, klen},
                         .value = {value ? value : (const void *)"", vlen},
                         .ttl_ms = ttl_ms};
@@ -620,8 +622,16 @@ rkv_status rkv_async_del(rkv_async *ac, const void *key, size_t klen, rkv_async_
     rkv_status st = check_key(ac, key, klen);
     if (st != RKV_OK)
         return st;
-    wire_request req = {.op = WIRE_OP_DEL, .consistency = -1, .key = {key, klen}};
+    wire_request req = {.op = WIRE_OP_DEL, .consistency = ac->consistency, .key = {key, klen}};
     return issue(ac, &req, cb, arg);
+}
+
+rkv_status rkv_async_set_consistency(rkv_async *ac, rkv_consistency level)
+{
+    if (!ac || level < RKV_CONSISTENCY_DEFAULT || level > RKV_CONSISTENCY_ALL)
+        return RKV_ERR_ARG;
+    ac->consistency = (int)level;
+    return RKV_OK;
 }
 
 rkv_status rkv_async_ping(rkv_async *ac, rkv_async_cb cb, void *arg)

@@ -111,6 +111,11 @@ RKV_API rkv_status rkv_async_put(rkv_async *ac, const void *key, size_t klen, co
                                  size_t vlen, uint64_t ttl_ms, rkv_async_cb cb, void *arg);
 RKV_API rkv_status rkv_async_del(rkv_async *ac, const void *key, size_t klen, rkv_async_cb cb,
                                  void *arg);
+/* Consistency (ringkv.h's rkv_consistency) sent with every later GET, PUT
+ * and DEL on this connection; RKV_CONSISTENCY_DEFAULT (the initial value)
+ * leaves it to the node's [replication] settings. */
+RKV_API rkv_status rkv_async_set_consistency(rkv_async *ac, rkv_consistency level);
+
 RKV_API rkv_status rkv_async_ping(rkv_async *ac, rkv_async_cb cb, void *arg);
 
 /* Requests whose callback has not run yet. */

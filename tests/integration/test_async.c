@@ -22,6 +22,7 @@
 #include <event2/event.h>
 
 #include "nodeproc.h"
+#include "ringkv.h"
 #include "ringkv_async.h"
 
 #define WAIT_MS 30000 /* guard for every wait; sanitizer builds are slow */
@@ -256,6 +257,45 @@ static void test_mixed_operations(void **state)
     assert_memory_equal(q[3].value, "alpha", 5);
     assert_int_equal(q[4].vlen, 0); /* empty value, still found */
     tctx_free(&t);
+}
+
+static uint64_t stat_num(const nodeproc *np, const char *name)
+{
+    rkv_client *c = rkv_connect(np->addr, NULL, NULL, 0);
+    rkv_stat *st;
+    size_t n;
+    uint64_t v = UINT64_MAX;
+    assert_int_equal(rkv_stats(c, &st, &n), RKV_OK);
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(st[i].name, name) == 0 && st[i].is_num)
+            v = st[i].num;
+    rkv_stats_free(st, n);
+    rkv_close(c);
+    assert_true(v != UINT64_MAX);
+    return v;
+}
+
+/* The consistency set on a connection travels with each request: the node
+ * counts the writes and reads it coordinated at each level. */
+static void test_consistency_sent(void **state)
+{
+    nodeproc *np = *state;
+    ensure_running(np);
+    uint64_t all_w = stat_num(np, "coord_writes_all"), one_r = stat_num(np, "coord_reads_one");
+    tctx t;
+    tctx_init(&t, 2);
+    rkv_async *ac = connect_to(&t, np->addr, NULL);
+    assert_int_equal(rkv_async_set_consistency(ac, (rkv_consistency)7), RKV_ERR_ARG);
+    assert_int_equal(rkv_async_set_consistency(ac, RKV_CONSISTENCY_ALL), RKV_OK);
+    assert_int_equal(rkv_async_put(ac, "cs:a", 4, "x", 1, 0, on_reply, &t.reqs[0]), RKV_OK);
+    assert_int_equal(rkv_async_set_consistency(ac, RKV_CONSISTENCY_ONE), RKV_OK);
+    assert_int_equal(rkv_async_get(ac, "cs:a", 4, on_reply, &t.reqs[1]), RKV_OK);
+    run_until(t.base, &t.done, 2);
+    assert_int_equal(t.reqs[0].status, RKV_OK);
+    assert_int_equal(t.reqs[1].status, RKV_OK);
+    tctx_free(&t);
+    assert_int_equal(stat_num(np, "coord_writes_all"), all_w + 1);
+    assert_int_equal(stat_num(np, "coord_reads_one"), one_r + 1);
 }
 
 /* A frozen node: requests time out one by one through the connection's
@@ -596,6 +636,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_pipelined_10000),
         cmocka_unit_test(test_mixed_operations),
+        cmocka_unit_test(test_consistency_sent),
         cmocka_unit_test(test_timeout_while_stopped),
         cmocka_unit_test(test_kill_while_frozen),
         cmocka_unit_test(test_kill_mid_flight),
