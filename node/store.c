@@ -48,6 +48,10 @@
 #define META_FORMAT 1
 #define META_KEY "node"
 
+/* How far above the largest committed HLC the persisted ceiling is set: one
+ * second of clock (HLC_LOGICAL_BITS of logical counter below the ms). */
+#define HLC_RESERVE ((uint64_t)1000 << HLC_LOGICAL_BITS)
+
 struct store {
     MDB_env *env;
     MDB_dbi data, meta, hints;
@@ -64,6 +68,7 @@ struct store {
      * so a discarded batch leaves the counters as they were. */
     char node_id[STORE_ORIGIN_MAX + 1];
     uint64_t incarnation, max_hlc;
+    uint64_t hlc_ceiling;       /* the max_hlc persisted in meta: >= every committed HLC */
     uint64_t records, tombstones, commits, purged, hints_pending;
     uint64_t batch_max_hlc, batch_purged;
     int64_t batch_tombstones;
@@ -281,7 +286,7 @@ static int meta_load(store *s, MDB_txn *txn, const char *dir, char *err,
                 "build reads format %d)", dir, m->format, META_FORMAT);
     else {
         strcpy(s->node_id, m->node_id);
-        s->max_hlc = m->max_hlc, s->incarnation = m->incarnation;
+        s->max_hlc = s->hlc_ceiling = m->max_hlc, s->incarnation = m->incarnation;
         rc = 0;
     }
     ringkv__node_meta__free_unpacked(m, NULL);
@@ -490,6 +495,14 @@ void store_close(store *s)
         return;
     if (store_commit(s, err, sizeof err) != STORE_OK)
         log_error("store: commit at close failed: %s", err);
+    /* A clean close records the exact largest HLC instead of the ceiling. */
+    if (s->hlc_ceiling > s->max_hlc && batch_begin(s, err, sizeof err) == STORE_OK &&
+        meta_write(s, s->wtxn, s->max_hlc) == 0) {
+        s->dirty = true;
+        s->hlc_ceiling = s->max_hlc;
+        if (store_commit(s, err, sizeof err) != STORE_OK)
+            log_error("store: writing node metadata at close failed: %s", err);
+    }
     if (s->syncer_on) {
         pthread_mutex_lock(&s->mu);
         s->syncer_stop = true;
@@ -665,7 +678,14 @@ store_result store_commit(store *s, char *err, size_t errlen)
         return STORE_ERR_IO;
     }
     MDB_stat hst;
-    if ((max > s->max_hlc && (rc = meta_write(s, s->wtxn, max)) != 0) ||
+    /* The metadata record holds a ceiling a little above the largest HLC
+     * rather than the HLC itself, so it is rewritten about once per
+     * HLC_RESERVE of clock instead of in every commit (one page write less
+     * per commit); after a crash the clock restarts above the ceiling. */
+    uint64_t ceiling = s->hlc_ceiling;
+    if (max > ceiling)
+        ceiling = max + HLC_RESERVE;
+    if ((ceiling != s->hlc_ceiling && (rc = meta_write(s, s->wtxn, ceiling)) != 0) ||
         (rc = mdb_stat(s->wtxn, s->data, &st)) != 0 ||
         (rc = mdb_stat(s->wtxn, s->hints, &hst)) != 0)
         goto fail;
@@ -674,6 +694,7 @@ store_result store_commit(store *s, char *err, size_t errlen)
     if (rc != 0)
         goto fail;
     s->max_hlc = max;
+    s->hlc_ceiling = ceiling;
     s->records = st.ms_entries;
     s->hints_pending = hst.ms_entries;
     if (s->batch_tombstones < 0 && (uint64_t)-s->batch_tombstones > s->tombstones)
@@ -842,7 +863,8 @@ int store_set_node_id(store *s, const char *id, char *err, size_t errlen)
     memcpy(s->node_id, id, n + 1);
     /* Written in this batch's txn (LMDB has one writer) and committed now,
      * together with whatever the batch holds. */
-    if ((rc = meta_write(s, s->wtxn, store_max_hlc(s))) != 0) {
+    if ((rc = meta_write(s, s->wtxn, s->hlc_ceiling > store_max_hlc(s) ? s->hlc_ceiling
+                                                                    : store_max_hlc(s))) != 0) {
         mdb_result(s, rc, "writing node metadata", err, errlen);
         batch_discard(s);
         goto fail;
