@@ -427,3 +427,47 @@ int nodeproc_exec(const char *const *args, const void *stdin_data, size_t stdin_
         free(eb);
     return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
+
+int nodeproc_cluster_start_node(nodeproc_cluster *cl, int i, const char *id)
+{
+    char seeds[NODEPROC_CLUSTER_MAX * 64] = "";
+    for (int k = 0; k < i; k++)
+        snprintf(seeds + strlen(seeds), sizeof seeds - strlen(seeds), "%s%s", k ? "," : "",
+                 cl->n[k].peer_addr);
+    const char *args[] = {"--config", cl->conf, "--id", id, "--peer", "127.0.0.1:0",
+                          i ? "--seeds" : NULL, seeds, NULL};
+    return nodeproc_start(&cl->n[i], args);
+}
+
+int nodeproc_cluster_start(nodeproc_cluster *cl, int count, const char *const *ids,
+                           const char *conf_text)
+{
+    memset(cl, 0, sizeof *cl);
+    if (count < 1 || count > NODEPROC_CLUSTER_MAX)
+        return -1;
+    snprintf(cl->conf, sizeof cl->conf, "/tmp/ringkv-cluster-XXXXXX");
+    int fd = mkstemp(cl->conf);
+    size_t len = strlen(conf_text);
+    if (fd < 0 || write(fd, conf_text, len) != (ssize_t)len) {
+        if (fd >= 0)
+            close(fd);
+        return -1;
+    }
+    close(fd);
+    cl->count = count;
+    for (int i = 0; i < count; i++)
+        if (nodeproc_cluster_start_node(cl, i, ids[i]) != 0 || cl->n[i].peer_port <= 0) {
+            fprintf(stderr, "nodeproc: could not start cluster node %s\n", ids[i]);
+            return -1;
+        }
+    return 0;
+}
+
+void nodeproc_cluster_cleanup(nodeproc_cluster *cl)
+{
+    for (int i = 0; i < cl->count; i++)
+        nodeproc_cleanup(&cl->n[i]);
+    if (cl->conf[0])
+        unlink(cl->conf);
+    cl->conf[0] = 0;
+}

@@ -72,4 +72,26 @@ int nodeproc_exec(const char *const *args, const void *stdin_data, size_t stdin_
  * with {"--resp", "127.0.0.1:0"}), or -1. */
 int nodeproc_resp_port(const nodeproc *np);
 
+/* Gossiping nodes that share one config file (e.g. fast [gossip] timings),
+ * each on a free client port and a free peer port. */
+#define NODEPROC_CLUSTER_MAX 8
+typedef struct nodeproc_cluster {
+    nodeproc n[NODEPROC_CLUSTER_MAX];
+    int count;
+    char conf[64]; /* the shared config file */
+} nodeproc_cluster;
+
+/* Writes conf_text to the cluster's config file, then starts count nodes
+ * named ids[0..count), node i seeded by nodes 0..i-1. Returns 0, or -1 after
+ * saying which node failed (what started is left for cleanup). */
+int nodeproc_cluster_start(nodeproc_cluster *cl, int count, const char *const *ids,
+                           const char *conf_text);
+
+/* (Re)starts node i with this id, seeded by nodes 0..i-1 (their peer
+ * addresses must be known). Returns 0 or -1. */
+int nodeproc_cluster_start_node(nodeproc_cluster *cl, int i, const char *id);
+
+/* Stops every node, removes their dirs and the config file. */
+void nodeproc_cluster_cleanup(nodeproc_cluster *cl);
+
 #endif

@@ -30,10 +30,7 @@
 #define WAIT_MS 30000 /* sanitizer builds on a busy machine are slow */
 #define N_NODES 3
 
-typedef struct cluster {
-    nodeproc n[N_NODES];
-    char conf[64]; /* the shared [gossip] config file */
-} cluster;
+typedef nodeproc_cluster cluster;
 
 static const char *const ids[N_NODES] = {"m1", "m2", "m3"};
 
@@ -64,34 +61,17 @@ static void sleep_ms(int ms)
 }
 
 /* Starts node i with seeds = the peer addresses of the nodes before it. */
-static int start_node(cluster *cl, int i, const char *id)
-{
-    char seeds[256] = "";
-    for (int k = 0; k < i; k++)
-        snprintf(seeds + strlen(seeds), sizeof seeds - strlen(seeds), "%s%s", k ? "," : "",
-                 cl->n[k].peer_addr);
-    const char *args[] = {"--config",           cl->conf, "--id", id, "--peer", "127.0.0.1:0",
-                          i ? "--seeds" : NULL, seeds,    NULL};
-    return nodeproc_start(&cl->n[i], args);
-}
 
 static int group_setup(void **state)
 {
     cluster *cl = calloc(1, sizeof *cl);
     if (!cl)
         return -1;
-    snprintf(cl->conf, sizeof cl->conf, "/tmp/ringkv-gossip-XXXXXX");
-    int fd = mkstemp(cl->conf);
-    if (fd < 0 || write(fd, gossip_conf, sizeof gossip_conf - 1) != sizeof gossip_conf - 1) {
+    if (nodeproc_cluster_start(cl, N_NODES, ids, gossip_conf) != 0) {
+        nodeproc_cluster_cleanup(cl);
         free(cl);
         return -1;
     }
-    close(fd);
-    for (int i = 0; i < N_NODES; i++)
-        if (start_node(cl, i, ids[i]) != 0 || cl->n[i].peer_port <= 0) {
-            fprintf(stderr, "could not start node %s\n", ids[i]);
-            return -1;
-        }
     *state = cl;
     return 0;
 }
@@ -101,9 +81,7 @@ static int group_teardown(void **state)
     cluster *cl = *state;
     rkv_close(stale);
     stale = NULL;
-    for (int i = 0; i < N_NODES; i++)
-        nodeproc_cleanup(&cl->n[i]);
-    unlink(cl->conf);
+    nodeproc_cluster_cleanup(cl);
     free(cl);
     return 0;
 }

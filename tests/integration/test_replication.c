@@ -33,10 +33,7 @@
 #define NREPAIR 100
 #define WINDOW 256 /* requests in flight per connection */
 
-typedef struct cluster {
-    nodeproc n[N_NODES];
-    char conf[64];
-} cluster;
+typedef nodeproc_cluster cluster;
 
 static const char *const ids[N_NODES] = {"r1", "r2", "r3"};
 
@@ -154,34 +151,17 @@ static void run_batch(int port, wire_op op, const char *prefix, int from, int to
     close(fd);
 }
 
-static int start_node(cluster *cl, int i)
-{
-    char seeds[256] = "";
-    for (int k = 0; k < i; k++)
-        snprintf(seeds + strlen(seeds), sizeof seeds - strlen(seeds), "%s%s", k ? "," : "",
-                 cl->n[k].peer_addr);
-    const char *args[] = {"--config",           cl->conf, "--id", ids[i], "--peer", "127.0.0.1:0",
-                          i ? "--seeds" : NULL, seeds,    NULL};
-    return nodeproc_start(&cl->n[i], args);
-}
 
 static int group_setup(void **state)
 {
     cluster *cl = calloc(1, sizeof *cl);
     if (!cl)
         return -1;
-    snprintf(cl->conf, sizeof cl->conf, "/tmp/ringkv-repl-XXXXXX");
-    int fd = mkstemp(cl->conf);
-    if (fd < 0 || write(fd, conf_text, sizeof conf_text - 1) != sizeof conf_text - 1) {
+    if (nodeproc_cluster_start(cl, N_NODES, ids, conf_text) != 0) {
+        nodeproc_cluster_cleanup(cl);
         free(cl);
         return -1;
     }
-    close(fd);
-    for (int i = 0; i < N_NODES; i++)
-        if (start_node(cl, i) != 0) {
-            fprintf(stderr, "could not start node %s\n", ids[i]);
-            return -1;
-        }
     for (int i = 0; i < N_NODES; i++)
         wait_stat(cl->n[i].port, "members_alive", N_NODES, ids[i]);
     *state = cl;
@@ -191,9 +171,7 @@ static int group_setup(void **state)
 static int group_teardown(void **state)
 {
     cluster *cl = *state;
-    for (int i = 0; i < N_NODES; i++)
-        nodeproc_cleanup(&cl->n[i]);
-    unlink(cl->conf);
+    nodeproc_cluster_cleanup(cl);
     free(cl);
     return 0;
 }
