@@ -1,8 +1,9 @@
 /* store: a node's durable storage over LMDB; the contract is in store.h.
  *
- * One LMDB environment with two named databases: "data" (records, keyed by
- * ring token then key) and "meta" (the NodeMeta protobuf under "node"). The
- * writes of one batch share a write txn, the reads a reset-and-renewed snapshot.
+ * One LMDB environment with three named databases: "data" (records, keyed by
+ * ring token then key), "meta" (the NodeMeta protobuf under "node") and
+ * "hints" (store_hints.c). The writes of one batch share a write txn, the
+ * reads a reset-and-renewed snapshot; store_int.h holds what both files share.
  */
 
 /* Data key: token (XXH3-64, u64 big-endian) followed by the user key when
@@ -38,53 +39,12 @@
 #include "hlc.h"
 #include "log.h"
 #include "ringkv.pb-c.h"
-
-#define REC_FORMAT 1
-#define REC_TOMBSTONE 0x01
-#define REC_LONGKEY 0x02
-#define REC_HDR 19
-#define TOKEN_LEN 8
-#define HASH_LEN 16
-#define META_FORMAT 1
-#define META_KEY "node"
+#include "store_int.h"
 
 /* How far above the largest committed HLC the persisted ceiling is set: one
  * second of clock (HLC_LOGICAL_BITS of logical counter below the ms). */
 #define HLC_RESERVE ((uint64_t)1000 << HLC_LOGICAL_BITS)
 
-struct store {
-    MDB_env *env;
-    MDB_dbi data, meta, hints;
-    size_t map_size; /* as LMDB applied it, for messages */
-    size_t maxkey;   /* LMDB's largest key */
-    store_fsync fsync;
-
-    MDB_txn *wtxn; /* this batch's write txn, begun by its first write */
-    MDB_txn *rtxn; /* read snapshot, reset between batches, never freed early */
-    bool rtxn_live;
-    bool dirty;
-
-    /* Committed state. The batch's deltas are applied only when it commits,
-     * so a discarded batch leaves the counters as they were. */
-    char node_id[STORE_ORIGIN_MAX + 1];
-    uint64_t incarnation, max_hlc;
-    uint64_t hlc_ceiling;       /* the max_hlc persisted in meta: >= every committed HLC */
-    uint64_t records, tombstones, commits, purged, hints_pending;
-    uint64_t batch_max_hlc, batch_purged;
-    int64_t batch_tombstones;
-
-    uint8_t *kbuf;      /* the data key being built, maxkey bytes */
-    uint8_t *hkbuf;     /* the hint key being built, maxkey bytes */
-    uint8_t *sweep_key; /* the last key the sweep visited, maxkey bytes */
-    size_t sweep_klen;
-    bool sweep_at; /* false: the next sweep starts at the first key */
-
-    bool syncer_on, syncer_stop;
-    _Atomic int sync_error;   /* last background fsync error, 0 after a success */
-    pthread_t syncer;
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
-};
 
 /* A parsed record; pointers are into LMDB memory. */
 typedef struct rec {
@@ -99,7 +59,7 @@ typedef struct rec {
 } rec;
 
 __attribute__((format(printf, 3, 4)))
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
+void store_set_err(char *err, size_t errlen, const char *fmt, ...)
 {
     va_list ap;
     if (!err || !errlen)
@@ -110,13 +70,13 @@ static void set_err(char *err, size_t errlen, const char *fmt, ...)
 }
 
 /* n-byte big-endian integers. */
-static void put_be(uint8_t *p, uint64_t v, int n)
+void store_put_be(uint8_t *p, uint64_t v, int n)
 {
     for (int i = n - 1; i >= 0; i--, v >>= 8)
         p[i] = (uint8_t)v;
 }
 
-static uint64_t get_be(const uint8_t *p, int n)
+uint64_t store_get_be(const uint8_t *p, int n)
 {
     uint64_t v = 0;
     for (int i = 0; i < n; i++)
@@ -125,24 +85,24 @@ static uint64_t get_be(const uint8_t *p, int n)
 }
 
 /* Maps an LMDB or system error to a result, with a message naming the step. */
-static store_result mdb_result(const store *s, int rc, const char *what,
+store_result store_mdb_result(const store *s, int rc, const char *what,
                                char *err, size_t errlen)
 {
     if (rc == MDB_MAP_FULL) {
-        set_err(err, errlen, "storage full: map_size of %zu bytes reached "
+        store_set_err(err, errlen, "storage full: map_size of %zu bytes reached "
                 "(raise [storage] map_size)", s->map_size);
         return STORE_ERR_FULL;
     }
     if (rc == ENOSPC || rc == EDQUOT) {
-        set_err(err, errlen, "disk full while %s: %s", what, strerror(rc));
+        store_set_err(err, errlen, "disk full while %s: %s", what, strerror(rc));
         return STORE_ERR_FULL;
     }
-    set_err(err, errlen, "storage error while %s: %s", what, mdb_strerror(rc));
+    store_set_err(err, errlen, "storage error while %s: %s", what, mdb_strerror(rc));
     return STORE_ERR_IO;
 }
 
 /* Drops the batch: its writes and its counter deltas. */
-static void batch_discard(store *s)
+void store_batch_discard(store *s)
 {
     if (s->wtxn)
         mdb_txn_abort(s->wtxn);
@@ -150,15 +110,15 @@ static void batch_discard(store *s)
     s->batch_max_hlc = s->batch_purged = 0, s->batch_tombstones = 0;
 }
 
-static store_result batch_begin(store *s, char *err, size_t errlen)
+store_result store_batch_begin(store *s, char *err, size_t errlen)
 {
     int rc = s->wtxn ? 0 : mdb_txn_begin(s->env, NULL, 0, &s->wtxn);
-    return rc ? mdb_result(s, rc, "beginning a write", err, errlen) : STORE_OK;
+    return rc ? store_mdb_result(s, rc, "beginning a write", err, errlen) : STORE_OK;
 }
 
 /* The batch's read snapshot: renewed rather than re-created, which keeps
  * its reader slot and allocation across batches. */
-static store_result snapshot(store *s, char *err, size_t errlen)
+store_result store_snapshot(store *s, char *err, size_t errlen)
 {
     int rc;
     if (s->rtxn_live)
@@ -166,7 +126,7 @@ static store_result snapshot(store *s, char *err, size_t errlen)
     rc = s->rtxn ? mdb_txn_renew(s->rtxn)
                  : mdb_txn_begin(s->env, NULL, MDB_RDONLY, &s->rtxn);
     if (rc != 0)
-        return mdb_result(s, rc, "beginning a read", err, errlen);
+        return store_mdb_result(s, rc, "beginning a read", err, errlen);
     s->rtxn_live = true;
     return STORE_OK;
 }
@@ -175,7 +135,7 @@ static store_result snapshot(store *s, char *err, size_t errlen)
 static size_t data_key(store *s, const void *key, size_t klen, bool *longk)
 {
     XXH128_canonical_t h;
-    put_be(s->kbuf, store_token(key, klen), 8);
+    store_put_be(s->kbuf, store_token(key, klen), 8);
     *longk = TOKEN_LEN + klen > s->maxkey;
     if (!*longk) {
         memcpy(s->kbuf + TOKEN_LEN, key, klen);
@@ -198,7 +158,7 @@ static const char *rec_parse(const MDB_val *v, rec *r)
     r->flags = p[1];
     if (r->flags & ~(REC_TOMBSTONE | REC_LONGKEY))
         return "unknown flags";
-    r->hlc = get_be(p + 2, 8), r->expires_ms = get_be(p + 10, 8);
+    r->hlc = store_get_be(p + 2, 8), r->expires_ms = store_get_be(p + 10, 8);
     r->origin = (const char *)p + REC_HDR, r->olen = p[18];
     if (r->olen > STORE_ORIGIN_MAX || n - REC_HDR < r->olen)
         return "bad origin length";
@@ -207,7 +167,7 @@ static const char *rec_parse(const MDB_val *v, rec *r)
     off = REC_HDR + r->olen;
     r->key = NULL, r->klen = 0;
     if (r->flags & REC_LONGKEY) {
-        if (n - off < 4 || n - off - 4 < (r->klen = (size_t)get_be(p + off, 4)))
+        if (n - off < 4 || n - off - 4 < (r->klen = (size_t)store_get_be(p + off, 4)))
             return "truncated key";
         r->key = p + off + 4;
         off += 4 + r->klen;
@@ -242,11 +202,11 @@ static int rec_version_cmp(const rec *r, const store_version *v)
     return r->olen < vlen ? -1 : r->olen > vlen;
 }
 
-static store_result corrupt(const store *s, const char *why, char *err,
+store_result store_corrupt(const store *s, const char *why, char *err,
                             size_t errlen)
 {
-    set_err(err, errlen, "corrupt record (token %016llx): %s",
-            (unsigned long long)get_be(s->kbuf, 8), why);
+    store_set_err(err, errlen, "corrupt record (token %016llx): %s",
+            (unsigned long long)store_get_be(s->kbuf, 8), why);
     return STORE_ERR_IO;
 }
 
@@ -274,15 +234,15 @@ static int meta_load(store *s, MDB_txn *txn, const char *dir, char *err,
     if (rc == MDB_NOTFOUND)
         return 0; /* a fresh store */
     if (rc != 0) {
-        mdb_result(s, rc, "reading node metadata", err, errlen);
+        store_mdb_result(s, rc, "reading node metadata", err, errlen);
         return -1;
     }
     m = ringkv__node_meta__unpack(NULL, v.mv_size, v.mv_data);
     rc = -1;
     if (!m || strlen(m->node_id) > STORE_ORIGIN_MAX)
-        set_err(err, errlen, "%s: node metadata record is corrupt", dir);
+        store_set_err(err, errlen, "%s: node metadata record is corrupt", dir);
     else if (m->format != META_FORMAT)
-        set_err(err, errlen, "%s: storage format %u is not supported (this "
+        store_set_err(err, errlen, "%s: storage format %u is not supported (this "
                 "build reads format %d)", dir, m->format, META_FORMAT);
     else {
         strcpy(s->node_id, m->node_id);
@@ -323,7 +283,7 @@ static int make_dirs(const char *dir, char *err, size_t errlen)
     struct stat st;
 
     if (n == 0 || n >= sizeof path) {
-        set_err(err, errlen, "storage dir \"%s\": bad path", dir);
+        store_set_err(err, errlen, "storage dir \"%s\": bad path", dir);
         return -1;
     }
     memcpy(path, dir, n + 1);
@@ -342,12 +302,12 @@ static int make_dirs(const char *dir, char *err, size_t errlen)
     if (stat(path, &st) != 0)
         goto fail;
     if (!S_ISDIR(st.st_mode)) {
-        set_err(err, errlen, "storage dir %s: not a directory", path);
+        store_set_err(err, errlen, "storage dir %s: not a directory", path);
         return -1;
     }
     return 0;
 fail:
-    set_err(err, errlen, "storage dir %s: %s", path, strerror(errno));
+    store_set_err(err, errlen, "storage dir %s: %s", path, strerror(errno));
     return -1;
 }
 
@@ -395,7 +355,7 @@ static int syncer_start(store *s, char *err, size_t errlen)
     if ((rc = pthread_create(&s->syncer, NULL, syncer_main, s)) != 0) {
         pthread_cond_destroy(&s->cv);
         pthread_mutex_destroy(&s->mu);
-        set_err(err, errlen, "cannot start the fsync thread: %s", strerror(rc));
+        store_set_err(err, errlen, "cannot start the fsync thread: %s", strerror(rc));
         return -1;
     }
     s->syncer_on = true;
@@ -412,11 +372,11 @@ store *store_open(const store_options *opts, char *err, size_t errlen)
     int rc, dead;
 
     if (!s) {
-        set_err(err, errlen, "out of memory");
+        store_set_err(err, errlen, "out of memory");
         return NULL;
     }
     if (!opts || !opts->dir) {
-        set_err(err, errlen, "storage dir not set");
+        store_set_err(err, errlen, "storage dir not set");
         goto fail;
     }
     if (make_dirs(opts->dir, err, errlen) != 0)
@@ -440,7 +400,7 @@ store *store_open(const store_options *opts, char *err, size_t errlen)
     s->map_size = info.me_mapsize;
     s->maxkey = (size_t)mdb_env_get_maxkeysize(s->env);
     if (!(s->kbuf = malloc(3 * s->maxkey))) {
-        set_err(err, errlen, "out of memory");
+        store_set_err(err, errlen, "out of memory");
         goto fail;
     }
     s->sweep_key = s->kbuf + s->maxkey;
@@ -474,8 +434,8 @@ store *store_open(const store_options *opts, char *err, size_t errlen)
 fail_mdb:
     {
         char why[200];
-        mdb_result(s, rc, "opening", why, sizeof why);
-        set_err(err, errlen, "%s: %s", opts->dir, why);
+        store_mdb_result(s, rc, "opening", why, sizeof why);
+        store_set_err(err, errlen, "%s: %s", opts->dir, why);
     }
 fail:
     if (txn)
@@ -496,7 +456,7 @@ void store_close(store *s)
     if (store_commit(s, err, sizeof err) != STORE_OK)
         log_error("store: commit at close failed: %s", err);
     /* A clean close records the exact largest HLC instead of the ceiling. */
-    if (s->hlc_ceiling > s->max_hlc && batch_begin(s, err, sizeof err) == STORE_OK &&
+    if (s->hlc_ceiling > s->max_hlc && store_batch_begin(s, err, sizeof err) == STORE_OK &&
         meta_write(s, s->wtxn, s->max_hlc) == 0) {
         s->dirty = true;
         s->hlc_ceiling = s->max_hlc;
@@ -536,7 +496,7 @@ store_result store_get(store *s, const void *key, size_t klen, uint64_t now_ms,
     if (klen == 0)
         return STORE_NOT_FOUND;
     if (!txn) {
-        if ((res = snapshot(s, err, errlen)) != STORE_OK)
+        if ((res = store_snapshot(s, err, errlen)) != STORE_OK)
             return res;
         txn = s->rtxn;
     }
@@ -545,9 +505,9 @@ store_result store_get(store *s, const void *key, size_t klen, uint64_t now_ms,
     if ((rc = mdb_get(txn, s->data, &k, &v)) == MDB_NOTFOUND)
         return STORE_NOT_FOUND;
     if (rc != 0)
-        return mdb_result(s, rc, "reading", err, errlen);
+        return store_mdb_result(s, rc, "reading", err, errlen);
     if ((why = rec_parse(&v, &r)) != NULL)
-        return corrupt(s, why, err, errlen);
+        return store_corrupt(s, why, err, errlen);
     if (!rec_is_key(&r, longk, key, klen))
         return STORE_NOT_FOUND; /* another key with the same hashes */
     *out = (store_record){.version.hlc = r.hlc, .tombstone = r.flags & REC_TOMBSTONE,
@@ -575,24 +535,24 @@ static store_result apply(store *s, const void *key, size_t klen,
     int rc;
 
     if (klen == 0 || klen > UINT32_MAX || olen > STORE_ORIGIN_MAX) {
-        set_err(err, errlen, klen ? "key or origin too long" : "empty key");
+        store_set_err(err, errlen, klen ? "key or origin too long" : "empty key");
         goto fail;
     }
-    if ((res = batch_begin(s, err, errlen)) != STORE_OK)
+    if ((res = store_batch_begin(s, err, errlen)) != STORE_OK)
         goto fail;
     k.mv_size = data_key(s, key, klen, &longk);
     k.mv_data = s->kbuf;
     if ((rc = mdb_get(s->wtxn, s->data, &k, &v)) == 0) {
         res = STORE_ERR_IO;
         if ((why = rec_parse(&v, &r)) != NULL) {
-            corrupt(s, why, err, errlen);
+            store_corrupt(s, why, err, errlen);
             goto fail;
         }
         if (!rec_is_key(&r, longk, key, klen)) {
             /* Overwriting would silently lose the other key. */
-            set_err(err, errlen, "key hash collision (token %016llx) with a "
+            store_set_err(err, errlen, "key hash collision (token %016llx) with a "
                     "different stored key; not written",
-                    (unsigned long long)get_be(s->kbuf, 8));
+                    (unsigned long long)store_get_be(s->kbuf, 8));
             goto fail;
         }
         if (rec_version_cmp(&r, ver) >= 0)
@@ -600,25 +560,25 @@ static store_result apply(store *s, const void *key, size_t klen,
         had = true;
         was_tomb = r.flags & REC_TOMBSTONE;
     } else if (rc != MDB_NOTFOUND) {
-        res = mdb_result(s, rc, "reading", err, errlen);
+        res = store_mdb_result(s, rc, "reading", err, errlen);
         goto fail;
     }
 
     v.mv_size = REC_HDR + olen + (longk ? 4 + klen : 0) + vlen;
     if ((rc = mdb_put(s->wtxn, s->data, &k, &v, MDB_RESERVE)) != 0) {
-        res = mdb_result(s, rc, "writing", err, errlen);
+        res = store_mdb_result(s, rc, "writing", err, errlen);
         goto fail;
     }
     p = v.mv_data;
     p[0] = REC_FORMAT;
     p[1] = (tomb ? REC_TOMBSTONE : 0) | (longk ? REC_LONGKEY : 0);
-    put_be(p + 2, ver->hlc, 8);
-    put_be(p + 10, expires_ms, 8);
+    store_put_be(p + 2, ver->hlc, 8);
+    store_put_be(p + 10, expires_ms, 8);
     p[18] = (uint8_t)olen;
     memcpy(p + REC_HDR, ver->origin, olen);
     p += REC_HDR + olen;
     if (longk) {
-        put_be(p, klen, 4);
+        store_put_be(p, klen, 4);
         memcpy(p + 4, key, klen);
         p += 4 + klen;
     }
@@ -635,7 +595,7 @@ static store_result apply(store *s, const void *key, size_t klen,
     return STORE_OK;
 
 fail:
-    batch_discard(s);
+    store_batch_discard(s);
     return res;
 }
 
@@ -666,15 +626,15 @@ store_result store_commit(store *s, char *err, size_t errlen)
         s->rtxn_live = false;
     }
     if (!s->dirty) {
-        batch_discard(s); /* a sweep that purged nothing; no commit needed */
+        store_batch_discard(s); /* a sweep that purged nothing; no commit needed */
         return STORE_OK;
     }
     /* As Redis does after a failed background fsync: acknowledging more
      * writes would promise a durability the disk is not giving. */
     if ((rc = atomic_load(&s->sync_error)) != 0) {
-        set_err(err, errlen, "background fsync failed (%s); writes are refused until a "
+        store_set_err(err, errlen, "background fsync failed (%s); writes are refused until a "
                 "sync succeeds", mdb_strerror(rc));
-        batch_discard(s);
+        store_batch_discard(s);
         return STORE_ERR_IO;
     }
     MDB_stat hst;
@@ -703,12 +663,12 @@ store_result store_commit(store *s, char *err, size_t errlen)
         s->tombstones += (uint64_t)s->batch_tombstones;
     s->purged += s->batch_purged;
     s->commits++;
-    batch_discard(s);
+    store_batch_discard(s);
     return STORE_OK;
 
 fail:
-    res = mdb_result(s, rc, "committing", err, errlen);
-    batch_discard(s);
+    res = store_mdb_result(s, rc, "committing", err, errlen);
+    store_batch_discard(s);
     return res;
 }
 
@@ -736,7 +696,7 @@ static int sweep_due(const MDB_val *k, const MDB_val *v, uint64_t now_ms,
     rec r;
     if ((why = rec_parse(v, &r)) != NULL) {
         log_warn("store: sweep skips a corrupt record (token %016llx): %s",
-                 k->mv_size >= TOKEN_LEN ? (unsigned long long)get_be(k->mv_data, 8) : 0ULL,
+                 k->mv_size >= TOKEN_LEN ? (unsigned long long)store_get_be(k->mv_data, 8) : 0ULL,
                  why);
         return 0;
     }
@@ -758,7 +718,7 @@ long store_sweep(store *s, uint64_t now_ms, uint64_t tombstone_ttl_ms,
 
     if (budget == 0)
         return 0;
-    if (batch_begin(s, err, errlen) != STORE_OK)
+    if (store_batch_begin(s, err, errlen) != STORE_OK)
         return -1;
     if ((rc = mdb_cursor_open(s->wtxn, s->data, &c)) != 0)
         goto fail;
@@ -804,8 +764,8 @@ long store_sweep(store *s, uint64_t now_ms, uint64_t tombstone_ttl_ms,
 fail:
     if (c)
         mdb_cursor_close(c);
-    mdb_result(s, rc, "sweeping", err, errlen);
-    batch_discard(s);
+    store_mdb_result(s, rc, "sweeping", err, errlen);
+    store_batch_discard(s);
     return -1;
 }
 
@@ -820,7 +780,7 @@ store_result store_purge_expired(store *s, const void *key, size_t klen, uint64_
 
     if (klen == 0)
         return STORE_NOT_FOUND;
-    if ((res = batch_begin(s, err, errlen)) != STORE_OK)
+    if ((res = store_batch_begin(s, err, errlen)) != STORE_OK)
         return res;
     k.mv_size = data_key(s, key, klen, &longk);
     k.mv_data = s->kbuf;
@@ -840,8 +800,8 @@ store_result store_purge_expired(store *s, const void *key, size_t klen, uint64_
     return STORE_OK;
 
 fail:
-    res = mdb_result(s, rc, "purging", err, errlen);
-    batch_discard(s);
+    res = store_mdb_result(s, rc, "purging", err, errlen);
+    store_batch_discard(s);
     return res;
 }
 
@@ -854,10 +814,10 @@ int store_set_node_id(store *s, const char *id, char *err, size_t errlen)
     int rc;
 
     if (n == 0 || n > STORE_ORIGIN_MAX) {
-        set_err(err, errlen, "node id must be 1 to %d bytes", STORE_ORIGIN_MAX);
+        store_set_err(err, errlen, "node id must be 1 to %d bytes", STORE_ORIGIN_MAX);
         return -1;
     }
-    if (batch_begin(s, err, errlen) != STORE_OK)
+    if (store_batch_begin(s, err, errlen) != STORE_OK)
         return -1;
     memcpy(old, s->node_id, sizeof old);
     memcpy(s->node_id, id, n + 1);
@@ -865,8 +825,8 @@ int store_set_node_id(store *s, const char *id, char *err, size_t errlen)
      * together with whatever the batch holds. */
     if ((rc = meta_write(s, s->wtxn, s->hlc_ceiling > store_max_hlc(s) ? s->hlc_ceiling
                                                                     : store_max_hlc(s))) != 0) {
-        mdb_result(s, rc, "writing node metadata", err, errlen);
-        batch_discard(s);
+        store_mdb_result(s, rc, "writing node metadata", err, errlen);
+        store_batch_discard(s);
         goto fail;
     }
     s->dirty = true;
@@ -894,290 +854,4 @@ void store_get_stats(const store *s, store_stats *out)
 uint64_t store_token(const void *key, size_t klen)
 {
     return XXH3_64bits(key, klen);
-}
-
-/* ---- hints (hinted handoff) ----
- *
- * The `hints` database: key = owner length (1 byte), owner, then the data
- * key (token + key, or token + hash when that would pass LMDB's key limit);
- * value = format, flags, hlc (8), expires_ms (8), origin length (1), origin,
- * key length (4), key, value. One hint per (owner, key): a newer version
- * replaces an older one, so an owner receives each key once, newest first
- * seen. Owner-first keys make one owner's hints a contiguous range. */
-
-#define HINT_FORMAT 1
-#define HINT_HDR 19 /* format, flags, hlc, expires, origin length */
-
-/* Builds the hint key in s->hkbuf; returns its length, or 0 for a bad owner. */
-static size_t hint_key(store *s, const char *owner, const void *key, size_t klen)
-{
-    size_t olen = strlen(owner);
-    if (olen == 0 || olen > STORE_ORIGIN_MAX)
-        return 0;
-    uint8_t *p = s->hkbuf;
-    p[0] = (uint8_t)olen;
-    memcpy(p + 1, owner, olen);
-    p += 1 + olen;
-    put_be(p, store_token(key, klen), 8);
-    if (1 + olen + TOKEN_LEN + klen <= s->maxkey) {
-        memcpy(p + TOKEN_LEN, key, klen);
-        return 1 + olen + TOKEN_LEN + klen;
-    }
-    XXH128_canonical_t h;
-    XXH128_canonicalFromHash(&h, XXH3_128bits(key, klen));
-    memcpy(p + TOKEN_LEN, h.digest, HASH_LEN);
-    return 1 + olen + TOKEN_LEN + HASH_LEN;
-}
-
-/* Parses a hint value into h (pointers into v); NULL, or what is wrong. */
-static const char *hint_parse(const MDB_val *v, store_hint *h)
-{
-    const uint8_t *p = v->mv_data;
-    size_t n = v->mv_size;
-    if (n < HINT_HDR || p[0] != HINT_FORMAT)
-        return "hint too short or of an unknown format";
-    size_t olen = p[18];
-    if (olen > STORE_ORIGIN_MAX || n < HINT_HDR + olen + 4)
-        return "hint origin overruns it";
-    memset(h, 0, sizeof *h);
-    h->tombstone = p[1] & REC_TOMBSTONE;
-    h->version.hlc = get_be(p + 2, 8);
-    h->expires_ms = get_be(p + 10, 8);
-    memcpy(h->version.origin, p + HINT_HDR, olen);
-    p += HINT_HDR + olen;
-    n -= HINT_HDR + olen;
-    size_t klen = get_be(p, 4);
-    if (klen == 0 || klen > n - 4)
-        return "hint key overruns it";
-    h->key = p + 4;
-    h->klen = klen;
-    h->value = p + 4 + klen;
-    h->vlen = n - 4 - klen;
-    return NULL;
-}
-
-static int hint_version_cmp(const store_hint *h, const store_version *v)
-{
-    if (h->version.hlc != v->hlc)
-        return h->version.hlc < v->hlc ? -1 : 1;
-    return strncmp(h->version.origin, v->origin, STORE_ORIGIN_MAX);
-}
-
-store_result store_hint_put(store *s, const char *owner, const void *key, size_t klen,
-                            const void *value, size_t vlen, bool tombstone, uint64_t expires_ms,
-                            const store_version *ver, char *err, size_t errlen)
-{
-    size_t olen = strnlen(ver->origin, sizeof ver->origin);
-    store_result res = STORE_ERR_IO;
-    MDB_val k, v;
-    store_hint old;
-    int rc;
-
-    if (klen == 0 || klen > UINT32_MAX || olen > STORE_ORIGIN_MAX) {
-        set_err(err, errlen, klen ? "key or origin too long" : "empty key");
-        goto fail;
-    }
-    if (!(k.mv_size = hint_key(s, owner, key, klen))) {
-        set_err(err, errlen, "hint owner must be 1..%d bytes", STORE_ORIGIN_MAX);
-        goto fail;
-    }
-    k.mv_data = s->hkbuf;
-    if ((res = batch_begin(s, err, errlen)) != STORE_OK)
-        goto fail;
-    if ((rc = mdb_get(s->wtxn, s->hints, &k, &v)) == 0) {
-        res = STORE_ERR_IO;
-        const char *why = hint_parse(&v, &old);
-        if (why) {
-            corrupt(s, why, err, errlen);
-            goto fail;
-        }
-        if (old.klen != klen || memcmp(old.key, key, klen) != 0) {
-            set_err(err, errlen, "hint key hash collision with a different key; not written");
-            goto fail;
-        }
-        if (hint_version_cmp(&old, ver) >= 0)
-            return STORE_STALE;
-    } else if (rc != MDB_NOTFOUND) {
-        res = mdb_result(s, rc, "reading a hint", err, errlen);
-        goto fail;
-    }
-    v.mv_size = HINT_HDR + olen + 4 + klen + vlen;
-    if ((rc = mdb_put(s->wtxn, s->hints, &k, &v, MDB_RESERVE)) != 0) {
-        res = mdb_result(s, rc, "writing a hint", err, errlen);
-        goto fail;
-    }
-    uint8_t *p = v.mv_data;
-    p[0] = HINT_FORMAT;
-    p[1] = tombstone ? REC_TOMBSTONE : 0;
-    put_be(p + 2, ver->hlc, 8);
-    put_be(p + 10, expires_ms, 8);
-    p[18] = (uint8_t)olen;
-    memcpy(p + HINT_HDR, ver->origin, olen);
-    p += HINT_HDR + olen;
-    put_be(p, klen, 4);
-    memcpy(p + 4, key, klen);
-    if (vlen)
-        memcpy(p + 4 + klen, value, vlen);
-    s->dirty = true;
-    return STORE_OK;
-fail:
-    batch_discard(s);
-    return res;
-}
-
-long store_hint_scan(store *s, const char *owner, const uint8_t *after, size_t afterlen,
-                     size_t budget, store_hint_fn fn, void *arg, char *err, size_t errlen)
-{
-    size_t olen = strlen(owner);
-    MDB_txn *txn = s->wtxn;
-    MDB_cursor *c = NULL;
-    MDB_val k, v;
-    long seen = 0;
-    int rc;
-
-    if (olen == 0 || olen > STORE_ORIGIN_MAX || afterlen > STORE_HINT_POS_MAX) {
-        set_err(err, errlen, "bad hint owner or position");
-        return -1;
-    }
-    if (!txn) {
-        if (snapshot(s, err, errlen) != STORE_OK)
-            return -1;
-        txn = s->rtxn;
-    }
-    uint8_t start[1 + STORE_ORIGIN_MAX + STORE_HINT_POS_MAX];
-    start[0] = (uint8_t)olen;
-    memcpy(start + 1, owner, olen);
-    if (afterlen)
-        memcpy(start + 1 + olen, after, afterlen);
-    k.mv_data = start;
-    k.mv_size = 1 + olen + afterlen;
-    if ((rc = mdb_cursor_open(txn, s->hints, &c)) != 0)
-        goto fail;
-    rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
-    /* Resuming: the position itself was seen last time. */
-    if (rc == 0 && afterlen && k.mv_size == 1 + olen + afterlen &&
-        memcmp(k.mv_data, start, k.mv_size) == 0)
-        rc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
-    while (rc == 0 && (size_t)seen < budget) {
-        const uint8_t *kp = k.mv_data;
-        if (k.mv_size < 1 + olen || memcmp(kp, start, 1 + olen) != 0)
-            break; /* past this owner's range */
-        store_hint h;
-        const char *why = hint_parse(&v, &h);
-        if (why) {
-            mdb_cursor_close(c);
-            corrupt(s, why, err, errlen);
-            return -1;
-        }
-        h.pos = kp + 1 + olen;
-        h.poslen = k.mv_size - 1 - olen;
-        seen++;
-        if (fn(arg, &h) != 0)
-            break;
-        rc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
-    }
-    mdb_cursor_close(c);
-    if (rc != 0 && rc != MDB_NOTFOUND)
-        goto fail;
-    return seen;
-fail:
-    if (c)
-        mdb_cursor_close(c);
-    mdb_result(s, rc, "reading hints", err, errlen);
-    return -1;
-}
-
-store_result store_hint_del(store *s, const char *owner, const void *key, size_t klen,
-                            const store_version *ver, char *err, size_t errlen)
-{
-    store_result res = STORE_ERR_IO;
-    MDB_val k, v;
-    store_hint h;
-    int rc;
-
-    if (klen == 0 || !(k.mv_size = hint_key(s, owner, key, klen)))
-        return STORE_NOT_FOUND;
-    k.mv_data = s->hkbuf;
-    if ((res = batch_begin(s, err, errlen)) != STORE_OK)
-        goto fail;
-    if ((rc = mdb_get(s->wtxn, s->hints, &k, &v)) == MDB_NOTFOUND)
-        return STORE_NOT_FOUND;
-    if (rc != 0) {
-        res = mdb_result(s, rc, "reading a hint", err, errlen);
-        goto fail;
-    }
-    const char *why = hint_parse(&v, &h);
-    if (why) {
-        res = corrupt(s, why, err, errlen);
-        goto fail;
-    }
-    /* A newer hint for the key arrived while this one was delivered: it
-     * still has to go. */
-    if (hint_version_cmp(&h, ver) != 0 || h.klen != klen || memcmp(h.key, key, klen) != 0)
-        return STORE_NOT_FOUND;
-    if ((rc = mdb_del(s->wtxn, s->hints, &k, NULL)) != 0) {
-        res = mdb_result(s, rc, "deleting a hint", err, errlen);
-        goto fail;
-    }
-    s->dirty = true;
-    return STORE_OK;
-fail:
-    batch_discard(s);
-    return res;
-}
-
-uint64_t store_hint_count(const store *s)
-{
-    return s->hints_pending;
-}
-
-int store_hint_next_owner(store *s, const char *after, char out[STORE_ORIGIN_MAX + 1], char *err,
-                          size_t errlen)
-{
-    uint8_t seek[2 + STORE_ORIGIN_MAX];
-    size_t slen = 0;
-    MDB_txn *txn = s->wtxn;
-    MDB_cursor *c = NULL;
-    MDB_val k, v;
-    int rc;
-
-    if (after && after[0]) {
-        /* The successor of the prefix [len][after]: past all its hints. */
-        size_t olen = strnlen(after, STORE_ORIGIN_MAX);
-        seek[0] = (uint8_t)olen;
-        memcpy(seek + 1, after, olen);
-        slen = 1 + olen;
-        size_t i = slen;
-        while (i > 0 && seek[i - 1] == 0xff)
-            seek[--i] = 0;
-        if (i == 0)
-            return 0;
-        seek[i - 1]++;
-    }
-    if (!txn) {
-        if (snapshot(s, err, errlen) != STORE_OK)
-            return -1;
-        txn = s->rtxn;
-    }
-    if ((rc = mdb_cursor_open(txn, s->hints, &c)) != 0)
-        goto fail;
-    k.mv_data = seek;
-    k.mv_size = slen;
-    rc = slen ? mdb_cursor_get(c, &k, &v, MDB_SET_RANGE) : mdb_cursor_get(c, &k, &v, MDB_FIRST);
-    mdb_cursor_close(c);
-    if (rc == MDB_NOTFOUND)
-        return 0;
-    if (rc != 0)
-        goto fail;
-    const uint8_t *p = k.mv_data;
-    if (k.mv_size < 1 || p[0] == 0 || p[0] > STORE_ORIGIN_MAX || k.mv_size < 1 + (size_t)p[0]) {
-        set_err(err, errlen, "corrupt hint key");
-        return -1;
-    }
-    memcpy(out, p + 1, p[0]);
-    out[p[0]] = '\0';
-    return 1;
-fail:
-    mdb_result(s, rc, "reading hints", err, errlen);
-    return -1;
 }

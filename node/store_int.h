@@ -1,0 +1,78 @@
+/* store_int: the store's internals, shared by store.c (records, batches,
+ * sweep, metadata) and store_hints.c (the hinted-handoff database). Nothing
+ * outside those two files includes it. Event-loop thread only, as store.h.
+ */
+#ifndef RINGKV_STORE_INT_H
+#define RINGKV_STORE_INT_H
+
+#include <lmdb.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "store.h"
+
+#define REC_FORMAT 1
+#define REC_TOMBSTONE 0x01
+#define REC_LONGKEY 0x02
+#define REC_HDR 19
+#define TOKEN_LEN 8
+#define HASH_LEN 16
+#define META_FORMAT 1
+#define META_KEY "node"
+
+
+struct store {
+    MDB_env *env;
+    MDB_dbi data, meta, hints;
+    size_t map_size; /* as LMDB applied it, for messages */
+    size_t maxkey;   /* LMDB's largest key */
+    store_fsync fsync;
+
+    MDB_txn *wtxn; /* this batch's write txn, begun by its first write */
+    MDB_txn *rtxn; /* read snapshot, reset between batches, never freed early */
+    bool rtxn_live;
+    bool dirty;
+
+    /* Committed state. The batch's deltas are applied only when it commits,
+     * so a discarded batch leaves the counters as they were. */
+    char node_id[STORE_ORIGIN_MAX + 1];
+    uint64_t incarnation, max_hlc;
+    uint64_t hlc_ceiling;       /* the max_hlc persisted in meta: >= every committed HLC */
+    uint64_t records, tombstones, commits, purged, hints_pending;
+    uint64_t batch_max_hlc, batch_purged;
+    int64_t batch_tombstones;
+
+    uint8_t *kbuf;      /* the data key being built, maxkey bytes */
+    uint8_t *hkbuf;     /* the hint key being built, maxkey bytes */
+    uint8_t *sweep_key; /* the last key the sweep visited, maxkey bytes */
+    size_t sweep_klen;
+    bool sweep_at; /* false: the next sweep starts at the first key */
+
+    bool syncer_on, syncer_stop;
+    _Atomic int sync_error;   /* last background fsync error, 0 after a success */
+    pthread_t syncer;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+};
+
+/* Formats a message into err (NULL-safe). */
+void store_set_err(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* n-byte big-endian integers. */
+void store_put_be(uint8_t *p, uint64_t v, int n);
+uint64_t store_get_be(const uint8_t *p, int n);
+/* Maps an LMDB error to a result with a message saying what was being done. */
+store_result store_mdb_result(const store *s, int rc, const char *what, char *err,
+                              size_t errlen);
+/* A record that does not parse: STORE_ERR_IO with why. */
+store_result store_corrupt(const store *s, const char *why, char *err, size_t errlen);
+/* The batch's write txn, begun on first use; aborting it loses the batch. */
+store_result store_batch_begin(store *s, char *err, size_t errlen);
+void store_batch_discard(store *s);
+/* The batch's read snapshot, begun on first use. */
+store_result store_snapshot(store *s, char *err, size_t errlen);
+
+#endif
