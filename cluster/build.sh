@@ -11,6 +11,13 @@ if [ "${1:-}" = "--sanitize" ]; then
   dir=build-san
   args=(-DRINGKV_SANITIZE=ON -DCMAKE_C_COMPILER=clang)
 fi
-cmake -S "$root" -B "$root/$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo "${args[@]}" >/dev/null
-cmake --build "$root/$dir" -j"$(nproc)" >&2
+# The build's output goes to a log; on failure its end is shown.
+log="$root/$dir.log"
+echo "building ringkv in $dir/ (log: $dir.log)" >&2
+if ! { cmake -S "$root" -B "$root/$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo "${args[@]}" &&
+       cmake --build "$root/$dir" -j"$(nproc)"; } >"$log" 2>&1; then
+  echo "build failed; the end of $log:" >&2
+  tail -n 40 "$log" >&2
+  exit 1
+fi
 echo "$root/$dir"
