@@ -281,14 +281,14 @@ static void on_pp_start(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     membership *m = arg;
-    size_t todo = 0;
+    size_t unstarted = 0;
     for (pushpull *pp = m->pps; pp; pp = pp->next)
-        todo += !pp->started;
-    for (pushpull *pp = m->pps, *next; pp && todo > 0; pp = next) {
+        unstarted += !pp->started;
+    for (pushpull *pp = m->pps, *next; pp && unstarted > 0; pp = next) {
         next = pp->next;
         if (pp->started)
             continue;
-        todo--;
+        unstarted--;
         pp->started = true;
         uint8_t *state = NULL;
         size_t len = 0;
@@ -307,7 +307,7 @@ static void on_pp_start(evutil_socket_t fd, short what, void *arg)
         if (rc != 0) {
             log_info("%s %s failed: %s", pp->join ? "join through" : "push-pull with", pp->addr,
                      err);
-            pp_done(m, pp, false); /* what it queues goes to the tail, past todo */
+            pp_done(m, pp, false); /* what it queues goes to the tail, past unstarted */
         }
     }
 }
