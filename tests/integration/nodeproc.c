@@ -169,7 +169,8 @@ static int spawn(nodeproc *np, int port)
     return -1;
 }
 
-int nodeproc_start(nodeproc *np, const char *const *extra_args)
+/* A fresh temp dir and the flags to keep for restarts. Returns 0 or -1. */
+static int prepare(nodeproc *np, const char *const *extra_args)
 {
     memset(np, 0, sizeof *np);
     snprintf(np->dir, sizeof np->dir, "/tmp/ringkv-test-XXXXXX");
@@ -179,20 +180,17 @@ int nodeproc_start(nodeproc *np, const char *const *extra_args)
     }
     for (int i = 0; extra_args && extra_args[i] && i < 15; i++)
         np->extra[i] = strdup(extra_args[i]);
-    return spawn(np, 0);
+    return 0;
+}
+
+int nodeproc_start(nodeproc *np, const char *const *extra_args)
+{
+    return prepare(np, extra_args) == 0 ? spawn(np, 0) : -1;
 }
 
 int nodeproc_launch(nodeproc *np, const char *const *extra_args)
 {
-    memset(np, 0, sizeof *np);
-    snprintf(np->dir, sizeof np->dir, "/tmp/ringkv-test-XXXXXX");
-    if (!mkdtemp(np->dir)) {
-        perror("nodeproc: mkdtemp");
-        return -1;
-    }
-    for (int i = 0; extra_args && extra_args[i] && i < 15; i++)
-        np->extra[i] = strdup(extra_args[i]);
-    return fork_node(np, 0);
+    return prepare(np, extra_args) == 0 ? fork_node(np, 0) : -1;
 }
 
 int nodeproc_wait_exit(nodeproc *np, int timeout_ms)
