@@ -9,6 +9,7 @@
  * routing, failover and the error messages users read.
  */
 #include "ringkv.h"
+#include "client_int.h"
 #include "ring.h"
 #include "wire.h"
 
@@ -103,10 +104,7 @@ static int64_t now_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static rkv_status fail(rkv_client *c, rkv_status st, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static rkv_status fail(rkv_client *c, rkv_status st, const char *fmt, ...)
+rkv_status client_fail(rkv_client *c, rkv_status st, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
@@ -132,14 +130,19 @@ static rkv_link *cur_link(const rkv_client *c)
     return &c->links[c->cur];
 }
 
-static const char *cur_name(const rkv_client *c)
+void client_clear_err(rkv_client *c)
+{
+    c->errstr[0] = '\0';
+}
+
+const char *client_cur_name(const rkv_client *c)
 {
     return c->links[c->cur].a.name;
 }
 
 /* ---- address list ---- */
 
-static char *dup_range(const char *s, size_t n)
+char *client_dup_range(const char *s, size_t n)
 {
     char *p = malloc(n + 1);
     if (p) {
@@ -191,8 +194,8 @@ static int parse_addr(const char *s, size_t n, rkv_addr *a, char *err, size_t er
     if (hlen == 0 || plen == 0 || port == 0 || port > 65535)
         goto bad;
     snprintf(a->port, sizeof a->port, "%lu", port);
-    a->host = dup_range(host, hlen);
-    a->name = dup_range(s, n);
+    a->host = client_dup_range(host, hlen);
+    a->name = client_dup_range(s, n);
     if (!a->host || !a->name) {
         snprintf(err, errlen, "out of memory");
         return -1;
@@ -372,7 +375,7 @@ static rkv_status connect_any(rkv_client *c)
             return RKV_OK;
         }
         if (ntry == 1)
-            return fail(c, RKV_ERR_IO, "cannot connect to %s: %s", l->a.name, why);
+            return client_fail(c, RKV_ERR_IO, "cannot connect to %s: %s", l->a.name, why);
         append(c, "%s%s (%s)", k ? ", " : "cannot connect to any node: ", l->a.name, why);
     }
     return RKV_ERR_IO;
@@ -476,7 +479,7 @@ static int read_frame(rkv_client *c, int64_t deadline, const uint8_t **body, siz
 }
 
 /* Releases buffers that one big request or reply blew up. */
-static void trim_buffers(rkv_client *c)
+void client_trim_buffers(rkv_client *c)
 {
     rkv_link *l = cur_link(c);
     if (l->rcap > RKV_KEEP_BYTES && l->rlen == l->rused) {
@@ -501,7 +504,7 @@ static rkv_status connect_cur(rkv_client *c)
     rkv_link *l = cur_link(c);
     l->fd = connect_addr(c, &l->a, why, sizeof why);
     if (l->fd < 0)
-        return fail(c, RKV_ERR_IO, "cannot connect to %s: %s", l->a.name, why);
+        return client_fail(c, RKV_ERR_IO, "cannot connect to %s: %s", l->a.name, why);
     return RKV_OK;
 }
 
@@ -528,8 +531,8 @@ static rkv_status send_request(rkv_client *c, int pinned, int64_t *deadline, int
             return RKV_OK;
         if (rc == XFER_TIMEOUT) {
             conn_close(c);
-            return fail(c, RKV_ERR_TIMEOUT, "could not send the request to %s within %d ms",
-                        cur_name(c), c->request_ms);
+            return client_fail(c, RKV_ERR_TIMEOUT, "could not send the request to %s within %d ms",
+                        client_cur_name(c), c->request_ms);
         }
         /* Nothing reached the node, so it cannot have acted on the request:
          * sending it again cannot apply a write twice. */
@@ -555,13 +558,13 @@ static rkv_status reply_status(rkv_client *c, const wire_response *resp)
     case WIRE_ERR_TIMEOUT:
     case WIRE_ERR_INTERNAL:
         if (resp->message.len)
-            return fail(c, (rkv_status)resp->status, "node %s: %.*s", cur_name(c),
+            return client_fail(c, (rkv_status)resp->status, "node %s: %.*s", client_cur_name(c),
                         (int)resp->message.len, (const char *)resp->message.ptr);
-        return fail(c, (rkv_status)resp->status, "node %s answered %s", cur_name(c),
+        return client_fail(c, (rkv_status)resp->status, "node %s answered %s", client_cur_name(c),
                     wire_status_name(resp->status));
     }
     conn_close(c);
-    return fail(c, RKV_ERR_PROTOCOL, "node %s answered with unknown status %d", cur_name(c),
+    return client_fail(c, RKV_ERR_PROTOCOL, "node %s answered with unknown status %d", client_cur_name(c),
                 (int)resp->status);
 }
 
@@ -579,23 +582,23 @@ static rkv_status read_reply(rkv_client *c, uint64_t id, int64_t deadline, int s
             int err = errno;
             conn_close(c); /* its state is unknown: a late reply may follow */
             if (send_err)
-                return fail(c, RKV_ERR_IO, "connection to %s lost while sending the request: %s",
-                            cur_name(c), strerror(send_err));
+                return client_fail(c, RKV_ERR_IO, "connection to %s lost while sending the request: %s",
+                            client_cur_name(c), strerror(send_err));
             switch (rc) {
             case XFER_TIMEOUT:
-                return fail(c, RKV_ERR_TIMEOUT, "no reply from %s within %d ms", cur_name(c),
+                return client_fail(c, RKV_ERR_TIMEOUT, "no reply from %s within %d ms", client_cur_name(c),
                             c->request_ms);
             case XFER_TOOBIG:
-                return fail(c, RKV_ERR_PROTOCOL,
+                return client_fail(c, RKV_ERR_PROTOCOL,
                             "reply from %s claims %zu bytes, over the limit of %zu (is that a "
                             "ringkv client port?)",
-                            cur_name(c), len, RKV_MAX_REPLY);
+                            client_cur_name(c), len, RKV_MAX_REPLY);
             case XFER_NOMEM:
-                return fail(c, RKV_ERR_INTERNAL, "out of memory for a reply of %zu bytes from %s",
-                            len, cur_name(c));
+                return client_fail(c, RKV_ERR_INTERNAL, "out of memory for a reply of %zu bytes from %s",
+                            len, client_cur_name(c));
             default:
-                return fail(c, RKV_ERR_IO, "connection to %s lost while waiting for reply%s%s",
-                            cur_name(c), err ? ": " : " (closed by the node)",
+                return client_fail(c, RKV_ERR_IO, "connection to %s lost while waiting for reply%s%s",
+                            client_cur_name(c), err ? ": " : " (closed by the node)",
                             err ? strerror(err) : "");
             }
         }
@@ -603,7 +606,7 @@ static rkv_status read_reply(rkv_client *c, uint64_t id, int64_t deadline, int s
         msgpack_zone_clear(&c->zone);
         if (wire_decode_response(body, len, &c->zone, resp, err, sizeof err) < 0) {
             conn_close(c);
-            return fail(c, RKV_ERR_PROTOCOL, "bad reply from %s: %s", cur_name(c), err);
+            return client_fail(c, RKV_ERR_PROTOCOL, "bad reply from %s: %s", client_cur_name(c), err);
         }
         if (resp->id == id)
             return reply_status(c, resp);
@@ -626,7 +629,7 @@ static rkv_status encode(rkv_client *c, wire_request *req)
     msgpack_sbuffer_clear(&c->sb);
     wire_encode_request(&c->sb, req);
     if (c->sb.size < WIRE_HEADER_BYTES + req->key.len + req->value.len)
-        return fail(c, RKV_ERR_INTERNAL, "out of memory encoding a request of %zu bytes",
+        return client_fail(c, RKV_ERR_INTERNAL, "out of memory encoding a request of %zu bytes",
                     req->key.len + req->value.len);
     return RKV_OK;
 }
@@ -687,93 +690,11 @@ static void note_meta(rkv_client *c, const wire_response *resp)
     if (!c->replicas)
         return; /* only informational */
     for (size_t i = 0; i < resp->nreplicas; i++) {
-        c->replicas[i] = dup_range((const char *)resp->replicas[i].ptr, resp->replicas[i].len);
+        c->replicas[i] = client_dup_range((const char *)resp->replicas[i].ptr, resp->replicas[i].len);
         if (!c->replicas[i])
             break;
         c->nreplicas++;
     }
-}
-
-void rkv_topology_free(struct rkv_topology *t)
-{
-    if (!t)
-        return;
-    for (size_t i = 0; i < t->nmembers; i++) {
-        free(t->members[i].id);
-        free(t->members[i].client_addr);
-        free(t->members[i].resp_addr);
-        free(t->members[i].state);
-    }
-    free(t->members);
-    ring_free(t->internal);
-    free(t);
-}
-
-static char *dup_bytes(wire_bytes b)
-{
-    return dup_range((const char *)b.ptr, b.len);
-}
-
-/* A topology from a decoded reply, members in ring order (sorted by id), so
- * that ring indexes are member indexes. NULL with a message. */
-static struct rkv_topology *topo_build(const wire_topology_view *v, char *err, size_t errlen)
-{
-    struct rkv_topology *t = calloc(1, sizeof *t);
-    ring_member *rm = calloc(v->nmembers ? v->nmembers : 1, sizeof *rm);
-    char **ids = calloc(v->nmembers ? v->nmembers : 1, sizeof *ids);
-    if (!t || !rm || !ids)
-        goto oom;
-    t->epoch = v->epoch;
-    t->n = v->n;
-    t->vnodes_default = v->vnodes_default;
-    for (size_t i = 0; i < v->nmembers; i++) {
-        if (v->members[i].vnodes == 0 || v->members[i].vnodes > RING_MAX_VNODES) {
-            snprintf(err, errlen, "member %zu has %llu vnodes", i,
-                     (unsigned long long)v->members[i].vnodes);
-            goto fail;
-        }
-        if (!(ids[i] = dup_bytes(v->members[i].id)))
-            goto oom;
-        rm[i] = (ring_member){ids[i], (uint32_t)v->members[i].vnodes};
-    }
-    ring *r = ring_new(rm, v->nmembers, err, errlen);
-    if (!r)
-        goto fail;
-    t->internal = r;
-    t->members = calloc(v->nmembers ? v->nmembers : 1, sizeof *t->members);
-    if (!t->members)
-        goto oom;
-    for (size_t i = 0; i < ring_members(r); i++) {
-        const char *id = ring_member_id(r, i);
-        size_t j = 0;
-        while (strcmp(ids[j], id) != 0)
-            j++;
-        const wire_topology_member_view *m = &v->members[j];
-        rkv_topology_member *o = &t->members[i];
-        o->id = dup_range(id, strlen(id));
-        o->client_addr = dup_bytes(m->client_addr);
-        o->resp_addr = dup_bytes(m->resp_addr);
-        o->state = dup_bytes(m->state);
-        o->vnodes = m->vnodes;
-        o->share = ring_share(r, i);
-        t->nmembers++;
-        if (!o->id || !o->client_addr || !o->resp_addr || !o->state)
-            goto oom;
-    }
-    for (size_t i = 0; i < v->nmembers; i++)
-        free(ids[i]);
-    free(ids);
-    free(rm);
-    return t;
-oom:
-    snprintf(err, errlen, "out of memory");
-fail:
-    for (size_t i = 0; ids && i < v->nmembers; i++)
-        free(ids[i]);
-    free(ids);
-    free(rm);
-    rkv_topology_free(t);
-    return NULL;
 }
 
 /* The link for a member's client address, added when new; SIZE_MAX when the
@@ -840,7 +761,7 @@ static void topo_install(rkv_client *c, struct rkv_topology *t, size_t via)
 /* Asks nodes for the topology until one answers: the current link, the
  * seeds, then every other node met. Installs it for routing and, when copy
  * is not NULL, gives the caller its own copy. */
-static rkv_status topo_fetch(rkv_client *c, struct rkv_topology **copy)
+rkv_status client_topo_fetch(rkv_client *c, struct rkv_topology **copy)
 {
     c->topo_tried = 1;
     c->topo_tried_ms = now_ms();
@@ -862,16 +783,16 @@ static rkv_status topo_fetch(rkv_client *c, struct rkv_topology **copy)
         if (st == RKV_OK)
             st = exchange(c, req.id, 1, &resp, &nothing);
         if (st == RKV_OK && !resp.has_topology)
-            st = fail(c, RKV_ERR_PROTOCOL, "node %s answered TOPOLOGY without a topology",
-                      cur_name(c));
+            st = client_fail(c, RKV_ERR_PROTOCOL, "node %s answered TOPOLOGY without a topology",
+                      client_cur_name(c));
         if (st == RKV_OK) {
             char err[256];
-            struct rkv_topology *t = topo_build(&resp.topology, err, sizeof err);
+            struct rkv_topology *t = client_topo_build(&resp.topology, err, sizeof err);
             struct rkv_topology *t2 =
-                t && copy ? topo_build(&resp.topology, err, sizeof err) : NULL;
+                t && copy ? client_topo_build(&resp.topology, err, sizeof err) : NULL;
             if (!t || (copy && !t2)) {
                 rkv_topology_free(t);
-                st = fail(c, RKV_ERR_PROTOCOL, "bad topology from %s: %s", cur_name(c), err);
+                st = client_fail(c, RKV_ERR_PROTOCOL, "bad topology from %s: %s", client_cur_name(c), err);
             } else {
                 if (copy)
                     *copy = t2;
@@ -897,7 +818,7 @@ static void topo_refresh(rkv_client *c)
     if (c->topo_tried && now_ms() - c->topo_tried_ms < c->topo_wait_ms)
         return;
     size_t cur = c->cur;
-    topo_fetch(c, NULL);
+    client_topo_fetch(c, NULL);
     if (!c->topo)
         c->cur = cur;
     c->errstr[0] = '\0';
@@ -914,7 +835,7 @@ static rkv_status routed(rkv_client *c, wire_request *req, wire_response *resp)
     if (!pref || !cand) {
         free(pref);
         free(cand);
-        return fail(c, RKV_ERR_INTERNAL, "out of memory routing a request");
+        return client_fail(c, RKV_ERR_INTERNAL, "out of memory routing a request");
     }
     n = ring_preference(t->internal, ring_token(req->key.ptr, req->key.len), n, pref);
     /* Up members in preference order, then the down ones as a last resort;
@@ -945,13 +866,13 @@ static rkv_status routed(rkv_client *c, wire_request *req, wire_response *resp)
     }
     free(cand);
     if (nc == 0)
-        return fail(c, RKV_ERR_IO, "no member of the topology has a usable address");
-    return fail(c, RKV_ERR_IO, "no replica of the key could be reached: %s", errs);
+        return client_fail(c, RKV_ERR_IO, "no member of the topology has a usable address");
+    return client_fail(c, RKV_ERR_IO, "no replica of the key could be reached: %s", errs);
 }
 
 /* One request and its reply. On RKV_OK and RKV_NOT_FOUND, *resp points into
  * the client's buffers until the next request. */
-static rkv_status roundtrip(rkv_client *c, wire_request *req, wire_response *resp)
+rkv_status client_roundtrip(rkv_client *c, wire_request *req, wire_response *resp)
 {
     c->errstr[0] = '\0';
     memset(resp, 0, sizeof *resp);
@@ -977,9 +898,9 @@ static rkv_status check_key(rkv_client *c, const void *key, size_t klen)
 {
     c->errstr[0] = '\0';
     if (!key || klen == 0)
-        return fail(c, RKV_ERR_ARG, "a key must be at least 1 byte long");
+        return client_fail(c, RKV_ERR_ARG, "a key must be at least 1 byte long");
     if (klen > RKV_MAX_REQUEST)
-        return fail(c, RKV_ERR_TOO_LARGE, "key is %zu bytes, over the protocol's limit of %zu",
+        return client_fail(c, RKV_ERR_TOO_LARGE, "key is %zu bytes, over the protocol's limit of %zu",
                     klen, RKV_MAX_REQUEST);
     return RKV_OK;
 }
@@ -1064,26 +985,26 @@ rkv_status rkv_get(rkv_client *c, const void *key, size_t klen, void **value, si
     if (st != RKV_OK)
         return st;
     if (!value || !value_len)
-        return fail(c, RKV_ERR_ARG, "rkv_get needs somewhere to put the value");
+        return client_fail(c, RKV_ERR_ARG, "rkv_get needs somewhere to put the value");
 
     wire_request req = {.op = WIRE_OP_GET, .consistency = -1, .key = {key, klen}};
     wire_response resp;
-    st = roundtrip(c, &req, &resp);
+    st = client_roundtrip(c, &req, &resp);
     if (st == RKV_OK && !resp.has_value) {
-        st = fail(c, RKV_ERR_PROTOCOL, "node %s answered a GET without a value", cur_name(c));
+        st = client_fail(c, RKV_ERR_PROTOCOL, "node %s answered a GET without a value", client_cur_name(c));
     } else if (st == RKV_OK) {
         /* Even an empty value gets a buffer, so NULL always means absent. */
         *value = malloc(resp.value.len ? resp.value.len : 1);
         if (!*value) {
             st =
-                fail(c, RKV_ERR_INTERNAL, "out of memory for a value of %zu bytes", resp.value.len);
+                client_fail(c, RKV_ERR_INTERNAL, "out of memory for a value of %zu bytes", resp.value.len);
         } else {
             if (resp.value.len)
                 memcpy(*value, resp.value.ptr, resp.value.len);
             *value_len = resp.value.len;
         }
     }
-    trim_buffers(c);
+    client_trim_buffers(c);
     return st;
 }
 
@@ -1096,9 +1017,9 @@ rkv_status rkv_put(rkv_client *c, const void *key, size_t klen, const void *valu
     if (st != RKV_OK)
         return st;
     if (!value && vlen)
-        return fail(c, RKV_ERR_ARG, "value is NULL but its length is %zu", vlen);
+        return client_fail(c, RKV_ERR_ARG, "value is NULL but its length is %zu", vlen);
     if (vlen > RKV_MAX_REQUEST - klen)
-        return fail(c, RKV_ERR_TOO_LARGE,
+        return client_fail(c, RKV_ERR_TOO_LARGE,
                     "key and value are %zu bytes, over the protocol's limit of %zu", klen + vlen,
                     RKV_MAX_REQUEST);
 
@@ -1108,8 +1029,8 @@ rkv_status rkv_put(rkv_client *c, const void *key, size_t klen, const void *valu
                         .value = {value ? value : (const void *)"", vlen},
                         .ttl_ms = ttl_ms};
     wire_response resp;
-    st = roundtrip(c, &req, &resp);
-    trim_buffers(c);
+    st = client_roundtrip(c, &req, &resp);
+    client_trim_buffers(c);
     return st;
 }
 
@@ -1122,8 +1043,8 @@ rkv_status rkv_del(rkv_client *c, const void *key, size_t klen)
         return st;
     wire_request req = {.op = WIRE_OP_DEL, .consistency = -1, .key = {key, klen}};
     wire_response resp;
-    st = roundtrip(c, &req, &resp);
-    trim_buffers(c);
+    st = client_roundtrip(c, &req, &resp);
+    client_trim_buffers(c);
     return st;
 }
 
@@ -1133,135 +1054,8 @@ rkv_status rkv_ping(rkv_client *c)
         return RKV_ERR_ARG;
     wire_request req = {.op = WIRE_OP_PING};
     wire_response resp;
-    rkv_status st = roundtrip(c, &req, &resp);
-    trim_buffers(c);
-    return st;
-}
-
-rkv_status rkv_stats(rkv_client *c, rkv_stat **stats, size_t *n)
-{
-    if (!c)
-        return RKV_ERR_ARG;
-    c->errstr[0] = '\0';
-    if (!stats || !n)
-        return fail(c, RKV_ERR_ARG, "rkv_stats needs somewhere to put the stats");
-    *stats = NULL;
-    *n = 0;
-
-    wire_request req = {.op = WIRE_OP_STATS};
-    wire_response resp;
-    rkv_status st = roundtrip(c, &req, &resp);
-    if (st == RKV_OK) {
-        rkv_stat *out = calloc(resp.nstats ? resp.nstats : 1, sizeof *out);
-        size_t i = 0;
-        for (; out && i < resp.nstats; i++) {
-            const wire_stat_view *v = &resp.stats[i];
-            out[i].name = dup_range((const char *)v->name.ptr, v->name.len);
-            out[i].is_num = v->is_num;
-            out[i].num = v->num;
-            if (!v->is_num)
-                out[i].str = dup_range((const char *)v->str.ptr, v->str.len);
-            if (!out[i].name || (!v->is_num && !out[i].str))
-                break;
-        }
-        if (!out || i < resp.nstats) {
-            rkv_stats_free(out, out ? i + 1 : 0);
-            st = fail(c, RKV_ERR_INTERNAL, "out of memory copying %zu stats", resp.nstats);
-        } else {
-            *stats = out;
-            *n = resp.nstats;
-        }
-    }
-    trim_buffers(c);
-    return st;
-}
-
-void rkv_stats_free(rkv_stat *stats, size_t n)
-{
-    if (!stats)
-        return;
-    for (size_t i = 0; i < n; i++) {
-        free(stats[i].name);
-        free(stats[i].str);
-    }
-    free(stats);
-}
-
-/* Copies one decoded member out of the reply buffer; -1 out of memory. */
-static int copy_member(rkv_member *out, const wire_member_view *v)
-{
-    const wire_bytes *src[] = {&v->id,        &v->peer_addr, &v->client_addr,
-                               &v->resp_addr, &v->state,     &v->role};
-    char **dst[] = {&out->id,        &out->peer_addr, &out->client_addr,
-                    &out->resp_addr, &out->state,     &out->role};
-    for (size_t i = 0; i < sizeof src / sizeof src[0]; i++)
-        if (!(*dst[i] = dup_range((const char *)src[i]->ptr, src[i]->len)))
-            return -1;
-    out->incarnation = v->incarnation;
-    out->age_ms = v->age_ms;
-    out->vnodes = v->vnodes;
-    return 0;
-}
-
-rkv_status rkv_members(rkv_client *c, rkv_member **members, size_t *n)
-{
-    if (!c)
-        return RKV_ERR_ARG;
-    c->errstr[0] = '\0';
-    if (!members || !n)
-        return fail(c, RKV_ERR_ARG, "rkv_members needs somewhere to put the members");
-    *members = NULL;
-    *n = 0;
-
-    wire_request req = {.op = WIRE_OP_MEMBERS};
-    wire_response resp;
-    rkv_status st = roundtrip(c, &req, &resp);
-    if (st == RKV_OK && (resp.has_value || resp.stats)) {
-        st = fail(c, RKV_ERR_PROTOCOL, "node %s answered MEMBERS without a member list",
-                  cur_name(c));
-    } else if (st == RKV_OK) {
-        rkv_member *out = calloc(resp.nmembers ? resp.nmembers : 1, sizeof *out);
-        size_t i = 0;
-        while (out && i < resp.nmembers && copy_member(&out[i], &resp.members[i]) == 0)
-            i++;
-        if (!out || i < resp.nmembers) {
-            rkv_members_free(out, out ? i + 1 : 0);
-            st = fail(c, RKV_ERR_INTERNAL, "out of memory copying %zu members", resp.nmembers);
-        } else {
-            *members = out;
-            *n = resp.nmembers;
-        }
-    }
-    trim_buffers(c);
-    return st;
-}
-
-void rkv_members_free(rkv_member *members, size_t n)
-{
-    if (!members)
-        return;
-    for (size_t i = 0; i < n; i++) {
-        free(members[i].id);
-        free(members[i].peer_addr);
-        free(members[i].client_addr);
-        free(members[i].resp_addr);
-        free(members[i].state);
-        free(members[i].role);
-    }
-    free(members);
-}
-
-rkv_status rkv_remove(rkv_client *c, const char *node_id)
-{
-    if (!c)
-        return RKV_ERR_ARG;
-    c->errstr[0] = '\0';
-    if (!node_id || !*node_id)
-        return fail(c, RKV_ERR_ARG, "rkv_remove needs a node id");
-    wire_request req = {.op = WIRE_OP_REMOVE, .key = {(const uint8_t *)node_id, strlen(node_id)}};
-    wire_response resp;
-    rkv_status st = roundtrip(c, &req, &resp);
-    trim_buffers(c);
+    rkv_status st = client_roundtrip(c, &req, &resp);
+    client_trim_buffers(c);
     return st;
 }
 
@@ -1275,7 +1069,7 @@ rkv_status rkv_set_consistency(rkv_client *c, rkv_consistency level)
     if (!c)
         return RKV_ERR_ARG;
     if (level < RKV_CONSISTENCY_DEFAULT || level > RKV_CONSISTENCY_ALL)
-        return fail(c, RKV_ERR_ARG, "unknown consistency level %d (one, quorum or all)",
+        return client_fail(c, RKV_ERR_ARG, "unknown consistency level %d (one, quorum or all)",
                     (int)level);
     c->consistency = (int)level;
     return RKV_OK;
@@ -1291,29 +1085,5 @@ const char *const *rkv_last_replicas(const rkv_client *c, size_t *n)
 
 const char *rkv_last_node(const rkv_client *c)
 {
-    return c && c->next_id ? cur_name(c) : "";
-}
-
-rkv_status rkv_topology(rkv_client *c, struct rkv_topology **out)
-{
-    if (!c)
-        return RKV_ERR_ARG;
-    c->errstr[0] = '\0';
-    if (!out)
-        return fail(c, RKV_ERR_ARG, "rkv_topology needs somewhere to put the topology");
-    *out = NULL;
-    rkv_status st = topo_fetch(c, out);
-    trim_buffers(c);
-    return st;
-}
-
-size_t rkv_topology_locate(const struct rkv_topology *t, const void *key, size_t klen,
-                           uint64_t *token, size_t *idx, size_t max)
-{
-    uint64_t tok = ring_token(key, klen);
-    if (token)
-        *token = tok;
-    if (!t || !t->internal || !idx)
-        return 0;
-    return ring_preference(t->internal, tok, max, idx);
+    return c && c->next_id ? client_cur_name(c) : "";
 }
