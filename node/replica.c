@@ -46,6 +46,7 @@ typedef struct req {
     uint64_t id;
     link *ln; /* NULL once failed */
     replica_cb cb;
+    replica_env_fn env_cb; /* replica_call: the raw answer instead of cb */
     void *arg;
     uint64_t deadline_ms;
     struct req *prev, *next; /* the link's send order, or the done list */
@@ -204,8 +205,12 @@ static void on_done(evutil_socket_t fd, short what, void *arg)
         r->done_head = q->next;
         if (!r->done_head)
             r->done_tail = NULL;
-        replica_reply rep = {.ok = false, .error = q->why};
-        q->cb(q->arg, q->to, &rep);
+        if (q->env_cb) {
+            q->env_cb(q->arg, q->to, NULL, q->why);
+        } else {
+            replica_reply rep = {.ok = false, .error = q->why};
+            q->cb(q->arg, q->to, &rep);
+        }
         free(q);
     }
 }
@@ -304,6 +309,23 @@ __attribute__((format(printf, 2, 3))) static void link_fail(link *ln, const char
     event_del(ln->timer_ev);
 }
 
+/* The request id of an answer to replica_call (streaming, anti-entropy). */
+static bool call_reply_id(const Ringkv__Envelope *env, uint64_t *id)
+{
+    switch (env->body_case) {
+    case RINGKV__ENVELOPE__BODY_STREAM_CHUNK:
+        return env->stream_chunk && (*id = env->stream_chunk->id, true);
+    case RINGKV__ENVELOPE__BODY_STREAM_PUSH_ACK:
+        return env->stream_push_ack && (*id = env->stream_push_ack->id, true);
+    case RINGKV__ENVELOPE__BODY_MERKLE_REPLY:
+        return env->merkle_reply && (*id = env->merkle_reply->id, true);
+    case RINGKV__ENVELOPE__BODY_MERKLE_LEAVES_REPLY:
+        return env->merkle_leaves_reply && (*id = env->merkle_leaves_reply->id, true);
+    default:
+        return false;
+    }
+}
+
 static void link_handle(link *ln, const Ringkv__Envelope *env)
 {
     replica *r = ln->r;
@@ -312,6 +334,8 @@ static void link_handle(link *ln, const Ringkv__Envelope *env)
         id = env->write_ack->id;
     else if (env->body_case == RINGKV__ENVELOPE__BODY_READ_REPLY && env->read_reply)
         id = env->read_reply->id;
+    else if (call_reply_id(env, &id))
+        ;
     else if (env->body_case == RINGKV__ENVELOPE__BODY_ERROR && env->error) {
         link_fail(ln, "refused: %s", env->error->message);
         return;
@@ -325,6 +349,11 @@ static void link_handle(link *ln, const Ringkv__Envelope *env)
     link_unlink_req(ln, q);
     ln->last_active_ms = mono_ms();
     link_arm(ln);
+    if (q->env_cb) {
+        q->env_cb(q->arg, ln->id, env, NULL);
+        free(q);
+        return;
+    }
     replica_reply rep = {.ok = false};
     if (env->body_case == RINGKV__ENVELOPE__BODY_WRITE_ACK) {
         rep.ok = env->write_ack->ok;
@@ -512,12 +541,13 @@ static void free_frame(const void *data, size_t len, void *arg)
  * env) before it is packed. Every failure after q exists goes through
  * fail_later. Returns 0, or -1 when out of memory (cb will not run). */
 static int send_req(replica *r, const char *to, Ringkv__Envelope *env, uint64_t *idfield,
-                    replica_cb cb, void *arg)
+                    replica_cb cb, replica_env_fn env_cb, void *arg)
 {
     req *q = calloc(1, sizeof *q);
     if (!q)
         return -1;
     q->cb = cb;
+    q->env_cb = env_cb;
     q->arg = arg;
     q->id = ++r->next_id;
     *idfield = q->id;
@@ -609,7 +639,7 @@ fail:
     return 0;
 }
 
-static void record_to_pb(const replica_record *rec, Ringkv__Record *pb)
+void replica_record_to_pb(const replica_record *rec, Ringkv__Record *pb)
 {
     pb->key.data = (uint8_t *)rec->key;
     pb->key.len = rec->klen;
@@ -626,8 +656,8 @@ static void record_to_pb(const replica_record *rec, Ringkv__Record *pb)
 /* Applies rec to the batch (a hint when hint_for names another node);
  * STALE counts as success. On an error the batch is lost, and the server
  * fails every reply that depended on it. */
-static store_result apply_write(replica *r, const replica_record *rec, const char *hint_for,
-                                char *err, size_t errlen)
+store_result replica_store(replica *r, const replica_record *rec, const char *hint_for,
+                           char *err, size_t errlen)
 {
     store *st = r->srv->st;
     const config *cfg = r->srv->cfg;
@@ -701,7 +731,7 @@ static void answer_read(replica *r, peer_conn *pc, uint64_t id, const uint8_t *k
                                   .tombstone = rec.tombstone,
                                   .expires_ms = rec.expires_ms,
                                   .version = rec.version};
-        record_to_pb(&rr_rec, &pb);
+        replica_record_to_pb(&rr_rec, &pb);
         rr.record = &pb;
     } else if (res == STORE_NOT_FOUND) {
         rr.ok = true;
@@ -773,7 +803,7 @@ static int pending_add(replica *r, pending *p)
 }
 
 /* A record off the wire, checked; pointers into pb. */
-static int record_from_pb(const Ringkv__Record *pb, replica_record *out)
+int replica_record_from_pb(const Ringkv__Record *pb, replica_record *out)
 {
     if (!pb || strlen(pb->origin) > STORE_ORIGIN_MAX)
         return -1;
@@ -794,7 +824,7 @@ static void on_peer_write(void *ctx, peer_conn *pc, const Ringkv__Envelope *env)
     const Ringkv__ReplicaWrite *w = env->write;
     replica_record rec;
     char err[256];
-    if (!w || record_from_pb(w->record, &rec) != 0 || strlen(w->hint_for) > STORE_ORIGIN_MAX) {
+    if (!w || replica_record_from_pb(w->record, &rec) != 0 || strlen(w->hint_for) > STORE_ORIGIN_MAX) {
         send_ack(pc, w ? w->id : 0, false,
                  "malformed write: no record, or a node id "
                  "over 64 bytes");
@@ -804,7 +834,7 @@ static void on_peer_write(void *ctx, peer_conn *pc, const Ringkv__Envelope *env)
         send_ack(pc, w->id, false, "node is shutting down");
         return;
     }
-    if (apply_write(r, &rec, w->hint_for, err, sizeof err) != STORE_OK) {
+    if (replica_store(r, &rec, w->hint_for, err, sizeof err) != STORE_OK) {
         send_ack(pc, w->id, false, err);
         return;
     }
@@ -946,13 +976,19 @@ int replica_write(replica *r, const char *to, const replica_record *rec, const c
     env.version = PEER_VERSION;
     env.body_case = RINGKV__ENVELOPE__BODY_WRITE;
     env.write = &w;
-    record_to_pb(rec, &pb);
+    replica_record_to_pb(rec, &pb);
     w.record = &pb;
     w.hint_for = (char *)(hint_for ? hint_for : "");
-    if (send_req(r, to, &env, &w.id, cb, arg) != 0)
+    if (send_req(r, to, &env, &w.id, cb, NULL, arg) != 0)
         return -1;
     r->n.writes_sent++;
     return 0;
+}
+
+int replica_call(replica *r, const char *to, Ringkv__Envelope *env, uint64_t *idfield,
+                 replica_env_fn fn, void *arg)
+{
+    return send_req(r, to, env, idfield, NULL, fn, arg);
 }
 
 int replica_read(replica *r, const char *to, const uint8_t *key, size_t klen, replica_cb cb,
@@ -965,7 +1001,7 @@ int replica_read(replica *r, const char *to, const uint8_t *key, size_t klen, re
     env.read = &rd;
     rd.key.data = (uint8_t *)key;
     rd.key.len = klen;
-    if (send_req(r, to, &env, &rd.id, cb, arg) != 0)
+    if (send_req(r, to, &env, &rd.id, cb, NULL, arg) != 0)
         return -1;
     r->n.reads_sent++;
     return 0;
@@ -976,7 +1012,7 @@ int replica_apply_local(replica *r, const replica_record *rec, const char *hint_
 {
     char err[256];
     req *q;
-    if (apply_write(r, rec, hint_for, err, sizeof err) != STORE_OK) {
+    if (replica_store(r, rec, hint_for, err, sizeof err) != STORE_OK) {
         /* Reported from the loop, as every other failure is. */
         if (!(q = calloc(1, sizeof *q)))
             return -1;

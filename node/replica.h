@@ -15,6 +15,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "ringkv.pb-c.h"
 #include "store.h"
 
 struct server;
@@ -75,6 +76,30 @@ int replica_read(replica *r, const char *to, const uint8_t *key, size_t klen, re
  * replica so the local and remote paths are one. */
 int replica_apply_local(replica *r, const replica_record *rec, const char *hint_for,
                         replica_cb cb, void *arg);
+
+/* replica_call's outcome: the answer (freed after the call), or NULL with
+ * err (down, queue full, link lost, timeout). */
+typedef void (*replica_env_fn)(void *arg, const char *from_id, const Ringkv__Envelope *reply,
+                               const char *err);
+
+/* Sends env, a request of streaming or anti-entropy, to node `to` over its
+ * link, with a fresh request id written to *idfield (a field of env) first.
+ * fn runs exactly once, as replica_write's cb does, with the answer whose
+ * id matches. Returns 0, or -1 when out of memory (fn does not run). */
+int replica_call(replica *r, const char *to, Ringkv__Envelope *env, uint64_t *idfield,
+                 replica_env_fn fn, void *arg);
+
+/* Applies rec to this pass's batch as a replica does (last-write-wins; an
+ * older record counts as success; a hint when hint_for names another node),
+ * without waiting for the commit. On an error the batch is lost and every
+ * reply that depended on it fails. */
+store_result replica_store(replica *r, const replica_record *rec, const char *hint_for,
+                           char *err, size_t errlen);
+
+/* Records between the wire and the store: to_pb borrows rec's memory;
+ * from_pb checks the origin's length and borrows pb's. */
+void replica_record_to_pb(const replica_record *rec, Ringkv__Record *pb);
+int replica_record_from_pb(const Ringkv__Record *pb, replica_record *out);
 
 typedef struct replica_stats {
     uint64_t writes_sent, reads_sent, failures, timeouts;

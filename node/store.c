@@ -47,16 +47,6 @@
 
 
 /* A parsed record; pointers are into LMDB memory. */
-typedef struct rec {
-    uint8_t flags;
-    uint64_t hlc, expires_ms;
-    const char *origin;
-    size_t olen;
-    const uint8_t *key; /* only with REC_LONGKEY */
-    size_t klen;
-    const uint8_t *val;
-    size_t vlen;
-} rec;
 
 __attribute__((format(printf, 3, 4)))
 void store_set_err(char *err, size_t errlen, const char *fmt, ...)
@@ -147,7 +137,7 @@ static size_t data_key(store *s, const void *key, size_t klen, bool *longk)
 }
 
 /* Returns NULL, or what is wrong with the record. */
-static const char *rec_parse(const MDB_val *v, rec *r)
+const char *store_rec_parse(const MDB_val *v, rec *r)
 {
     const uint8_t *p = v->mv_data;
     size_t n = v->mv_size, off;
@@ -267,7 +257,7 @@ static int count_tombstones(store *s, MDB_txn *txn)
         return rc;
     for (rc = mdb_cursor_get(c, &k, &v, MDB_FIRST); rc == 0;
          rc = mdb_cursor_get(c, &k, &v, MDB_NEXT))
-        n += !rec_parse(&v, &r) && (r.flags & REC_TOMBSTONE);
+        n += !store_rec_parse(&v, &r) && (r.flags & REC_TOMBSTONE);
     mdb_cursor_close(c);
     if (rc != MDB_NOTFOUND)
         return rc;
@@ -506,7 +496,7 @@ store_result store_get(store *s, const void *key, size_t klen, uint64_t now_ms,
         return STORE_NOT_FOUND;
     if (rc != 0)
         return store_mdb_result(s, rc, "reading", err, errlen);
-    if ((why = rec_parse(&v, &r)) != NULL)
+    if ((why = store_rec_parse(&v, &r)) != NULL)
         return store_corrupt(s, why, err, errlen);
     if (!rec_is_key(&r, longk, key, klen))
         return STORE_NOT_FOUND; /* another key with the same hashes */
@@ -544,7 +534,7 @@ static store_result apply(store *s, const void *key, size_t klen,
     k.mv_data = s->kbuf;
     if ((rc = mdb_get(s->wtxn, s->data, &k, &v)) == 0) {
         res = STORE_ERR_IO;
-        if ((why = rec_parse(&v, &r)) != NULL) {
+        if ((why = store_rec_parse(&v, &r)) != NULL) {
             store_corrupt(s, why, err, errlen);
             goto fail;
         }
@@ -694,7 +684,7 @@ static int sweep_due(const MDB_val *k, const MDB_val *v, uint64_t now_ms,
 {
     const char *why;
     rec r;
-    if ((why = rec_parse(v, &r)) != NULL) {
+    if ((why = store_rec_parse(v, &r)) != NULL) {
         log_warn("store: sweep skips a corrupt record (token %016llx): %s",
                  k->mv_size >= TOKEN_LEN ? (unsigned long long)store_get_be(k->mv_data, 8) : 0ULL,
                  why);
@@ -790,7 +780,7 @@ store_result store_purge_expired(store *s, const void *key, size_t klen, uint64_
         goto fail;
     /* Only a live record whose time has come: a tombstone waits for its
      * tombstone_ttl, and a record rewritten meanwhile stays. */
-    if (rec_parse(&v, &r) != NULL || !rec_is_key(&r, longk, key, klen) ||
+    if (store_rec_parse(&v, &r) != NULL || !rec_is_key(&r, longk, key, klen) ||
         (r.flags & REC_TOMBSTONE) || r.expires_ms == 0 || r.expires_ms > now_ms)
         return STORE_NOT_FOUND;
     if ((rc = mdb_del(s->wtxn, s->data, &k, NULL)) != 0)

@@ -188,6 +188,48 @@ int store_hint_next_owner(store *s, const char *after, char out[STORE_ORIGIN_MAX
 /* Hints stored for every owner, as of the last commit. */
 uint64_t store_hint_count(const store *s);
 
+/* ---- ring ranges: scans for streaming and anti-entropy (store_scan.c) ---- */
+
+/* One record as store_scan shows it; pointers into LMDB memory, valid only
+ * during the scan's callback. pos/poslen is its place in ring order (the
+ * LMDB key), to resume a scan after it. Tombstones and expired records are
+ * shown too: the caller decides. */
+typedef struct store_item {
+    uint64_t token;
+    const uint8_t *key; /* the user key */
+    size_t klen;
+    const uint8_t *value;
+    size_t vlen;
+    bool tombstone;
+    uint64_t expires_ms;
+    store_version version;
+    const uint8_t *pos;
+    size_t poslen;
+} store_item;
+
+/* Is token in the ring range (lo, hi]? The range runs clockwise from lo and
+ * wraps past 2^64-1 to 0 when hi <= lo; lo == hi is the whole ring. */
+bool store_in_range(uint64_t lo, uint64_t hi, uint64_t token);
+
+/* Calls fn for the records whose token lies in (lo, hi], in ring order from
+ * lo, starting after position `after` (afterlen 0: from the start), for at
+ * most budget records; fn returns non-zero to stop after that record and
+ * must not write to the store. Reads this batch's uncommitted writes when
+ * there are any, else the committed snapshot. Sets *done when the scan
+ * reached the end of the range. Returns how many fn saw, or -1 with a
+ * message (a corrupt record is skipped with a warning, not an error). */
+typedef int (*store_item_fn)(void *arg, const store_item *it);
+long store_scan(store *s, uint64_t lo, uint64_t hi, const uint8_t *after, size_t afterlen,
+                size_t budget, store_item_fn fn, void *arg, bool *done, char *err,
+                size_t errlen);
+
+/* Deletes, within the batch and for good (no tombstones), up to budget
+ * records whose token lies in (lo, hi]: a range this node no longer
+ * replicates. Returns how many it deleted (fewer than budget: the range is
+ * now empty), or -1 with a message (the batch is then discarded). */
+long store_drop_range(store *s, uint64_t lo, uint64_t hi, size_t budget, char *err,
+                      size_t errlen);
+
 /* The 8-byte ring token of a key: XXH3-64. */
 uint64_t store_token(const void *key, size_t klen);
 

@@ -23,6 +23,17 @@
 #define META_FORMAT 1
 #define META_KEY "node"
 
+/* A stored record, parsed; pointers into LMDB memory. */
+typedef struct rec {
+    uint8_t flags;
+    uint64_t hlc, expires_ms;
+    const char *origin;
+    size_t olen;
+    const uint8_t *key; /* only with REC_LONGKEY */
+    size_t klen;
+    const uint8_t *val;
+    size_t vlen;
+} rec;
 
 struct store {
     MDB_env *env;
@@ -74,5 +85,8 @@ store_result store_batch_begin(store *s, char *err, size_t errlen);
 void store_batch_discard(store *s);
 /* The batch's read snapshot, begun on first use. */
 store_result store_snapshot(store *s, char *err, size_t errlen);
+
+/* Parses a data record; returns NULL, or what is wrong with it. */
+const char *store_rec_parse(const MDB_val *v, rec *r);
 
 #endif

@@ -1,0 +1,200 @@
+/* store_scan: ring-range scans over the data database; see store.h.
+ *
+ * Data keys start with the 8-byte big-endian token, so LMDB's key order is
+ * token order and a ring range (lo, hi] is one key range, or two when it
+ * wraps past 2^64-1: a scan seeks to lo+1, walks forward, and on a wrapping
+ * range goes on from the first key.
+ */
+#include <lmdb.h>
+#include <string.h>
+
+#include "log.h"
+#include "store_int.h"
+
+bool store_in_range(uint64_t lo, uint64_t hi, uint64_t token)
+{
+    uint64_t span = hi - lo;      /* 0: the whole ring */
+    uint64_t ord = token - lo - 1; /* clockwise distance past lo, minus one */
+    return span == 0 || ord < span;
+}
+
+/* Walks (lo, hi] in ring order; see store_scan. */
+typedef struct walk {
+    store *s;
+    MDB_cursor *c;
+    uint64_t lo, hi;
+    bool wraps;   /* the range goes on from token 0 after 2^64-1 */
+    bool wrapped; /* the walk is in that second part */
+} walk;
+
+/* Positions the walk after `after` (or at the start) and reads the first
+ * key into k/v. Returns an LMDB code; MDB_NOTFOUND means nothing is left. */
+static int walk_start(walk *w, const uint8_t *after, size_t afterlen, MDB_val *k, MDB_val *v)
+{
+    uint8_t start[TOKEN_LEN];
+    int rc;
+    w->wraps = w->hi <= w->lo && w->lo != UINT64_MAX;
+    w->wrapped = false;
+    if (afterlen >= TOKEN_LEN) {
+        uint64_t t = store_get_be(after, TOKEN_LEN);
+        w->wrapped = w->wraps && t <= w->lo;
+        k->mv_data = (void *)after;
+        k->mv_size = afterlen;
+        rc = mdb_cursor_get(w->c, k, v, MDB_SET_RANGE);
+        if (rc == 0 && k->mv_size == afterlen && memcmp(k->mv_data, after, afterlen) == 0)
+            rc = mdb_cursor_get(w->c, k, v, MDB_NEXT);
+        return rc;
+    }
+    store_put_be(start, w->lo + 1, TOKEN_LEN);
+    k->mv_data = start;
+    k->mv_size = TOKEN_LEN;
+    return mdb_cursor_get(w->c, k, v, MDB_SET_RANGE);
+}
+
+/* Whether k (just read, rc from the cursor) is still in the range; moves
+ * on to the wrapped part at the end of the database. Returns 1 in range,
+ * 0 at the end, or an LMDB error below 0 through *rc. */
+static int walk_check(walk *w, int *rc, MDB_val *k, MDB_val *v)
+{
+    if (*rc == MDB_NOTFOUND && w->wraps && !w->wrapped) {
+        w->wrapped = true;
+        *rc = mdb_cursor_get(w->c, k, v, MDB_FIRST);
+    }
+    if (*rc == MDB_NOTFOUND)
+        return 0;
+    if (*rc != 0)
+        return -1;
+    if (k->mv_size < TOKEN_LEN)
+        return 0; /* not a data key: cannot happen in the data database */
+    uint64_t t = store_get_be(k->mv_data, TOKEN_LEN);
+    if (!store_in_range(w->lo, w->hi, t))
+        return 0;
+    if (w->wrapped && t > w->lo)
+        return 0; /* the whole ring, and back where it began */
+    return 1;
+}
+
+/* The transaction a scan reads: the batch's when it has one. */
+static int scan_txn(store *s, MDB_txn **txn, char *err, size_t errlen)
+{
+    if (s->wtxn) {
+        *txn = s->wtxn;
+        return 0;
+    }
+    if (store_snapshot(s, err, errlen) != STORE_OK)
+        return -1;
+    *txn = s->rtxn;
+    return 0;
+}
+
+long store_scan(store *s, uint64_t lo, uint64_t hi, const uint8_t *after, size_t afterlen,
+                size_t budget, store_item_fn fn, void *arg, bool *done, char *err, size_t errlen)
+{
+    MDB_txn *txn;
+    MDB_val k, v;
+    walk w = {.s = s, .lo = lo, .hi = hi};
+    long seen = 0;
+    int rc, in;
+
+    *done = false;
+    if (scan_txn(s, &txn, err, errlen) != 0)
+        return -1;
+    if ((rc = mdb_cursor_open(txn, s->data, &w.c)) != 0) {
+        store_mdb_result(s, rc, "scanning", err, errlen);
+        return -1;
+    }
+    rc = walk_start(&w, after, afterlen, &k, &v);
+    while ((size_t)seen < budget) {
+        if ((in = walk_check(&w, &rc, &k, &v)) <= 0) {
+            if (in < 0) {
+                mdb_cursor_close(w.c);
+                store_mdb_result(s, rc, "scanning", err, errlen);
+                return -1;
+            }
+            *done = true;
+            break;
+        }
+        rec r;
+        const char *why = store_rec_parse(&v, &r);
+        if (why) {
+            log_warn("store: a scan skips a corrupt record (token %016llx): %s",
+                     (unsigned long long)store_get_be(k.mv_data, TOKEN_LEN), why);
+        } else {
+            store_item it = {.token = store_get_be(k.mv_data, TOKEN_LEN),
+                             .key = (r.flags & REC_LONGKEY) ? r.key
+                                                            : (const uint8_t *)k.mv_data + TOKEN_LEN,
+                             .klen = (r.flags & REC_LONGKEY) ? r.klen : k.mv_size - TOKEN_LEN,
+                             .value = r.val,
+                             .vlen = r.vlen,
+                             .tombstone = r.flags & REC_TOMBSTONE,
+                             .expires_ms = r.expires_ms,
+                             .pos = k.mv_data,
+                             .poslen = k.mv_size};
+            it.version.hlc = r.hlc;
+            memcpy(it.version.origin, r.origin, r.olen);
+            it.version.origin[r.olen] = '\0';
+            seen++;
+            if (fn(arg, &it) != 0) {
+                /* Stopped on this record: done only if nothing follows. */
+                rc = mdb_cursor_get(w.c, &k, &v, MDB_NEXT);
+                *done = walk_check(&w, &rc, &k, &v) == 0;
+                break;
+            }
+        }
+        rc = mdb_cursor_get(w.c, &k, &v, MDB_NEXT);
+    }
+    mdb_cursor_close(w.c);
+    return seen;
+}
+
+long store_drop_range(store *s, uint64_t lo, uint64_t hi, size_t budget, char *err,
+                      size_t errlen)
+{
+    MDB_val k, v;
+    walk w = {.s = s, .lo = lo, .hi = hi};
+    long dropped = 0;
+    int rc = 0, in;
+    uint8_t last[512]; /* LMDB keys are at most 511 bytes */
+    size_t lastlen;
+
+    if (budget == 0)
+        return 0;
+    if (store_batch_begin(s, err, errlen) != STORE_OK)
+        return -1;
+    if ((rc = mdb_cursor_open(s->wtxn, s->data, &w.c)) != 0)
+        goto fail;
+    rc = walk_start(&w, NULL, 0, &k, &v);
+    while ((size_t)dropped < budget && (in = walk_check(&w, &rc, &k, &v)) != 0) {
+        if (in < 0)
+            goto fail;
+        rec r;
+        bool tomb = store_rec_parse(&v, &r) == NULL && (r.flags & REC_TOMBSTONE);
+        if (k.mv_size > sizeof last) {
+            rc = MDB_BAD_VALSIZE;
+            goto fail;
+        }
+        lastlen = k.mv_size;
+        memcpy(last, k.mv_data, lastlen);
+        if ((rc = mdb_cursor_del(w.c, 0)) != 0)
+            goto fail;
+        dropped++;
+        if (tomb)
+            s->batch_tombstones--;
+        /* Re-seek past the deleted key rather than trust the cursor's
+         * state after a delete (as the sweep does). */
+        k.mv_data = last;
+        k.mv_size = lastlen;
+        rc = mdb_cursor_get(w.c, &k, &v, MDB_SET_RANGE);
+    }
+    mdb_cursor_close(w.c);
+    if (dropped)
+        s->dirty = true;
+    return dropped;
+
+fail:
+    if (w.c)
+        mdb_cursor_close(w.c);
+    store_mdb_result(s, rc, "dropping a range", err, errlen);
+    store_batch_discard(s);
+    return -1;
+}
