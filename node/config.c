@@ -84,6 +84,13 @@ static const entry entries[] = {
     NUM("replication", "r", T_COUNT, r, 1, 16, "2"),
     NUM("replication", "w", T_COUNT, w, 1, 16, "2"),
     NUM("replication", "request_timeout", T_DURATION, request_timeout_ms, 1, 3600000, "2s"),
+    /* Rates are bytes per second; 0 means unlimited. */
+    NUM("rebalance", "stream_rate", T_SIZE, stream_rate, 0, UINT64_MAX, "64MiB"),
+    NUM("rebalance", "stream_chunk", T_SIZE, stream_chunk, 4 * KiB, 16 * MiB, "1MiB"),
+    NUM("rebalance", "purge_grace", T_DURATION, purge_grace_ms, 0, UINT64_MAX, "60s"),
+    NUM("rebalance", "anti_entropy_interval", T_DURATION, anti_entropy_interval_ms, 0,
+        UINT64_MAX, "60s"),
+    NUM("rebalance", "anti_entropy_rate", T_SIZE, anti_entropy_rate, 0, UINT64_MAX, "16MiB"),
     /* gossip_config_defaults' values (test_config checks they agree). The
      * caps keep a typo from making a node deaf or flood the network; the
      * datagram limit is DESIGN.md's 1400 bytes. */

@@ -43,6 +43,12 @@ typedef struct config {
     /* [replication] (replication issue) */
     uint64_t n, r, w;
     uint64_t request_timeout_ms;       /* coordinator: replicas' answers wait this long */
+    /* [rebalance]: streaming ranges (node/stream.c), anti-entropy (node/antientropy.c) */
+    uint64_t stream_rate;              /* bytes/s a node pulls or pushes; 0 = unlimited */
+    uint64_t stream_chunk;             /* bytes per chunk */
+    uint64_t purge_grace_ms;           /* keep ranges given away this long before dropping */
+    uint64_t anti_entropy_interval_ms; /* between exchanges of a range; 0 = off */
+    uint64_t anti_entropy_rate;        /* bytes/s of anti-entropy traffic; 0 = unlimited */
     /* [gossip]: gossip_config's fields (node/gossip.h says what each does) */
     struct {
         uint64_t probe_interval_ms, probe_timeout_ms, indirect_checks;

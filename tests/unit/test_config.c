@@ -394,7 +394,7 @@ static void test_messages(void **state)
 
     assert_int_equal(config_set(&c, "nodes", "id", "x", err, sizeof err), -1);
     assert_string_equal(err, "unknown section [nodes] (valid sections: [node], [limits], "
-                             "[storage], [replication], [gossip])");
+                             "[storage], [replication], [rebalance], [gossip])");
 
     /* A very long bad value is cut short in the message. */
     char longv[300];
@@ -677,10 +677,10 @@ static void test_load_errors(void **state)
          "http, seeds, data_dir, fsync, log_level, vnodes)"},
         {"[node]\nid = a\n\n[replicaton]\nn = 5\n",
          "FILE:5: unknown section [replicaton] (valid sections: [node], [limits], [storage], "
-         "[replication], [gossip])"},
+         "[replication], [rebalance], [gossip])"},
         {"# top\nfsync = always\n[node]\n",
          "FILE:2: key 'fsync' is outside any section (put it under one of [node], [limits], "
-         "[storage], [replication], [gossip])"},
+         "[storage], [replication], [rebalance], [gossip])"},
         {"[limits]\n\n\nmax_key_bytes = 12x\n",
          "FILE:4: [limits] max_key_bytes: '12x' is not a size (use e.g. 65536, 64KiB, 16MiB)"},
         {"[node]\nlisten =\n", "FILE:2: [node] listen: '' must not be empty"},
