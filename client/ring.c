@@ -199,6 +199,13 @@ long ring_primary(const ring *r, uint64_t token)
 
 size_t ring_members(const ring *r) { return r->nmembers; }
 
+size_t ring_points(const ring *r) { return r->npoints; }
+
+uint64_t ring_point_token(const ring *r, size_t i)
+{
+    return i < r->npoints ? r->points[i].token : 0;
+}
+
 const char *ring_member_id(const ring *r, size_t idx)
 {
     return idx < r->nmembers ? r->ids[idx] : NULL;

@@ -52,6 +52,12 @@ long ring_find(const ring *r, const char *id);
  * epoch place every key the same way. */
 uint64_t ring_epoch(const ring *r);
 
+/* The ring's tokens (all members' vnodes) in ascending order: point i owns
+ * the keys with tokens in (token of point i-1, token of point i], point 0
+ * wrapping from the last. ring_point_token(r, i) for i < ring_points(r). */
+size_t ring_points(const ring *r);
+uint64_t ring_point_token(const ring *r, size_t i);
+
 /* Fraction of the token space for which member idx is the primary. */
 double ring_share(const ring *r, size_t idx);
 

@@ -1,0 +1,145 @@
+/* ranges: a ring cut into replica ranges; see ranges.h. */
+#include "ranges.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+bool range_has(const range *g, uint32_t idx)
+{
+    for (size_t i = 0; i < g->n; i++)
+        if (g->owner[i] == idx)
+            return true;
+    return false;
+}
+
+static bool same_set(const range *a, const range *b)
+{
+    if (a->n != b->n)
+        return false;
+    for (size_t i = 0; i < a->n; i++)
+        if (!range_has(b, a->owner[i]))
+            return false;
+    return true;
+}
+
+long ranges_build(const ring *r, size_t nrep, range **out)
+{
+    size_t np = ring_points(r);
+    *out = NULL;
+    if (np == 0)
+        return 0;
+    if (nrep > RANGES_MAX_N)
+        nrep = RANGES_MAX_N;
+    range *g = malloc(np * sizeof *g);
+    if (!g)
+        return -1;
+    size_t n = 0;
+    for (size_t i = 0; i < np; i++) {
+        range cur = {.lo = ring_point_token(r, (i + np - 1) % np), .hi = ring_point_token(r, i)};
+        size_t idx[RANGES_MAX_N];
+        cur.n = ring_preference(r, cur.hi, nrep, idx);
+        for (size_t j = 0; j < cur.n; j++)
+            cur.owner[j] = (uint32_t)idx[j];
+        if (n > 0 && same_set(&g[n - 1], &cur))
+            g[n - 1].hi = cur.hi; /* extends the previous range */
+        else
+            g[n++] = cur;
+    }
+    /* The last range runs into the first across the end of the token space. */
+    if (n > 1 && same_set(&g[n - 1], &g[0])) {
+        g[0].lo = g[n - 1].lo;
+        n--;
+    }
+    if (n == 1)
+        g[0].lo = g[0].hi; /* one range: the whole ring */
+    *out = g;
+    return (long)n;
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* The ids of t's replicas in r; returns how many. */
+static size_t owners_at(const ring *r, uint64_t t, size_t nrep, const char **ids)
+{
+    size_t idx[RANGES_MAX_N];
+    size_t n = ring_preference(r, t, nrep, idx);
+    for (size_t i = 0; i < n; i++)
+        ids[i] = ring_member_id(r, idx[i]);
+    return n;
+}
+
+static bool has_id(const char *const *ids, size_t n, const char *id)
+{
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(ids[i], id) == 0)
+            return true;
+    return false;
+}
+
+long ranges_gained(const ring *from, const ring *to, size_t nrep, const char *self,
+                   range_move **out)
+{
+    size_t na = ring_points(from), nb = ring_points(to);
+    *out = NULL;
+    if (nb == 0 || na == 0 || ring_find(to, self) < 0)
+        return 0;
+    if (nrep > RANGES_MAX_N)
+        nrep = RANGES_MAX_N;
+    /* Every token of both rings bounds an elementary arc on which both
+     * rings' owners are fixed. */
+    uint64_t *t = malloc((na + nb) * sizeof *t);
+    range_move *mv = malloc((na + nb) * sizeof *mv);
+    if (!t || !mv) {
+        free(t);
+        free(mv);
+        return -1;
+    }
+    for (size_t i = 0; i < na; i++)
+        t[i] = ring_point_token(from, i);
+    for (size_t i = 0; i < nb; i++)
+        t[na + i] = ring_point_token(to, i);
+    qsort(t, na + nb, sizeof *t, cmp_u64);
+    size_t nt = 0;
+    for (size_t i = 0; i < na + nb; i++)
+        if (nt == 0 || t[nt - 1] != t[i])
+            t[nt++] = t[i];
+    size_t n = 0;
+    for (size_t i = 0; i < nt; i++) {
+        const char *old[RANGES_MAX_N], *neu[RANGES_MAX_N];
+        size_t no = owners_at(from, t[i], nrep, old), nn = owners_at(to, t[i], nrep, neu);
+        if (!has_id(neu, nn, self) || has_id(old, no, self))
+            continue;
+        range_move m = {.lo = t[(i + nt - 1) % nt], .hi = t[i]};
+        /* The owners that drop out hold what the new ones need (every write
+         * acknowledged by a quorum of the old owners is on a quorum of the
+         * new ones or on one that leaves); with none leaving (the ring grew
+         * past N), every old owner is a source. */
+        for (size_t j = 0; j < no; j++)
+            if (!has_id(neu, nn, old[j]))
+                m.src[m.nsrc++] = old[j];
+        if (m.nsrc == 0)
+            for (size_t j = 0; j < no; j++)
+                m.src[m.nsrc++] = old[j];
+        if (n > 0 && mv[n - 1].hi == m.lo && mv[n - 1].nsrc == m.nsrc) {
+            bool same = true;
+            for (size_t j = 0; j < m.nsrc && same; j++)
+                same = has_id(mv[n - 1].src, mv[n - 1].nsrc, m.src[j]);
+            if (same) {
+                mv[n - 1].hi = m.hi;
+                continue;
+            }
+        }
+        mv[n++] = m;
+    }
+    free(t);
+    if (n == 0) {
+        free(mv);
+        return 0;
+    }
+    *out = mv;
+    return (long)n;
+}
