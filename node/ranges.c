@@ -113,7 +113,8 @@ long ranges_gained(const ring *from, const ring *to, size_t nrep, const char *se
         size_t no = owners_at(from, t[i], nrep, old), nn = owners_at(to, t[i], nrep, neu);
         if (!has_id(neu, nn, self) || has_id(old, no, self))
             continue;
-        range_move m = {.lo = t[(i + nt - 1) % nt], .hi = t[i]};
+        range_move m = {.lo = t[(i + nt - 1) % nt], .hi = t[i], .nold = no};
+        memcpy(m.old, old, no * sizeof *old);
         /* The owners that drop out hold what the new ones need (every write
          * acknowledged by a quorum of the old owners is on a quorum of the
          * new ones or on one that leaves); with none leaving (the ring grew
@@ -124,10 +125,13 @@ long ranges_gained(const ring *from, const ring *to, size_t nrep, const char *se
         if (m.nsrc == 0)
             for (size_t j = 0; j < no; j++)
                 m.src[m.nsrc++] = old[j];
-        if (n > 0 && mv[n - 1].hi == m.lo && mv[n - 1].nsrc == m.nsrc) {
+        if (n > 0 && mv[n - 1].hi == m.lo && mv[n - 1].nsrc == m.nsrc &&
+            mv[n - 1].nold == m.nold) {
             bool same = true;
             for (size_t j = 0; j < m.nsrc && same; j++)
                 same = has_id(mv[n - 1].src, mv[n - 1].nsrc, m.src[j]);
+            for (size_t j = 0; j < m.nold && same; j++)
+                same = has_id(mv[n - 1].old, mv[n - 1].nold, m.old[j]);
             if (same) {
                 mv[n - 1].hi = m.hi;
                 continue;
@@ -141,5 +145,66 @@ long ranges_gained(const ring *from, const ring *to, size_t nrep, const char *se
         return 0;
     }
     *out = mv;
+    return (long)n;
+}
+
+long ranges_handoff(const ring *from, const ring *to, size_t nrep, const char *self,
+                    range_handoff **out)
+{
+    size_t na = ring_points(from), nb = ring_points(to);
+    *out = NULL;
+    if (na == 0 || nb == 0)
+        return 0;
+    if (nrep > RANGES_MAX_N)
+        nrep = RANGES_MAX_N;
+    uint64_t *t = malloc((na + nb) * sizeof *t);
+    range_handoff *h = malloc((na + nb) * sizeof *h);
+    if (!t || !h) {
+        free(t);
+        free(h);
+        return -1;
+    }
+    for (size_t i = 0; i < na; i++)
+        t[i] = ring_point_token(from, i);
+    for (size_t i = 0; i < nb; i++)
+        t[na + i] = ring_point_token(to, i);
+    qsort(t, na + nb, sizeof *t, cmp_u64);
+    size_t nt = 0;
+    for (size_t i = 0; i < na + nb; i++)
+        if (nt == 0 || t[nt - 1] != t[i])
+            t[nt++] = t[i];
+    size_t n = 0;
+    for (size_t i = 0; i < nt; i++) {
+        const char *old[RANGES_MAX_N], *neu[RANGES_MAX_N];
+        size_t no = owners_at(from, t[i], nrep, old), nn = owners_at(to, t[i], nrep, neu);
+        if (!has_id(old, no, self))
+            continue;
+        range_handoff x = {.lo = t[(i + nt - 1) % nt], .hi = t[i]};
+        for (size_t j = 0; j < nn; j++)
+            if (!has_id(old, no, neu[j]))
+                x.dst[x.ndst++] = neu[j];
+        if (x.ndst == 0) /* nobody new: the ring shrank below N, every owner gets it */
+            for (size_t j = 0; j < nn; j++)
+                if (strcmp(neu[j], self) != 0)
+                    x.dst[x.ndst++] = neu[j];
+        if (x.ndst == 0)
+            continue;
+        if (n > 0 && h[n - 1].hi == x.lo && h[n - 1].ndst == x.ndst) {
+            bool same = true;
+            for (size_t j = 0; j < x.ndst && same; j++)
+                same = has_id(h[n - 1].dst, h[n - 1].ndst, x.dst[j]);
+            if (same) {
+                h[n - 1].hi = x.hi;
+                continue;
+            }
+        }
+        h[n++] = x;
+    }
+    free(t);
+    if (n == 0) {
+        free(h);
+        return 0;
+    }
+    *out = h;
     return (long)n;
 }

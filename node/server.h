@@ -89,6 +89,7 @@ typedef struct server {
     struct peer *peer;               /* the peer port (membership's), or NULL; set by main */
     struct replica *replica;         /* replication layer, or NULL; set by main */
     struct coord *coord;             /* the coordinator (dispatch.c), made on first use */
+    struct stream *stream;           /* ranges on ring changes (stream.c), or NULL; set by main */
 
     msgpack_sbuffer sb;              /* reply scratch, reused */
     msgpack_zone zone;               /* decoder scratch, cleared per frame */

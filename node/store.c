@@ -856,6 +856,15 @@ uint64_t store_max_hlc(const store *s)
 
 uint64_t store_incarnation(const store *s) { return s->incarnation; }
 
+uint64_t store_used_bytes(const store *s)
+{
+    MDB_envinfo info;
+    MDB_stat st;
+    if (mdb_env_info(s->env, &info) != 0 || mdb_env_stat(s->env, &st) != 0)
+        return 0;
+    return (uint64_t)(info.me_last_pgno + 1) * st.ms_psize;
+}
+
 void store_get_stats(const store *s, store_stats *out)
 {
     *out = (store_stats){.records = s->records, .tombstones = s->tombstones,

@@ -142,6 +142,9 @@ uint64_t store_incarnation(const store *s);
 
 void store_get_stats(const store *s, store_stats *out);
 
+/* Bytes of the data file in use (LMDB pages up to the last one written). */
+uint64_t store_used_bytes(const store *s);
+
 /* ---- hints: writes held for an owner that is down (hinted handoff) ---- */
 
 #define STORE_HINT_POS_MAX 512 /* longest hint position (store_hint.pos) */

@@ -6,6 +6,7 @@
 #include "nodeproc.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
@@ -458,7 +459,66 @@ int nodeproc_cluster_start(nodeproc_cluster *cl, int count, const char *const *i
             fprintf(stderr, "nodeproc: could not start cluster node %s\n", ids[i]);
             return -1;
         }
-    return 0;
+    return nodeproc_cluster_wait_ring(cl, count, count, 30000);
+}
+
+int nodeproc_stat(const nodeproc *np, const char *name, uint64_t *out)
+{
+    rkv_client *c = rkv_connect(np->addr, NULL, NULL, 0);
+    rkv_stat *s = NULL;
+    size_t n = 0;
+    int rc = -1;
+    if (c && rkv_stats(c, &s, &n) == RKV_OK)
+        for (size_t i = 0; i < n; i++)
+            if (strcmp(s[i].name, name) == 0 && s[i].is_num) {
+                *out = s[i].num;
+                rc = 0;
+            }
+    rkv_stats_free(s, n);
+    rkv_close(c);
+    return rc;
+}
+
+static bool is_member(const nodeproc *np)
+{
+    rkv_client *c = rkv_connect(np->addr, NULL, NULL, 0);
+    rkv_stat *s = NULL;
+    size_t n = 0;
+    bool yes = false;
+    if (c && rkv_stats(c, &s, &n) == RKV_OK)
+        for (size_t i = 0; i < n; i++)
+            if (strcmp(s[i].name, "ring_role") == 0 && !s[i].is_num)
+                yes = strcmp(s[i].str, "member") == 0;
+    rkv_stats_free(s, n);
+    rkv_close(c);
+    return yes;
+}
+
+int nodeproc_cluster_wait_ring(nodeproc_cluster *cl, int upto, int members, int timeout_ms)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    long long deadline = ts.tv_sec * 1000LL + ts.tv_nsec / 1000000 + timeout_ms;
+    for (;;) {
+        int ok = 0, bad = -1;
+        uint64_t v = 0;
+        for (int i = 0; i < upto; i++) {
+            if (nodeproc_stat(&cl->n[i], "ring_members", &v) == 0 && v == (uint64_t)members &&
+                is_member(&cl->n[i]))
+                ok++;
+            else if (bad < 0)
+                bad = i;
+        }
+        if (ok == upto)
+            return 0;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        if (ts.tv_sec * 1000LL + ts.tv_nsec / 1000000 > deadline) {
+            fprintf(stderr, "nodeproc: node %d has a ring of %llu members (or is not a member), "
+                            "waiting for %d\n", bad, (unsigned long long)v, members);
+            return -1;
+        }
+        usleep(50000);
+    }
 }
 
 void nodeproc_cluster_cleanup(nodeproc_cluster *cl)
