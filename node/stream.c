@@ -183,9 +183,7 @@ static int batch_add(void *arg, const store_item *it)
     pb->expires_ms = it->expires_ms;
     pb->hlc = it->version.hlc;
     memcpy(b->origins[b->n], it->version.origin, sizeof b->origins[b->n]);
-    pb->origin = b->origins[b->n];
-    b->ptrs[b->n] = pb;
-    b->n++;
+    b->n++; /* pointers to recs and origins are set once they stop moving */
     b->bytes += it->klen + it->vlen + strlen(it->version.origin) + STREAM_RECORD_OVERHEAD;
     if (b->n == STREAM_MAX_RECORDS)
         return 1;
@@ -201,6 +199,10 @@ static int batch_fill(stream *st, batch *b, uint64_t lo, uint64_t hi, const uint
                         done, err, errlen);
     if (n < 0)
         return -1;
+    for (size_t i = 0; i < b->n; i++) {
+        b->recs[i].origin = b->origins[i];
+        b->ptrs[i] = &b->recs[i];
+    }
     if (b->lastlen == 0 && afterlen) { /* nothing looked at: the cursor stays */
         memcpy(b->last, after, afterlen);
         b->lastlen = afterlen;

@@ -1,0 +1,289 @@
+/* test_rebalance: growing, shrinking and healing a cluster of real nodes
+ * with N = 3, streaming throttled so that each step takes a few seconds.
+ *
+ * In order, on one cluster: three nodes hold NKEYS keys; a fourth joins —
+ * every key reads at quorum while it streams, writes made meanwhile land on
+ * it too, and afterwards every key has exactly three copies (the old owners
+ * purged what they gave away) and each node's share is near a quarter; one
+ * of the first three is decommissioned — it hands its ranges over and stops,
+ * and each remaining node holds every key; a fifth joins, a fourth is
+ * killed and removed, and the survivors restore three copies of every key.
+ * "Copies" are counted as the sum of every node's live keys, which equals
+ * 3 x keys only when no key has more or fewer. Every wait is bounded.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "nodeproc.h"
+#include "rawconn.h"
+#include "ringkv.h"
+
+#define WAIT_MS 60000
+#define NKEYS 20000
+#define NJOIN 2000 /* keys written while the fourth node joins */
+#define TOTAL (NKEYS + NJOIN)
+
+typedef nodeproc_cluster cluster;
+
+static const char *const ids[] = {"b1", "b2", "b3", "b4", "b5"};
+
+/* Streaming slowed to ~256 KiB/s in 16 KiB chunks: a join takes seconds. */
+static const char conf_text[] = "[gossip]\n"
+                                "probe_interval = 100ms\n"
+                                "probe_timeout = 50ms\n"
+                                "suspicion_mult = 2\n"
+                                "suspicion_max_mult = 3\n"
+                                "gossip_interval = 50ms\n"
+                                "pushpull_interval = 2s\n"
+                                "[replication]\n"
+                                "n = 3\n"
+                                "request_timeout = 1s\n"
+                                "[rebalance]\n"
+                                "stream_rate = 256KiB\n"
+                                "stream_chunk = 16KiB\n"
+                                "purge_grace = 1s\n"
+                                "anti_entropy_interval = 0\n";
+
+static long long now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void sleep_ms(int ms)
+{
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+static bool up(cluster *cl, int i)
+{
+    return cl->n[i].pid > 0 && nodeproc_alive(&cl->n[i]);
+}
+
+/* Sum of live keys over the nodes that are up. */
+static long long copies(cluster *cl, int upto)
+{
+    long long sum = 0;
+    for (int i = 0; i < upto; i++)
+        if (up(cl, i)) {
+            long long k = raw_stat(cl->n[i].port, "keys");
+            if (k < 0)
+                return -1;
+            sum += k;
+        }
+    return sum;
+}
+
+static void wait_copies(cluster *cl, int upto, long long want, const char *when)
+{
+    long long deadline = now_ms() + WAIT_MS, got;
+    while ((got = copies(cl, upto)) != want) {
+        if (now_ms() > deadline)
+            fail_msg("%s: the nodes hold %lld copies in all, want %lld", when, got, want);
+        sleep_ms(100);
+    }
+}
+
+static bool is_role(const nodeproc *np, const char *role)
+{
+    rkv_client *c = rkv_connect(np->addr, NULL, NULL, 0);
+    rkv_stat *s = NULL;
+    size_t n = 0;
+    bool yes = false;
+    if (c && rkv_stats(c, &s, &n) == RKV_OK)
+        for (size_t i = 0; i < n; i++)
+            if (!s[i].is_num && strcmp(s[i].name, "ring_role") == 0)
+                yes = strcmp(s[i].str, role) == 0;
+    rkv_stats_free(s, n);
+    rkv_close(c);
+    return yes;
+}
+
+/* Every key of prefix reads back at quorum through node i. */
+static void read_all(cluster *cl, int i, const char *prefix, int count)
+{
+    raw_tally t;
+    if (raw_batch(cl->n[i].port, WIRE_OP_GET, prefix, 0, count, WIRE_CONSISTENCY_QUORUM, &t) != 0)
+        fail_msg("reading %s:* through %s: %s", prefix, ids[i], t.msg);
+    if (t.st[WIRE_OK] != (size_t)count || t.bad_value)
+        fail_msg("through %s: %zu of %d %s:* read back (%zu wrong values; last error: %s)",
+                 ids[i], t.st[WIRE_OK], count, prefix, t.bad_value, t.msg);
+}
+
+static void start_node(cluster *cl, int i)
+{
+    assert_int_equal(nodeproc_cluster_start_node(cl, i, ids[i]), 0);
+    if (cl->count < i + 1)
+        cl->count = i + 1;
+}
+
+static int group_setup(void **state)
+{
+    cluster *cl = calloc(1, sizeof *cl);
+    if (!cl)
+        return -1;
+    if (nodeproc_cluster_start(cl, 3, ids, conf_text) != 0) {
+        nodeproc_cluster_cleanup(cl);
+        free(cl);
+        return -1;
+    }
+    raw_tally t;
+    if (raw_batch(cl->n[0].port, WIRE_OP_PUT, "k", 0, NKEYS, WIRE_CONSISTENCY_ALL, &t) != 0 ||
+        t.st[WIRE_OK] != NKEYS) {
+        fprintf(stderr, "loading failed: %zu ok: %s\n", t.st[WIRE_OK], t.msg);
+        nodeproc_cluster_cleanup(cl);
+        free(cl);
+        return -1;
+    }
+    *state = cl;
+    return 0;
+}
+
+static int group_teardown(void **state)
+{
+    cluster *cl = *state;
+    if (getenv("RINGKV_KEEP_LOGS"))
+        for (int i = 0; i < cl->count; i++) {
+            char cmd[400];
+            snprintf(cmd, sizeof cmd, "cp %s/ringkvd.log /tmp/rebalance-%s.log", cl->n[i].dir,
+                     ids[i]);
+            if (system(cmd) != 0)
+                fprintf(stderr, "could not keep %s's log\n", ids[i]);
+        }
+    nodeproc_cluster_cleanup(cl);
+    free(cl);
+    return 0;
+}
+
+static void join_fourth(void **state)
+{
+    cluster *cl = *state;
+    start_node(cl, 3);
+    /* While b4 streams: every key reads at quorum, and writes succeed. */
+    long long deadline = now_ms() + WAIT_MS;
+    while (!is_role(&cl->n[3], "joining")) {
+        if (now_ms() > deadline || is_role(&cl->n[3], "member"))
+            fail_msg("b4 never showed as joining");
+        sleep_ms(20);
+    }
+    raw_tally t;
+    assert_int_equal(raw_batch(cl->n[1].port, WIRE_OP_PUT, "j", 0, NJOIN, WIRE_CONSISTENCY_QUORUM,
+                               &t),
+                     0);
+    assert_int_equal(t.st[WIRE_OK], NJOIN);
+    int rounds_while_joining = 0;
+    while (is_role(&cl->n[3], "joining")) {
+        read_all(cl, rounds_while_joining % 3, "k", NKEYS);
+        rounds_while_joining++;
+        if (now_ms() > deadline)
+            fail_msg("b4 still joining after %d s", WAIT_MS / 1000);
+    }
+    assert_true(rounds_while_joining >= 1);
+    assert_int_equal(nodeproc_cluster_wait_ring(cl, 4, 4, WAIT_MS), 0);
+    assert_true(raw_stat(cl->n[3].port, "stream_records_in") > 0);
+
+    /* After: every key, through the new node too; three copies each once
+     * the old owners purged; shares near a quarter. */
+    read_all(cl, 3, "k", NKEYS);
+    read_all(cl, 0, "j", NJOIN);
+    read_all(cl, 3, "j", NJOIN);
+    wait_copies(cl, 4, 3LL * TOTAL, "after the join");
+    for (int i = 0; i < 4; i++) {
+        long long share = raw_stat(cl->n[i].port, "ring_share_ppm");
+        long long keys = raw_stat(cl->n[i].port, "keys");
+        print_message("%s: share %.1f%%, %lld keys\n", ids[i], share / 1e4, keys);
+        assert_true(share > 150000 && share < 350000);
+        assert_true(keys > TOTAL / 2 && keys < TOTAL);
+    }
+    long long purged = 0;
+    for (int i = 0; i < 3; i++)
+        purged += raw_stat(cl->n[i].port, "stream_purged");
+    assert_true(purged > 0);
+}
+
+static void decommission_one(void **state)
+{
+    cluster *cl = *state;
+    rkv_client *c = rkv_connect(cl->n[1].addr, NULL, NULL, 0);
+    assert_non_null(c);
+    assert_int_equal(rkv_decommission(c), RKV_OK);
+    /* A second request while it leaves is refused with a reason. */
+    assert_int_equal(rkv_decommission(c), RKV_ERR_UNAVAILABLE);
+    assert_non_null(strstr(rkv_errstr(c), "already"));
+    rkv_close(c);
+    /* It hands everything over, leaves and stops by itself, cleanly. */
+    assert_int_equal(nodeproc_wait_exit(&cl->n[1], WAIT_MS), 0);
+    int live[] = {0, 2, 3};
+    long long deadline = now_ms() + WAIT_MS;
+    for (;;) {
+        int ok = 0;
+        for (int k = 0; k < 3; k++)
+            ok += raw_stat(cl->n[live[k]].port, "ring_members") == 3;
+        if (ok == 3)
+            break;
+        if (now_ms() > deadline)
+            fail_msg("the ring did not shrink to 3 after the decommission");
+        sleep_ms(50);
+    }
+    for (int k = 0; k < 3; k++) {
+        read_all(cl, live[k], "k", NKEYS);
+        read_all(cl, live[k], "j", NJOIN);
+    }
+    /* Three nodes, N = 3: each holds every key. */
+    wait_copies(cl, 4, 3LL * TOTAL, "after the decommission");
+    for (int k = 0; k < 3; k++)
+        assert_int_equal(raw_stat(cl->n[live[k]].port, "keys"), TOTAL);
+}
+
+static void remove_dead(void **state)
+{
+    cluster *cl = *state;
+    start_node(cl, 4); /* b5: four members again */
+    long long deadline = now_ms() + WAIT_MS;
+    while (!is_role(&cl->n[4], "member") || raw_stat(cl->n[0].port, "ring_members") != 4) {
+        if (now_ms() > deadline)
+            fail_msg("b5 did not become a ring member");
+        sleep_ms(50);
+    }
+    wait_copies(cl, 5, 3LL * TOTAL, "after b5 joined");
+    /* b4 dies and is removed: b1, b3, b5 must end with every key. */
+    nodeproc_kill(&cl->n[3], SIGKILL);
+    assert_false(nodeproc_alive(&cl->n[3]));
+    rkv_client *c = rkv_connect(cl->n[0].addr, NULL, NULL, 0);
+    assert_non_null(c);
+    deadline = now_ms() + WAIT_MS;
+    while (rkv_remove(c, "b4") != RKV_OK) { /* refused while b4 is not yet dead */
+        if (now_ms() > deadline)
+            fail_msg("b4 could not be removed: %s", rkv_errstr(c));
+        sleep_ms(100);
+    }
+    rkv_close(c);
+    int live[] = {0, 2, 4};
+    wait_copies(cl, 5, 3LL * TOTAL, "after the remove");
+    for (int k = 0; k < 3; k++) {
+        assert_int_equal(raw_stat(cl->n[live[k]].port, "keys"), TOTAL);
+        read_all(cl, live[k], "k", NKEYS);
+    }
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(join_fourth),
+        cmocka_unit_test(decommission_one),
+        cmocka_unit_test(remove_dead),
+    };
+    return cmocka_run_group_tests(tests, group_setup, group_teardown);
+}
