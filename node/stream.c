@@ -618,7 +618,8 @@ static void on_chunk(void *arg, const char *from, const Ringkv__Envelope *env, c
     st->n.records_in += ch->n_records;
     st->n.bytes_in += bytes;
     account(st, bytes);
-    memcpy(c->next, ch->next.data, ch->next.len);
+    if (ch->next.len)
+        memcpy(c->next, ch->next.data, ch->next.len);
     c->nextlen = ch->next.len;
     c->last = ch->done;
     if (server_after_commit(st->srv, on_pull_committed, c) != 0) {

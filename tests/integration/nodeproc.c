@@ -523,6 +523,8 @@ int nodeproc_cluster_wait_ring(nodeproc_cluster *cl, int upto, int members, int 
 
 void nodeproc_cluster_cleanup(nodeproc_cluster *cl)
 {
+    if (!cl)
+        return;
     for (int i = 0; i < cl->count; i++)
         nodeproc_cleanup(&cl->n[i]);
     if (cl->conf[0])

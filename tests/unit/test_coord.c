@@ -292,6 +292,9 @@ static void write_during_ring_change(void **state)
     base = e->f.nreq;
     assert_int_equal(coord_get(e->co, K, 3, -1, on_done, &r4), 0);
     assert_int_equal(e->f.nreq, base + 3);
+    for (size_t i = 0; i < e->f.nreq; i++) /* the replica layer answers every request */
+        if (!e->f.req[i].done)
+            reply(&e->f, i, true, -1, NULL, false, 0);
     env_free(e);
 }
 
