@@ -24,7 +24,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <poll.h>
+
 #include "nodeproc.h"
+#include "ringkv.pb-c.h"
 #include "rawconn.h"
 #include "ringkv.h"
 
@@ -278,12 +281,106 @@ static void remove_dead(void **state)
     }
 }
 
+/* Sends env as one peer frame and reads one answer frame back. */
+static Ringkv__Envelope *peer_exchange(int port, Ringkv__Envelope *env)
+{
+    size_t len = ringkv__envelope__get_packed_size(env);
+    uint8_t *buf = malloc(8 + len);
+    assert_non_null(buf);
+    memcpy(buf, "RK\x01\x00", 4);
+    buf[4] = (uint8_t)(len >> 24), buf[5] = (uint8_t)(len >> 16);
+    buf[6] = (uint8_t)(len >> 8), buf[7] = (uint8_t)len;
+    ringkv__envelope__pack(env, buf + 8);
+    int fd = raw_connect(port);
+    assert_true(fd >= 0);
+    assert_int_equal(raw_send(fd, buf, 8 + len), 0);
+    free(buf);
+    uint8_t hdr[8], body[4096];
+    size_t got = 0, want = 8;
+    uint8_t *dst = hdr;
+    while (got < want) {
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        assert_int_equal(poll(&p, 1, 5000), 1);
+        ssize_t n = read(fd, dst + got, want - got);
+        assert_true(n > 0);
+        got += (size_t)n;
+        if (dst == hdr && got == 8) {
+            want = (size_t)hdr[4] << 24 | (size_t)hdr[5] << 16 | (size_t)hdr[6] << 8 | hdr[7];
+            assert_true(want <= sizeof body);
+            dst = body;
+            got = 0;
+        }
+    }
+    close(fd);
+    return ringkv__envelope__unpack(NULL, want, body);
+}
+
+/* Malformed streaming requests get an error answer; the node serves on. */
+static void bad_stream_requests(void **state)
+{
+    cluster *cl = *state;
+    int port = cl->n[0].peer_port;
+    Ringkv__Envelope env = RINGKV__ENVELOPE__INIT;
+    Ringkv__StreamPull pull = RINGKV__STREAM_PULL__INIT;
+    env.version = 1;
+    env.body_case = RINGKV__ENVELOPE__BODY_STREAM_PULL;
+    env.stream_pull = &pull;
+    pull.id = 5;
+    pull.after.data = (uint8_t *)"abc";
+    pull.after.len = 3; /* shorter than a token */
+    Ringkv__Envelope *r = peer_exchange(port, &env);
+    assert_non_null(r);
+    assert_int_equal(r->body_case, RINGKV__ENVELOPE__BODY_STREAM_CHUNK);
+    assert_int_equal(r->stream_chunk->id, 5);
+    assert_false(r->stream_chunk->ok);
+    assert_non_null(strstr(r->stream_chunk->error, "malformed"));
+    ringkv__envelope__free_unpacked(r, NULL);
+
+    /* A push whose record's origin is too long: refused, nothing stored. */
+    Ringkv__StreamPush push = RINGKV__STREAM_PUSH__INIT;
+    Ringkv__Record rec = RINGKV__RECORD__INIT, *recs[] = {&rec};
+    char origin[100];
+    memset(origin, 'o', sizeof origin - 1);
+    origin[sizeof origin - 1] = 0;
+    rec.key.data = (uint8_t *)"pushed";
+    rec.key.len = 6;
+    rec.value.data = (uint8_t *)"v";
+    rec.value.len = 1;
+    rec.hlc = 1;
+    rec.origin = origin;
+    push.id = 6;
+    push.n_records = 1;
+    push.records = recs;
+    env.body_case = RINGKV__ENVELOPE__BODY_STREAM_PUSH;
+    env.stream_push = &push;
+    r = peer_exchange(port, &env);
+    assert_non_null(r);
+    assert_int_equal(r->body_case, RINGKV__ENVELOPE__BODY_STREAM_PUSH_ACK);
+    assert_false(r->stream_push_ack->ok);
+    ringkv__envelope__free_unpacked(r, NULL);
+    /* A tiny chunk asked for is raised to the 4 KiB minimum: a valid pull
+     * of the whole ring answers with records. */
+    pull.after.len = 0;
+    pull.max_bytes = 1;
+    pull.lo = pull.hi = 0;
+    env.body_case = RINGKV__ENVELOPE__BODY_STREAM_PULL;
+    env.stream_pull = &pull;
+    r = peer_exchange(port, &env);
+    assert_non_null(r);
+    assert_true(r->stream_chunk->ok);
+    assert_true(r->stream_chunk->n_records > 10);
+    assert_false(r->stream_chunk->done);
+    ringkv__envelope__free_unpacked(r, NULL);
+    assert_int_equal(raw_ping(cl->n[0].port), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(join_fourth),
         cmocka_unit_test(decommission_one),
         cmocka_unit_test(remove_dead),
+        cmocka_unit_test(bad_stream_requests),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
