@@ -125,8 +125,7 @@ long ranges_gained(const ring *from, const ring *to, size_t nrep, const char *se
         if (m.nsrc == 0)
             for (size_t j = 0; j < no; j++)
                 m.src[m.nsrc++] = old[j];
-        if (n > 0 && mv[n - 1].hi == m.lo && mv[n - 1].nsrc == m.nsrc &&
-            mv[n - 1].nold == m.nold) {
+        if (n > 0 && mv[n - 1].hi == m.lo && mv[n - 1].nsrc == m.nsrc && mv[n - 1].nold == m.nold) {
             bool same = true;
             for (size_t j = 0; j < m.nsrc && same; j++)
                 same = has_id(mv[n - 1].src, mv[n - 1].nsrc, m.src[j]);

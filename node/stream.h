@@ -49,8 +49,8 @@ void stream_free(stream *st);
 int stream_decommission(stream *st, char *err, size_t errlen);
 
 typedef struct stream_stats {
-    const char *role;         /* member, joining, leaving */
-    const char *activity;     /* idle, joining, decommissioning, repairing, purging */
+    const char *role;                 /* member, joining, leaving */
+    const char *activity;             /* idle, joining, decommissioning, repairing, purging */
     uint64_t tasks_total, tasks_done; /* ranges of the current plan */
     uint64_t records_in, bytes_in;    /* streamed to this node */
     uint64_t records_out, bytes_out;  /* streamed from this node */

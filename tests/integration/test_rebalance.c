@@ -32,9 +32,9 @@
 #include "ringkv.h"
 
 #define WAIT_MS 60000
-#define NKEYS 20000
-#define NJOIN 2000 /* keys written while the fourth node joins */
-#define TOTAL (NKEYS + NJOIN)
+#define NKEYS   20000
+#define NJOIN   2000 /* keys written while the fourth node joins */
+#define TOTAL   (NKEYS + NJOIN)
 
 typedef nodeproc_cluster cluster;
 
@@ -121,8 +121,8 @@ static void read_all(cluster *cl, int i, const char *prefix, int count)
     if (raw_batch(cl->n[i].port, WIRE_OP_GET, prefix, 0, count, WIRE_CONSISTENCY_QUORUM, &t) != 0)
         fail_msg("reading %s:* through %s: %s", prefix, ids[i], t.msg);
     if (t.st[WIRE_OK] != (size_t)count || t.bad_value)
-        fail_msg("through %s: %zu of %d %s:* read back (%zu wrong values; last error: %s)",
-                 ids[i], t.st[WIRE_OK], count, prefix, t.bad_value, t.msg);
+        fail_msg("through %s: %zu of %d %s:* read back (%zu wrong values; last error: %s)", ids[i],
+                 t.st[WIRE_OK], count, prefix, t.bad_value, t.msg);
 }
 
 static void start_node(cluster *cl, int i)
@@ -182,9 +182,8 @@ static void join_fourth(void **state)
         sleep_ms(20);
     }
     raw_tally t;
-    assert_int_equal(raw_batch(cl->n[1].port, WIRE_OP_PUT, "j", 0, NJOIN, WIRE_CONSISTENCY_QUORUM,
-                               &t),
-                     0);
+    assert_int_equal(
+        raw_batch(cl->n[1].port, WIRE_OP_PUT, "j", 0, NJOIN, WIRE_CONSISTENCY_QUORUM, &t), 0);
     assert_int_equal(t.st[WIRE_OK], NJOIN);
     int rounds_while_joining = 0;
     while (is_role(&cl->n[3], "joining")) {
