@@ -170,7 +170,8 @@ void cluster_apply_member(cluster *c, const gossip_member *gm)
         char err[256];
         uint64_t before = ring_epoch(c->r);
         /* Off the ring after leaving with its ranges handed over. */
-        bool decom = was_on && !now_on && old_role == GOSSIP_ROLE_LEAVING;
+        bool decom = was_on && !now_on && old_role == GOSSIP_ROLE_LEAVING &&
+                     cm->state == GOSSIP_LEFT; /* removed mid-way: not handed over */
         if (rebuild(c, gm->id, decom, err, sizeof err) != 0)
             log_error("cluster: ring not rebuilt for %s: %s", gm->id, err);
         else if (ring_epoch(c->r) != before)

@@ -364,6 +364,16 @@ static void test_ring_change(void **state)
     assert_int_equal(x.from_members, 4);
     assert_int_equal(x.to_members, 3);
     assert_true(x.decom);
+    /* n4 leaving again, dies mid-way and is removed: not handed over */
+    j.state = GOSSIP_ALIVE;
+    cluster_apply_member(c, &j); /* back, still leaving: on the ring */
+    assert_int_equal(x.to_members, 4);
+    j.state = GOSSIP_DEAD;
+    cluster_apply_member(c, &j);
+    j.state = GOSSIP_REMOVED;
+    cluster_apply_member(c, &j);
+    assert_int_equal(x.to_members, 3);
+    assert_false(x.decom);
     /* n3 removed: not decommissioned */
     apply(c, "n3", GOSSIP_REMOVED);
     assert_false(x.decom);
