@@ -80,6 +80,27 @@ static bool has_id(const char *const *ids, size_t n, const char *id)
     return false;
 }
 
+/* Every token of both rings, sorted, without repeats: each bounds an
+ * elementary arc (previous token, token] on which both rings' owners are
+ * fixed. Returns the count with *out malloc'd, or -1 when out of memory. */
+static long boundaries(const ring *a, const ring *b, uint64_t **out)
+{
+    size_t na = ring_points(a), nb = ring_points(b);
+    uint64_t *t = malloc((na + nb) * sizeof *t);
+    if (!(*out = t))
+        return -1;
+    for (size_t i = 0; i < na; i++)
+        t[i] = ring_point_token(a, i);
+    for (size_t i = 0; i < nb; i++)
+        t[na + i] = ring_point_token(b, i);
+    qsort(t, na + nb, sizeof *t, cmp_u64);
+    size_t nt = 0;
+    for (size_t i = 0; i < na + nb; i++)
+        if (nt == 0 || t[nt - 1] != t[i])
+            t[nt++] = t[i];
+    return (long)nt;
+}
+
 long ranges_gained(const ring *from, const ring *to, size_t nrep, const char *self,
                    range_move **out)
 {
@@ -89,24 +110,14 @@ long ranges_gained(const ring *from, const ring *to, size_t nrep, const char *se
         return 0;
     if (nrep > RANGES_MAX_N)
         nrep = RANGES_MAX_N;
-    /* Every token of both rings bounds an elementary arc on which both
-     * rings' owners are fixed. */
-    uint64_t *t = malloc((na + nb) * sizeof *t);
-    range_move *mv = malloc((na + nb) * sizeof *mv);
-    if (!t || !mv) {
+    uint64_t *t;
+    long lnt = boundaries(from, to, &t);
+    range_move *mv = lnt > 0 ? malloc((size_t)lnt * sizeof *mv) : NULL;
+    if (!mv) {
         free(t);
-        free(mv);
         return -1;
     }
-    for (size_t i = 0; i < na; i++)
-        t[i] = ring_point_token(from, i);
-    for (size_t i = 0; i < nb; i++)
-        t[na + i] = ring_point_token(to, i);
-    qsort(t, na + nb, sizeof *t, cmp_u64);
-    size_t nt = 0;
-    for (size_t i = 0; i < na + nb; i++)
-        if (nt == 0 || t[nt - 1] != t[i])
-            t[nt++] = t[i];
+    size_t nt = (size_t)lnt;
     size_t n = 0;
     for (size_t i = 0; i < nt; i++) {
         const char *old[RANGES_MAX_N], *neu[RANGES_MAX_N];
@@ -156,22 +167,14 @@ long ranges_handoff(const ring *from, const ring *to, size_t nrep, const char *s
         return 0;
     if (nrep > RANGES_MAX_N)
         nrep = RANGES_MAX_N;
-    uint64_t *t = malloc((na + nb) * sizeof *t);
-    range_handoff *h = malloc((na + nb) * sizeof *h);
-    if (!t || !h) {
+    uint64_t *t;
+    long lnt = boundaries(from, to, &t);
+    range_handoff *h = lnt > 0 ? malloc((size_t)lnt * sizeof *h) : NULL;
+    if (!h) {
         free(t);
-        free(h);
         return -1;
     }
-    for (size_t i = 0; i < na; i++)
-        t[i] = ring_point_token(from, i);
-    for (size_t i = 0; i < nb; i++)
-        t[na + i] = ring_point_token(to, i);
-    qsort(t, na + nb, sizeof *t, cmp_u64);
-    size_t nt = 0;
-    for (size_t i = 0; i < na + nb; i++)
-        if (nt == 0 || t[nt - 1] != t[i])
-            t[nt++] = t[i];
+    size_t nt = (size_t)lnt;
     size_t n = 0;
     for (size_t i = 0; i < nt; i++) {
         const char *old[RANGES_MAX_N], *neu[RANGES_MAX_N];

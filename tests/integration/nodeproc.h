@@ -94,6 +94,14 @@ int nodeproc_cluster_start(nodeproc_cluster *cl, int count, const char *const *i
  * addresses must be known). Returns 0 or -1. */
 int nodeproc_cluster_start_node(nodeproc_cluster *cl, int i, const char *id);
 
+/* Monotonic milliseconds, and a sleep, for bounded waits in tests. */
+long long nodeproc_now_ms(void);
+void nodeproc_sleep_ms(int ms);
+
+/* A text figure from np's STATS (e.g. "ring_role") into out. Returns 0, or
+ * -1 (not reachable, no such figure). */
+int nodeproc_stat_str(const nodeproc *np, const char *name, char *out, size_t len);
+
 /* A number from np's STATS into *out. Returns 0, or -1 (not reachable, no
  * such figure). */
 int nodeproc_stat(const nodeproc *np, const char *name, uint64_t *out);

@@ -57,19 +57,6 @@ static const char conf_text[] = "[gossip]\n"
                                 "purge_grace = 1s\n"
                                 "anti_entropy_interval = 0\n";
 
-static long long now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void sleep_ms(int ms)
-{
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
-
 static bool up(cluster *cl, int i)
 {
     return cl->n[i].pid > 0 && nodeproc_alive(&cl->n[i]);
@@ -91,27 +78,18 @@ static long long copies(cluster *cl, int upto)
 
 static void wait_copies(cluster *cl, int upto, long long want, const char *when)
 {
-    long long deadline = now_ms() + WAIT_MS, got;
+    long long deadline = nodeproc_now_ms() + WAIT_MS, got;
     while ((got = copies(cl, upto)) != want) {
-        if (now_ms() > deadline)
+        if (nodeproc_now_ms() > deadline)
             fail_msg("%s: the nodes hold %lld copies in all, want %lld", when, got, want);
-        sleep_ms(100);
+        nodeproc_sleep_ms(100);
     }
 }
 
 static bool is_role(const nodeproc *np, const char *role)
 {
-    rkv_client *c = rkv_connect(np->addr, NULL, NULL, 0);
-    rkv_stat *s = NULL;
-    size_t n = 0;
-    bool yes = false;
-    if (c && rkv_stats(c, &s, &n) == RKV_OK)
-        for (size_t i = 0; i < n; i++)
-            if (!s[i].is_num && strcmp(s[i].name, "ring_role") == 0)
-                yes = strcmp(s[i].str, role) == 0;
-    rkv_stats_free(s, n);
-    rkv_close(c);
-    return yes;
+    char got[32];
+    return nodeproc_stat_str(np, "ring_role", got, sizeof got) == 0 && strcmp(got, role) == 0;
 }
 
 /* Every key of prefix reads back at quorum through node i. */
@@ -175,11 +153,11 @@ static void join_fourth(void **state)
     cluster *cl = *state;
     start_node(cl, 3);
     /* While b4 streams: every key reads at quorum, and writes succeed. */
-    long long deadline = now_ms() + WAIT_MS;
+    long long deadline = nodeproc_now_ms() + WAIT_MS;
     while (!is_role(&cl->n[3], "joining")) {
-        if (now_ms() > deadline || is_role(&cl->n[3], "member"))
+        if (nodeproc_now_ms() > deadline || is_role(&cl->n[3], "member"))
             fail_msg("b4 never showed as joining");
-        sleep_ms(20);
+        nodeproc_sleep_ms(20);
     }
     raw_tally t;
     assert_int_equal(
@@ -189,7 +167,7 @@ static void join_fourth(void **state)
     while (is_role(&cl->n[3], "joining")) {
         read_all(cl, rounds_while_joining % 3, "k", NKEYS);
         rounds_while_joining++;
-        if (now_ms() > deadline)
+        if (nodeproc_now_ms() > deadline)
             fail_msg("b4 still joining after %d s", WAIT_MS / 1000);
     }
     assert_true(rounds_while_joining >= 1);
@@ -228,16 +206,16 @@ static void decommission_one(void **state)
     /* It hands everything over, leaves and stops by itself, cleanly. */
     assert_int_equal(nodeproc_wait_exit(&cl->n[1], WAIT_MS), 0);
     int live[] = {0, 2, 3};
-    long long deadline = now_ms() + WAIT_MS;
+    long long deadline = nodeproc_now_ms() + WAIT_MS;
     for (;;) {
         int ok = 0;
         for (int k = 0; k < 3; k++)
             ok += raw_stat(cl->n[live[k]].port, "ring_members") == 3;
         if (ok == 3)
             break;
-        if (now_ms() > deadline)
+        if (nodeproc_now_ms() > deadline)
             fail_msg("the ring did not shrink to 3 after the decommission");
-        sleep_ms(50);
+        nodeproc_sleep_ms(50);
     }
     for (int k = 0; k < 3; k++) {
         read_all(cl, live[k], "k", NKEYS);
@@ -253,11 +231,11 @@ static void remove_dead(void **state)
 {
     cluster *cl = *state;
     start_node(cl, 4); /* b5: four members again */
-    long long deadline = now_ms() + WAIT_MS;
+    long long deadline = nodeproc_now_ms() + WAIT_MS;
     while (!is_role(&cl->n[4], "member") || raw_stat(cl->n[0].port, "ring_members") != 4) {
-        if (now_ms() > deadline)
+        if (nodeproc_now_ms() > deadline)
             fail_msg("b5 did not become a ring member");
-        sleep_ms(50);
+        nodeproc_sleep_ms(50);
     }
     wait_copies(cl, 5, 3LL * TOTAL, "after b5 joined");
     /* b4 dies and is removed: b1, b3, b5 must end with every key. */
@@ -265,11 +243,11 @@ static void remove_dead(void **state)
     assert_false(nodeproc_alive(&cl->n[3]));
     rkv_client *c = rkv_connect(cl->n[0].addr, NULL, NULL, 0);
     assert_non_null(c);
-    deadline = now_ms() + WAIT_MS;
+    deadline = nodeproc_now_ms() + WAIT_MS;
     while (rkv_remove(c, "b4") != RKV_OK) { /* refused while b4 is not yet dead */
-        if (now_ms() > deadline)
+        if (nodeproc_now_ms() > deadline)
             fail_msg("b4 could not be removed: %s", rkv_errstr(c));
-        sleep_ms(100);
+        nodeproc_sleep_ms(100);
     }
     rkv_close(c);
     int live[] = {0, 2, 4};

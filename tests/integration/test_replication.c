@@ -47,26 +47,13 @@ static const char conf_text[] = "[gossip]\n"
                                 "n = 3\n"
                                 "request_timeout = 1s\n";
 
-static long long now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void sleep_ms(int ms)
-{
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
-
 static void wait_stat(int port, const char *name, long long want, const char *who)
 {
-    long long deadline = now_ms() + WAIT_MS, v;
+    long long deadline = nodeproc_now_ms() + WAIT_MS, v;
     while ((v = raw_stat(port, name)) < want) {
-        if (now_ms() > deadline)
+        if (nodeproc_now_ms() > deadline)
             fail_msg("%s: %s is %lld, waiting for %lld", who, name, v, want);
-        sleep_ms(50);
+        nodeproc_sleep_ms(50);
     }
 }
 
@@ -132,14 +119,14 @@ static void restarted_node_gets_its_hints(void **state)
     cluster *cl = *state;
     raw_tally t;
     assert_int_equal(nodeproc_restart(&cl->n[2]), 0);
-    long long deadline = now_ms() + WAIT_MS;
+    long long deadline = nodeproc_now_ms() + WAIT_MS;
     for (;;) { /* straight from r3, at one: its own copy answers first */
         assert_int_equal(raw_batch(cl->n[2].port, WIRE_OP_GET, "down", 0, NDOWN, WIRE_CONSISTENCY_ONE, &t), 0);
         if (t.st[WIRE_OK] == NDOWN && !t.bad_value)
             break;
-        if (now_ms() > deadline)
+        if (nodeproc_now_ms() > deadline)
             fail_msg("r3 serves %zu of %d keys written while it was down", t.st[WIRE_OK], NDOWN);
-        sleep_ms(100);
+        nodeproc_sleep_ms(100);
     }
     assert_true(raw_stat(cl->n[0].port, "hints_delivered") >= NDOWN);
     assert_int_equal(raw_batch(cl->n[2].port, WIRE_OP_GET, "k", 0, NKEYS, WIRE_CONSISTENCY_ONE, &t), 0);
@@ -158,23 +145,23 @@ static void read_repair_fixes_a_stale_replica(void **state)
     assert_int_equal(t.st[WIRE_OK], NREPAIR);
     assert_int_equal(nodeproc_restart(&cl->n[1]), 0);
     long long repairs = raw_stat(cl->n[0].port, "read_repairs");
-    long long deadline = now_ms() + WAIT_MS;
+    long long deadline = nodeproc_now_ms() + WAIT_MS;
     for (;;) { /* at all: every replica answers, so r2's gap is seen */
         assert_int_equal(raw_batch(cl->n[0].port, WIRE_OP_GET, "rr", 0, NREPAIR, WIRE_CONSISTENCY_ALL, &t), 0);
         if (t.st[WIRE_OK] == NREPAIR)
             break;
-        if (now_ms() > deadline)
+        if (nodeproc_now_ms() > deadline)
             fail_msg("reads at all: %zu of %d OK; last error: %s", t.st[WIRE_OK], NREPAIR, t.msg);
-        sleep_ms(100);
+        nodeproc_sleep_ms(100);
     }
-    deadline = now_ms() + WAIT_MS;
+    deadline = nodeproc_now_ms() + WAIT_MS;
     for (;;) {
         assert_int_equal(raw_batch(cl->n[1].port, WIRE_OP_GET, "rr", 0, NREPAIR, WIRE_CONSISTENCY_ONE, &t), 0);
         if (t.st[WIRE_OK] == NREPAIR && !t.bad_value)
             break;
-        if (now_ms() > deadline)
+        if (nodeproc_now_ms() > deadline)
             fail_msg("r2 serves %zu of %d repaired keys", t.st[WIRE_OK], NREPAIR);
-        sleep_ms(100);
+        nodeproc_sleep_ms(100);
     }
     /* hinted handoff may have raced the repair for some keys, not for all */
     assert_true(raw_stat(cl->n[0].port, "read_repairs") > repairs);
