@@ -80,6 +80,16 @@ static bool has_id(const char *const *ids, size_t n, const char *id)
     return false;
 }
 
+static bool same_ids(const char *const *a, size_t na, const char *const *b, size_t nb)
+{
+    if (na != nb)
+        return false;
+    for (size_t j = 0; j < na; j++)
+        if (!has_id(b, nb, a[j]))
+            return false;
+    return true;
+}
+
 /* Every token of both rings, sorted, without repeats: each bounds an
  * elementary arc (previous token, token] on which both rings' owners are
  * fixed. Returns the count with *out malloc'd, or -1 when out of memory. */
@@ -136,16 +146,11 @@ long ranges_gained(const ring *from, const ring *to, size_t nrep, const char *se
         if (m.nsrc == 0)
             for (size_t j = 0; j < no; j++)
                 m.src[m.nsrc++] = old[j];
-        if (n > 0 && mv[n - 1].hi == m.lo && mv[n - 1].nsrc == m.nsrc && mv[n - 1].nold == m.nold) {
-            bool same = true;
-            for (size_t j = 0; j < m.nsrc && same; j++)
-                same = has_id(mv[n - 1].src, mv[n - 1].nsrc, m.src[j]);
-            for (size_t j = 0; j < m.nold && same; j++)
-                same = has_id(mv[n - 1].old, mv[n - 1].nold, m.old[j]);
-            if (same) {
-                mv[n - 1].hi = m.hi;
-                continue;
-            }
+        if (n > 0 && mv[n - 1].hi == m.lo &&
+            same_ids(mv[n - 1].src, mv[n - 1].nsrc, m.src, m.nsrc) &&
+            same_ids(mv[n - 1].old, mv[n - 1].nold, m.old, m.nold)) {
+            mv[n - 1].hi = m.hi;
+            continue;
         }
         mv[n++] = m;
     }
@@ -191,14 +196,9 @@ long ranges_handoff(const ring *from, const ring *to, size_t nrep, const char *s
                     x.dst[x.ndst++] = neu[j];
         if (x.ndst == 0)
             continue;
-        if (n > 0 && h[n - 1].hi == x.lo && h[n - 1].ndst == x.ndst) {
-            bool same = true;
-            for (size_t j = 0; j < x.ndst && same; j++)
-                same = has_id(h[n - 1].dst, h[n - 1].ndst, x.dst[j]);
-            if (same) {
-                h[n - 1].hi = x.hi;
-                continue;
-            }
+        if (n > 0 && h[n - 1].hi == x.lo && same_ids(h[n - 1].dst, h[n - 1].ndst, x.dst, x.ndst)) {
+            h[n - 1].hi = x.hi;
+            continue;
         }
         h[n++] = x;
     }

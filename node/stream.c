@@ -97,6 +97,14 @@ static size_t count_kind(const stream *st, task_kind kind, bool pending_only)
     return n;
 }
 
+/* The plan now follows these two rings. */
+static void plan_made(stream *st, const ring *cur, const ring *pend)
+{
+    st->have_plan = true;
+    st->plan_cur = ring_epoch(cur);
+    st->plan_pend = ring_epoch(pend);
+}
+
 static void plan_join(stream *st, const ring *cur, const ring *pend)
 {
     drop_plan(st);
@@ -116,9 +124,7 @@ static void plan_join(stream *st, const ring *cur, const ring *pend)
             task_peer(t, mv[i].old[j]);
     }
     free(mv);
-    st->have_plan = true;
-    st->plan_cur = ring_epoch(cur);
-    st->plan_pend = ring_epoch(pend);
+    plan_made(st, cur, pend);
     log_info("stream: joining: %ld range%s to stream in from %zu member%s", n, n == 1 ? "" : "s",
              ring_members(cur), ring_members(cur) == 1 ? "" : "s");
 }
@@ -142,9 +148,7 @@ static void plan_decom(stream *st, const ring *cur, const ring *pend)
             tasks++;
         }
     free(h);
-    st->have_plan = true;
-    st->plan_cur = ring_epoch(cur);
-    st->plan_pend = ring_epoch(pend);
+    plan_made(st, cur, pend);
     log_info("stream: decommissioning: %zu range handover%s to %zu remaining member%s", tasks,
              tasks == 1 ? "" : "s", ring_members(pend), ring_members(pend) == 1 ? "" : "s");
 }
