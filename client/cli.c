@@ -11,6 +11,7 @@
 #include <inttypes.h>
 #include <limits.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -486,56 +487,69 @@ static void format_bytes(uint64_t b, char *buf, size_t len)
     snprintf(buf, len, u ? "%.1f %s" : "%.0f %s", v, unit[u]);
 }
 
+#define STATUS_FMT "%-12s %-8s %-8s %6s %7s %10s %10s  %s\n"
+
+/* One row of `status` from a node's own STATS. */
+static void status_row(const char *id, const char *state, const rkv_stat *s, size_t ns)
+{
+    char ranges[24], share[16], keys[24], bytes[32], act[200];
+    snprintf(ranges, sizeof ranges, "%" PRIu64, stat_num(s, ns, "ranges_owned"));
+    snprintf(share, sizeof share, "%.1f%%", (double)stat_num(s, ns, "replica_share_ppm") / 1e4);
+    snprintf(keys, sizeof keys, "%" PRIu64, stat_num(s, ns, "keys"));
+    format_bytes(stat_num(s, ns, "store_bytes"), bytes, sizeof bytes);
+    const char *a = stat_str(s, ns, "stream_activity");
+    uint64_t tt = stat_num(s, ns, "stream_tasks_total"), td = stat_num(s, ns, "stream_tasks_done");
+    bool out = strcmp(a, "decommissioning") == 0;
+    if (out || strcmp(a, "joining") == 0 || strcmp(a, "repairing") == 0) {
+        char rate[32], moved[32];
+        format_bytes(stat_num(s, ns, "stream_rate_bps"), rate, sizeof rate);
+        format_bytes(stat_num(s, ns, out ? "stream_bytes_out" : "stream_bytes_in"), moved,
+                     sizeof moved);
+        snprintf(act, sizeof act,
+                 "%s: %" PRIu64 "/%" PRIu64 " ranges done, %s moved, %s/s, %" PRIu64 " left", a,
+                 td, tt, moved, rate, tt - td);
+    } else {
+        snprintf(act, sizeof act, "%s", a);
+    }
+    if (stat_num(s, ns, "ae_in_progress"))
+        snprintf(act + strlen(act), sizeof act - strlen(act), "; anti-entropy running");
+    printf(STATUS_FMT, id, state, stat_str(s, ns, "ring_role"), ranges, share, keys, bytes, act);
+}
+
 /* status: every member's ring role, ranges, keys and bytes, and what it is
- * streaming or repairing, from each member's own STATS. */
+ * streaming or repairing, from each member's own STATS (a node without
+ * membership: just itself). */
 static int cmd_status(cli *cl, int argc, const cli_arg *argv)
 {
     (void)argc, (void)argv;
     rkv_member *m;
     size_t n;
+    rkv_stat *s = NULL;
+    size_t ns = 0;
     rkv_status st = rkv_members(cl->c, &m, &n);
+    if (st == RKV_ERR_UNAVAILABLE) { /* membership off: a ring of one */
+        if ((st = rkv_stats(cl->c, &s, &ns)) != RKV_OK)
+            return client_error(cl, st);
+        printf(STATUS_FMT, "ID", "STATE", "ROLE", "RANGES", "SHARE", "KEYS", "BYTES", "ACTIVITY");
+        status_row(stat_str(s, ns, "node_id"), "alive", s, ns);
+        rkv_stats_free(s, ns);
+        return 0;
+    }
     if (st != RKV_OK)
         return client_error(cl, st);
-    printf("%-12s %-8s %-8s %6s %7s %10s %10s  %s\n", "ID", "STATE", "ROLE", "RANGES", "SHARE",
-           "KEYS", "BYTES", "ACTIVITY");
+    printf(STATUS_FMT, "ID", "STATE", "ROLE", "RANGES", "SHARE", "KEYS", "BYTES", "ACTIVITY");
     for (size_t i = 0; i < n; i++) {
         if (strcmp(m[i].state, "removed") == 0)
             continue;
-        rkv_stat *s = NULL;
-        size_t ns = 0;
-        rkv_client *c = strcmp(m[i].state, "alive") == 0 || strcmp(m[i].state, "suspect") == 0
-                            ? rkv_connect(m[i].client_addr, NULL, NULL, 0)
-                            : NULL;
-        if (!c || rkv_stats(c, &s, &ns) != RKV_OK) {
-            printf("%-12s %-8s %-8s %6s %7s %10s %10s  %s\n", m[i].id, m[i].state, m[i].role,
-                   "-", "-", "-", "-", c ? "not answering" : "down");
-            rkv_close(c);
-            continue;
-        }
-        char share[16], bytes[32], act[160];
-        snprintf(share, sizeof share, "%.1f%%",
-                 (double)stat_num(s, ns, "replica_share_ppm") / 10000.0);
-        format_bytes(stat_num(s, ns, "store_bytes"), bytes, sizeof bytes);
-        const char *a = stat_str(s, ns, "stream_activity");
-        uint64_t tt = stat_num(s, ns, "stream_tasks_total"), td = stat_num(s, ns, "stream_tasks_done");
-        if (strcmp(a, "joining") == 0 || strcmp(a, "decommissioning") == 0 ||
-            strcmp(a, "repairing") == 0) {
-            char rate[32], moved[32];
-            format_bytes(stat_num(s, ns, "stream_rate_bps"), rate, sizeof rate);
-            format_bytes(stat_num(s, ns, strcmp(a, "decommissioning") == 0 ? "stream_bytes_out"
-                                                                            : "stream_bytes_in"),
-                         moved, sizeof moved);
-            snprintf(act, sizeof act, "%s: %" PRIu64 "/%" PRIu64 " ranges done, %s moved, %s/s, "
-                     "%" PRIu64 " left", a, td, tt, moved, rate, tt - td);
+        bool up = strcmp(m[i].state, "alive") == 0 || strcmp(m[i].state, "suspect") == 0;
+        rkv_client *c = up ? rkv_connect(m[i].client_addr, NULL, NULL, 0) : NULL;
+        if (c && rkv_stats(c, &s, &ns) == RKV_OK) {
+            status_row(m[i].id, m[i].state, s, ns);
+            rkv_stats_free(s, ns);
         } else {
-            snprintf(act, sizeof act, "%s", a);
+            printf(STATUS_FMT, m[i].id, m[i].state, m[i].role, "-", "-", "-", "-",
+                   c ? "not answering" : "down");
         }
-        if (stat_num(s, ns, "ae_in_progress"))
-            snprintf(act + strlen(act), sizeof act - strlen(act), "; anti-entropy running");
-        printf("%-12s %-8s %-8s %6" PRIu64 " %7s %10" PRIu64 " %10s  %s\n", m[i].id, m[i].state,
-               stat_str(s, ns, "ring_role"), stat_num(s, ns, "ranges_owned"), share,
-               stat_num(s, ns, "keys"), bytes, act);
-        rkv_stats_free(s, ns);
         rkv_close(c);
     }
     rkv_members_free(m, n);

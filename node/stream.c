@@ -693,7 +693,7 @@ void stream_free(stream *st)
 int stream_decommission(stream *st, char *err, size_t errlen)
 {
     if (!st->m) {
-        snprintf(err, errlen, "this node runs without membership ([node] peer is empty)");
+        snprintf(err, errlen, "membership is off (no [node] peer)");
         return -1;
     }
     if (st->leaving || stream_self_role(st) == GOSSIP_ROLE_LEAVING) {
