@@ -1,5 +1,5 @@
 /* test_rebalance: growing, shrinking and healing a cluster of real nodes
- * with N = 3, streaming throttled so that each step takes a few seconds.
+ * with N = 3, streaming throttled (1 MiB/s) so that each step takes seconds.
  *
  * In order, on one cluster: three nodes hold NKEYS keys; a fourth joins —
  * every key reads at quorum while it streams, writes made meanwhile land on
@@ -32,15 +32,15 @@
 #include "ringkv.h"
 
 #define WAIT_MS 60000
-#define NKEYS   20000
-#define NJOIN   2000 /* keys written while the fourth node joins */
+#define NKEYS   100000
+#define NJOIN   5000 /* keys written while the fourth node joins */
 #define TOTAL   (NKEYS + NJOIN)
 
 typedef nodeproc_cluster cluster;
 
 static const char *const ids[] = {"b1", "b2", "b3", "b4", "b5"};
 
-/* Streaming slowed to ~256 KiB/s in 16 KiB chunks: a join takes seconds. */
+/* Streaming slowed to 1 MiB/s in 64 KiB chunks: a join takes seconds. */
 static const char conf_text[] = "[gossip]\n"
                                 "probe_interval = 100ms\n"
                                 "probe_timeout = 50ms\n"
@@ -52,8 +52,8 @@ static const char conf_text[] = "[gossip]\n"
                                 "n = 3\n"
                                 "request_timeout = 1s\n"
                                 "[rebalance]\n"
-                                "stream_rate = 256KiB\n"
-                                "stream_chunk = 16KiB\n"
+                                "stream_rate = 1MiB\n"
+                                "stream_chunk = 64KiB\n"
                                 "purge_grace = 1s\n"
                                 "anti_entropy_interval = 0\n";
 
