@@ -6,8 +6,9 @@
  * it too, and afterwards every key has exactly three copies (the old owners
  * purged what they gave away) and each node's share is near a quarter; one
  * of the first three is decommissioned — it hands its ranges over and stops,
- * and each remaining node holds every key; a fifth joins, a fourth is
- * killed and removed, and the survivors restore three copies of every key.
+ * and each remaining node holds every key; a fifth joins while one of its
+ * sources is killed, and finishes from the others; the dead node is
+ * removed, and the survivors restore three copies of every key.
  * "Copies" are counted as the sum of every node's live keys, which equals
  * 3 x keys only when no key has more or fewer. Every wait is bounded.
  */
@@ -227,20 +228,29 @@ static void decommission_one(void **state)
         assert_int_equal(raw_stat(cl->n[live[k]].port, "keys"), TOTAL);
 }
 
+/* b5 joins, and b4 (one of its sources) dies in the middle: b5 finishes
+ * from the other replicas. Then b4 is removed: b1, b3 and b5 must end with
+ * every key. */
 static void remove_dead(void **state)
 {
     cluster *cl = *state;
-    start_node(cl, 4); /* b5: four members again */
+    start_node(cl, 4);
     long long deadline = nodeproc_now_ms() + WAIT_MS;
-    while (!is_role(&cl->n[4], "member") || raw_stat(cl->n[0].port, "ring_members") != 4) {
-        if (nodeproc_now_ms() > deadline)
-            fail_msg("b5 did not become a ring member");
-        nodeproc_sleep_ms(50);
+    uint64_t got = 0;
+    while (!is_role(&cl->n[4], "joining") || nodeproc_stat(&cl->n[4], "stream_records_in", &got) ||
+           got == 0) {
+        if (nodeproc_now_ms() > deadline || is_role(&cl->n[4], "member"))
+            fail_msg("b5 was never seen streaming in");
+        nodeproc_sleep_ms(20);
     }
-    wait_copies(cl, 5, 3LL * TOTAL, "after b5 joined");
-    /* b4 dies and is removed: b1, b3, b5 must end with every key. */
     nodeproc_kill(&cl->n[3], SIGKILL);
     assert_false(nodeproc_alive(&cl->n[3]));
+    while (!is_role(&cl->n[4], "member") || raw_stat(cl->n[0].port, "ring_members") != 4) {
+        if (nodeproc_now_ms() > deadline)
+            fail_msg("b5 did not become a ring member with b4 dead");
+        nodeproc_sleep_ms(50);
+    }
+    read_all(cl, 4, "k", NKEYS); /* at quorum: two of each key's three owners are up */
     rkv_client *c = rkv_connect(cl->n[0].addr, NULL, NULL, 0);
     assert_non_null(c);
     deadline = nodeproc_now_ms() + WAIT_MS;
@@ -255,6 +265,7 @@ static void remove_dead(void **state)
     for (int k = 0; k < 3; k++) {
         assert_int_equal(raw_stat(cl->n[live[k]].port, "keys"), TOTAL);
         read_all(cl, live[k], "k", NKEYS);
+        read_all(cl, live[k], "j", NJOIN);
     }
 }
 
