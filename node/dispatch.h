@@ -25,9 +25,9 @@ coord *dispatch_coord(server *s);
  * consistency. */
 void dispatch_native(server *s, conn *c, const wire_request *req);
 
-/* Appends the coordinator's and replica layer's statistics to out (room
- * for DISPATCH_STATS entries); returns how many. */
-#define DISPATCH_STATS 24
+/* Appends the coordinator's, replica layer's and anti-entropy's statistics
+ * to out (room for DISPATCH_STATS entries); returns how many. */
+#define DISPATCH_STATS 40
 size_t dispatch_stats(server *s, wire_stat *out);
 
 /* Answers what is in flight and frees the coordinator (server_free). */

@@ -22,6 +22,7 @@
 #include "log.h"
 #include "membership.h"
 #include "peer.h"
+#include "antientropy.h"
 #include "replica.h"
 #include "resp.h"
 #include "server.h"
@@ -319,6 +320,9 @@ int main(int argc, char **argv)
     srv->replica = replica_new(srv, cl, replica_timeout, err, sizeof err);
     if (!srv->replica)
         goto fail;
+    srv->antientropy = antientropy_new(srv, cl, srv->replica, err, sizeof err);
+    if (!srv->antientropy)
+        goto fail;
 
     event_base_dispatch(base);
 
@@ -337,7 +341,10 @@ fail:
     if (sigint)
         event_free(sigint);
     if (srv) {
-        /* Before the peer port (membership) and the ring view it uses. */
+        /* Before the peer port (membership) and the ring view it uses;
+         * anti-entropy before the replica layer its requests ride on. */
+        antientropy_free(srv->antientropy);
+        srv->antientropy = NULL;
         replica_free(srv->replica);
         srv->replica = NULL;
         srv->peer = NULL;
