@@ -48,6 +48,7 @@
 #define AE_CACHE_IDLE_MS  30000
 #define AE_ROOT_FRESH_MS  1000      /* a root request wants a tree this fresh */
 #define AE_POS_MAX        512       /* LMDB keys are at most 511 bytes */
+#define AE_ACK_BYTES      24        /* a ReplicaWriteAck frame, at most */
 
 static uint64_t mono_ms(void)
 {
@@ -87,7 +88,8 @@ typedef struct ver_slot {
 
 typedef enum x_phase { X_TREES, X_DESCEND, X_LEAVES } x_phase;
 
-typedef struct exchange {
+typedef struct exchange exchange;
+struct exchange {
     uint64_t lo, hi, epoch;
     unsigned depth;
     char peer[STORE_ORIGIN_MAX + 1];
@@ -99,6 +101,7 @@ typedef struct exchange {
     bool retry_armed;
     unsigned retries;
     char abort[256];   /* set: stop once nothing is in flight */
+    bool yielded;      /* stopped for a peer comparing the same range */
 
     /* descent: the differing nodes at `level` (cur), their children that
      * differ (next); root_children holds the first answer until the own
@@ -130,7 +133,7 @@ typedef struct exchange {
     size_t nqueued, ninflight;
 
     uint64_t pulled, pushed, leaves_diff;
-} exchange;
+};
 
 struct antientropy {
     server *srv;
@@ -158,6 +161,7 @@ struct antientropy {
 };
 
 static void x_advance(antientropy *ae);
+static void x_abort(antientropy *ae, const char *why);
 static void round_next(antientropy *ae);
 
 static void step_arm(antientropy *ae)
@@ -381,6 +385,14 @@ static void on_merkle_req(void *ctx, peer_conn *pc, const Ringkv__Envelope *env)
         mr.error = err;
         answer_merkle(ae, pc, &mr);
         return;
+    }
+    /* Two replicas that start on the same range at once would walk the
+     * same differences twice: the one with the larger id leaves it. */
+    exchange *x = ae->x;
+    if (q->level == 0 && x && x->lo == q->lo && x->hi == q->hi && x->phase == X_TREES &&
+        !x->abort[0] && strcmp(ae->srv->node_id, x->peer) > 0) {
+        x->yielded = true;
+        x_abort(ae, "a peer compares this range with this node");
     }
     if (bucket_wait_ms(ae) > 0) {
         mr.ok = mr.retry = true;
@@ -609,7 +621,11 @@ static void x_end(antientropy *ae)
     exchange *x = ae->x;
     uint64_t dur = mono_ms() - x->started_ms;
     ae->n.last_ms = dur;
-    if (x->abort[0]) {
+    if (x->yielded) {
+        log_debug("anti-entropy with %s on (%016llx, %016llx]: left to the peer that compares it "
+                  "with this node",
+                  x->peer, (unsigned long long)x->lo, (unsigned long long)x->hi);
+    } else if (x->abort[0]) {
         ae->n.failures++;
         log_info("anti-entropy with %s on (%016llx, %016llx] stopped after %llu ms: %s", x->peer,
                  (unsigned long long)x->lo, (unsigned long long)x->hi, (unsigned long long)dur,
@@ -989,6 +1005,7 @@ static void on_pushed(void *arg, const char *from, const replica_reply *r)
         p->next->prev = p->prev;
     free(p);
     x->ninflight--;
+    received(ae, AE_ACK_BYTES);
     if (r->ok) {
         x->pushed++;
         ae->n.keys_pushed++;
