@@ -953,14 +953,16 @@ static void on_leaves(void *arg, const char *from, const Ringkv__Envelope *reply
     x->limited = lr->more && lr->after.len > 0;
     if (lr->more) {
         x->scan_end = lr->after.len ? k : k - 1; /* k > leafpos when after is empty */
-        memcpy(x->scan_limit, lr->after.data, lr->after.len);
+        if (lr->after.len) /* protobuf-c: data is NULL when empty */
+            memcpy(x->scan_limit, lr->after.data, lr->after.len);
         x->scan_limitlen = lr->after.len;
     } else {
         x->scan_end = end - 1;
     }
     x->next_leafpos = k;
     x->next_afterlen = lr->more ? lr->after.len : 0;
-    memcpy(x->next_after, lr->after.data, x->next_afterlen);
+    if (x->next_afterlen)
+        memcpy(x->next_after, lr->after.data, x->next_afterlen);
     x->scanning = x->scan_idx <= x->scan_end;
     x->retries = 0;
     step_arm(ae);
