@@ -30,25 +30,25 @@ typedef struct antientropy antientropy;
  * port (when there is one) and, with an interval set, runs exchanges.
  * Create after replica_new; free before replica_free (requests in flight
  * are then dropped without their callbacks). Returns NULL with a message. */
-antientropy *antientropy_new(struct server *srv, struct cluster *cl, struct replica *r,
-                             char *err, size_t errlen);
+antientropy *antientropy_new(struct server *srv, struct cluster *cl, struct replica *r, char *err,
+                             size_t errlen);
 void antientropy_free(antientropy *ae);
 
 typedef struct antientropy_stats {
-    uint64_t exchanges;         /* exchanges completed (equal or repaired) */
-    uint64_t failures;          /* exchanges abandoned: peer down, timeout, ring change */
-    uint64_t ranges_compared;   /* roots compared */
-    uint64_t ranges_differing;  /* of those, roots that differed */
-    uint64_t leaves_differing;  /* leaves whose records were exchanged */
-    uint64_t keys_pulled;       /* newer records taken from a peer */
-    uint64_t keys_pushed;       /* records written to a peer that lacked them */
-    uint64_t bytes_sent;        /* frames sent: requests, answers, pushed writes */
-    uint64_t bytes_received;    /* frames received: answers and requests */
-    uint64_t in_progress;       /* 1 while this node runs an exchange */
-    uint64_t last_ms;           /* duration of the last exchange */
-    uint64_t trees_built;       /* trees built, as initiator or responder */
-    uint64_t requests_served;   /* peers' Merkle requests answered */
-    uint64_t requests_refused;  /* answered with an error (bad input, other ring, busy) */
+    uint64_t exchanges;        /* exchanges completed (equal or repaired) */
+    uint64_t failures;         /* exchanges abandoned: peer down, timeout, ring change */
+    uint64_t ranges_compared;  /* roots compared */
+    uint64_t ranges_differing; /* of those, roots that differed */
+    uint64_t leaves_differing; /* leaves whose records were exchanged */
+    uint64_t keys_pulled;      /* newer records taken from a peer */
+    uint64_t keys_pushed;      /* records written to a peer that lacked them */
+    uint64_t bytes_sent;       /* frames sent: requests, answers, pushed writes */
+    uint64_t bytes_received;   /* frames received: answers and requests */
+    uint64_t in_progress;      /* 1 while this node runs an exchange */
+    uint64_t last_ms;          /* duration of the last exchange */
+    uint64_t trees_built;      /* trees built, as initiator or responder */
+    uint64_t requests_served;  /* peers' Merkle requests answered */
+    uint64_t requests_refused; /* answered with an error (bad input, other ring, busy) */
 } antientropy_stats;
 
 void antientropy_get_stats(const antientropy *ae, antientropy_stats *out);
