@@ -102,8 +102,8 @@ static void put_le(uint8_t *p, uint64_t v)
         p[i] = (uint8_t)(v >> (8 * i));
 }
 
-uint64_t merkle_record_hash(const void *key, size_t klen, const store_version *ver,
-                            bool tombstone, uint64_t expires_ms)
+uint64_t merkle_record_hash(const void *key, size_t klen, const store_version *ver, bool tombstone,
+                            uint64_t expires_ms)
 {
     uint8_t buf[25 + STORE_ORIGIN_MAX];
     size_t olen = strnlen(ver->origin, STORE_ORIGIN_MAX);
@@ -196,8 +196,7 @@ int merkle_check_nodes(unsigned depth, unsigned level, const uint32_t *nodes, si
     return 0;
 }
 
-int merkle_check_leaves(unsigned depth, const uint32_t *leaves, size_t n, char *err,
-                        size_t errlen)
+int merkle_check_leaves(unsigned depth, const uint32_t *leaves, size_t n, char *err, size_t errlen)
 {
     if (depth < 1 || depth > MERKLE_MAX_DEPTH) {
         snprintf(err, errlen, "tree depth %u is outside 1..%u", depth, MERKLE_MAX_DEPTH);
@@ -266,9 +265,9 @@ static int on_build_item(void *arg, const store_item *it)
         b->afterlen = it->poslen;
     }
     if (merkle_included(it->tombstone, it->version.hlc, it->expires_ms, b->now_ms, b->ttl_ms))
-        merkle_add_leaf(b->m, it->token,
-                        merkle_record_hash(it->key, it->klen, &it->version, it->tombstone,
-                                           it->expires_ms));
+        merkle_add_leaf(
+            b->m, it->token,
+            merkle_record_hash(it->key, it->klen, &it->version, it->tombstone, it->expires_ms));
     return 0;
 }
 
@@ -277,8 +276,8 @@ int merkle_builder_step(merkle_builder *b, size_t budget, char *err, size_t errl
     if (b->done)
         return 1;
     bool done = false;
-    long n = store_scan(b->st, b->m->lo, b->m->hi, b->after, b->afterlen, budget, on_build_item,
-                        b, &done, err, errlen);
+    long n = store_scan(b->st, b->m->lo, b->m->hi, b->after, b->afterlen, budget, on_build_item, b,
+                        &done, err, errlen);
     if (n < 0)
         return -1;
     if (done || n == 0) {

@@ -20,9 +20,9 @@
 
 #include "store.h"
 
-#define MERKLE_FANOUT    16u
-#define MERKLE_MAX_DEPTH 5u     /* 16^5 = 1,048,576 leaves, 9 MiB of hashes */
-#define MERKLE_MAX_NODES 4096u  /* node indexes in one MerkleReq */
+#define MERKLE_FANOUT     16u
+#define MERKLE_MAX_DEPTH  5u    /* 16^5 = 1,048,576 leaves, 9 MiB of hashes */
+#define MERKLE_MAX_NODES  4096u /* node indexes in one MerkleReq */
 #define MERKLE_MAX_LEAVES 4096u /* leaf indexes in one MerkleLeavesReq */
 
 typedef struct merkle merkle;
@@ -49,7 +49,10 @@ uint64_t merkle_level_size(unsigned level);
 
 /* Hash of node idx at level (idx < merkle_level_size(level)). */
 uint64_t merkle_node(const merkle *m, unsigned level, uint64_t idx);
-static inline uint64_t merkle_root(const merkle *m) { return m->hash[0]; }
+static inline uint64_t merkle_root(const merkle *m)
+{
+    return m->hash[0];
+}
 
 /* The leaf of token, which must lie in (lo, hi]. */
 uint64_t merkle_leaf_of(uint64_t lo, uint64_t hi, unsigned depth, uint64_t token);
@@ -63,8 +66,8 @@ bool merkle_leaf_range(uint64_t lo, uint64_t hi, unsigned depth, uint64_t leaf, 
 
 /* A record's hash: XXH3-64 over the key's hash, hlc, expires_ms, the
  * tombstone flag and the origin, in a fixed little-endian layout. */
-uint64_t merkle_record_hash(const void *key, size_t klen, const store_version *ver,
-                            bool tombstone, uint64_t expires_ms);
+uint64_t merkle_record_hash(const void *key, size_t klen, const store_version *ver, bool tombstone,
+                            uint64_t expires_ms);
 
 /* Whether a record takes part in anti-entropy at now_ms: a live record that
  * has expired does not (every replica reads it as absent), nor does a
@@ -95,8 +98,7 @@ int merkle_check_nodes(unsigned depth, unsigned level, const uint32_t *nodes, si
                        size_t errlen);
 /* Checks the leaf list of a MerkleLeavesReq: 1..MERKLE_MAX_LEAVES indexes,
  * strictly increasing, each below MERKLE_FANOUT^depth. Returns 0 or -1. */
-int merkle_check_leaves(unsigned depth, const uint32_t *leaves, size_t n, char *err,
-                        size_t errlen);
+int merkle_check_leaves(unsigned depth, const uint32_t *leaves, size_t n, char *err, size_t errlen);
 
 /* ---- the builder: a tree from the store, in steps ---- */
 

@@ -36,9 +36,9 @@
 
 #define WAIT_MS 45000
 #define N_NODES 3
-#define NKEYS 2000
-#define NDEL 500
-#define WINDOW 256
+#define NKEYS   2000
+#define NDEL    500
+#define WINDOW  256
 
 typedef nodeproc_cluster cluster;
 
@@ -125,7 +125,9 @@ static void run_batch(int port, wire_op op, const char *prefix, int from, int to
             char k[64], v[64];
             snprintf(k, sizeof k, "%s:%d", prefix, sent);
             snprintf(v, sizeof v, "val-%d", sent);
-            wire_request q = {.id = (uint64_t)sent, .op = op, .consistency = consistency,
+            wire_request q = {.id = (uint64_t)sent,
+                              .op = op,
+                              .consistency = consistency,
                               .key = {(const uint8_t *)k, strlen(k)},
                               .value = {(const uint8_t *)v, strlen(v)}};
             assert_int_equal(raw_send_request(fd, &q), 0);
@@ -214,7 +216,8 @@ static void wiped_node_is_restored_without_reads(void **state)
 
     /* watched through STATS only: a read could repair what it touches */
     wait_stat(a3->port, "keys", NKEYS, "a3 after anti-entropy");
-    long long moved = stat_of(a3->port, "ae_keys_pulled") + stat_of(cl->n[0].port, "ae_keys_pushed") +
+    long long moved = stat_of(a3->port, "ae_keys_pulled") +
+                      stat_of(cl->n[0].port, "ae_keys_pushed") +
                       stat_of(cl->n[1].port, "ae_keys_pushed");
     if (moved < NKEYS)
         fail_msg("anti-entropy moved %lld keys to a3, expected at least %d", moved, NKEYS);
@@ -239,22 +242,24 @@ static void deletes_while_down_stay_deleted(void **state)
     run_batch(cl->n[0].port, WIRE_OP_PUT, "d", 0, NDEL, WIRE_CONSISTENCY_ALL, &t);
     assert_int_equal(t.st[WIRE_OK], NDEL);
     long long tomb3 = stat_of(a3->port, "tombstones");
-    long long hints = stat_of(cl->n[0].port, "hints_stored") + stat_of(cl->n[1].port, "hints_stored");
-    long long pushed = stat_of(cl->n[0].port, "ae_keys_pushed") +
-                       stat_of(cl->n[1].port, "ae_keys_pushed");
+    long long hints =
+        stat_of(cl->n[0].port, "hints_stored") + stat_of(cl->n[1].port, "hints_stored");
+    long long pushed =
+        stat_of(cl->n[0].port, "ae_keys_pushed") + stat_of(cl->n[1].port, "ae_keys_pushed");
     nodeproc_kill(a3, SIGKILL);
     run_batch(cl->n[0].port, WIRE_OP_DEL, "d", 0, NDEL, WIRE_CONSISTENCY_QUORUM, &t);
     if (t.st[WIRE_OK] != NDEL)
         fail_msg("%zu of %d deletes OK; last error: %s", t.st[WIRE_OK], NDEL, t.msg);
     /* a3 was not yet taken for dead: no hint carries the deletes */
-    assert_int_equal(stat_of(cl->n[0].port, "hints_stored") + stat_of(cl->n[1].port, "hints_stored"),
-                     hints);
+    assert_int_equal(
+        stat_of(cl->n[0].port, "hints_stored") + stat_of(cl->n[1].port, "hints_stored"), hints);
 
     assert_int_equal(nodeproc_restart(a3), 0); /* with its old values */
     wait_all_alive(cl);
     wait_stat(a3->port, "tombstones", tomb3 + NDEL, "a3's tombstones");
     /* a3's counters started over with it */
-    long long moved = stat_of(a3->port, "ae_keys_pulled") + stat_of(cl->n[0].port, "ae_keys_pushed") +
+    long long moved = stat_of(a3->port, "ae_keys_pulled") +
+                      stat_of(cl->n[0].port, "ae_keys_pushed") +
                       stat_of(cl->n[1].port, "ae_keys_pushed") - pushed;
     if (moved < NDEL)
         fail_msg("anti-entropy carried %lld tombstones to a3, expected at least %d", moved, NDEL);
@@ -267,8 +272,8 @@ static void deletes_while_down_stay_deleted(void **state)
     for (int i = 0; i < 2; i++) {
         run_batch(cl->n[i].port, WIRE_OP_GET, "d", 0, NDEL, WIRE_CONSISTENCY_ONE, &t);
         if (t.st[WIRE_NOT_FOUND] != NDEL)
-            fail_msg("%s at one: %zu of %d deleted keys absent", ids[i],
-                     t.st[WIRE_NOT_FOUND], NDEL);
+            fail_msg("%s at one: %zu of %d deleted keys absent", ids[i], t.st[WIRE_NOT_FOUND],
+                     NDEL);
     }
     run_batch(cl->n[0].port, WIRE_OP_GET, "d", 0, NDEL, WIRE_CONSISTENCY_ALL, &t);
     assert_int_equal(t.st[WIRE_NOT_FOUND], NDEL);
@@ -325,7 +330,8 @@ static Ringkv__Envelope *peer_ask(int fd, Ringkv__Envelope *env)
     uint8_t hdr[8];
     if (read_full(fd, hdr, 8, 5000) != 0)
         return NULL;
-    uint32_t blen = (uint32_t)hdr[4] << 24 | (uint32_t)hdr[5] << 16 | (uint32_t)hdr[6] << 8 | hdr[7];
+    uint32_t blen =
+        (uint32_t)hdr[4] << 24 | (uint32_t)hdr[5] << 16 | (uint32_t)hdr[6] << 8 | hdr[7];
     uint8_t *body = malloc(blen ? blen : 1);
     assert_non_null(body);
     Ringkv__Envelope *out = NULL;

@@ -23,7 +23,7 @@
 #include "merkle.h"
 #include "store.h"
 
-#define NKEYS 2500
+#define NKEYS  2500
 #define NOW_MS 1700000000000ull
 #define TTL_MS 86400000ull
 
@@ -39,7 +39,10 @@ static int rm_entry(const char *path, const struct stat *st, int flag, struct FT
     return remove(path);
 }
 
-static uint64_t hlc_at(uint64_t ms) { return ms << HLC_LOGICAL_BITS; }
+static uint64_t hlc_at(uint64_t ms)
+{
+    return ms << HLC_LOGICAL_BITS;
+}
 
 static void key_of(int i, char *buf, size_t len)
 {
@@ -124,7 +127,8 @@ static merkle *brute(store *s, uint64_t lo, uint64_t hi, unsigned depth)
         if (!store_in_range(lo, hi, t))
             continue;
         store_record rec;
-        store_result r = store_get(s, k, strlen(k), 0, &rec, err, sizeof err); /* now 0: no expiry */
+        store_result r =
+            store_get(s, k, strlen(k), 0, &rec, err, sizeof err); /* now 0: no expiry */
         assert_true(r == STORE_OK || (r == STORE_NOT_FOUND && rec.version.hlc));
         if (!merkle_included(rec.tombstone, rec.version.hlc, rec.expires_ms, NOW_MS, TTL_MS))
             continue;
@@ -132,9 +136,8 @@ static merkle *brute(store *s, uint64_t lo, uint64_t hi, unsigned depth)
         uint64_t llo, lhi;
         assert_true(merkle_leaf_range(lo, hi, depth, leaf, &llo, &lhi));
         assert_true(store_in_range(llo, lhi, t));
-        merkle_add_leaf(m, t,
-                        merkle_record_hash(k, strlen(k), &rec.version, rec.tombstone,
-                                           rec.expires_ms));
+        merkle_add_leaf(
+            m, t, merkle_record_hash(k, strlen(k), &rec.version, rec.tombstone, rec.expires_ms));
     }
     merkle_finish(m);
     return m;
@@ -148,12 +151,12 @@ static void assert_same(const merkle *a, const merkle *b)
 }
 
 static const uint64_t ranges[][2] = {
-    {0, 0},                                          /* the whole ring */
-    {0x1234567890abcdefull, 0x1234567890abcdefull},  /* the whole ring, elsewhere */
+    {0, 0},                                         /* the whole ring */
+    {0x1234567890abcdefull, 0x1234567890abcdefull}, /* the whole ring, elsewhere */
     {0x4000000000000000ull, 0xc000000000000000ull}, /* half */
     {0xf000000000000000ull, 0x1000000000000000ull}, /* wraps past 2^64-1 */
-    {UINT64_MAX, 0x8000000000000000ull},             /* starts at the top */
-    {5, 5000},                                       /* narrower than the leaves */
+    {UINT64_MAX, 0x8000000000000000ull},            /* starts at the top */
+    {5, 5000},                                      /* narrower than the leaves */
 };
 
 static void tree_matches_brute_force(void **state)
@@ -307,7 +310,8 @@ static void peer_lists_are_checked(void **state)
     assert_int_equal(merkle_check_nodes(0, 0, ok, 1, err, sizeof err), -1);
     assert_int_equal(merkle_check_nodes(MERKLE_MAX_DEPTH + 1, 0, ok, 1, err, sizeof err), -1);
     assert_non_null(strstr(err, "depth"));
-    assert_int_equal(merkle_check_nodes(2, 2, ok, 1, err, sizeof err), -1); /* leaves: no children */
+    assert_int_equal(merkle_check_nodes(2, 2, ok, 1, err, sizeof err),
+                     -1); /* leaves: no children */
     assert_int_equal(merkle_check_nodes(2, 0, ok, 2, err, sizeof err), -1); /* index 3 at level 0 */
     assert_non_null(strstr(err, "node index 3"));
     assert_int_equal(merkle_check_nodes(2, 1, ok, 0, err, sizeof err), -1);
