@@ -236,8 +236,13 @@ void ae_round_next(antientropy *ae)
         x_start(ae, g);
     }
     if (!ae->x && ae->round_pos >= ae->nround && ae->interval_ms &&
-        !evtimer_pending(ae->tick_ev, NULL))
+        !evtimer_pending(ae->tick_ev, NULL)) {
+        if (ae->round_failures)
+            log_info("anti-entropy: %zu of %zu ranges could not be compared this round (last %s)",
+                     ae->round_failures, ae->nround, ae->round_why);
+        ae->round_failures = 0;
         tick_arm(ae);
+    }
 }
 
 static void on_tick(evutil_socket_t fd, short what, void *arg)

@@ -76,9 +76,11 @@ static void x_end(antientropy *ae)
                   x->peer, (unsigned long long)x->lo, (unsigned long long)x->hi);
     } else if (x->abort[0]) {
         ae->n.failures++;
-        log_info("anti-entropy with %s on (%016llx, %016llx] stopped after %llu ms: %s", x->peer,
-                 (unsigned long long)x->lo, (unsigned long long)x->hi, (unsigned long long)dur,
-                 x->abort);
+        ae->round_failures++;
+        snprintf(ae->round_why, sizeof ae->round_why, "with %s: %s", x->peer, x->abort);
+        log_debug("anti-entropy with %s on (%016llx, %016llx] stopped after %llu ms: %s", x->peer,
+                  (unsigned long long)x->lo, (unsigned long long)x->hi, (unsigned long long)dur,
+                  x->abort);
     } else {
         ae->n.exchanges++;
         if (x->leaves_diff || x->pulled || x->pushed)

@@ -136,6 +136,8 @@ struct antientropy {
     size_t nround, round_pos;
     uint64_t round_epoch;
     uint64_t rotation;
+    size_t round_failures; /* exchanges of this round that failed, for one log line */
+    char round_why[400];
     exchange *x;
     ae_tree cache[AE_CACHE_MAX];
     antientropy_stats n;

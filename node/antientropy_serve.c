@@ -25,6 +25,8 @@
 
 /* ---- the responder: trees for peers ---- */
 
+static bool tree_step(antientropy *ae, ae_tree *t);
+
 void ae_tree_clear(ae_tree *t)
 {
     merkle_builder_free(t->b);
@@ -175,6 +177,12 @@ void ae_on_merkle_req(void *ctx, peer_conn *pc, const Ringkv__Envelope *env)
             return;
         }
         ae_step_arm(ae);
+    }
+    if (t->b && !t->m) {
+        /* one step now: a small range is then answered without a retry */
+        if (tree_step(ae, t))
+            ae_step_arm(ae);
+        server_schedule_pass_end(ae->srv); /* releases the read snapshot */
     }
     if (!t->m) {
         mr.ok = mr.retry = true;
@@ -363,29 +371,33 @@ bool ae_served_lately(antientropy *ae, const range *g)
     return false;
 }
 
+/* One build step of t. Returns true while it needs more. */
+static bool tree_step(antientropy *ae, ae_tree *t)
+{
+    char err[256];
+    int rc = merkle_builder_step(t->b, AE_BUILD_BUDGET, err, sizeof err);
+    if (rc == 1) {
+        t->m = merkle_builder_take(t->b);
+        merkle_builder_free(t->b);
+        t->b = NULL;
+        t->built_ms = ae_mono_ms();
+        ae->n.trees_built++;
+    } else if (rc < 0) {
+        log_warn("anti-entropy: building a tree for a peer failed: %s", err);
+        ae_tree_clear(t);
+    }
+    return rc == 0;
+}
+
 /* One build step for each tree being built for peers. Returns true while
  * any still needs more. */
 bool ae_trees_step(antientropy *ae)
 {
-    char err[256];
     bool more = false;
     for (size_t i = 0; i < AE_CACHE_MAX; i++) {
         ae_tree *t = &ae->cache[i];
-        if (!t->used || !t->b)
-            continue;
-        int rc = merkle_builder_step(t->b, AE_BUILD_BUDGET, err, sizeof err);
-        if (rc == 1) {
-            t->m = merkle_builder_take(t->b);
-            merkle_builder_free(t->b);
-            t->b = NULL;
-            t->built_ms = ae_mono_ms();
-            ae->n.trees_built++;
-        } else if (rc < 0) {
-            log_warn("anti-entropy: building a tree for a peer failed: %s", err);
-            ae_tree_clear(t);
-        } else {
+        if (t->used && t->b && tree_step(ae, t))
             more = true;
-        }
     }
     return more;
 }
