@@ -22,12 +22,13 @@
 # the least any transfer of every record must carry.
 #
 #   bench/anti-entropy.sh [--keys N] [--diff PCT] [--value-size B]
-#                         [--interval DUR] [--port BASE]
+#                         [--interval DUR] [--rate SIZE] [--port BASE]
 #     --keys        keys in the data set (default 100000; the issue's target
 #                   is stated for 1000000)
 #     --diff        percent of the keys that differ (default 1)
 #     --value-size  bytes per value (default 100)
 #     --interval    anti_entropy_interval in phase 3 (default 2s)
+#     --rate        anti_entropy_rate in phase 3 (default 16MiB, the node's)
 #     --port        client ports BASE+1, BASE+2; peer ports BASE+101, +102
 #                   (default 27800)
 # Binaries from $RINGKV_BUILD, else build/.
@@ -38,6 +39,7 @@ keys=100000
 diff=1
 vsize=100
 interval=2s
+rate=16MiB
 base=27800
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -45,8 +47,9 @@ while [ $# -gt 0 ]; do
     --diff) diff=$2; shift 2 ;;
     --value-size) vsize=$2; shift 2 ;;
     --interval) interval=$2; shift 2 ;;
+    --rate) rate=$2; shift 2 ;;
     --port) base=$2; shift 2 ;;
-    *) sed -n '2,33p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
+    *) sed -n '2,34p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
   esac
 done
 for b in ringkvd ringkv ringkv-bench; do
@@ -59,14 +62,18 @@ dir=$(mktemp -d /tmp/ringkv-ae-bench-XXXXXX)
 a_addr=127.0.0.1:$((base + 1)); a_peer=127.0.0.1:$((base + 101))
 b_addr=127.0.0.1:$((base + 2)); b_peer=127.0.0.1:$((base + 102))
 pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill -KILL "$p" 2>/dev/null; done
+cleanup() { # a graceful stop, so the shell reports no killed job
+  for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null; done
+  for p in "${pids[@]}"; do
+    for _ in $(seq 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$p" 2>/dev/null
+  done
   wait 2>/dev/null
   rm -rf "$dir"
 }
 trap cleanup EXIT
 
-conf() { # $1: anti_entropy_interval
+conf() { # $1: anti_entropy_interval, $2: anti_entropy_rate
   cat <<EOF
 [node]
 fsync = no
@@ -76,10 +83,11 @@ r = 1
 w = 1
 [rebalance]
 anti_entropy_interval = $1
+anti_entropy_rate = ${2:-16MiB}
 EOF
 }
 conf 0 >"$dir/load.conf"
-conf "$interval" >"$dir/ae.conf"
+conf "$interval" "$rate" >"$dir/ae.conf"
 
 # start NAME CONF ID LISTEN [PEER SEEDS]: starts ringkvd, waits for a ping.
 start() {
@@ -192,7 +200,7 @@ printf '\nanti-entropy: %d keys of %d bytes on 2 replicas, %d (%s%%) differing\n
   "$keys" "$vsize" "$ndiff" "$diff"
 printf '%-34s %s\n' "load (phase 1)" "${load_s} s"
 printf '%-34s %s\n' "keys moved (pulled + pushed)" "$moved ($pulled + $pushed)"
-printf '%-34s %s\n' "time to converge" "${converged_s} s after both were up (interval $interval)"
+printf '%-34s %s\n' "time to converge" "${converged_s} s after both were up (interval $interval, rate $rate)"
 printf '%-34s %s\n' "bytes exchanged" "$exchanged"
 printf '%-34s %s\n' "bytes of a full copy" "$full"
 awk -v e="$exchanged" -v f="$full" 'BEGIN { printf "%-34s %.2f%% (target < 5%%)\n", "exchanged / full copy", 100 * e / f }'
