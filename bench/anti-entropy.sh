@@ -14,10 +14,11 @@
 #    INTERVAL. The script waits until the AE counters show the differing keys
 #    moved and a later exchange found the roots equal, then prints a table.
 #
-# Bytes exchanged = the sum over both nodes of ae_bytes_sent (every frame
-# anti-entropy sends: Merkle requests, their answers, records pushed as
-# ReplicaWrite frames, each counted once by its sender) plus 24 bytes per
-# pushed record for its ReplicaWriteAck. A full copy = KEYS records of key
+# Bytes exchanged = the sum over both nodes of ae_exchange_bytes: every
+# frame of the exchanges a node started, both ways (Merkle requests and
+# answers, records pushed as ReplicaWrite frames and their acks, records
+# pulled with ReplicaRead and their answers); all of an exchange passes
+# through the node that started it. A full copy = KEYS records of key
 # + value + version (8-byte HLC + origin id) + 8-byte expiry + 1 flag byte,
 # the least any transfer of every record must carry.
 #
@@ -188,9 +189,8 @@ done
 [ -n "$converged_s" ] || { echo "anti-entropy.sh: no convergence within 600 s" >&2; exit 1; }
 final_differing=$(sum ae_ranges_differing)
 ka=$(stat "$a_addr" keys); kb=$(stat "$b_addr" keys)
-sent=$(sum ae_bytes_sent)
 pushed=$(sum ae_keys_pushed); pulled=$(sum ae_keys_pulled)
-exchanged=$(( sent + 24 * pushed ))
+exchanged=$(sum ae_exchange_bytes)
 origin_len=3 # "aeA", "aeB"
 klen=16      # ringkv-bench keys: "key:%012d"
 full=$(( keys * (klen + vsize + 8 + origin_len + 8 + 1) ))
@@ -202,6 +202,7 @@ printf '%-34s %s\n' "load (phase 1)" "${load_s} s"
 printf '%-34s %s\n' "keys moved (pulled + pushed)" "$moved ($pulled + $pushed)"
 printf '%-34s %s\n' "time to converge" "${converged_s} s after both were up (interval $interval, rate $rate)"
 printf '%-34s %s\n' "bytes exchanged" "$exchanged"
+printf '%-34s %s\n' "  in exchanges started by A / B" "$(stat "$a_addr" ae_exchange_bytes) / $(stat "$b_addr" ae_exchange_bytes)"
 printf '%-34s %s\n' "bytes of a full copy" "$full"
 awk -v e="$exchanged" -v f="$full" 'BEGIN { printf "%-34s %.2f%% (target < 5%%)\n", "exchanged / full copy", 100 * e / f }'
 printf '%-34s %s\n' "keys on A / B" "$ka / $kb"

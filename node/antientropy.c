@@ -203,13 +203,16 @@ static int x_start(antientropy *ae, const range *g)
     x->epoch = ae->ranges_epoch;
     snprintf(x->peer, sizeof x->peer, "%s", cand[ae->rotation++ % nc]);
     x->started_ms = ae_mono_ms();
-    /* about one record per leaf, from this node's count and the range's share */
+    /* Up to about three records per leaf, from this node's count and the
+     * range's share: one level deeper costs 16 hashes (128 bytes) per
+     * differing key, which pays only while it spares more than about three
+     * versions-only records per differing leaf. */
     store_stats ss;
     store_get_stats(ae->srv->st, &ss);
     uint64_t span = g->hi - g->lo;
     uint64_t keys = span ? (uint64_t)((double)ss.records * ((double)span / 18446744073709551616.0))
                          : ss.records;
-    x->depth = merkle_depth_for(keys);
+    x->depth = merkle_depth_for(keys / 3);
     x->b = merkle_builder_new(ae->srv->st, x->lo, x->hi, x->depth, server_now_ms(ae->srv),
                               ae->srv->cfg->tombstone_ttl_ms);
     if (!x->b) {
@@ -356,6 +359,7 @@ size_t antientropy_wire_stats(const antientropy *ae, wire_stat *out)
     NUM("ae_keys_pushed", s.keys_pushed);
     NUM("ae_bytes_sent", s.bytes_sent);
     NUM("ae_bytes_received", s.bytes_received);
+    NUM("ae_exchange_bytes", s.exchange_bytes);
     NUM("ae_in_progress", s.in_progress);
     NUM("ae_last_ms", s.last_ms);
     NUM("ae_trees_built", s.trees_built);
@@ -364,6 +368,6 @@ size_t antientropy_wire_stats(const antientropy *ae, wire_stat *out)
     NUM("ae_rate", rate);
     NUM("ae_interval_ms", interval);
 #undef NUM
-    _Static_assert(16 <= ANTIENTROPY_STATS, "room for the ae_* entries");
+    _Static_assert(17 <= ANTIENTROPY_STATS, "room for the ae_* entries");
     return n;
 }

@@ -44,6 +44,7 @@ typedef struct antientropy_stats {
     uint64_t keys_pushed;      /* records written to a peer that lacked them */
     uint64_t bytes_sent;       /* frames sent: requests, answers, pushed writes */
     uint64_t bytes_received;   /* frames received: answers and requests */
+    uint64_t exchange_bytes;   /* both ways, of the exchanges this node started */
     uint64_t in_progress;      /* 1 while this node runs an exchange */
     uint64_t last_ms;          /* duration of the last exchange */
     uint64_t trees_built;      /* trees built, as initiator or responder */
@@ -55,7 +56,7 @@ void antientropy_get_stats(const antientropy *ae, antientropy_stats *out);
 
 /* Appends the ae_* STATS entries (at most ANTIENTROPY_STATS) to out;
  * returns how many. ae may be NULL (all zero). */
-#define ANTIENTROPY_STATS 16
+#define ANTIENTROPY_STATS 18
 size_t antientropy_wire_stats(const antientropy *ae, wire_stat *out);
 
 #endif

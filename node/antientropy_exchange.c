@@ -43,6 +43,21 @@ static int pos_cmp(const uint8_t *a, size_t alen, const uint8_t *b, size_t blen)
 
 /* ---- the initiator ---- */
 
+/* The initiator's bytes also count toward its exchanges' total: every
+ * frame of an exchange passes through the initiator, so this one figure is
+ * the whole exchange's traffic, both ways. */
+static void x_sent(antientropy *ae, uint64_t bytes)
+{
+    ae_sent(ae, bytes);
+    ae->n.exchange_bytes += bytes;
+}
+
+static void x_received(antientropy *ae, uint64_t bytes)
+{
+    ae_received(ae, bytes);
+    ae->n.exchange_bytes += bytes;
+}
+
 static void push_free_list(push_item **head)
 {
     while (*head) {
@@ -147,7 +162,7 @@ static exchange *x_answer(antientropy *ae, const Ringkv__Envelope *reply, const 
         ae_x_abort(ae, err ? err : "no answer");
         return NULL;
     }
-    ae_received(ae, ae_frame_bytes(reply));
+    x_received(ae, ae_frame_bytes(reply));
     if ((int)reply->body_case != body) {
         ae_x_abort(ae, "unexpected answer");
         return NULL;
@@ -172,7 +187,7 @@ static void x_retry_later(antientropy *ae)
 static int x_call(antientropy *ae, Ringkv__Envelope *env, uint64_t *idfield, replica_env_fn fn)
 {
     exchange *x = ae->x;
-    ae_sent(ae, ae_frame_bytes(env) + 10); /* + the id, set by replica_call */
+    x_sent(ae, ae_frame_bytes(env) + 10); /* + the id, set by replica_call */
     x->waiting = true;
     if (replica_call(ae->rep, x->peer, env, idfield, fn, ae) != 0) {
         x->waiting = false;
@@ -307,6 +322,8 @@ static int map_reset(exchange *x, size_t n)
 /* Takes the peer's records: each newer than the local copy is applied
  * (last-write-wins in this pass's batch); all go to the map. Returns 0, or
  * -1 with why. */
+static int queue_pull(antientropy *ae, const uint8_t *key, size_t klen);
+
 static int take_records(antientropy *ae, const Ringkv__MerkleLeavesReply *lr, char *why,
                         size_t whylen)
 {
@@ -346,6 +363,13 @@ static int take_records(antientropy *ae, const Ringkv__MerkleLeavesReply *lr, ch
         if (version_cmp(rec.version.hlc, rec.version.origin, local.version.hlc,
                         local.version.origin) <= 0)
             continue;
+        if (x->versions_only) { /* the value comes with a read */
+            if (queue_pull(ae, rec.key, rec.klen) != 0) {
+                snprintf(why, whylen, "out of memory");
+                return -1;
+            }
+            continue;
+        }
         if (replica_store(ae->rep, &rec, NULL, err, sizeof err) != STORE_OK) {
             snprintf(why, whylen, "storing a pulled record: %s", err);
             return -1;
@@ -432,9 +456,14 @@ static void send_leaves(antientropy *ae)
     q.depth = x->depth;
     q.epoch = x->epoch;
     q.fanout = MERKLE_FANOUT;
-    x->nreq = x->nleaves - x->leafpos;
+    /* first the leaves empty here, whole records; then the others, versions
+     * only: a request never mixes the two */
+    size_t end = x->leafpos < x->nfull ? x->nfull : x->nleaves;
+    x->nreq = end - x->leafpos;
     if (x->nreq > AE_LEAVES_PER_REQ)
         x->nreq = AE_LEAVES_PER_REQ;
+    x->versions_only = x->leafpos >= x->nfull;
+    q.versions_only = x->versions_only;
     q.leaves = x->leaves + x->leafpos;
     q.n_leaves = x->nreq;
     q.after.data = x->after;
@@ -443,27 +472,69 @@ static void send_leaves(antientropy *ae)
     x_call(ae, &env, &q.id, on_leaves);
 }
 
-static void on_pushed(void *arg, const char *from, const replica_reply *r)
+/* Applies a record read from the peer if it is still newer here. Returns
+ * 0, or -1 with why. */
+static int apply_pulled(antientropy *ae, const replica_record *rec, char *why, size_t whylen)
+{
+    exchange *x = ae->x;
+    server *srv = ae->srv;
+    char err[256];
+    if (rec->klen == 0 || rec->klen > srv->cfg->max_key_bytes ||
+        rec->vlen > srv->cfg->max_value_bytes)
+        return 0;
+    store_record local;
+    store_result res =
+        store_get(srv->st, rec->key, rec->klen, server_now_ms(srv), &local, err, sizeof err);
+    if (res != STORE_OK && res != STORE_NOT_FOUND) {
+        snprintf(why, whylen, "reading the local copy: %s", err);
+        return -1;
+    }
+    if (version_cmp(rec->version.hlc, rec->version.origin, local.version.hlc,
+                    local.version.origin) <= 0)
+        return 0;
+    if (replica_store(ae->rep, rec, NULL, err, sizeof err) != STORE_OK) {
+        snprintf(why, whylen, "storing a pulled record: %s", err);
+        return -1;
+    }
+    server_schedule_pass_end(srv);
+    x->pulled++;
+    ae->n.keys_pulled++;
+    return 0;
+}
+
+/* A pushed write acknowledged, or a pulled read answered. */
+static void on_item_done(void *arg, const char *from, const replica_reply *r)
 {
     (void)from;
     push_item *p = arg;
     antientropy *ae = p->ae;
     exchange *x = ae->x;
+    char why[300] = "";
     if (p->prev)
         p->prev->next = p->next;
     else
         x->inflight = p->next;
     if (p->next)
         p->next->prev = p->prev;
+    bool pull = p->pull;
     free(p);
     x->ninflight--;
-    ae_received(ae, AE_ACK_BYTES);
-    if (r->ok) {
+    if (!r->ok) {
+        snprintf(why, sizeof why, "%s %s failed: %s", pull ? "reading from" : "pushing to", x->peer,
+                 r->error);
+    } else if (!pull) {
+        x_received(ae, AE_ACK_BYTES);
         x->pushed++;
         ae->n.keys_pushed++;
-    } else if (!x->abort[0]) {
-        char why[300];
-        snprintf(why, sizeof why, "pushing to %s failed: %s", x->peer, r->error);
+    } else if (r->found) {
+        Ringkv__Record pb = RINGKV__RECORD__INIT;
+        replica_record_to_pb(&r->rec, &pb);
+        x_received(ae, ringkv__record__get_packed_size(&pb) + AE_ACK_BYTES);
+        apply_pulled(ae, &r->rec, why, sizeof why);
+    } else {
+        x_received(ae, AE_ACK_BYTES); /* gone meanwhile: nothing to take */
+    }
+    if (why[0] && !x->abort[0]) {
         ae_x_abort(ae, why);
         return;
     }
@@ -499,8 +570,10 @@ static void pump(antientropy *ae)
             x->inflight->prev = p;
         x->inflight = p;
         x->ninflight++;
-        ae_sent(ae, p->bytes);
-        if (replica_write(ae->rep, x->peer, &p->rec, NULL, on_pushed, p) != 0) {
+        x_sent(ae, p->bytes);
+        int rc = p->pull ? replica_read(ae->rep, x->peer, p->rec.key, p->rec.klen, on_item_done, p)
+                         : replica_write(ae->rep, x->peer, &p->rec, NULL, on_item_done, p);
+        if (rc != 0) {
             x->inflight = p->next;
             if (p->next)
                 p->next->prev = NULL;
@@ -512,14 +585,40 @@ static void pump(antientropy *ae)
     }
 }
 
+static void queue_add(exchange *x, push_item *p)
+{
+    p->next = NULL;
+    if (x->q_tail)
+        x->q_tail->next = p;
+    else
+        x->q_head = p;
+    x->q_tail = p;
+    x->nqueued++;
+}
+
+/* Queues a read of key from the peer (its record is newer there). */
+static int queue_pull(antientropy *ae, const uint8_t *key, size_t klen)
+{
+    push_item *p = malloc(sizeof *p + klen);
+    if (!p)
+        return -1;
+    p->ae = ae;
+    p->pull = true;
+    memcpy(p->data, key, klen);
+    p->rec = (replica_record){.key = p->data, .klen = klen};
+    p->bytes = klen + PEER_HEADER_BYTES + 20; /* a ReplicaRead frame */
+    queue_add(ae->x, p);
+    return 0;
+}
+
 static int queue_push(antientropy *ae, const store_item *it)
 {
-    exchange *x = ae->x;
     size_t vlen = it->tombstone ? 0 : it->vlen;
     push_item *p = malloc(sizeof *p + it->klen + vlen);
     if (!p)
         return -1;
     p->ae = ae;
+    p->pull = false;
     memcpy(p->data, it->key, it->klen);
     if (vlen)
         memcpy(p->data + it->klen, it->value, vlen);
@@ -534,13 +633,7 @@ static int queue_push(antientropy *ae, const store_item *it)
     replica_record_to_pb(&p->rec, &pb);
     /* a ReplicaWrite frame: header, Envelope version and tags, the id */
     p->bytes = ringkv__record__get_packed_size(&pb) + PEER_HEADER_BYTES + 20;
-    p->next = NULL;
-    if (x->q_tail)
-        x->q_tail->next = p;
-    else
-        x->q_head = p;
-    x->q_tail = p;
-    x->nqueued++;
+    queue_add(ae->x, p);
     return 0;
 }
 
@@ -631,6 +724,23 @@ static void descend_done(antientropy *ae)
         x->nleaves = x->ncur;
         x->cur = NULL;
         x->ncur = 0;
+        /* Leaves empty here go first, asked for with their values (all of
+         * them are missing here); the rest versions only, so a value
+         * crosses only when it is needed. Without memory for the reorder,
+         * every leaf is asked for versions only: slower, still right. */
+        uint32_t *sorted = malloc(x->nleaves * sizeof *sorted);
+        x->nfull = 0;
+        if (sorted) {
+            size_t n = 0;
+            for (int pass = 0; pass < 2; pass++)
+                for (size_t i = 0; i < x->nleaves; i++)
+                    if ((merkle_node(x->m, x->depth, x->leaves[i]) == 0) == (pass == 0))
+                        sorted[n++] = x->leaves[i];
+            for (size_t i = 0; i < x->nleaves; i++)
+                x->nfull += merkle_node(x->m, x->depth, x->leaves[i]) == 0;
+            free(x->leaves);
+            x->leaves = sorted;
+        }
         x->leaves_diff = x->nleaves;
         ae->n.leaves_differing += x->nleaves;
         x->phase = X_LEAVES;

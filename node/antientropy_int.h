@@ -50,9 +50,11 @@ typedef struct ae_tree {
     uint64_t built_ms, used_ms;
 } ae_tree;
 
-/* A record copied from the store, waiting to be (or being) pushed. */
+/* A record copied from the store, waiting to be (or being) pushed; or,
+ * with pull set, a key (rec.key only) to read from the peer. */
 typedef struct push_item {
     struct push_item *prev, *next;
+    bool pull;
     struct antientropy *ae;
     replica_record rec;
     uint64_t bytes;
@@ -94,8 +96,9 @@ struct exchange {
     size_t ncur, curpos, nsent, nnext, capnext;
 
     /* leaves: the differing ones, done up to leafpos (after `after`) */
-    uint32_t *leaves;
-    size_t nleaves, leafpos, nreq;
+    uint32_t *leaves; /* those empty here first (nfull), asked for whole records */
+    size_t nleaves, nfull, leafpos, nreq;
+    bool versions_only; /* the answer in flight or being worked on */
     uint8_t after[AE_POS_MAX];
     size_t afterlen;
     /* the answer being worked on: own records of leaves[scan_idx..scan_end]

@@ -211,7 +211,7 @@ typedef struct leaves_fill {
     Ringkv__Record **recs;
     size_t n, cap;
     size_t bytes, max_bytes, seen;
-    bool full;
+    bool full, versions_only;
     uint64_t now_ms, ttl_ms;
     uint8_t last[AE_POS_MAX];
     size_t lastlen;
@@ -227,7 +227,8 @@ static int on_leaf_item(void *arg, const store_item *it)
         f->lastlen = it->poslen;
     }
     if (merkle_included(it->tombstone, it->version.hlc, it->expires_ms, f->now_ms, f->ttl_ms)) {
-        size_t olen = strlen(it->version.origin), vlen = it->tombstone ? 0 : it->vlen;
+        size_t olen = strlen(it->version.origin);
+        size_t vlen = it->tombstone || f->versions_only ? 0 : it->vlen;
         if (f->n == f->cap) {
             size_t cap = f->cap ? f->cap * 2 : 256;
             Ringkv__Record **r = realloc(f->recs, cap * sizeof *r);
@@ -313,6 +314,7 @@ void ae_on_leaves_req(void *ctx, peer_conn *pc, const Ringkv__Envelope *env)
         return;
     }
     leaves_fill f = {.max_bytes = q->max_bytes ? q->max_bytes : AE_MAX_REPLY,
+                     .versions_only = q->versions_only,
                      .now_ms = server_now_ms(ae->srv),
                      .ttl_ms = ae->srv->cfg->tombstone_ttl_ms};
     if (f.max_bytes > AE_MAX_REPLY)
