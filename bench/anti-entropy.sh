@@ -23,13 +23,17 @@
 # the least any transfer of every record must carry.
 #
 #   bench/anti-entropy.sh [--keys N] [--diff PCT] [--value-size B]
-#                         [--interval DUR] [--rate SIZE] [--port BASE]
+#                         [--interval DUR] [--rate SIZE] [--initiator A|B|both]
+#                         [--port BASE]
 #     --keys        keys in the data set (default 100000; the target
 #                   is stated for 1000000)
 #     --diff        percent of the keys that differ (default 1)
 #     --value-size  bytes per value (default 100)
 #     --interval    anti_entropy_interval in phase 3 (default 2s)
 #     --rate        anti_entropy_rate in phase 3 (default 16MiB, the node's)
+#     --initiator   which node starts exchanges (the other only answers, its
+#                   interval 0): A pulls the newer records, B pushes them
+#                   (default both: whichever comes first)
 #     --port        client ports BASE+1, BASE+2; peer ports BASE+101, +102
 #                   (default 27800)
 # Binaries from $RINGKV_BUILD, else build/.
@@ -41,6 +45,7 @@ diff=1
 vsize=100
 interval=2s
 rate=16MiB
+initiator=both
 base=27800
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -49,8 +54,9 @@ while [ $# -gt 0 ]; do
     --value-size) vsize=$2; shift 2 ;;
     --interval) interval=$2; shift 2 ;;
     --rate) rate=$2; shift 2 ;;
+    --initiator) initiator=$2; shift 2 ;;
     --port) base=$2; shift 2 ;;
-    *) sed -n '2,34p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
+    *) sed -n '2,38p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
   esac
 done
 for b in ringkvd ringkv ringkv-bench; do
@@ -88,7 +94,14 @@ anti_entropy_rate = ${2:-16MiB}
 EOF
 }
 conf 0 >"$dir/load.conf"
-conf "$interval" "$rate" >"$dir/ae.conf"
+conf "$interval" "$rate" >"$dir/ae-A.conf"
+conf "$interval" "$rate" >"$dir/ae-B.conf"
+case "$initiator" in
+  A) conf 0 "$rate" >"$dir/ae-B.conf" ;;
+  B) conf 0 "$rate" >"$dir/ae-A.conf" ;;
+  both) ;;
+  *) echo "anti-entropy.sh: --initiator takes A, B or both" >&2; exit 2 ;;
+esac
 
 # start NAME CONF ID LISTEN [PEER SEEDS]: starts ringkvd, waits for a ping.
 start() {
@@ -159,8 +172,8 @@ stop B
 stop A
 
 echo "phase 3: A and B as a cluster again, anti_entropy_interval = $interval" >&2
-start A "$dir/ae.conf" aeA "$a_addr" "$a_peer" "$b_peer"
-start B "$dir/ae.conf" aeB "$b_addr" "$b_peer" "$a_peer"
+start A "$dir/ae-A.conf" aeA "$a_addr" "$a_peer" "$b_peer"
+start B "$dir/ae-B.conf" aeB "$b_addr" "$b_peer" "$a_peer"
 wait_alive "$a_addr" 2
 wait_alive "$b_addr" 2
 t0=$(date +%s.%N)
