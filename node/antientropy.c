@@ -337,6 +337,9 @@ void antientropy_free(antientropy *ae)
 void antientropy_get_stats(const antientropy *ae, antientropy_stats *out)
 {
     *out = ae->n;
+    const exchange *x = ae->x;
+    out->leaves_pending = x && x->phase == X_LEAVES ? x->nleaves - x->leafpos : 0;
+    out->ranges_pending = ae->nround - ae->round_pos;
 }
 
 size_t antientropy_wire_stats(const antientropy *ae, wire_stat *out)
@@ -344,7 +347,7 @@ size_t antientropy_wire_stats(const antientropy *ae, wire_stat *out)
     antientropy_stats s = {0};
     uint64_t rate = 0, interval = 0;
     if (ae) {
-        s = ae->n;
+        antientropy_get_stats(ae, &s);
         rate = ae->rate;
         interval = ae->interval_ms;
     }
@@ -361,6 +364,8 @@ size_t antientropy_wire_stats(const antientropy *ae, wire_stat *out)
     NUM("ae_bytes_received", s.bytes_received);
     NUM("ae_exchange_bytes", s.exchange_bytes);
     NUM("ae_in_progress", s.in_progress);
+    NUM("ae_leaves_pending", s.leaves_pending);
+    NUM("ae_ranges_pending", s.ranges_pending);
     NUM("ae_last_ms", s.last_ms);
     NUM("ae_trees_built", s.trees_built);
     NUM("ae_requests_served", s.requests_served);
@@ -368,6 +373,6 @@ size_t antientropy_wire_stats(const antientropy *ae, wire_stat *out)
     NUM("ae_rate", rate);
     NUM("ae_interval_ms", interval);
 #undef NUM
-    _Static_assert(17 <= ANTIENTROPY_STATS, "room for the ae_* entries");
+    _Static_assert(19 <= ANTIENTROPY_STATS, "room for the ae_* entries");
     return n;
 }

@@ -46,6 +46,8 @@ typedef struct antientropy_stats {
     uint64_t bytes_received;   /* frames received: answers and requests */
     uint64_t exchange_bytes;   /* both ways, of the exchanges this node started */
     uint64_t in_progress;      /* 1 while this node runs an exchange */
+    uint64_t leaves_pending;   /* differing leaves of that exchange not yet done */
+    uint64_t ranges_pending;   /* ranges of the current round not yet started */
     uint64_t last_ms;          /* duration of the last exchange */
     uint64_t trees_built;      /* trees built, as initiator or responder */
     uint64_t requests_served;  /* peers' Merkle requests answered */
@@ -56,7 +58,7 @@ void antientropy_get_stats(const antientropy *ae, antientropy_stats *out);
 
 /* Appends the ae_* STATS entries (at most ANTIENTROPY_STATS) to out;
  * returns how many. ae may be NULL (all zero). */
-#define ANTIENTROPY_STATS 18
+#define ANTIENTROPY_STATS 20
 size_t antientropy_wire_stats(const antientropy *ae, wire_stat *out);
 
 #endif
