@@ -168,7 +168,7 @@ static exchange *x_answer(antientropy *ae, const Ringkv__Envelope *reply, const 
         return NULL;
     }
     if (x->abort[0]) {
-        x_end(ae);
+        ae_x_abort(ae, x->abort);
         return NULL;
     }
     return x;
@@ -407,9 +407,9 @@ static void on_leaves(void *arg, const char *from, const Ringkv__Envelope *reply
         k = x->leafpos;
         while (k < end && x->leaves[k] != lr->next_leaf)
             k++;
-        bool stuck = k == x->leafpos &&
-                     (!lr->after.len || (lr->after.len == x->afterlen &&
-                                         memcmp(lr->after.data, x->after, x->afterlen) == 0));
+        /* every answer must move forward, or a peer could keep us here */
+        bool stuck = k == x->leafpos && (!lr->after.len || pos_cmp(lr->after.data, lr->after.len,
+                                                                   x->after, x->afterlen) <= 0);
         if (k == end || lr->after.len >= AE_POS_MAX || stuck) {
             snprintf(why, sizeof why, "%s answered with a bad resume position", x->peer);
             ae_x_abort(ae, why);
