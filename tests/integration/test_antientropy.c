@@ -36,7 +36,7 @@
 
 #define WAIT_MS 45000
 #define N_NODES 3
-#define NKEYS   2000
+#define NKEYS   10000 /* past 8192: a leaves answer to a3 stops and resumes */
 #define NDEL    500
 #define WINDOW  256
 
