@@ -8,7 +8,7 @@
 #                   gossip settings; binaries from $RINGKV_BUILD or build/
 #   gl_start I      start node I (1..3); gl_kill I; gl_stop_all
 #   gl_state OBS ID what node OBS reports about member ID ("" if it cannot say)
-#   gl_wait_converged SECS   until every node sees all three alive
+#   gl_wait_converged SECS   until every node sees all three alive, on the ring
 #   gl_stat I NAME  a numeric STATS value of node I
 
 gl_root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -102,7 +102,14 @@ gl_wait_converged() {
       [ "$("$gl_build/ringkv" --timeout 1000 -h "$(gl_addr "$i")" members --json 2>/dev/null |
            grep -o '"state":"alive"' | wc -l)" -eq 3 ] && alive=$((alive + 1))
     done
-    [ "$alive" -eq 3 ] && return 0
+    # and every node a ring member (a fresh cluster's second and third
+    # nodes join the first one's ring)
+    if [ "$alive" -eq 3 ]; then
+      for i in 1 2 3; do
+        [ "$(gl_stat "$i" ring_members)" = 3 ] || { alive=0; break; }
+      done
+      [ "$alive" -eq 3 ] && return 0
+    fi
     sleep 0.05
   done
   return 1

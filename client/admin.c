@@ -218,6 +218,18 @@ rkv_status rkv_remove(rkv_client *c, const char *node_id)
     return st;
 }
 
+rkv_status rkv_decommission(rkv_client *c)
+{
+    if (!c)
+        return RKV_ERR_ARG;
+    client_clear_err(c);
+    wire_request req = {.op = WIRE_OP_DECOMMISSION, .consistency = -1};
+    wire_response resp;
+    rkv_status st = client_roundtrip(c, &req, &resp);
+    client_trim_buffers(c);
+    return st;
+}
+
 rkv_status rkv_topology(rkv_client *c, struct rkv_topology **out)
 {
     if (!c)

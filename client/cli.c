@@ -11,6 +11,7 @@
 #include <inttypes.h>
 #include <limits.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -409,6 +410,152 @@ static int cmd_remove(cli *cl, int argc, const cli_arg *argv)
     return 0;
 }
 
+/* Connects to member id's client address (as the connected node knows it);
+ * NULL after printing why. */
+static rkv_client *connect_member(cli *cl, const char *id, char *addr, size_t addrlen)
+{
+    rkv_member *m;
+    size_t n;
+    rkv_status st = rkv_members(cl->c, &m, &n);
+    if (st != RKV_OK) {
+        client_error(cl, st);
+        return NULL;
+    }
+    addr[0] = '\0';
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(m[i].id, id) == 0)
+            snprintf(addr, addrlen, "%s", m[i].client_addr);
+    rkv_members_free(m, n);
+    if (!addr[0]) {
+        cli_error("no member has the id '%s' (see `ringkv members`)", id);
+        return NULL;
+    }
+    char err[256];
+    rkv_client *c = rkv_connect(addr, NULL, err, sizeof err);
+    if (!c)
+        cli_error("cannot reach %s at %s: %s", id, addr, err);
+    return c;
+}
+
+static int cmd_decommission(cli *cl, int argc, const cli_arg *argv)
+{
+    rkv_client *c = cl->c;
+    char addr[256];
+    const char *who = "the node";
+    if (argc == 1) {
+        if (memchr(argv[0].s, '\0', argv[0].len))
+            return cli_error("a node id cannot contain a NUL byte");
+        if (!(c = connect_member(cl, argv[0].s, addr, sizeof addr)))
+            return EXIT_ERROR;
+        who = argv[0].s;
+    }
+    rkv_status st = rkv_decommission(c);
+    int rc = 0;
+    if (st != RKV_OK)
+        rc = cli_error("decommission refused: %s", *rkv_errstr(c) ? rkv_errstr(c) : rkv_status_name(st));
+    else
+        printf("decommissioning %s: it hands its ranges over, then leaves and stops "
+               "(follow it with `ringkv status`)\n", who);
+    if (c != cl->c)
+        rkv_close(c);
+    return rc;
+}
+
+static const char *stat_str(const rkv_stat *s, size_t n, const char *name)
+{
+    for (size_t i = 0; i < n; i++)
+        if (!s[i].is_num && strcmp(s[i].name, name) == 0)
+            return s[i].str;
+    return "-";
+}
+
+static uint64_t stat_num(const rkv_stat *s, size_t n, const char *name)
+{
+    for (size_t i = 0; i < n; i++)
+        if (s[i].is_num && strcmp(s[i].name, name) == 0)
+            return s[i].num;
+    return 0;
+}
+
+static void format_bytes(uint64_t b, char *buf, size_t len)
+{
+    const char *unit[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+    double v = (double)b;
+    int u = 0;
+    while (v >= 1024 && u < 4)
+        v /= 1024, u++;
+    snprintf(buf, len, u ? "%.1f %s" : "%.0f %s", v, unit[u]);
+}
+
+#define STATUS_FMT "%-12s %-8s %-8s %6s %7s %10s %10s  %s\n"
+
+/* One row of `status` from a node's own STATS. */
+static void status_row(const char *id, const char *state, const rkv_stat *s, size_t ns)
+{
+    char ranges[24], share[16], keys[24], bytes[32], act[200];
+    snprintf(ranges, sizeof ranges, "%" PRIu64, stat_num(s, ns, "ranges_owned"));
+    snprintf(share, sizeof share, "%.1f%%", (double)stat_num(s, ns, "replica_share_ppm") / 1e4);
+    snprintf(keys, sizeof keys, "%" PRIu64, stat_num(s, ns, "keys"));
+    format_bytes(stat_num(s, ns, "store_bytes"), bytes, sizeof bytes);
+    const char *a = stat_str(s, ns, "stream_activity");
+    uint64_t tt = stat_num(s, ns, "stream_tasks_total"), td = stat_num(s, ns, "stream_tasks_done");
+    bool out = strcmp(a, "decommissioning") == 0;
+    if (out || strcmp(a, "joining") == 0 || strcmp(a, "repairing") == 0) {
+        char rate[32], moved[32];
+        format_bytes(stat_num(s, ns, "stream_rate_bps"), rate, sizeof rate);
+        format_bytes(stat_num(s, ns, out ? "stream_bytes_out" : "stream_bytes_in"), moved,
+                     sizeof moved);
+        snprintf(act, sizeof act,
+                 "%s: %" PRIu64 "/%" PRIu64 " ranges done, %s moved, %s/s, %" PRIu64 " left", a,
+                 td, tt, moved, rate, tt - td);
+    } else {
+        snprintf(act, sizeof act, "%s", a);
+    }
+    if (stat_num(s, ns, "ae_in_progress"))
+        snprintf(act + strlen(act), sizeof act - strlen(act), "; anti-entropy running");
+    printf(STATUS_FMT, id, state, stat_str(s, ns, "ring_role"), ranges, share, keys, bytes, act);
+}
+
+/* status: every member's ring role, ranges, keys and bytes, and what it is
+ * streaming or repairing, from each member's own STATS (a node without
+ * membership: just itself). */
+static int cmd_status(cli *cl, int argc, const cli_arg *argv)
+{
+    (void)argc, (void)argv;
+    rkv_member *m;
+    size_t n;
+    rkv_stat *s = NULL;
+    size_t ns = 0;
+    rkv_status st = rkv_members(cl->c, &m, &n);
+    if (st == RKV_ERR_UNAVAILABLE) { /* membership off: a ring of one */
+        if ((st = rkv_stats(cl->c, &s, &ns)) != RKV_OK)
+            return client_error(cl, st);
+        printf(STATUS_FMT, "ID", "STATE", "ROLE", "RANGES", "SHARE", "KEYS", "BYTES", "ACTIVITY");
+        status_row(stat_str(s, ns, "node_id"), "alive", s, ns);
+        rkv_stats_free(s, ns);
+        return 0;
+    }
+    if (st != RKV_OK)
+        return client_error(cl, st);
+    printf(STATUS_FMT, "ID", "STATE", "ROLE", "RANGES", "SHARE", "KEYS", "BYTES", "ACTIVITY");
+    for (size_t i = 0; i < n; i++) {
+        if (strcmp(m[i].state, "removed") == 0)
+            continue;
+        bool up = strcmp(m[i].state, "alive") == 0 || strcmp(m[i].state, "suspect") == 0;
+        rkv_client *c = up ? rkv_connect(m[i].client_addr, NULL, NULL, 0) : NULL;
+        if (c && rkv_stats(c, &s, &ns) == RKV_OK) {
+            status_row(m[i].id, m[i].state, s, ns);
+            rkv_stats_free(s, ns);
+        } else {
+            printf(STATUS_FMT, m[i].id, m[i].state, m[i].role, "-", "-", "-", "-",
+                   c ? "not answering" : "down");
+        }
+        rkv_close(c);
+    }
+    rkv_members_free(m, n);
+    return 0;
+}
+
 static int cmd_ring(cli *cl, int argc, const cli_arg *argv)
 {
     (void)argc, (void)argv;
@@ -468,6 +615,13 @@ static const cli_cmd commands[] = {
     {"members", 0, 1, "members [--json]",
      "list the cluster members: state, incarnation, how long in that state", cmd_members},
     {"remove", 1, 1, "remove ID", "remove a dead (or left) member for good", cmd_remove},
+    {"decommission", 0, 1, "decommission [ID]",
+     "hand a node's ranges to the others, then make it leave and stop (default: the node "
+     "connected to)",
+     cmd_decommission},
+    {"status", 0, 0, "status",
+     "per member: ring role, ranges, share, keys, bytes, streaming or repair in progress",
+     cmd_status},
     {"ring", 0, 0, "ring", "show each ring member's share of the keys", cmd_ring},
     {"locate", 1, 1, "locate KEY", "show KEY's token and its replicas in preference order",
      cmd_locate},

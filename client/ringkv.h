@@ -160,6 +160,14 @@ RKV_API void rkv_members_free(rkv_member *members, size_t n);
  * id is unknown, the node's own, or not dead or left. */
 RKV_API rkv_status rkv_remove(rkv_client *c, const char *node_id);
 
+/* Decommissions the node this client is connected to: it hands its ranges
+ * to the members that take them over, then leaves the cluster and stops.
+ * Returns at once (RKV_OK: started); STATS' stream_* figures and
+ * `ringkv status` follow it. Refused (RKV_ERR_UNAVAILABLE, with the reason
+ * in rkv_errstr) for a node that is not a ring member, the last member,
+ * or while another node is joining or leaving. */
+RKV_API rkv_status rkv_decommission(rkv_client *c);
+
 /* Consistency for this client's later GET, PUT and DEL requests (default:
  * RKV_CONSISTENCY_DEFAULT, the node's). RKV_ERR_ARG for an unknown level. */
 RKV_API rkv_status rkv_set_consistency(rkv_client *c, rkv_consistency level);

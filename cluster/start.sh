@@ -27,23 +27,26 @@ done
 # not an expectation.
 alive_seen_by() { "$build/ringkv" --timeout 2000 -h "$(addr_of "$1")" members --json 2>/dev/null |
                     grep -o '"state":"alive"' | wc -l; }
+# ...and on the ring: a fresh cluster's first node founds it, the others join.
+ring_of() { "$build/ringkv" --timeout 2000 -h "$(addr_of "$1")" stats 2>/dev/null |
+              awk '$1 == "ring_members" { print $2 }'; }
 converged=
 for _ in $(seq 300); do
   converged=yes
   for n in node1 node2 node3; do
-    [ "$(alive_seen_by "$n")" -eq 3 ] || { converged=; break; }
+    [ "$(alive_seen_by "$n")" -eq 3 ] && [ "$(ring_of "$n")" = 3 ] || { converged=; break; }
   done
   [ -n "$converged" ] && break
   sleep 0.1
 done
 echo
 if [ -z "$converged" ]; then
-  echo "the nodes did not all see each other alive within 30 s; what each sees:" >&2
+  echo "the nodes did not all see each other alive and on the ring within 30 s; what each sees:" >&2
   cluster/ctl.sh status >&2
   exit 1
 fi
-echo "Every node sees all three alive. Members, as node1 sees them:"
-"$build/ringkv" -h "$(addr_of node1)" members
+echo "Every node sees all three alive and on the ring:"
+"$build/ringkv" -h "$(addr_of node1)" status
 
 cat <<MSG
 

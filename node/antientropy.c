@@ -255,6 +255,10 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
     antientropy *ae = arg;
     if (ae->x || ae->srv->stopping)
         return; /* the running round re-arms the tick when it ends */
+    if (cluster_pending(ae->cl)) {
+        tick_arm(ae); /* nodes are joining or leaving: ranges are moving */
+        return;
+    }
     if (ranges_refresh(ae) != 0) {
         tick_arm(ae);
         return;

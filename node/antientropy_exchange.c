@@ -756,7 +756,7 @@ void ae_x_advance(antientropy *ae)
         ae_x_abort(ae, x->abort);
         return;
     }
-    if (cluster_epoch(ae->cl) != x->epoch) {
+    if (cluster_epoch(ae->cl) != x->epoch || cluster_pending(ae->cl)) {
         ae_x_abort(ae, "the ring changed");
         return;
     }

@@ -102,6 +102,10 @@ static int check_ring(antientropy *ae, uint64_t lo, uint64_t hi, uint64_t epoch,
                  (unsigned long long)cluster_epoch(ae->cl), (unsigned long long)epoch);
         return -1;
     }
+    if (cluster_pending(ae->cl)) {
+        snprintf(err, errlen, "ring changing: nodes are joining or leaving");
+        return -1;
+    }
     if (!ae_range_find(ae, lo, hi)) {
         snprintf(err, errlen,
                  "(%016llx, %016llx] is not a range this node replicates in the current ring",

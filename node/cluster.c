@@ -17,6 +17,7 @@
 #include "membership.h"
 
 #define CLUSTER_MAX_UP_FNS 8
+#define CLUSTER_MAX_RING_FNS 4
 
 typedef struct cmember {
     char id[GOSSIP_ID_MAX + 1];
@@ -33,7 +34,8 @@ struct cluster {
     char self[GOSSIP_ID_MAX + 1];
     uint32_t vnodes_default;
     size_t nrep; /* [replication] n, capped at CLUSTER_MAX_N */
-    ring *r;
+    ring *r;       /* current: members and leaving members */
+    ring *pending; /* after the joins and leaves in progress; NULL when none */
     cmember *members;
     size_t nmembers, capmembers;
     struct {
@@ -41,12 +43,33 @@ struct cluster {
         void *arg;
     } up[CLUSTER_MAX_UP_FNS];
     size_t nup;
+    struct {
+        cluster_ring_fn fn;
+        void *arg;
+    } ringfn[CLUSTER_MAX_RING_FNS];
+    size_t nringfn;
 };
 
+/* Present: alive, suspect or dead, or left (stopped gracefully) without
+ * having been decommissioned: a stopped node keeps its ranges, as a dead
+ * one does, and its writes go to a stand-in with a hint. */
+static bool present(const cmember *cm)
+{
+    return cm->state == GOSSIP_ALIVE || cm->state == GOSSIP_SUSPECT ||
+           cm->state == GOSSIP_DEAD ||
+           (cm->state == GOSSIP_LEFT && cm->role == GOSSIP_ROLE_MEMBER);
+}
+
+/* On the current ring: members, and leaving members until they are gone. */
 static bool on_ring(const cmember *cm)
 {
-    return cm->role == GOSSIP_ROLE_MEMBER &&
-           (cm->state == GOSSIP_ALIVE || cm->state == GOSSIP_SUSPECT || cm->state == GOSSIP_DEAD);
+    return present(cm) && cm->role != GOSSIP_ROLE_JOINING;
+}
+
+/* On the pending ring: members, and joining members. */
+static bool on_pending(const cmember *cm)
+{
+    return present(cm) && cm->role != GOSSIP_ROLE_LEAVING;
 }
 
 static cmember *find(const cluster *c, const char *id)
@@ -57,24 +80,52 @@ static cmember *find(const cluster *c, const char *id)
     return NULL;
 }
 
-/* Builds a ring of the members on it; on failure the old ring stays. */
-static int rebuild(cluster *c, char *err, size_t errlen)
+/* Builds the ring of the members that pass `keep`; NULL with a message. */
+static ring *build(cluster *c, bool (*keep)(const cmember *), char *err, size_t errlen)
 {
     ring_member *rm = calloc(c->nmembers ? c->nmembers : 1, sizeof *rm);
     if (!rm) {
         snprintf(err, errlen, "out of memory building the ring");
-        return -1;
+        return NULL;
     }
     size_t n = 0;
     for (size_t i = 0; i < c->nmembers; i++)
-        if (on_ring(&c->members[i]))
+        if (keep(&c->members[i]))
             rm[n++] = (ring_member){c->members[i].id, c->members[i].vnodes};
     ring *r = ring_new(rm, n, err, errlen);
     free(rm);
+    return r;
+}
+
+/* Rebuilds both rings; on failure the old ones stay. The listeners see the
+ * change (why: the member that moved, or NULL) before the old ring goes. */
+static int rebuild(cluster *c, const char *why_id, bool decommissioned, char *err, size_t errlen)
+{
+    ring *r = build(c, on_ring, err, errlen);
     if (!r)
         return -1;
-    ring_free(c->r);
+    ring *p = build(c, on_pending, err, errlen);
+    if (!p) {
+        ring_free(r);
+        return -1;
+    }
+    if (ring_epoch(p) == ring_epoch(r)) {
+        ring_free(p);
+        p = NULL;
+    }
+    ring *old = c->r, *oldp = c->pending;
     c->r = r;
+    c->pending = p;
+    bool changed = !old || ring_epoch(old) != ring_epoch(r) ||
+                   (oldp ? ring_epoch(oldp) : 0) != (p ? ring_epoch(p) : 0);
+    if (old && changed) {
+        cluster_ring_change ch = {.from = old, .to = r, .pending = p, .member = why_id,
+                                  .decommissioned = decommissioned};
+        for (size_t i = 0; i < c->nringfn; i++)
+            c->ringfn[i].fn(c->ringfn[i].arg, &ch);
+    }
+    ring_free(old);
+    ring_free(oldp);
     return 0;
 }
 
@@ -103,7 +154,8 @@ void cluster_apply_member(cluster *c, const gossip_member *gm)
         log_error("cluster: out of memory adding member %s", gm->id);
         return;
     }
-    bool was_on = !is_new && on_ring(cm);
+    bool was_on = !is_new && on_ring(cm), was_pend = !is_new && on_pending(cm);
+    gossip_role old_role = cm->role;
     uint32_t old_vnodes = cm->vnodes;
     gossip_state old = cm->state;
     snprintf(cm->peer_addr, sizeof cm->peer_addr, "%s", gm->peer_addr);
@@ -112,16 +164,24 @@ void cluster_apply_member(cluster *c, const gossip_member *gm)
     cm->state = gm->state;
     cm->role = gm->role;
     cm->vnodes = gm->vnodes ? gm->vnodes : c->vnodes_default;
-    bool now_on = on_ring(cm);
-    if (was_on != now_on || (now_on && old_vnodes != cm->vnodes)) {
+    bool now_on = on_ring(cm), now_pend = on_pending(cm);
+    if (was_on != now_on || was_pend != now_pend ||
+        ((now_on || now_pend) && old_vnodes != cm->vnodes)) {
         char err[256];
         uint64_t before = ring_epoch(c->r);
-        if (rebuild(c, err, sizeof err) != 0)
+        /* Off the ring after leaving with its ranges handed over. */
+        bool decom = was_on && !now_on && old_role == GOSSIP_ROLE_LEAVING &&
+                     cm->state == GOSSIP_LEFT; /* removed mid-way: not handed over */
+        if (rebuild(c, gm->id, decom, err, sizeof err) != 0)
             log_error("cluster: ring not rebuilt for %s: %s", gm->id, err);
-        else
+        else if (ring_epoch(c->r) != before)
             log_info("cluster: ring now has %zu member%s (epoch %016llx, was %016llx)",
                      ring_members(c->r), ring_members(c->r) == 1 ? "" : "s",
                      (unsigned long long)ring_epoch(c->r), (unsigned long long)before);
+        else if (c->pending)
+            log_info("cluster: %s is %s: the ring is changing to %zu members (epoch %016llx)",
+                     gm->id, gossip_role_name(cm->role), ring_members(c->pending),
+                     (unsigned long long)ring_epoch(c->pending));
     }
     bool is_self = strcmp(gm->id, c->self) == 0;
     if (!is_self && gm->state == GOSSIP_ALIVE && (is_new || old != GOSSIP_ALIVE)) {
@@ -158,9 +218,9 @@ cluster *cluster_new(const config *cfg, const char *self_id, membership *m, char
     if (!self)
         goto oom;
     self->state = GOSSIP_ALIVE;
-    self->role = GOSSIP_ROLE_MEMBER;
+    self->role = m ? membership_self_role(m) : GOSSIP_ROLE_MEMBER;
     self->vnodes = c->vnodes_default;
-    if (rebuild(c, err, errlen) != 0)
+    if (rebuild(c, NULL, false, err, errlen) != 0)
         goto fail;
     if (m) {
         size_t n;
@@ -188,6 +248,7 @@ void cluster_free(cluster *c)
     if (c->m)
         membership_unsubscribe(c->m, on_member_event, c);
     ring_free(c->r);
+    ring_free(c->pending);
     free(c->members);
     free(c);
 }
@@ -268,6 +329,61 @@ size_t cluster_targets(const cluster *c, uint64_t token, cluster_target *out, si
     return n;
 }
 
+const ring *cluster_pending(const cluster *c)
+{
+    return c->pending;
+}
+
+size_t cluster_n_of(const cluster *c, const ring *r)
+{
+    size_t m = ring_members(r);
+    return c->nrep < m ? c->nrep : m;
+}
+
+size_t cluster_write_extra(const cluster *c, uint64_t token, const cluster_target *cur,
+                           size_t ncur, cluster_target *out, size_t max, size_t *count)
+{
+    *count = 0;
+    if (!c->pending)
+        return 0;
+    size_t old[CLUSTER_MAX_N], neu[CLUSTER_MAX_N];
+    size_t no = ring_preference(c->r, token, cluster_n(c), old);
+    size_t nn = ring_preference(c->pending, token, cluster_n_of(c, c->pending), neu);
+    size_t n = 0;
+    for (size_t i = 0; i < nn; i++) {
+        const char *id = ring_member_id(c->pending, neu[i]);
+        bool owner = false;
+        for (size_t j = 0; j < no && !owner; j++)
+            owner = strcmp(ring_member_id(c->r, old[j]), id) == 0;
+        if (owner)
+            continue;
+        (*count)++; /* a future owner: its ack is needed, up or not */
+        bool listed = false;
+        for (size_t j = 0; j < ncur && !listed; j++)
+            listed = strcmp(cur[j].id, id) == 0;
+        if (listed || n == max || !cluster_is_up(c, id))
+            continue;
+        out[n++] = (cluster_target){.id = id, .local = strcmp(id, c->self) == 0};
+    }
+    return n;
+}
+
+void cluster_on_ring_change(cluster *c, cluster_ring_fn fn, void *arg)
+{
+    if (c->nringfn == CLUSTER_MAX_RING_FNS) {
+        log_error("cluster: more than %d ring callbacks; ignoring one", CLUSTER_MAX_RING_FNS);
+        return;
+    }
+    c->ringfn[c->nringfn].fn = fn;
+    c->ringfn[c->nringfn++].arg = arg;
+}
+
+const char *cluster_self_role(const cluster *c)
+{
+    const cmember *cm = find(c, c->self);
+    return cm ? gossip_role_name(cm->role) : "member";
+}
+
 const char *cluster_peer_addr(const cluster *c, const char *id)
 {
     if (strcmp(id, c->self) == 0 && c->m)
@@ -296,6 +412,7 @@ bool cluster_member_get(const cluster *c, const char *id, cluster_member *out)
                             .client_addr = cm->client_addr,
                             .resp_addr = cm->resp_addr,
                             .state = gossip_state_name(cm->state),
+                            .role = gossip_role_name(cm->role),
                             .vnodes = cm->vnodes,
                             .on_ring = on_ring(cm)};
     return true;

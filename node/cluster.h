@@ -2,12 +2,16 @@
  * built from membership events and shared by the coordinator, the peer links
  * and the TOPOLOGY operation.
  *
- * Ring membership changes only by join, leave and remove: members whose
- * state is alive, suspect or dead and whose role is member are on the ring;
- * left and removed members are not (a member's vnodes or role changing
- * also rebuilds the ring; alive, suspect and dead never do). Liveness is
- * separate: a dead member keeps its ranges and its writes go elsewhere with
- * a hint. Without membership (no [node] peer) the ring is this node alone.
+ * Ring membership changes only by join, decommission and remove. The
+ * current ring holds the members whose role is member or leaving and that
+ * are present: alive, suspect, dead, or left (stopped gracefully) with the
+ * role member. A decommissioned node (left as leaving) and a removed one
+ * are gone. While nodes join or leave, a pending ring (members and joining
+ * members) says where ranges are going: writes go to the owners in both
+ * (cluster_write_extra), reads to the current ones. Liveness is separate:
+ * a dead or stopped member keeps its ranges and its writes go elsewhere
+ * with a hint. Without membership (no [node] peer) the ring is this node
+ * alone.
  * Event-loop thread only.
  */
 #ifndef RINGKV_CLUSTER_H
@@ -71,6 +75,7 @@ void cluster_on_up(cluster *c, cluster_up_fn fn, void *arg);
 typedef struct cluster_member {
     const char *id, *peer_addr, *client_addr, *resp_addr;
     const char *state; /* gossip_state_name */
+    const char *role;  /* gossip_role_name: member, joining, leaving */
     uint32_t vnodes;
     bool on_ring;
 } cluster_member;
@@ -78,6 +83,35 @@ typedef struct cluster_member {
 /* Fills *out for id; returns false when the id is unknown. Valid until the
  * next membership change. */
 bool cluster_member_get(const cluster *c, const char *id, cluster_member *out);
+
+/* The ring after the joins and leaves in progress, or NULL when none is. */
+const ring *cluster_pending(const cluster *c);
+/* Replicas per key on ring r: min([replication] n, members of r). */
+size_t cluster_n_of(const cluster *c, const ring *r);
+
+/* A write's extra replicas while the ring changes: the key's owners on the
+ * pending ring that are not owners now. *count says how many there are, up
+ * or not: the write needs that many acknowledgements more than its level
+ * asks (so that whatever a quorum of either ring acknowledged is on a
+ * quorum of the other). Fills out[] with those that are up and not among
+ * cur[0..ncur); returns how many. */
+size_t cluster_write_extra(const cluster *c, uint64_t token, const cluster_target *cur,
+                           size_t ncur, cluster_target *out, size_t max, size_t *count);
+
+/* A change of the current or the pending ring, as listeners see it; the
+ * rings are valid only during the call. member: whose record caused it
+ * (NULL at start); decommissioned: it went off the current ring after
+ * leaving, its ranges handed over (not removed or lost). */
+typedef struct cluster_ring_change {
+    const ring *from, *to, *pending;
+    const char *member;
+    bool decommissioned;
+} cluster_ring_change;
+typedef void (*cluster_ring_fn)(void *arg, const cluster_ring_change *ch);
+void cluster_on_ring_change(cluster *c, cluster_ring_fn fn, void *arg);
+
+/* This node's ring role as gossip shows it: "member", "joining", "leaving". */
+const char *cluster_self_role(const cluster *c);
 
 /* Default vnodes of this node ([node] vnodes). */
 uint32_t cluster_vnodes_default(const cluster *c);

@@ -39,6 +39,7 @@ typedef enum value_type {
     T_SIZE,      /* bytes, with binary suffixes */
     T_DURATION,  /* stored in ms; a plain number is seconds */
     T_COUNT,     /* plain integer */
+    T_BOOL,      /* yes/no, stored as a uint64_t 1/0 */
 } value_type;
 
 typedef struct entry {
@@ -85,6 +86,7 @@ static const entry entries[] = {
     NUM("replication", "w", T_COUNT, w, 1, 16, "2"),
     NUM("replication", "request_timeout", T_DURATION, request_timeout_ms, 1, 3600000, "2s"),
     /* Rates are bytes per second; 0 means unlimited. */
+    NUM("rebalance", "bootstrap", T_BOOL, bootstrap, 0, 1, "yes"),
     NUM("rebalance", "stream_rate", T_SIZE, stream_rate, 0, UINT64_MAX, "64MiB"),
     NUM("rebalance", "stream_chunk", T_SIZE, stream_chunk, 4 * KiB, 16 * MiB, "1MiB"),
     NUM("rebalance", "purge_grace", T_DURATION, purge_grace_ms, 0, UINT64_MAX, "60s"),
@@ -488,9 +490,22 @@ static int set_enum(config *c, const entry *e, const char *v, char *why, size_t 
     return -1;
 }
 
+static int set_bool(config *c, const entry *e, const char *v, char *why, size_t wl)
+{
+    static const char *const yes[] = {"yes", "true", "on", "1"}, *const no[] = {"no", "false", "off", "0"};
+    for (size_t i = 0; i < 4; i++)
+        if (strcmp(v, yes[i]) == 0 || strcmp(v, no[i]) == 0) {
+            *(uint64_t *)field_of(c, e) = strcmp(v, yes[i]) == 0;
+            return 0;
+        }
+    snprintf(why, wl, "is not yes or no");
+    return -1;
+}
+
 static int apply(config *c, const entry *e, const char *v, char *why, size_t wl)
 {
     switch (e->type) {
+    case T_BOOL: return set_bool(c, e, v, why, wl);
     case T_ID: return set_id(c, e, v, why, wl);
     case T_ADDR: return set_addr(c, e, v, why, wl);
     case T_SEEDS: return set_seeds(c, e, v, why, wl);
@@ -509,6 +524,7 @@ static const char *render(const config *c, const entry *e, char *buf, size_t len
 {
     const void *f = cfield_of(c, e);
     switch (e->type) {
+    case T_BOOL: return *(const uint64_t *)f ? "yes" : "no";
     case T_FSYNC: return config_fsync_name(*(const store_fsync *)f);
     case T_LOG_LEVEL: return log_level_name(*(const log_level *)f);
     case T_SIZE:

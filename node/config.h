@@ -44,6 +44,7 @@ typedef struct config {
     uint64_t n, r, w;
     uint64_t request_timeout_ms;       /* coordinator: replicas' answers wait this long */
     /* [rebalance]: streaming ranges (node/stream.c), anti-entropy (node/antientropy.c) */
+    uint64_t bootstrap;                /* 1: a new node streams its ranges before serving them */
     uint64_t stream_rate;              /* bytes/s a node pulls or pushes; 0 = unlimited */
     uint64_t stream_chunk;             /* bytes per chunk */
     uint64_t purge_grace_ms;           /* keep ranges given away this long before dropping */

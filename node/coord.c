@@ -356,11 +356,19 @@ static bool op_start(coord_op *op, const uint8_t *key, size_t klen, int consiste
         co->st.writes[op->level]++;
 
     cluster_target t[CLUSTER_MAX_N];
-    size_t nt = o->targets(o->ctx, ring_token(key, klen), t, CLUSTER_MAX_N);
-    if (nt > QUORUM_MAX_REPLICAS)
-        nt = QUORUM_MAX_REPLICAS;
+    uint64_t token = ring_token(key, klen);
+    size_t nt = o->targets(o->ctx, token, t, CLUSTER_MAX_N);
     if (needed == 0)
         needed = 1;
+    if (!is_read && o->write_extra && nt < CLUSTER_MAX_N) {
+        /* The ring is changing: the future owners get the write too, and
+         * as many more acknowledgements are needed as there are of them. */
+        size_t extra = 0;
+        nt += o->write_extra(o->ctx, token, t, nt, t + nt, CLUSTER_MAX_N - nt, &extra);
+        needed += extra;
+    }
+    if (nt > QUORUM_MAX_REPLICAS)
+        nt = QUORUM_MAX_REPLICAS;
     const char *ids[QUORUM_MAX_REPLICAS];
     for (size_t i = 0; i < nt; i++) {
         ids[i] = t[i].id;

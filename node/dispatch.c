@@ -54,6 +54,14 @@ static size_t node_owners(void *ctx, uint64_t token, cluster_target *out, size_t
     return s->cluster ? cluster_owners(s->cluster, token, out, max) : 0;
 }
 
+static size_t node_write_extra(void *ctx, uint64_t token, const cluster_target *cur, size_t ncur,
+                               cluster_target *out, size_t max, size_t *count)
+{
+    server *s = ctx;
+    *count = 0;
+    return s->cluster ? cluster_write_extra(s->cluster, token, cur, ncur, out, max, count) : 0;
+}
+
 static int node_write(void *ctx, const char *to, const replica_record *rec, const char *hint,
                       replica_cb cb, void *arg)
 {
@@ -142,7 +150,8 @@ coord *dispatch_coord(server *s)
     if (s->coord)
         return s->coord;
     coord_ops ops = {.ctx = s, .now_ms = node_now, .n = node_n, .epoch = node_epoch,
-                     .targets = node_targets, .owners = node_owners, .write = node_write, .read = node_read,
+                     .targets = node_targets, .owners = node_owners,
+                     .write_extra = node_write_extra, .write = node_write, .read = node_read,
                      .apply_local = node_apply_local, .read_local = node_read_local};
     coord_config cfg = {.self_id = s->node_id, .r = s->cfg->r, .w = s->cfg->w,
                         .timeout_ms = s->cfg->request_timeout_ms};

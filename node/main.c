@@ -27,6 +27,7 @@
 #include "resp.h"
 #include "server.h"
 #include "store.h"
+#include "stream.h"
 
 /* How long SIGTERM keeps gossiping so that `left` reaches the others. */
 #define LEAVE_WAIT_MS 1000
@@ -236,7 +237,10 @@ static membership *start_membership(struct event_base *base, const config *cfg, 
                             .client_addr = nd->srv->listeners[0].addr,
                             .resp_addr = resp,
                             .incarnation = store_incarnation(st),
-                            .vnodes = (uint32_t)cfg->vnodes};
+                            .vnodes = (uint32_t)cfg->vnodes,
+                            /* New to the ring: joining until node/stream.c lets it in. */
+                            .role = store_ring_member(st) ? GOSSIP_ROLE_MEMBER
+                                                          : GOSSIP_ROLE_JOINING};
     membership *m = membership_new(base, cfg, &self, on_membership_fatal, nd, err, errlen);
     if (!m)
         return NULL;
@@ -320,6 +324,9 @@ int main(int argc, char **argv)
     srv->replica = replica_new(srv, cl, replica_timeout, err, sizeof err);
     if (!srv->replica)
         goto fail;
+    srv->stream = stream_new(srv, cl, srv->replica, nd.members, err, sizeof err);
+    if (!srv->stream)
+        goto fail;
     srv->antientropy = antientropy_new(srv, cl, srv->replica, err, sizeof err);
     if (!srv->antientropy)
         goto fail;
@@ -342,9 +349,12 @@ fail:
         event_free(sigint);
     if (srv) {
         /* Before the peer port (membership) and the ring view it uses;
-         * anti-entropy before the replica layer its requests ride on. */
+         * streaming and anti-entropy before the replica layer their
+         * requests ride on. */
         antientropy_free(srv->antientropy);
         srv->antientropy = NULL;
+        stream_free(srv->stream);
+        srv->stream = NULL;
         replica_free(srv->replica);
         srv->replica = NULL;
         srv->peer = NULL;

@@ -501,7 +501,7 @@ membership *membership_new(struct event_base *base, const config *cfg, const mem
     snprintf(me.resp_addr, sizeof me.resp_addr, "%s", self->resp_addr);
     me.state = GOSSIP_ALIVE;
     me.incarnation = self->incarnation;
-    me.role = GOSSIP_ROLE_MEMBER;
+    me.role = self->role;
     me.vnodes = self->vnodes;
 
     uint64_t seed;
@@ -694,4 +694,15 @@ void membership_get_stats(const membership *m, membership_stats *out)
     peer_stats ps;
     peer_get_stats(m->peer, &ps);
     out->peer_dropped = ps.dropped;
+}
+
+gossip_role membership_self_role(membership *m)
+{
+    return gossip_self(m->g)->role;
+}
+
+void membership_set_role(membership *m, gossip_role role)
+{
+    gossip_set_role(m->g, membership_now_ms(), role, gossip_self(m->g)->vnodes);
+    kick(m);
 }

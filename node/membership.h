@@ -44,6 +44,7 @@ typedef struct membership_self {
     const char *resp_addr;   /* "" when RESP is off */
     uint64_t incarnation;    /* store_incarnation(): higher than any earlier run's */
     uint32_t vnodes;
+    gossip_role role;        /* ring role to announce at start (member or joining) */
 } membership_self;
 
 typedef struct membership_stats {
@@ -93,6 +94,10 @@ const gossip_member *membership_members(membership *m, size_t *n);
 int membership_remove(membership *m, const char *id, char *err, size_t errlen);
 
 void membership_get_stats(const membership *m, membership_stats *out);
+
+/* This node's ring role, and a change of it (announced by gossip). */
+gossip_role membership_self_role(membership *m);
+void membership_set_role(membership *m, gossip_role role);
 
 /* The clock gossip runs on: monotonic milliseconds. */
 uint64_t membership_now_ms(void);

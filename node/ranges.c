@@ -80,6 +80,37 @@ static bool has_id(const char *const *ids, size_t n, const char *id)
     return false;
 }
 
+static bool same_ids(const char *const *a, size_t na, const char *const *b, size_t nb)
+{
+    if (na != nb)
+        return false;
+    for (size_t j = 0; j < na; j++)
+        if (!has_id(b, nb, a[j]))
+            return false;
+    return true;
+}
+
+/* Every token of both rings, sorted, without repeats: each bounds an
+ * elementary arc (previous token, token] on which both rings' owners are
+ * fixed. Returns the count with *out malloc'd, or -1 when out of memory. */
+static long boundaries(const ring *a, const ring *b, uint64_t **out)
+{
+    size_t na = ring_points(a), nb = ring_points(b);
+    uint64_t *t = malloc((na + nb) * sizeof *t);
+    if (!(*out = t))
+        return -1;
+    for (size_t i = 0; i < na; i++)
+        t[i] = ring_point_token(a, i);
+    for (size_t i = 0; i < nb; i++)
+        t[na + i] = ring_point_token(b, i);
+    qsort(t, na + nb, sizeof *t, cmp_u64);
+    size_t nt = 0;
+    for (size_t i = 0; i < na + nb; i++)
+        if (nt == 0 || t[nt - 1] != t[i])
+            t[nt++] = t[i];
+    return (long)nt;
+}
+
 long ranges_gained(const ring *from, const ring *to, size_t nrep, const char *self,
                    range_move **out)
 {
@@ -89,31 +120,22 @@ long ranges_gained(const ring *from, const ring *to, size_t nrep, const char *se
         return 0;
     if (nrep > RANGES_MAX_N)
         nrep = RANGES_MAX_N;
-    /* Every token of both rings bounds an elementary arc on which both
-     * rings' owners are fixed. */
-    uint64_t *t = malloc((na + nb) * sizeof *t);
-    range_move *mv = malloc((na + nb) * sizeof *mv);
-    if (!t || !mv) {
+    uint64_t *t;
+    long lnt = boundaries(from, to, &t);
+    range_move *mv = lnt > 0 ? malloc((size_t)lnt * sizeof *mv) : NULL;
+    if (!mv) {
         free(t);
-        free(mv);
         return -1;
     }
-    for (size_t i = 0; i < na; i++)
-        t[i] = ring_point_token(from, i);
-    for (size_t i = 0; i < nb; i++)
-        t[na + i] = ring_point_token(to, i);
-    qsort(t, na + nb, sizeof *t, cmp_u64);
-    size_t nt = 0;
-    for (size_t i = 0; i < na + nb; i++)
-        if (nt == 0 || t[nt - 1] != t[i])
-            t[nt++] = t[i];
+    size_t nt = (size_t)lnt;
     size_t n = 0;
     for (size_t i = 0; i < nt; i++) {
         const char *old[RANGES_MAX_N], *neu[RANGES_MAX_N];
         size_t no = owners_at(from, t[i], nrep, old), nn = owners_at(to, t[i], nrep, neu);
         if (!has_id(neu, nn, self) || has_id(old, no, self))
             continue;
-        range_move m = {.lo = t[(i + nt - 1) % nt], .hi = t[i]};
+        range_move m = {.lo = t[(i + nt - 1) % nt], .hi = t[i], .nold = no};
+        memcpy(m.old, old, no * sizeof *old);
         /* The owners that drop out hold what the new ones need (every write
          * acknowledged by a quorum of the old owners is on a quorum of the
          * new ones or on one that leaves); with none leaving (the ring grew
@@ -124,14 +146,11 @@ long ranges_gained(const ring *from, const ring *to, size_t nrep, const char *se
         if (m.nsrc == 0)
             for (size_t j = 0; j < no; j++)
                 m.src[m.nsrc++] = old[j];
-        if (n > 0 && mv[n - 1].hi == m.lo && mv[n - 1].nsrc == m.nsrc) {
-            bool same = true;
-            for (size_t j = 0; j < m.nsrc && same; j++)
-                same = has_id(mv[n - 1].src, mv[n - 1].nsrc, m.src[j]);
-            if (same) {
-                mv[n - 1].hi = m.hi;
-                continue;
-            }
+        if (n > 0 && mv[n - 1].hi == m.lo &&
+            same_ids(mv[n - 1].src, mv[n - 1].nsrc, m.src, m.nsrc) &&
+            same_ids(mv[n - 1].old, mv[n - 1].nold, m.old, m.nold)) {
+            mv[n - 1].hi = m.hi;
+            continue;
         }
         mv[n++] = m;
     }
@@ -141,5 +160,53 @@ long ranges_gained(const ring *from, const ring *to, size_t nrep, const char *se
         return 0;
     }
     *out = mv;
+    return (long)n;
+}
+
+long ranges_handoff(const ring *from, const ring *to, size_t nrep, const char *self,
+                    range_handoff **out)
+{
+    size_t na = ring_points(from), nb = ring_points(to);
+    *out = NULL;
+    if (na == 0 || nb == 0)
+        return 0;
+    if (nrep > RANGES_MAX_N)
+        nrep = RANGES_MAX_N;
+    uint64_t *t;
+    long lnt = boundaries(from, to, &t);
+    range_handoff *h = lnt > 0 ? malloc((size_t)lnt * sizeof *h) : NULL;
+    if (!h) {
+        free(t);
+        return -1;
+    }
+    size_t nt = (size_t)lnt;
+    size_t n = 0;
+    for (size_t i = 0; i < nt; i++) {
+        const char *old[RANGES_MAX_N], *neu[RANGES_MAX_N];
+        size_t no = owners_at(from, t[i], nrep, old), nn = owners_at(to, t[i], nrep, neu);
+        if (!has_id(old, no, self))
+            continue;
+        range_handoff x = {.lo = t[(i + nt - 1) % nt], .hi = t[i]};
+        for (size_t j = 0; j < nn; j++)
+            if (!has_id(old, no, neu[j]))
+                x.dst[x.ndst++] = neu[j];
+        if (x.ndst == 0) /* nobody new: the ring shrank below N, every owner gets it */
+            for (size_t j = 0; j < nn; j++)
+                if (strcmp(neu[j], self) != 0)
+                    x.dst[x.ndst++] = neu[j];
+        if (x.ndst == 0)
+            continue;
+        if (n > 0 && h[n - 1].hi == x.lo && same_ids(h[n - 1].dst, h[n - 1].ndst, x.dst, x.ndst)) {
+            h[n - 1].hi = x.hi;
+            continue;
+        }
+        h[n++] = x;
+    }
+    free(t);
+    if (n == 0) {
+        free(h);
+        return 0;
+    }
+    *out = h;
     return (long)n;
 }

@@ -43,6 +43,8 @@ typedef struct range_move {
     uint64_t lo, hi;
     size_t nsrc;
     const char *src[RANGES_MAX_N];
+    size_t nold; /* every owner in `from`, in preference order: the fallbacks */
+    const char *old[RANGES_MAX_N];
 } range_move;
 
 /* The ranges self replicates in `to` but not in `from`, in token order,
@@ -50,5 +52,19 @@ typedef struct range_move {
  * malloc'd (NULL when none), or -1 when out of memory. */
 long ranges_gained(const ring *from, const ring *to, size_t nrep, const char *self,
                    range_move **out);
+
+/* A range self replicates in `from` and hands over as the ring changes to
+ * `to` (self leaving): the owners in `to` that were not owners in `from`,
+ * or, when there are none (the ring shrank below N), every owner in `to`. */
+typedef struct range_handoff {
+    uint64_t lo, hi;
+    size_t ndst;
+    const char *dst[RANGES_MAX_N]; /* ids in `to` */
+} range_handoff;
+
+/* The ranges self hands over, in token order. Returns the count with *out
+ * malloc'd (NULL when none), or -1 when out of memory. */
+long ranges_handoff(const ring *from, const ring *to, size_t nrep, const char *self,
+                    range_handoff **out);
 
 #endif

@@ -23,6 +23,7 @@
 #include "dispatch.h"
 #include "log.h"
 #include "membership.h"
+#include "stream.h"
 
 #define SWEEP_BUDGET 10000   /* records examined per sweep tick */
 #define DRAIN_TIMEOUT_MS 2000
@@ -241,6 +242,7 @@ static void do_stats(server *s, conn *c, const wire_request *req)
         NUM("ops_stats", n->ops[WIRE_OP_STATS]),
         NUM("ops_members", n->ops[WIRE_OP_MEMBERS]),
         NUM("ops_remove", n->ops[WIRE_OP_REMOVE]),
+        NUM("ops_decommission", n->ops[WIRE_OP_DECOMMISSION]),
         NUM("errors", n->errors),
         NUM("bytes_in", n->bytes_in),
         NUM("bytes_out", n->bytes_out),
@@ -252,7 +254,7 @@ static void do_stats(server *s, conn *c, const wire_request *req)
     };
     /* Membership figures only where membership runs (see membership.h). */
     membership_stats ms;
-    wire_stat all[sizeof stats / sizeof stats[0] + 20 + DISPATCH_STATS];
+    wire_stat all[sizeof stats / sizeof stats[0] + 20 + STREAM_WIRE_STATS + DISPATCH_STATS];
     size_t n_all = sizeof stats / sizeof stats[0];
     memcpy(all, stats, sizeof stats);
     if (s->members) {
@@ -284,6 +286,36 @@ static void do_stats(server *s, conn *c, const wire_request *req)
         n_all += sizeof more / sizeof more[0];
     } else {
         all[n_all++] = (wire_stat)STR("membership", "off");
+    }
+    if (s->cluster) {
+        const ring *r = s->cluster ? cluster_ring(s->cluster) : NULL;
+        const ring *p = cluster_pending(s->cluster);
+        stream_stats ss2 = {0};
+        if (s->stream)
+            stream_get_stats(s->stream, &ss2);
+        long self = ring_find(r, s->node_id);
+        const wire_stat ring_stats[] = {
+            STR("ring_role", s->stream ? ss2.role : "member"),
+            NUM("ring_members", ring_members(r)),
+            NUM("ring_pending_members", p ? ring_members(p) : 0),
+            NUM("ring_share_ppm", self >= 0 ? (uint64_t)(ring_share(r, (size_t)self) * 1e6 + 0.5) : 0),
+            NUM("ranges_owned", ss2.ranges_owned),
+            NUM("replica_share_ppm", ss2.share_ppm),
+            NUM("store_bytes", store_used_bytes(s->st)),
+            STR("stream_activity", s->stream ? ss2.activity : "idle"),
+            NUM("stream_tasks_total", ss2.tasks_total),
+            NUM("stream_tasks_done", ss2.tasks_done),
+            NUM("stream_records_in", ss2.records_in),
+            NUM("stream_bytes_in", ss2.bytes_in),
+            NUM("stream_records_out", ss2.records_out),
+            NUM("stream_bytes_out", ss2.bytes_out),
+            NUM("stream_rate_bps", ss2.rate_bps),
+            NUM("stream_failures", ss2.failures),
+            NUM("stream_purged", ss2.purged),
+        };
+        _Static_assert(sizeof ring_stats / sizeof ring_stats[0] <= STREAM_WIRE_STATS, "room");
+        memcpy(all + n_all, ring_stats, sizeof ring_stats);
+        n_all += sizeof ring_stats / sizeof ring_stats[0];
     }
     n_all += dispatch_stats(s, all + n_all); /* coordinator, replicas, hints */
 #undef NUM
@@ -399,6 +431,17 @@ void server_handle_request(server *s, conn *c, const wire_request *req)
         else
             do_remove(s, c, req);
         break;
+    case WIRE_OP_DECOMMISSION: {
+        char err[256];
+        if (!s->stream)
+            conn_reply_status(c, req->id, WIRE_ERR_UNAVAILABLE,
+                              "membership is off (no [node] peer)");
+        else if (stream_decommission(s->stream, err, sizeof err) != 0)
+            conn_reply_status(c, req->id, WIRE_ERR_UNAVAILABLE, err);
+        else
+            conn_reply_status(c, req->id, WIRE_OK, NULL);
+        break;
+    }
     case WIRE_OP_TOPOLOGY:
         if (!s->cluster)
             conn_reply_status(c, req->id, WIRE_ERR_UNAVAILABLE, "the ring is not set up yet");

@@ -90,6 +90,7 @@ typedef struct server {
     struct replica *replica;         /* replication layer, or NULL; set by main */
     struct antientropy *antientropy; /* Merkle-tree repair, or NULL; set by main */
     struct coord *coord;             /* the coordinator (dispatch.c), made on first use */
+    struct stream *stream;           /* ranges on ring changes (stream.c), or NULL; set by main */
 
     msgpack_sbuffer sb;              /* reply scratch, reused */
     msgpack_zone zone;               /* decoder scratch, cleared per frame */

@@ -208,6 +208,7 @@ static int meta_write(store *s, MDB_txn *txn, uint64_t max_hlc)
 
     m.format = META_FORMAT, m.node_id = s->node_id;
     m.max_hlc = max_hlc, m.incarnation = s->incarnation;
+    m.ring_member = s->ring_member;
     v.mv_size = ringkv__node_meta__get_packed_size(&m);
     if ((rc = mdb_put(txn, s->meta, &k, &v, MDB_RESERVE)) == 0)
         ringkv__node_meta__pack(&m, v.mv_data);
@@ -237,6 +238,7 @@ static int meta_load(store *s, MDB_txn *txn, const char *dir, char *err,
     else {
         strcpy(s->node_id, m->node_id);
         s->max_hlc = s->hlc_ceiling = m->max_hlc, s->incarnation = m->incarnation;
+        s->ring_member = m->ring_member;
         rc = 0;
     }
     ringkv__node_meta__free_unpacked(m, NULL);
@@ -797,35 +799,54 @@ fail:
 
 const char *store_node_id(const store *s) { return s->node_id; }
 
+/* Writes the metadata record in this batch's txn (LMDB has one writer) and
+ * commits it now, together with whatever the batch holds. */
+static int meta_commit(store *s, char *err, size_t errlen)
+{
+    int rc;
+    if (store_batch_begin(s, err, errlen) != STORE_OK)
+        return -1;
+    if ((rc = meta_write(s, s->wtxn, s->hlc_ceiling > store_max_hlc(s) ? s->hlc_ceiling
+                                                                    : store_max_hlc(s))) != 0) {
+        store_mdb_result(s, rc, "writing node metadata", err, errlen);
+        store_batch_discard(s);
+        return -1;
+    }
+    s->dirty = true;
+    return store_commit(s, err, errlen) == STORE_OK ? 0 : -1;
+}
+
 int store_set_node_id(store *s, const char *id, char *err, size_t errlen)
 {
     char old[sizeof s->node_id];
     size_t n = id ? strlen(id) : 0;
-    int rc;
 
     if (n == 0 || n > STORE_ORIGIN_MAX) {
         store_set_err(err, errlen, "node id must be 1 to %d bytes", STORE_ORIGIN_MAX);
         return -1;
     }
-    if (store_batch_begin(s, err, errlen) != STORE_OK)
-        return -1;
     memcpy(old, s->node_id, sizeof old);
     memcpy(s->node_id, id, n + 1);
-    /* Written in this batch's txn (LMDB has one writer) and committed now,
-     * together with whatever the batch holds. */
-    if ((rc = meta_write(s, s->wtxn, s->hlc_ceiling > store_max_hlc(s) ? s->hlc_ceiling
-                                                                    : store_max_hlc(s))) != 0) {
-        store_mdb_result(s, rc, "writing node metadata", err, errlen);
-        store_batch_discard(s);
-        goto fail;
+    if (meta_commit(s, err, errlen) != 0) {
+        memcpy(s->node_id, old, sizeof old);
+        return -1;
     }
-    s->dirty = true;
-    if (store_commit(s, err, errlen) != STORE_OK)
-        goto fail;
     return 0;
-fail:
-    memcpy(s->node_id, old, sizeof old);
-    return -1;
+}
+
+bool store_ring_member(const store *s) { return s->ring_member; }
+
+int store_set_ring_member(store *s, bool member, char *err, size_t errlen)
+{
+    bool old = s->ring_member;
+    if (old == member)
+        return 0;
+    s->ring_member = member;
+    if (meta_commit(s, err, errlen) != 0) {
+        s->ring_member = old;
+        return -1;
+    }
+    return 0;
 }
 
 uint64_t store_max_hlc(const store *s)
@@ -834,6 +855,15 @@ uint64_t store_max_hlc(const store *s)
 }
 
 uint64_t store_incarnation(const store *s) { return s->incarnation; }
+
+uint64_t store_used_bytes(const store *s)
+{
+    MDB_envinfo info;
+    MDB_stat st;
+    if (mdb_env_info(s->env, &info) != 0 || mdb_env_stat(s->env, &st) != 0)
+        return 0;
+    return (uint64_t)(info.me_last_pgno + 1) * st.ms_psize;
+}
 
 void store_get_stats(const store *s, store_stats *out)
 {

@@ -132,11 +132,18 @@ store_result store_purge_expired(store *s, const void *key, size_t klen, uint64_
 const char *store_node_id(const store *s);
 int store_set_node_id(store *s, const char *id, char *err, size_t errlen);
 uint64_t store_max_hlc(const store *s);
+/* Whether this node has entered the ring (founded it or finished joining);
+ * cleared when it is decommissioned. Set commits at once, as the id does. */
+bool store_ring_member(const store *s);
+int store_set_ring_member(store *s, bool member, char *err, size_t errlen);
 /* This start's incarnation: persisted and bumped (and synced) by every
  * store_open, so it is higher than any earlier run's. Gossip starts there. */
 uint64_t store_incarnation(const store *s);
 
 void store_get_stats(const store *s, store_stats *out);
+
+/* Bytes of the data file in use (LMDB pages up to the last one written). */
+uint64_t store_used_bytes(const store *s);
 
 /* ---- hints: writes held for an owner that is down (hinted handoff) ---- */
 

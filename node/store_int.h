@@ -51,6 +51,7 @@ struct store {
      * so a discarded batch leaves the counters as they were. */
     char node_id[STORE_ORIGIN_MAX + 1];
     uint64_t incarnation, max_hlc;
+    bool ring_member;
     uint64_t hlc_ceiling;       /* the max_hlc persisted in meta: >= every committed HLC */
     uint64_t records, tombstones, commits, purged, hints_pending;
     uint64_t batch_max_hlc, batch_purged;

@@ -13,7 +13,7 @@
 
 bool store_in_range(uint64_t lo, uint64_t hi, uint64_t token)
 {
-    uint64_t span = hi - lo;      /* 0: the whole ring */
+    uint64_t span = hi - lo;       /* 0: the whole ring */
     uint64_t ord = token - lo - 1; /* clockwise distance past lo, minus one */
     return span == 0 || ord < span;
 }
@@ -120,16 +120,16 @@ long store_scan(store *s, uint64_t lo, uint64_t hi, const uint8_t *after, size_t
             log_warn("store: a scan skips a corrupt record (token %016llx): %s",
                      (unsigned long long)store_get_be(k.mv_data, TOKEN_LEN), why);
         } else {
-            store_item it = {.token = store_get_be(k.mv_data, TOKEN_LEN),
-                             .key = (r.flags & REC_LONGKEY) ? r.key
-                                                            : (const uint8_t *)k.mv_data + TOKEN_LEN,
-                             .klen = (r.flags & REC_LONGKEY) ? r.klen : k.mv_size - TOKEN_LEN,
-                             .value = r.val,
-                             .vlen = r.vlen,
-                             .tombstone = r.flags & REC_TOMBSTONE,
-                             .expires_ms = r.expires_ms,
-                             .pos = k.mv_data,
-                             .poslen = k.mv_size};
+            store_item it = {
+                .token = store_get_be(k.mv_data, TOKEN_LEN),
+                .key = (r.flags & REC_LONGKEY) ? r.key : (const uint8_t *)k.mv_data + TOKEN_LEN,
+                .klen = (r.flags & REC_LONGKEY) ? r.klen : k.mv_size - TOKEN_LEN,
+                .value = r.val,
+                .vlen = r.vlen,
+                .tombstone = r.flags & REC_TOMBSTONE,
+                .expires_ms = r.expires_ms,
+                .pos = k.mv_data,
+                .poslen = k.mv_size};
             it.version.hlc = r.hlc;
             memcpy(it.version.origin, r.origin, r.olen);
             it.version.origin[r.olen] = '\0';
@@ -147,8 +147,7 @@ long store_scan(store *s, uint64_t lo, uint64_t hi, const uint8_t *after, size_t
     return seen;
 }
 
-long store_drop_range(store *s, uint64_t lo, uint64_t hi, size_t budget, char *err,
-                      size_t errlen)
+long store_drop_range(store *s, uint64_t lo, uint64_t hi, size_t budget, char *err, size_t errlen)
 {
     MDB_val k, v;
     walk w = {.s = s, .lo = lo, .hi = hi};

@@ -47,6 +47,7 @@ const char *wire_op_name(wire_op op)
     case WIRE_OP_MEMBERS: return "MEMBERS";
     case WIRE_OP_REMOVE: return "REMOVE";
     case WIRE_OP_TOPOLOGY: return "TOPOLOGY";
+    case WIRE_OP_DECOMMISSION: return "DECOMMISSION";
     }
     return "UNKNOWN";
 }
@@ -326,10 +327,12 @@ static const struct {
     [WIRE_OP_MEMBERS] = {2, 2, "MEMBERS expects [id, 6]"},
     [WIRE_OP_REMOVE] = {3, 3, "REMOVE expects [id, 7, node_id]"},
     [WIRE_OP_TOPOLOGY] = {2, 2, "TOPOLOGY expects [id, 8]"},
+    [WIRE_OP_DECOMMISSION] = {2, 2, "DECOMMISSION expects [id, 9]"},
 };
 
 /* The op list every op error repeats, so a client author sees them all. */
-#define OP_LIST "1 GET, 2 PUT, 3 DEL, 4 PING, 5 STATS, 6 MEMBERS, 7 REMOVE or 8 TOPOLOGY"
+#define OP_LIST                                                                               \
+    "1 GET, 2 PUT, 3 DEL, 4 PING, 5 STATS, 6 MEMBERS, 7 REMOVE, 8 TOPOLOGY or 9 DECOMMISSION"
 
 /* REMOVE's node id travels in the key slot, so it gets the key's checks
  * under its own name. */

@@ -29,9 +29,10 @@ typedef enum wire_op {
     WIRE_OP_MEMBERS = 6, /* [id, 6] -> [id, 0, [member map, ...]] */
     WIRE_OP_REMOVE = 7,  /* [id, 7, node_id] -> [id, 0]; key holds the node id */
     WIRE_OP_TOPOLOGY = 8, /* [id, 8] -> [id, 0, {"epoch", "n", "vnodes_default", "members"}] */
+    WIRE_OP_DECOMMISSION = 9, /* [id, 9] -> [id, 0]: the receiving node starts leaving */
 } wire_op;
 
-#define WIRE_OP_MAX WIRE_OP_TOPOLOGY
+#define WIRE_OP_MAX WIRE_OP_DECOMMISSION
 
 /* Per-request consistency (GET, PUT, DEL); absent = the node's default. */
 typedef enum wire_consistency {

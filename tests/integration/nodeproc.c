@@ -6,6 +6,7 @@
 #include "nodeproc.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
@@ -23,14 +24,14 @@
 #define STOP_TIMEOUT_MS 20000
 #define CLI_TIMEOUT_MS 60000
 
-static long long now_ms(void)
+long long nodeproc_now_ms(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static void sleep_ms(int ms)
+void nodeproc_sleep_ms(int ms)
 {
     struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
     nanosleep(&ts, NULL);
@@ -131,8 +132,8 @@ static int spawn(nodeproc *np, int port)
 {
     if (fork_node(np, port) != 0)
         return -1;
-    long long deadline = now_ms() + START_TIMEOUT_MS;
-    while (now_ms() < deadline) {
+    long long deadline = nodeproc_now_ms() + START_TIMEOUT_MS;
+    while (nodeproc_now_ms() < deadline) {
         if (!nodeproc_alive(np)) {
             fprintf(stderr, "nodeproc: ringkvd exited during start\n");
             print_log(np);
@@ -161,7 +162,7 @@ static int spawn(nodeproc *np, int port)
             if (ok)
                 return 0;
         }
-        sleep_ms(20);
+        nodeproc_sleep_ms(20);
     }
     fprintf(stderr, "nodeproc: ringkvd did not answer within %d ms\n", START_TIMEOUT_MS);
     print_log(np);
@@ -195,7 +196,7 @@ int nodeproc_launch(nodeproc *np, const char *const *extra_args)
 
 int nodeproc_wait_exit(nodeproc *np, int timeout_ms)
 {
-    long long deadline = now_ms() + timeout_ms;
+    long long deadline = nodeproc_now_ms() + timeout_ms;
     while (np->pid) {
         int status;
         pid_t r = waitpid(np->pid, &status, WNOHANG);
@@ -203,9 +204,9 @@ int nodeproc_wait_exit(nodeproc *np, int timeout_ms)
             np->pid = 0;
             return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
         }
-        if (now_ms() >= deadline)
+        if (nodeproc_now_ms() >= deadline)
             return -1;
-        sleep_ms(10);
+        nodeproc_sleep_ms(10);
     }
     return -1;
 }
@@ -256,14 +257,14 @@ int nodeproc_alive(nodeproc *np)
 
 static int wait_for(nodeproc *np, int *status)
 {
-    long long deadline = now_ms() + STOP_TIMEOUT_MS;
-    while (now_ms() < deadline) {
+    long long deadline = nodeproc_now_ms() + STOP_TIMEOUT_MS;
+    while (nodeproc_now_ms() < deadline) {
         pid_t r = waitpid(np->pid, status, WNOHANG);
         if (r == np->pid || (r < 0 && errno == ECHILD)) {
             np->pid = 0;
             return 0;
         }
-        sleep_ms(10);
+        nodeproc_sleep_ms(10);
     }
     return -1;
 }
@@ -383,8 +384,8 @@ int nodeproc_exec(const char *const *args, const void *stdin_data, size_t stdin_
         close(in_fd);
         in_fd = -1;
     }
-    long long deadline = now_ms() + CLI_TIMEOUT_MS;
-    while ((out_open || err_open) && now_ms() < deadline) {
+    long long deadline = nodeproc_now_ms() + CLI_TIMEOUT_MS;
+    while ((out_open || err_open) && nodeproc_now_ms() < deadline) {
         struct pollfd pf[3] = {{out_open ? out_p[0] : -1, POLLIN, 0},
                                {err_open ? err_p[0] : -1, POLLIN, 0},
                                {in_fd, POLLOUT, 0}};
@@ -458,11 +459,80 @@ int nodeproc_cluster_start(nodeproc_cluster *cl, int count, const char *const *i
             fprintf(stderr, "nodeproc: could not start cluster node %s\n", ids[i]);
             return -1;
         }
-    return 0;
+    return nodeproc_cluster_wait_ring(cl, count, count, 30000);
+}
+
+int nodeproc_stat(const nodeproc *np, const char *name, uint64_t *out)
+{
+    rkv_client *c = rkv_connect(np->addr, NULL, NULL, 0);
+    rkv_stat *s = NULL;
+    size_t n = 0;
+    int rc = -1;
+    if (c && rkv_stats(c, &s, &n) == RKV_OK)
+        for (size_t i = 0; i < n; i++)
+            if (strcmp(s[i].name, name) == 0 && s[i].is_num) {
+                *out = s[i].num;
+                rc = 0;
+            }
+    rkv_stats_free(s, n);
+    rkv_close(c);
+    return rc;
+}
+
+int nodeproc_stat_str(const nodeproc *np, const char *name, char *out, size_t len)
+{
+    rkv_client *c = rkv_connect(np->addr, NULL, NULL, 0);
+    rkv_stat *s = NULL;
+    size_t n = 0;
+    int rc = -1;
+    if (c && rkv_stats(c, &s, &n) == RKV_OK)
+        for (size_t i = 0; i < n; i++)
+            if (!s[i].is_num && strcmp(s[i].name, name) == 0) {
+                snprintf(out, len, "%s", s[i].str);
+                rc = 0;
+            }
+    rkv_stats_free(s, n);
+    rkv_close(c);
+    return rc;
+}
+
+static bool is_member(const nodeproc *np)
+{
+    char role[32];
+    return nodeproc_stat_str(np, "ring_role", role, sizeof role) == 0 &&
+           strcmp(role, "member") == 0;
+}
+
+int nodeproc_cluster_wait_ring(nodeproc_cluster *cl, int upto, int members, int timeout_ms)
+{
+    long long deadline = nodeproc_now_ms() + timeout_ms;
+    for (;;) {
+        int ok = 0, bad = -1;
+        uint64_t v = 0;
+        for (int i = 0; i < upto; i++) {
+            if (nodeproc_stat(&cl->n[i], "ring_members", &v) == 0 && v == (uint64_t)members &&
+                is_member(&cl->n[i]))
+                ok++;
+            else if (bad < 0)
+                bad = i;
+        }
+        if (ok == upto)
+            return 0;
+        if (nodeproc_now_ms() > deadline) {
+            fprintf(stderr,
+                    "nodeproc: node %d has a ring of %llu members (or is not a member), "
+                    "waiting for %d\n",
+                    bad, (unsigned long long)v, members);
+            return -1;
+        }
+        nodeproc_sleep_ms(50);
+    }
 }
 
 void nodeproc_cluster_cleanup(nodeproc_cluster *cl)
 {
+    if (!cl)
+        return;
     for (int i = 0; i < cl->count; i++)
         nodeproc_cleanup(&cl->n[i]);
     if (cl->conf[0])

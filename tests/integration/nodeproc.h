@@ -9,6 +9,7 @@
 #ifndef RINGKV_NODEPROC_H
 #define RINGKV_NODEPROC_H
 
+#include <stdint.h>
 #include <sys/types.h>
 
 typedef struct nodeproc {
@@ -82,14 +83,33 @@ typedef struct nodeproc_cluster {
 } nodeproc_cluster;
 
 /* Writes conf_text to the cluster's config file, then starts count nodes
- * named ids[0..count), node i seeded by nodes 0..i-1. Returns 0, or -1 after
- * saying which node failed (what started is left for cleanup). */
+ * named ids[0..count), node i seeded by nodes 0..i-1, and waits until all
+ * are ring members (the first founds the ring, the others join it).
+ * Returns 0, or -1 after saying which node failed (what started is left
+ * for cleanup). */
 int nodeproc_cluster_start(nodeproc_cluster *cl, int count, const char *const *ids,
                            const char *conf_text);
 
 /* (Re)starts node i with this id, seeded by nodes 0..i-1 (their peer
  * addresses must be known). Returns 0 or -1. */
 int nodeproc_cluster_start_node(nodeproc_cluster *cl, int i, const char *id);
+
+/* Monotonic milliseconds, and a sleep, for bounded waits in tests. */
+long long nodeproc_now_ms(void);
+void nodeproc_sleep_ms(int ms);
+
+/* A text figure from np's STATS (e.g. "ring_role") into out. Returns 0, or
+ * -1 (not reachable, no such figure). */
+int nodeproc_stat_str(const nodeproc *np, const char *name, char *out, size_t len);
+
+/* A number from np's STATS into *out. Returns 0, or -1 (not reachable, no
+ * such figure). */
+int nodeproc_stat(const nodeproc *np, const char *name, uint64_t *out);
+
+/* Waits up to timeout_ms until nodes 0..upto-1 all report a ring of
+ * `members` and themselves as ring members. Returns 0, or -1 after saying
+ * what it saw. */
+int nodeproc_cluster_wait_ring(nodeproc_cluster *cl, int upto, int members, int timeout_ms);
 
 /* Stops every node, removes their dirs and the config file. */
 void nodeproc_cluster_cleanup(nodeproc_cluster *cl);

@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -143,6 +144,91 @@ int raw_ping(int port)
         rc = 0;
     free(frame);
     msgpack_zone_destroy(&zone);
+    close(fd);
+    return rc;
+}
+
+long long raw_stat(int port, const char *name)
+{
+    int fd = raw_connect(port);
+    if (fd < 0)
+        return -1;
+    wire_request q = {.id = 1, .op = WIRE_OP_STATS, .consistency = -1};
+    msgpack_zone z;
+    msgpack_zone_init(&z, 4096);
+    wire_response r;
+    uint8_t *frame = NULL;
+    long long v = -1;
+    if (raw_send_request(fd, &q) == 0 && raw_read_response(fd, 5000, &z, &r, &frame) == 0)
+        for (size_t i = 0; i < r.nstats; i++)
+            if (r.stats[i].is_num && r.stats[i].name.len == strlen(name) &&
+                memcmp(r.stats[i].name.ptr, name, r.stats[i].name.len) == 0)
+                v = (long long)r.stats[i].num;
+    free(frame);
+    msgpack_zone_destroy(&z);
+    close(fd);
+    return v;
+}
+
+void raw_key(const char *prefix, int i, char *buf, size_t len)
+{
+    snprintf(buf, len, "%s:%d", prefix, i);
+}
+
+int raw_batch(int port, wire_op op, const char *prefix, int from, int to, int consistency,
+              raw_tally *t)
+{
+    memset(t, 0, sizeof *t);
+    int fd = raw_connect(port);
+    if (fd < 0) {
+        snprintf(t->msg, sizeof t->msg, "cannot connect to port %d", port);
+        return -1;
+    }
+    msgpack_zone z;
+    msgpack_zone_init(&z, 4096);
+    int sent = from, got = from, rc = 0;
+    while (got < to && rc == 0) {
+        while (sent < to && sent - got < RAW_WINDOW) {
+            char k[64], v[64];
+            raw_key(prefix, sent, k, sizeof k);
+            snprintf(v, sizeof v, "val-%d", sent);
+            wire_request q = {.id = (uint64_t)sent, .op = op, .consistency = consistency,
+                              .key = {(const uint8_t *)k, strlen(k)},
+                              .value = {(const uint8_t *)v, strlen(v)}};
+            if (raw_send_request(fd, &q) != 0) {
+                snprintf(t->msg, sizeof t->msg, "sending %s:%d to port %d failed", prefix, sent,
+                         port);
+                rc = -1;
+                break;
+            }
+            sent++;
+        }
+        if (rc)
+            break;
+        wire_response r;
+        uint8_t *frame = NULL;
+        msgpack_zone_clear(&z);
+        if (raw_read_response(fd, 10000, &z, &r, &frame) != 0 || r.id != (uint64_t)got) {
+            snprintf(t->msg, sizeof t->msg, "no reply (or one out of order) for %s:%d from port %d",
+                     prefix, got, port);
+            free(frame);
+            rc = -1;
+            break;
+        }
+        t->st[r.status < 8 ? r.status : 7]++;
+        if (r.status >= 2)
+            snprintf(t->msg, sizeof t->msg, "%.*s", (int)r.message.len,
+                     (const char *)r.message.ptr);
+        if (op == WIRE_OP_GET && r.status == WIRE_OK) {
+            char v[64];
+            snprintf(v, sizeof v, "val-%d", got);
+            if (r.value.len != strlen(v) || memcmp(r.value.ptr, v, r.value.len) != 0)
+                t->bad_value++;
+        }
+        free(frame);
+        got++;
+    }
+    msgpack_zone_destroy(&z);
     close(fd);
     return rc;
 }

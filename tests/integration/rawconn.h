@@ -33,4 +33,26 @@ int raw_wait_closed(int fd, int timeout_ms);
 /* Opens a connection, sends PING, expects OK, closes. Returns 0 or -1. */
 int raw_ping(int port);
 
+/* A number from STATS of the node on port, or -1. */
+long long raw_stat(int port, const char *name);
+
+/* Replies of a raw_batch, by status. */
+typedef struct raw_tally {
+    size_t st[8];     /* replies by status */
+    size_t bad_value; /* GET OK with another value */
+    char msg[256];    /* the last error message (or why the batch broke off) */
+} raw_tally;
+
+#define RAW_WINDOW 256 /* requests in flight per connection */
+
+/* "prefix:i" */
+void raw_key(const char *prefix, int i, char *buf, size_t len);
+
+/* Sends op for keys prefix:from..to-1 to port, RAW_WINDOW at a time, at
+ * consistency (-1: the node's default); counts the replies by status (PUT
+ * values and expected GET values are "val-<i>"). Returns 0, or -1 when the
+ * connection failed or a reply did not come (t->msg says which). */
+int raw_batch(int port, wire_op op, const char *prefix, int from, int to, int consistency,
+              raw_tally *t);
+
 #endif

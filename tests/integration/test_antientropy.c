@@ -55,7 +55,11 @@ static const char conf_text[] = "[gossip]\n"
                                 "n = 3\n"
                                 "request_timeout = 1s\n"
                                 "[rebalance]\n"
-                                "anti_entropy_interval = 1s\n";
+                                "anti_entropy_interval = 1s\n"
+                                /* a wiped node enters the ring at once, as
+                                 * Cassandra's auto_bootstrap: false; with
+                                 * yes it would stream its ranges instead */
+                                "bootstrap = no\n";
 
 static long long now_ms(void)
 {

@@ -178,6 +178,13 @@ static void test_members_without_membership(void **state)
     check_err(run(state, "remove"), 2, "usage: remove ID");
     cli_result r = run(state, "--json", "stats");
     check_out(r, 0, "\"membership\":\"off\"");
+    /* decommission needs membership; status shows the node alone */
+    check_err(run(state, "decommission"), 2, "membership is off (no [node] peer)");
+    check_err(run(state, "decommission", "x", "y"), 2, "usage: decommission [ID]");
+    r = run(state, "status");
+    check_out(r, 0, "ACTIVITY\nnode-");
+    r = run(state, "status");
+    check_out(r, 0, " member        1  100.0%");
 }
 
 /* A node without membership: a ring of one that owns every key. */

@@ -47,19 +47,6 @@ static const char gossip_conf[] = "[gossip]\n"
                                   "gossip_interval = 50ms\n"
                                   "pushpull_interval = 2s\n";
 
-static long long now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void sleep_ms(int ms)
-{
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
-
 /* Starts node i with seeds = the peer addresses of the nodes before it. */
 
 static int group_setup(void **state)
@@ -111,18 +98,18 @@ static void member_of(const nodeproc *np, const char *id, char *state, size_t le
 static uint64_t wait_state(const nodeproc *np, const char *who, const char *id, const char *want,
                            uint64_t min_inc)
 {
-    long long deadline = now_ms() + WAIT_MS;
+    long long deadline = nodeproc_now_ms() + WAIT_MS;
     char state[32];
     uint64_t inc = 0;
     for (;;) {
         member_of(np, id, state, sizeof state, &inc);
         if (strcmp(state, want) == 0 && (!min_inc || inc > min_inc))
             return inc;
-        if (now_ms() > deadline)
+        if (nodeproc_now_ms() > deadline)
             fail_msg("%s still reports %s as '%s' (incarnation %llu), waiting for '%s'%s", who, id,
                      state, (unsigned long long)inc, want,
                      min_inc ? " with a higher incarnation" : "");
-        sleep_ms(50);
+        nodeproc_sleep_ms(50);
     }
 }
 
@@ -334,9 +321,9 @@ static void test_bad_peer_input(void **state)
     assert_int_equal(recv(t, &b, 1, 0), 0); /* the node closes it */
     close(t);
 
-    long long deadline = now_ms() + WAIT_MS;
-    while (num_stat(np, "gossip_packets_dropped") < dropped0 + 2 && now_ms() < deadline)
-        sleep_ms(20);
+    long long deadline = nodeproc_now_ms() + WAIT_MS;
+    while (num_stat(np, "gossip_packets_dropped") < dropped0 + 2 && nodeproc_now_ms() < deadline)
+        nodeproc_sleep_ms(20);
     assert_true(num_stat(np, "gossip_packets_dropped") >= dropped0 + 2);
     assert_true(num_stat(np, "peer_dropped_connections") >= peer0 + 1);
     wait_all_alive(cl);

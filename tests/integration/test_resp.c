@@ -41,19 +41,6 @@ typedef struct run_result {
     size_t len;
 } run_result;
 
-static long long now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void sleep_ms(int ms)
-{
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
-
 static int group_setup(void **state)
 {
     fixture *f = calloc(1, sizeof *f);
@@ -183,14 +170,14 @@ static void test_nx_xx_keepttl(void **state)
 /* GET key until it reads as absent, for at most timeout_ms. */
 static bool gone_within(fixture *f, const char *key, int timeout_ms)
 {
-    long long deadline = now_ms() + timeout_ms;
-    while (now_ms() < deadline) {
+    long long deadline = nodeproc_now_ms() + timeout_ms;
+    while (nodeproc_now_ms() < deadline) {
         run_result r = CLI(f, "GET", key);
         bool gone = r.rc == 0 && strcmp(r.out, "(nil)\n") == 0;
         free(r.out);
         if (gone)
             return true;
-        sleep_ms(50);
+        nodeproc_sleep_ms(50);
     }
     return false;
 }
@@ -346,7 +333,7 @@ static void test_info(void **state)
             fprintf(stderr, "INFO keyspace: got %s wanted %s", r.out, want);
         free(r.out);
         if (!ok)
-            sleep_ms(1500);
+            nodeproc_sleep_ms(1500);
     }
     assert_true(ok);
     r = run_tool(f, "redis-cli", NULL, 0, "INFO", "cluster", NULL);
@@ -382,9 +369,9 @@ static void test_command_introspection(void **state)
 /* Reads exactly len bytes within timeout_ms; returns how many arrived. */
 static size_t read_exact(int fd, char *buf, size_t len, int timeout_ms)
 {
-    long long deadline = now_ms() + timeout_ms;
+    long long deadline = nodeproc_now_ms() + timeout_ms;
     size_t got = 0;
-    while (got < len && now_ms() < deadline) {
+    while (got < len && nodeproc_now_ms() < deadline) {
         struct pollfd pf = {fd, POLLIN, 0};
         if (poll(&pf, 1, 100) <= 0)
             continue;
@@ -401,10 +388,10 @@ static size_t read_exact(int fd, char *buf, size_t len, int timeout_ms)
  * what came, or NULL if it stayed open past timeout_ms. */
 static char *read_to_eof(int fd, int timeout_ms)
 {
-    long long deadline = now_ms() + timeout_ms;
+    long long deadline = nodeproc_now_ms() + timeout_ms;
     size_t len = 0, cap = 1 << 16;
     char *buf = malloc(cap);
-    while (now_ms() < deadline) {
+    while (nodeproc_now_ms() < deadline) {
         struct pollfd pf = {fd, POLLIN, 0};
         if (poll(&pf, 1, 100) <= 0)
             continue;
@@ -550,7 +537,7 @@ static void test_split_writes(void **state)
     for (size_t i = 0; i < sizeof req - 1; i++) {
         assert_int_equal(raw_send(fd, req + i, 1), 0);
         if (i % 7 == 0)
-            sleep_ms(2);
+            nodeproc_sleep_ms(2);
     }
     const char want[] = "+OK\r\n$5\r\nbytes\r\n";
     char got[sizeof want];

@@ -189,23 +189,44 @@ static void test_epoch_follows_ring_membership(void **state)
     apply(c, "n2", GOSSIP_DEAD);
     apply(c, "n2", GOSSIP_ALIVE);
     assert_true(cluster_epoch(c) == e2);
-    apply(c, "n2", GOSSIP_LEFT); /* leaves the ring */
-    assert_true(cluster_epoch(c) == e1);
-    assert_int_equal(cluster_n(c), 1);
+    /* Stopped gracefully: keeps its ranges, as a dead member does. */
+    apply(c, "n2", GOSSIP_LEFT);
+    assert_true(cluster_epoch(c) == e2);
+    assert_false(cluster_is_up(c, "n2"));
     cluster_member cm;
     assert_true(cluster_member_get(c, "n2", &cm));
-    assert_false(cm.on_ring);
+    assert_true(cm.on_ring);
     assert_string_equal(cm.state, "left");
-    apply(c, "n2", GOSSIP_ALIVE); /* rejoins */
+    apply(c, "n2", GOSSIP_ALIVE); /* back */
+    assert_true(cluster_epoch(c) == e2);
+    /* Decommissioned: leaving, then left: off the ring. */
+    gossip_member l = rec("n2", GOSSIP_ALIVE);
+    l.role = GOSSIP_ROLE_LEAVING;
+    cluster_apply_member(c, &l);
+    assert_true(cluster_epoch(c) == e2); /* still on the current ring */
+    assert_non_null(cluster_pending(c));
+    assert_true(ring_epoch(cluster_pending(c)) == e1);
+    l.state = GOSSIP_LEFT;
+    cluster_apply_member(c, &l);
+    assert_true(cluster_epoch(c) == e1);
+    assert_null(cluster_pending(c));
+    assert_int_equal(cluster_n(c), 1);
+    assert_true(cluster_member_get(c, "n2", &cm));
+    assert_false(cm.on_ring);
+    assert_string_equal(cm.role, "leaving");
+    apply(c, "n2", GOSSIP_ALIVE); /* rejoins as a member */
     assert_true(cluster_epoch(c) == e2);
     apply(c, "n2", GOSSIP_REMOVED);
     assert_true(cluster_epoch(c) == e1);
 
-    /* A joining member is not on the ring until its role is member. */
+    /* A joining member is not on the ring until its role is member, but
+     * on the pending ring. */
     gossip_member j = rec("n3", GOSSIP_ALIVE);
     j.role = GOSSIP_ROLE_JOINING;
     cluster_apply_member(c, &j);
     assert_true(cluster_epoch(c) == e1);
+    assert_non_null(cluster_pending(c));
+    assert_int_equal(ring_members(cluster_pending(c)), 2);
     j.role = GOSSIP_ROLE_MEMBER;
     cluster_apply_member(c, &j);
     assert_true(cluster_epoch(c) != e1);
@@ -256,6 +277,111 @@ static void test_up_callbacks(void **state)
     cluster_free(c);
 }
 
+typedef struct changes {
+    int calls;
+    bool decom;
+    char member[GOSSIP_ID_MAX + 1];
+    size_t from_members, to_members, pending_members;
+} changes;
+
+static void on_change(void *arg, const cluster_ring_change *ch)
+{
+    changes *x = arg;
+    x->calls++;
+    x->decom = ch->decommissioned;
+    snprintf(x->member, sizeof x->member, "%s", ch->member ? ch->member : "");
+    x->from_members = ring_members(ch->from);
+    x->to_members = ring_members(ch->to);
+    x->pending_members = ch->pending ? ring_members(ch->pending) : 0;
+}
+
+/* A joining member gets writes (one more ack needed) for exactly the keys
+ * it will own, and the listeners see each step of a join and a leave. */
+static void test_ring_change(void **state)
+{
+    (void)state;
+    config cfg = cfg_with(3, 32);
+    cluster *c = new_cluster(&cfg, "n1");
+    changes x = {0};
+    cluster_on_ring_change(c, on_change, &x);
+    apply(c, "n2", GOSSIP_ALIVE);
+    apply(c, "n3", GOSSIP_ALIVE);
+    assert_int_equal(x.calls, 2);
+    assert_null(cluster_pending(c));
+    cluster_target cur[CLUSTER_MAX_N], ex[CLUSTER_MAX_N];
+    size_t count;
+    assert_int_equal(cluster_write_extra(c, 12345, cur, 0, ex, CLUSTER_MAX_N, &count), 0);
+    assert_int_equal(count, 0);
+
+    gossip_member j = rec("n4", GOSSIP_ALIVE);
+    j.role = GOSSIP_ROLE_JOINING;
+    j.vnodes = 32;
+    cluster_apply_member(c, &j);
+    assert_int_equal(x.calls, 3);
+    assert_int_equal(x.pending_members, 4);
+    assert_int_equal(x.to_members, 3);
+    const ring *p = cluster_pending(c);
+    assert_non_null(p);
+    int gains = 0;
+    for (uint64_t k = 0; k < 2000; k++) {
+        uint64_t t = k * 0x9E3779B97F4A7C15ull;
+        size_t idx[3], n = ring_preference(p, t, 3, idx);
+        bool d_owns = false;
+        for (size_t i = 0; i < n; i++)
+            d_owns |= strcmp(ring_member_id(p, idx[i]), "n4") == 0;
+        size_t ncur = cluster_targets(c, t, cur, CLUSTER_MAX_N);
+        size_t nx = cluster_write_extra(c, t, cur, ncur, ex, CLUSTER_MAX_N, &count);
+        assert_int_equal(count, d_owns ? 1 : 0);
+        assert_int_equal(nx, count);
+        if (nx)
+            assert_string_equal(ex[0].id, "n4");
+        gains += d_owns;
+    }
+    assert_true(gains > 2000 / 2 && gains < 2000); /* about 3/4 */
+    /* down: still counted, not sent to */
+    j.state = GOSSIP_DEAD;
+    cluster_apply_member(c, &j);
+    uint64_t t = 0;
+    for (;; t += 0x9E3779B97F4A7C15ull) {
+        size_t ncur = cluster_targets(c, t, cur, CLUSTER_MAX_N);
+        if (cluster_write_extra(c, t, cur, ncur, ex, CLUSTER_MAX_N, &count) == 0 && count == 1)
+            break;
+    }
+    j.state = GOSSIP_ALIVE;
+    j.role = GOSSIP_ROLE_MEMBER;
+    cluster_apply_member(c, &j);
+    assert_null(cluster_pending(c));
+    assert_int_equal(x.to_members, 4);
+    assert_string_equal(x.member, "n4");
+    assert_false(x.decom);
+
+    /* n4 leaves again: decommissioned, not lost */
+    j.role = GOSSIP_ROLE_LEAVING;
+    cluster_apply_member(c, &j);
+    assert_int_equal(x.pending_members, 3);
+    j.state = GOSSIP_LEFT;
+    cluster_apply_member(c, &j);
+    assert_int_equal(x.from_members, 4);
+    assert_int_equal(x.to_members, 3);
+    assert_true(x.decom);
+    /* n4 leaving again, dies mid-way and is removed: not handed over */
+    j.state = GOSSIP_ALIVE;
+    cluster_apply_member(c, &j); /* back, still leaving: on the ring */
+    assert_int_equal(x.to_members, 4);
+    j.state = GOSSIP_DEAD;
+    cluster_apply_member(c, &j);
+    j.state = GOSSIP_REMOVED;
+    cluster_apply_member(c, &j);
+    assert_int_equal(x.to_members, 3);
+    assert_false(x.decom);
+    /* n3 removed: not decommissioned */
+    apply(c, "n3", GOSSIP_REMOVED);
+    assert_false(x.decom);
+    assert_string_equal(x.member, "n3");
+    assert_int_equal(x.to_members, 2);
+    cluster_free(c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -264,6 +390,7 @@ int main(void)
         cmocka_unit_test(test_sloppy_targets),
         cmocka_unit_test(test_epoch_follows_ring_membership),
         cmocka_unit_test(test_up_callbacks),
+        cmocka_unit_test(test_ring_change),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -38,6 +38,8 @@ typedef struct fake {
     int sync_local_found; /* read_local answers at once: -1 no, 0 absent, 1 found */
     cluster_target own[CLUSTER_MAX_N]; /* owners, when nown > 0 */
     size_t nown;
+    cluster_target extra[CLUSTER_MAX_N]; /* write_extra: the up future owners */
+    size_t nextra, extra_count;
 } fake;
 
 static uint64_t f_now(void *ctx) { return ((fake *)ctx)->now; }
@@ -158,6 +160,17 @@ static void on_done(void *arg, const coord_result *res)
     r->epoch = res->epoch;
 }
 
+static size_t f_write_extra(void *ctx, uint64_t token, const cluster_target *cur, size_t ncur,
+                            cluster_target *out, size_t max, size_t *count)
+{
+    (void)token, (void)cur, (void)ncur;
+    fake *f = ctx;
+    size_t n = f->nextra < max ? f->nextra : max;
+    memcpy(out, f->extra, n * sizeof *out);
+    *count = f->extra_count;
+    return n;
+}
+
 typedef struct env {
     struct event_base *base;
     fake f;
@@ -178,7 +191,8 @@ static env *env_new(size_t nt, uint64_t r, uint64_t w, uint64_t timeout_ms)
         e->f.t[i] = (cluster_target){.id = ids[i], .local = i == 0};
     e->f.nt = nt;
     e->ops = (coord_ops){.ctx = &e->f, .now_ms = f_now, .n = f_n, .epoch = f_epoch,
-                         .targets = f_targets, .owners = f_owners, .write = f_write, .read = f_read,
+                         .targets = f_targets, .owners = f_owners, .write_extra = f_write_extra,
+                         .write = f_write, .read = f_read,
                          .apply_local = f_apply_local, .read_local = f_read_local};
     hlc_init(&e->clock, 0);
     coord_config cfg = {.self_id = "a", .r = r, .w = w, .timeout_ms = timeout_ms};
@@ -226,6 +240,61 @@ static void write_acks_at_w(void **state)
     coord_get_stats(e->co, &st);
     assert_int_equal(st.writes[COORD_LEVEL_DEFAULT], 1);
     assert_int_equal(st.in_flight, 0);
+    env_free(e);
+}
+
+/* While a node joins, a write also goes to the key's future owner and needs
+ * one acknowledgement more; reads ignore the future owner. */
+static void write_during_ring_change(void **state)
+{
+    (void)state;
+    env *e = env_new(3, 2, 2, 2000);
+    e->f.extra[0] = (cluster_target){.id = "d"};
+    e->f.nextra = 1;
+    e->f.extra_count = 1;
+    result r = {0};
+    assert_int_equal(coord_write(e->co, false, K, 3, (const uint8_t *)"v1", 2, 0, -1, on_done, &r),
+                     0);
+    assert_int_equal(e->f.nreq, 4);
+    assert_string_equal(e->f.req[3].to, "d");
+    reply(&e->f, 0, true, -1, NULL, false, 0);
+    reply(&e->f, 1, true, -1, NULL, false, 0);
+    assert_int_equal(r.calls, 0); /* W=2 of the old owners is not enough */
+    reply(&e->f, 3, true, -1, NULL, false, 0);
+    assert_int_equal(r.calls, 1);
+    assert_int_equal(r.st, WIRE_OK);
+    assert_int_equal(r.nreplicas, 3);
+
+    /* The future owner down: still one more ack needed, from the others. */
+    e->f.nextra = 0;
+    result r2 = {0};
+    size_t base = e->f.nreq;
+    assert_int_equal(coord_write(e->co, false, K, 3, (const uint8_t *)"v2", 2, 0, -1, on_done, &r2),
+                     0);
+    assert_int_equal(e->f.nreq, base + 3);
+    reply(&e->f, base, true, -1, NULL, false, 0);
+    reply(&e->f, base + 1, true, -1, NULL, false, 0);
+    assert_int_equal(r2.calls, 0);
+    reply(&e->f, base + 2, true, -1, NULL, false, 0);
+    assert_int_equal(r2.calls, 1);
+    assert_int_equal(r2.st, WIRE_OK);
+
+    /* `all` with the future owner down: unavailable at once. */
+    result r3 = {0};
+    assert_int_equal(
+        coord_write(e->co, false, K, 3, (const uint8_t *)"v3", 2, 0, QUORUM_ALL, on_done, &r3), 0);
+    assert_int_equal(r3.calls, 1);
+    assert_int_equal(r3.st, WIRE_ERR_UNAVAILABLE);
+
+    /* Reads go to the current owners only. */
+    e->f.nextra = 1;
+    result r4 = {0};
+    base = e->f.nreq;
+    assert_int_equal(coord_get(e->co, K, 3, -1, on_done, &r4), 0);
+    assert_int_equal(e->f.nreq, base + 3);
+    for (size_t i = 0; i < e->f.nreq; i++) /* the replica layer answers every request */
+        if (!e->f.req[i].done)
+            reply(&e->f, i, true, -1, NULL, false, 0);
     env_free(e);
 }
 
@@ -495,6 +564,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(write_acks_at_w),
+        cmocka_unit_test(write_during_ring_change),
         cmocka_unit_test(write_ttl_and_delete),
         cmocka_unit_test(unavailable_at_once),
         cmocka_unit_test(all_needs_every_replica),

@@ -121,6 +121,28 @@ static void test_readme_example(void **state)
     free(buf);
 }
 
+/* The stream_pull frame shown in proto/README.md, byte for byte. */
+static void test_readme_stream_pull(void **state)
+{
+    (void)state;
+    static const uint8_t want[] = {0x52, 0x4b, 0x01, 0x00, 0x00, 0x00, 0x00, 0x19, 0x08, 0x01, 0x82,
+                                   0x01, 0x14, 0x08, 0x07, 0x11, 0x01, 0x00, 0x00, 0x00, 0x00, 0x00,
+                                   0x00, 0x00, 0x19, 0x01, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00};
+    Ringkv__StreamPull rq = RINGKV__STREAM_PULL__INIT;
+    rq.id = 7;
+    rq.lo = rq.hi = 1;
+    Ringkv__Envelope env = RINGKV__ENVELOPE__INIT;
+    env.version = PEER_VERSION;
+    env.body_case = RINGKV__ENVELOPE__BODY_STREAM_PULL;
+    env.stream_pull = &rq;
+    uint8_t *buf;
+    size_t len;
+    assert_int_equal(peer_frame_encode(&env, &buf, &len), 0);
+    assert_int_equal(len, sizeof want);
+    assert_memory_equal(buf, want, sizeof want);
+    free(buf);
+}
+
 static void test_envelope_rejections(void **state)
 {
     (void)state;
@@ -353,6 +375,7 @@ int main(void)
         cmocka_unit_test(test_header_check),
         cmocka_unit_test(test_envelope_round_trip),
         cmocka_unit_test(test_readme_example),
+        cmocka_unit_test(test_readme_stream_pull),
         cmocka_unit_test(test_envelope_rejections),
         FT(test_request_reply),
         FT(test_refused_and_bad_address),

@@ -149,11 +149,57 @@ static void test_gained(void **state)
     ring_free(r4);
 }
 
+/* A leaving node hands each of its tokens to the new owners, or to every
+ * remaining owner when the ring shrinks below N. */
+static void check_handoff(const ring *from, const ring *to, size_t nrep, const char *self)
+{
+    range_handoff *h;
+    long n = ranges_handoff(from, to, nrep, self, &h);
+    assert_true(n > 0);
+    for (int k = 0; k < 20000; k++) {
+        uint64_t t = next();
+        int hits = 0;
+        for (long i = 0; i < n; i++) {
+            if (!in_range(h[i].lo, h[i].hi, t))
+                continue;
+            hits++;
+            size_t idx[16], m = ring_preference(to, t, nrep, idx);
+            size_t fresh = 0;
+            for (size_t j = 0; j < m; j++)
+                fresh += !owns(from, t, nrep, ring_member_id(to, idx[j]));
+            assert_int_equal(h[i].ndst, fresh ? fresh : m);
+            for (size_t j = 0; j < h[i].ndst; j++) {
+                assert_true(owns(to, t, nrep, h[i].dst[j]));
+                assert_true(fresh == 0 || !owns(from, t, nrep, h[i].dst[j]));
+            }
+        }
+        assert_int_equal(hits, owns(from, t, nrep, self) ? 1 : 0);
+    }
+    free(h);
+}
+
+static void test_handoff(void **state)
+{
+    (void)state;
+    const char *ids[] = {"a", "b", "c", "d"};
+    const char *abc[] = {"a", "b", "c"}, *abd[] = {"a", "b", "d"};
+    ring *r4 = make(ids, 4, 64), *r3 = make(abd, 3, 64), *r3c = make(abc, 3, 64);
+    const char *ab[] = {"a", "b"};
+    ring *r2 = make(ab, 2, 64);
+    check_handoff(r4, r3, 3, "c");  /* c leaves 4 -> 3 */
+    check_handoff(r3c, r2, 3, "c"); /* 3 -> 2 with N=3: to both */
+    ring_free(r4);
+    ring_free(r3);
+    ring_free(r3c);
+    ring_free(r2);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_build),
         cmocka_unit_test(test_gained),
+        cmocka_unit_test(test_handoff),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -19,7 +19,7 @@
 
 #include "store.h"
 
-#define NKEYS 3000
+#define NKEYS   3000
 #define LONGKEY 700 /* past LMDB's 511-byte keys: stored under a hash */
 
 typedef struct fx {
@@ -60,9 +60,10 @@ static int setup(void **state)
         }
         f->token[i] = store_token(f->keys[i], f->klen[i]);
         v.hlc++;
-        store_result r = i % 7 == 0 ? store_del(f->s, f->keys[i], f->klen[i], &v, f->err, sizeof f->err)
-                                    : store_put(f->s, f->keys[i], f->klen[i], "v", 1, 0, &v,
-                                                f->err, sizeof f->err);
+        store_result r =
+            i % 7 == 0
+                ? store_del(f->s, f->keys[i], f->klen[i], &v, f->err, sizeof f->err)
+                : store_put(f->s, f->keys[i], f->klen[i], "v", 1, 0, &v, f->err, sizeof f->err);
         assert_int_equal(r, STORE_OK);
     }
     assert_int_equal(store_commit(f->s, f->err, sizeof f->err), STORE_OK);
@@ -176,12 +177,12 @@ static void test_scan_ranges(void **state)
 {
     fx *f = *state;
     const uint64_t q = UINT64_MAX / 4;
-    check_range(f, 0, q, 100000);                 /* a quarter, in one call */
-    check_range(f, q, 3 * q, 37);                 /* a half, resumed in steps */
-    check_range(f, 3 * q, q / 2, 1);              /* wrapping, one record per call */
-    check_range(f, 5, 5, 250);                    /* the whole ring */
-    check_range(f, UINT64_MAX, q, 64);            /* (MAX, q]: from token 0 */
-    check_range(f, f->token[5], f->token[5], 99); /* whole ring starting at a key */
+    check_range(f, 0, q, 100000);                     /* a quarter, in one call */
+    check_range(f, q, 3 * q, 37);                     /* a half, resumed in steps */
+    check_range(f, 3 * q, q / 2, 1);                  /* wrapping, one record per call */
+    check_range(f, 5, 5, 250);                        /* the whole ring */
+    check_range(f, UINT64_MAX, q, 64);                /* (MAX, q]: from token 0 */
+    check_range(f, f->token[5], f->token[5], 99);     /* whole ring starting at a key */
     check_range(f, f->token[1] - 1, f->token[1], 10); /* exactly one key */
     check_range(f, f->token[1], f->token[1] + 1, 10); /* likely none */
 }
@@ -217,9 +218,8 @@ static void test_scan_sees_batch(void **state)
     assert_non_null(sn);
     sn->f = f;
     bool done;
-    assert_int_equal(store_scan(f->s, t - 1, t, NULL, 0, 10, on_item, sn, &done, f->err,
-                                sizeof f->err),
-                     1);
+    assert_int_equal(
+        store_scan(f->s, t - 1, t, NULL, 0, 10, on_item, sn, &done, f->err, sizeof f->err), 1);
     assert_true(done);
     assert_true(sn->unknown); /* "fresh" is not one of the fixture's keys */
     free(sn);

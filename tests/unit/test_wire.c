@@ -781,7 +781,7 @@ static void test_wrong_type_op(void **state)
 {
     reject_req(*state, "92 07 a3 47 45 54", 7,
                "op must be an unsigned integer (1 GET, 2 PUT, 3 DEL, 4 PING, "
-               "5 STATS, 6 MEMBERS, 7 REMOVE or 8 TOPOLOGY), got str");
+               "5 STATS, 6 MEMBERS, 7 REMOVE, 8 TOPOLOGY or 9 DECOMMISSION), got str");
     reject_req(*state, "92 07 ff", 7, "got negative int");
     reject_req(*state, "92 07 c0", 7, "got nil");
     reject_req(*state, "92 07 c2", 7, "got bool");
@@ -791,10 +791,11 @@ static void test_wrong_type_op(void **state)
 static void test_unknown_op(void **state)
 {
     const char *want = "; expected 1 GET, 2 PUT, 3 DEL, 4 PING, 5 STATS, "
-                       "6 MEMBERS, 7 REMOVE or 8 TOPOLOGY";
+                       "6 MEMBERS, 7 REMOVE, 8 TOPOLOGY or 9 DECOMMISSION";
     char msg[128];
     reject_req(*state, "92 07 00", 7, "unknown op 0");
-    reject_req(*state, "92 07 09", 7, "unknown op 9");
+    reject_req(*state, "92 07 0a", 7, "unknown op 10");
+    reject_req(*state, "93 07 09 c4 01 6b", 7, "DECOMMISSION expects [id, 9]");
     snprintf(msg, sizeof msg, "unknown op 1000%s", want);
     reject_req(*state, "92 07 cd 03 e8", 7, msg);
     reject_req(*state, "93 07 cf ff ff ff ff ff ff ff ff c4 01 6b", 7,
