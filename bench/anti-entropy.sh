@@ -134,12 +134,17 @@ stop() { # SIGTERM, wait
   kill -KILL "$pid" 2>/dev/null
 }
 
-wait_alive() { # ADDR COUNT
-  for _ in $(seq 600); do
-    [ "$(stat "$1" members_alive)" = "$2" ] && return 0
+wait_alive() { # ADDR COUNT: that many alive, and on the ring with no join pending
+  local m p
+  for _ in $(seq 1200); do
+    if [ "$(stat "$1" members_alive)" = "$2" ]; then
+      m=$(stat "$1" ring_members); p=$(stat "$1" ring_pending_members)
+      # (a node without these figures has no pending ring to wait for)
+      [ -z "$m" ] || { [ "$m" = "$2" ] && [ "${p:-0}" = 0 ]; } && return 0
+    fi
     sleep 0.1
   done
-  echo "anti-entropy.sh: $1 does not see $2 members alive" >&2
+  echo "anti-entropy.sh: $1 does not see $2 members alive on a settled ring" >&2
   exit 1
 }
 
