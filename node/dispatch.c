@@ -15,6 +15,7 @@
 #include "cluster.h"
 #include "conn.h"
 #include "log.h"
+#include "antientropy.h"
 #include "replica.h"
 
 #define SLOT_META 1u /* the request named a consistency: reply with meta */
@@ -254,6 +255,7 @@ size_t dispatch_stats(server *s, wire_stat *out)
     NUM("replica_writes_applied", rs.writes_applied);
     NUM("replica_reads_served", rs.reads_served);
 #undef NUM
+    n += antientropy_wire_stats(s->antientropy, out + n);
     return n;
 }
 

@@ -13,6 +13,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "antientropy.h"
 #include "coord.h"
 #include "server.h"
 
@@ -25,9 +26,9 @@ coord *dispatch_coord(server *s);
  * consistency. */
 void dispatch_native(server *s, conn *c, const wire_request *req);
 
-/* Appends the coordinator's and replica layer's statistics to out (room
- * for DISPATCH_STATS entries); returns how many. */
-#define DISPATCH_STATS 24
+/* Appends the coordinator's, replica layer's and anti-entropy's statistics
+ * to out (room for DISPATCH_STATS entries); returns how many. */
+#define DISPATCH_STATS (24 + ANTIENTROPY_STATS)
 size_t dispatch_stats(server *s, wire_stat *out);
 
 /* Answers what is in flight and frees the coordinator (server_free). */

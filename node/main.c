@@ -22,6 +22,7 @@
 #include "log.h"
 #include "membership.h"
 #include "peer.h"
+#include "antientropy.h"
 #include "replica.h"
 #include "resp.h"
 #include "server.h"
@@ -326,6 +327,9 @@ int main(int argc, char **argv)
     srv->stream = stream_new(srv, cl, srv->replica, nd.members, err, sizeof err);
     if (!srv->stream)
         goto fail;
+    srv->antientropy = antientropy_new(srv, cl, srv->replica, err, sizeof err);
+    if (!srv->antientropy)
+        goto fail;
 
     event_base_dispatch(base);
 
@@ -344,7 +348,11 @@ fail:
     if (sigint)
         event_free(sigint);
     if (srv) {
-        /* Before the peer port (membership) and the ring view it uses. */
+        /* Before the peer port (membership) and the ring view it uses;
+         * streaming and anti-entropy before the replica layer their
+         * requests ride on. */
+        antientropy_free(srv->antientropy);
+        srv->antientropy = NULL;
         stream_free(srv->stream);
         srv->stream = NULL;
         replica_free(srv->replica);

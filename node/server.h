@@ -88,6 +88,7 @@ typedef struct server {
     struct cluster *cluster;         /* the ring view (never NULL once main set it) */
     struct peer *peer;               /* the peer port (membership's), or NULL; set by main */
     struct replica *replica;         /* replication layer, or NULL; set by main */
+    struct antientropy *antientropy; /* Merkle-tree repair, or NULL; set by main */
     struct coord *coord;             /* the coordinator (dispatch.c), made on first use */
     struct stream *stream;           /* ranges on ring changes (stream.c), or NULL; set by main */
 
