@@ -512,7 +512,12 @@ static void status_row(const char *id, const char *state, const rkv_stat *s, siz
         snprintf(act, sizeof act, "%s", a);
     }
     if (stat_num(s, ns, "ae_in_progress"))
-        snprintf(act + strlen(act), sizeof act - strlen(act), "; anti-entropy running");
+        snprintf(act + strlen(act), sizeof act - strlen(act),
+                 "; anti-entropy: %" PRIu64 " range%s left this round, %" PRIu64
+                 " leaves to fetch",
+                 stat_num(s, ns, "ae_ranges_pending"),
+                 stat_num(s, ns, "ae_ranges_pending") == 1 ? "" : "s",
+                 stat_num(s, ns, "ae_leaves_pending"));
     printf(STATUS_FMT, id, state, stat_str(s, ns, "ring_role"), ranges, share, keys, bytes, act);
 }
 
