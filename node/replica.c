@@ -683,7 +683,8 @@ store_result replica_store(replica *r, const replica_record *rec, const char *hi
     if (res == STORE_STALE)
         res = STORE_OK;
     if (res != STORE_OK) {
-        log_error("replica write failed, this pass's writes are lost: %s", err);
+        if (res != STORE_ERR_FULL) /* the store logs a full disk once per episode */
+            log_error("replica write failed, this pass's writes are lost: %s", err);
         server_batch_failed(r->srv, res, err);
     } else if (hint) {
         r->n.hints_stored++;
