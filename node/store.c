@@ -496,8 +496,15 @@ store *store_open(const store_options *opts, char *err, size_t errlen)
     }
     s->fsync = opts->fsync;
     s->env_flags = MDB_NOTLS;
+    /* Under everysec and no, pages are written straight into the shared
+     * map (MDB_WRITEMAP): a commit is memory writes, no pwrite of each dirty
+     * page, and the syncer thread's mdb_env_sync is an msync. A kill -9
+     * loses nothing (the pages are in the page cache); store_space.c keeps
+     * LMDB off unallocated file space, where a store would be a SIGBUS.
+     * `always` keeps the pwrite + fdatasync commit (with WRITEMAP each
+     * commit would msync the whole map range). */
     if (s->fsync != STORE_FSYNC_ALWAYS)
-        s->env_flags |= MDB_NOSYNC; /* synced by the syncer thread or at close */
+        s->env_flags |= MDB_NOSYNC | MDB_WRITEMAP;
     {
         char why[200];
         if (env_create(s, opts->map_size, why, sizeof why) != 0) {
