@@ -107,6 +107,8 @@ struct replica {
     dead_bev *dead;
     struct event *done_ev; /* reports failures and frees dead connections */
     pending *pending;
+    pending *spare; /* freed pendings kept for reuse: one per write otherwise */
+    size_t nspare;
     handoff *ho;
     replica_stats n;
 };
@@ -744,6 +746,20 @@ static void answer_read(replica *r, peer_conn *pc, uint64_t id, const uint8_t *k
         peer_reply(pc, &env);
 }
 
+#define REPLICA_SPARE_MAX 4096 /* pendings kept for reuse */
+
+/* A zeroed pending, from the spares when there are any. */
+static pending *pending_get(replica *r)
+{
+    pending *p = r->spare;
+    if (!p)
+        return calloc(1, sizeof *p);
+    r->spare = p->next;
+    r->nspare--;
+    memset(p, 0, sizeof *p);
+    return p;
+}
+
 static void pending_free(pending *p)
 {
     replica *r = p->r;
@@ -756,7 +772,13 @@ static void pending_free(pending *p)
     if (p->pc)
         peer_conn_drop(p->pc);
     free(p->key);
-    free(p);
+    if (r->nspare < REPLICA_SPARE_MAX) {
+        p->next = r->spare;
+        r->spare = p;
+        r->nspare++;
+    } else {
+        free(p);
+    }
 }
 
 static void on_committed(void *arg, bool ok, const char *err)
@@ -839,7 +861,7 @@ static void on_peer_write(void *ctx, peer_conn *pc, const Ringkv__Envelope *env)
         send_ack(pc, w->id, false, err);
         return;
     }
-    pending *p = calloc(1, sizeof *p);
+    pending *p = pending_get(r);
     if (!p) {
         send_ack(pc, w->id, false, "out of memory");
         return;
@@ -868,7 +890,7 @@ static void on_peer_read(void *ctx, peer_conn *pc, const Ringkv__Envelope *env)
     }
     /* After the commit: the batch may hold writes not yet durable, and a
      * read must not return what could still be rolled back. */
-    pending *p = calloc(1, sizeof *p);
+    pending *p = pending_get(r);
     uint8_t *key = malloc(rd->key.len);
     if (!p || !key) {
         free(p);
@@ -959,6 +981,11 @@ void replica_free(replica *r)
         server_after_commit_cancel(r->srv, on_committed, r->pending);
         pending_free(r->pending);
     }
+    while (r->spare) {
+        pending *p = r->spare;
+        r->spare = p->next;
+        free(p);
+    }
     handoff_free(r->ho);
     if (r->done_ev)
         event_free(r->done_ev);
@@ -1024,7 +1051,7 @@ int replica_apply_local(replica *r, const replica_record *rec, const char *hint_
         fail_later(r, q);
         return 0;
     }
-    pending *p = calloc(1, sizeof *p);
+    pending *p = pending_get(r);
     if (!p)
         return -1;
     p->kind = PENDING_LOCAL;
