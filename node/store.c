@@ -110,7 +110,7 @@ void store_batch_discard(store *s)
 {
     if (s->wtxn)
         mdb_txn_abort(s->wtxn);
-    s->wtxn = NULL, s->dirty = false;
+    s->wtxn = NULL, s->wcur = NULL, s->dirty = false;
     s->batch_max_hlc = s->batch_purged = 0, s->batch_tombstones = 0;
 }
 
@@ -655,9 +655,16 @@ static store_result apply(store *s, const void *key, size_t klen,
     }
     if ((res = store_batch_begin(s, err, errlen)) != STORE_OK)
         goto fail;
+    /* One search: the cursor finds the stored version, and the write then
+     * replaces the record where the cursor stands (MDB_CURRENT). */
+    if (!s->wcur && (rc = mdb_cursor_open(s->wtxn, s->data, &s->wcur)) != 0) {
+        s->wcur = NULL;
+        res = store_mdb_result(s, rc, "reading", err, errlen);
+        goto fail;
+    }
     k.mv_size = data_key(s, key, klen, &longk);
     k.mv_data = s->kbuf;
-    if ((rc = mdb_get(s->wtxn, s->data, &k, &v)) == 0) {
+    if ((rc = mdb_cursor_get(s->wcur, &k, &v, MDB_SET_KEY)) == 0) {
         res = STORE_ERR_IO;
         if ((why = store_rec_parse(&v, &r)) != NULL) {
             store_corrupt(s, why, err, errlen);
@@ -680,7 +687,8 @@ static store_result apply(store *s, const void *key, size_t klen,
     }
 
     v.mv_size = REC_HDR + olen + (longk ? 4 + klen : 0) + vlen;
-    if ((rc = mdb_put(s->wtxn, s->data, &k, &v, MDB_RESERVE)) != 0) {
+    k.mv_data = s->kbuf; /* MDB_SET_KEY pointed it into the map */
+    if ((rc = mdb_cursor_put(s->wcur, &k, &v, MDB_RESERVE | (had ? MDB_CURRENT : 0))) != 0) {
         res = store_mdb_result(s, rc, "writing", err, errlen);
         goto fail;
     }
@@ -767,7 +775,7 @@ store_result store_commit(store *s, char *err, size_t errlen)
         (rc = mdb_stat(s->wtxn, s->hints, &hst)) != 0)
         goto fail;
     rc = mdb_txn_commit(s->wtxn);
-    s->wtxn = NULL; /* freed by LMDB, even when the commit failed */
+    s->wtxn = NULL, s->wcur = NULL; /* freed by LMDB, even when the commit failed */
     if (rc != 0)
         goto fail;
     s->max_hlc = max;

@@ -55,6 +55,7 @@ struct store {
     store_fsync fsync;
 
     MDB_txn *wtxn; /* this batch's write txn, begun by its first write */
+    MDB_cursor *wcur; /* a cursor on data in wtxn (LMDB frees it with wtxn) */
     MDB_txn *rtxn; /* read snapshot, reset between batches, never freed early */
     bool rtxn_live;
     bool dirty;
