@@ -379,6 +379,19 @@ static bool op_start(coord_op *op, const uint8_t *key, size_t klen, int consiste
     }
     if (nt > QUORUM_MAX_REPLICAS)
         nt = QUORUM_MAX_REPLICAS;
+    /* A read that needs one answer asks only this node when it is one of
+     * the key's replicas (not a stand-in): no peer round trip, as a
+     * Cassandra coordinator that is a replica does at ONE. Read repair has
+     * nothing to compare then; anti-entropy and quorum reads repair. */
+    if (is_read && needed == 1) {
+        for (size_t i = 0; i < nt; i++) {
+            if (t[i].local && !t[i].hint_for) {
+                t[0] = t[i];
+                nt = 1;
+                break;
+            }
+        }
+    }
     const char *ids[QUORUM_MAX_REPLICAS];
     for (size_t i = 0; i < nt; i++) {
         ids[i] = t[i].id;
