@@ -118,14 +118,10 @@ int peer_header_check(const uint8_t hdr[PEER_HEADER_BYTES], uint32_t max_body, u
     return 0;
 }
 
-int peer_frame_encode(const Ringkv__Envelope *env, uint8_t **out, size_t *len)
+/* The header, then env packed after it; buf holds len bytes. */
+static void frame_write(uint8_t *buf, const Ringkv__Envelope *env, size_t len)
 {
-    size_t body = ringkv__envelope__get_packed_size(env);
-    if (body > PEER_MAX_FRAME)
-        return -1;
-    uint8_t *buf = malloc(PEER_HEADER_BYTES + body);
-    if (!buf)
-        return -1;
+    size_t body = len - PEER_HEADER_BYTES;
     buf[0] = 'R';
     buf[1] = 'K';
     buf[2] = PEER_VERSION;
@@ -135,9 +131,34 @@ int peer_frame_encode(const Ringkv__Envelope *env, uint8_t **out, size_t *len)
     buf[6] = (uint8_t)(body >> 8);
     buf[7] = (uint8_t)body;
     ringkv__envelope__pack(env, buf + PEER_HEADER_BYTES);
+}
+
+size_t peer_frame_size(const Ringkv__Envelope *env)
+{
+    size_t body = ringkv__envelope__get_packed_size(env);
+    return body > PEER_MAX_FRAME ? 0 : PEER_HEADER_BYTES + body;
+}
+
+int peer_frame_encode(const Ringkv__Envelope *env, uint8_t **out, size_t *len)
+{
+    size_t n = peer_frame_size(env);
+    uint8_t *buf = n ? malloc(n) : NULL;
+    if (!buf)
+        return -1;
+    frame_write(buf, env, n);
     *out = buf;
-    *len = PEER_HEADER_BYTES + body;
+    *len = n;
     return 0;
+}
+
+int peer_frame_append(struct evbuffer *out, const Ringkv__Envelope *env, size_t len)
+{
+    struct evbuffer_iovec v;
+    if (evbuffer_reserve_space(out, (ev_ssize_t)len, &v, 1) != 1 || v.iov_len < len)
+        return -1;
+    frame_write(v.iov_base, env, len);
+    v.iov_len = len;
+    return evbuffer_commit_space(out, &v, 1);
 }
 
 /* protobuf-c 1.4 keeps a field numbered 0 (invalid protobuf) as an unknown
@@ -411,31 +432,21 @@ static size_t output_len(const peer_conn *pc)
     return evbuffer_get_length(bufferevent_get_output(pc->bev));
 }
 
-static void free_frame(const void *data, size_t len, void *arg)
-{
-    (void)len;
-    (void)arg;
-    free((void *)data);
-}
-
 int peer_reply(peer_conn *pc, const Ringkv__Envelope *env)
 {
     if (pc->closing)
         return -1;
-    uint8_t *buf;
-    size_t len;
-    if (peer_frame_encode(env, &buf, &len) != 0) {
-        drop(pc, "cannot encode a reply (out of memory or over %u bytes)", PEER_MAX_FRAME);
+    size_t len = peer_frame_size(env);
+    if (!len) {
+        drop(pc, "cannot encode a reply (over %u bytes)", PEER_MAX_FRAME);
         return -1;
     }
     if (output_len(pc) + len > PEER_MAX_OUTPUT) {
-        free(buf);
         drop(pc, "not reading: %zu bytes already queued (limit %zu)", output_len(pc),
              PEER_MAX_OUTPUT);
         return -1;
     }
-    if (evbuffer_add_reference(bufferevent_get_output(pc->bev), buf, len, free_frame, NULL) != 0) {
-        free(buf);
+    if (peer_frame_append(bufferevent_get_output(pc->bev), env, len) != 0) {
         drop(pc, "out of memory queueing a reply");
         return -1;
     }

@@ -24,6 +24,7 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
+#include <event2/buffer.h>
 #include <event2/event.h>
 
 #include "ringkv.pb-c.h"
@@ -128,6 +129,15 @@ int peer_header_check(const uint8_t hdr[PEER_HEADER_BYTES], uint32_t max_body, u
  * the caller frees. Returns 0, or -1 (out of memory, or over
  * PEER_MAX_FRAME). */
 int peer_frame_encode(const Ringkv__Envelope *env, uint8_t **out, size_t *len);
+
+/* The length of env's frame (header included), or 0 when it is over
+ * PEER_MAX_FRAME. */
+size_t peer_frame_size(const Ringkv__Envelope *env);
+
+/* Appends env's frame of len bytes (peer_frame_size) to out, packed in place:
+ * frames queued in one loop pass share chains and leave in few writes.
+ * Returns 0, or -1 when out of memory (nothing appended). */
+int peer_frame_append(struct evbuffer *out, const Ringkv__Envelope *env, size_t len);
 
 /* Decodes a frame body. Returns the Envelope (free it with
  * peer_envelope_free), or NULL with a message: not protobuf, or a version

@@ -532,13 +532,6 @@ static int link_connect(link *ln)
     return 0;
 }
 
-static void free_frame(const void *data, size_t len, void *arg)
-{
-    (void)len;
-    (void)arg;
-    free((void *)data);
-}
-
 /* Sends env to `to`, with a new request id written to *idfield (a field of
  * env) before it is packed. Every failure after q exists goes through
  * fail_later. Returns 0, or -1 when out of memory (cb will not run). */
@@ -595,28 +588,26 @@ static int send_req(replica *r, const char *to, Ringkv__Envelope *env, uint64_t 
             goto fail;
         }
     }
-    uint8_t *buf;
-    size_t len;
-    if (peer_frame_encode(env, &buf, &len) != 0) {
-        say(q->why, sizeof q->why, "request too large or out of memory");
+    size_t len = peer_frame_size(env);
+    if (!len) {
+        say(q->why, sizeof q->why, "request too large (over %u bytes)", PEER_MAX_FRAME);
         goto fail;
     }
     struct evbuffer *out = bufferevent_get_output(ln->bev);
     if (ln->ninflight >= REPLICA_MAX_INFLIGHT ||
         evbuffer_get_length(out) + len > REPLICA_MAX_QUEUE_BYTES) {
-        free(buf);
         r->n.queue_drops++;
         say(q->why, sizeof q->why, "queue full: %zu requests and %zu bytes waiting for %s",
             ln->ninflight, evbuffer_get_length(out), to);
         goto fail;
     }
     if (r->nreqs + 1 > r->nbuckets && table_grow(r) != 0) {
-        free(buf);
         say(q->why, sizeof q->why, "out of memory");
         goto fail;
     }
-    if (evbuffer_add_reference(out, buf, len, free_frame, NULL) != 0) {
-        free(buf);
+    /* Packed straight into the link's output: the frames of one pass share
+     * chains and leave in a few writes. */
+    if (peer_frame_append(out, env, len) != 0) {
         say(q->why, sizeof q->why, "out of memory queueing for %s", to);
         goto fail;
     }
