@@ -74,6 +74,7 @@ struct peer {
     resolved cache[RESOLVE_CACHE];
     size_t cache_next;
     peer_stats n;
+    peer_arena arena; /* the envelope being handled (one at a time) */
 };
 
 static uint64_t mono_ms(void)
@@ -192,31 +193,72 @@ static bool nested_field_zero(const Ringkv__Envelope *env)
     }
 }
 
-Ringkv__Envelope *peer_envelope_decode(const uint8_t *body, size_t len, char *err, size_t errlen)
+static Ringkv__Envelope *decode_with(ProtobufCAllocator *alloc, const uint8_t *body, size_t len,
+                                     char *err, size_t errlen)
 {
-    Ringkv__Envelope *env = ringkv__envelope__unpack(NULL, len, body);
+    Ringkv__Envelope *env = ringkv__envelope__unpack(alloc, len, body);
     if (!env) {
         set_err(err, errlen, "frame body of %zu bytes is not a valid Envelope", len);
         return NULL;
     }
     if (has_field_zero(&env->base) || nested_field_zero(env)) {
         set_err(err, errlen, "frame body holds a field numbered 0 (invalid protobuf)");
-        ringkv__envelope__free_unpacked(env, NULL);
+        ringkv__envelope__free_unpacked(env, alloc);
         return NULL;
     }
     if (env->version != PEER_VERSION) {
         set_err(err, errlen, "Envelope version %u; this node speaks %u", env->version,
                 PEER_VERSION);
-        ringkv__envelope__free_unpacked(env, NULL);
+        ringkv__envelope__free_unpacked(env, alloc);
         return NULL;
     }
     return env;
+}
+
+Ringkv__Envelope *peer_envelope_decode(const uint8_t *body, size_t len, char *err, size_t errlen)
+{
+    return decode_with(NULL, body, len, err, errlen);
 }
 
 void peer_envelope_free(Ringkv__Envelope *env)
 {
     if (env)
         ringkv__envelope__free_unpacked(env, NULL);
+}
+
+static void *arena_alloc(void *data, size_t size)
+{
+    peer_arena *a = data;
+    size_t need = (size + 15) & ~(size_t)15;
+    if (need < size || need > sizeof a->buf - a->used)
+        return malloc(size ? size : 1);
+    void *p = a->buf + a->used;
+    a->used += need;
+    return p;
+}
+
+static void arena_free(void *data, void *ptr)
+{
+    peer_arena *a = data;
+    unsigned char *p = ptr;
+    if (p && (p < a->buf || p >= a->buf + sizeof a->buf))
+        free(p); /* did not fit */
+}
+
+Ringkv__Envelope *peer_envelope_decode_in(peer_arena *a, const uint8_t *body, size_t len,
+                                          char *err, size_t errlen)
+{
+    ProtobufCAllocator alloc = {.alloc = arena_alloc, .free = arena_free, .allocator_data = a};
+    a->used = 0;
+    return decode_with(&alloc, body, len, err, errlen);
+}
+
+void peer_envelope_free_in(peer_arena *a, Ringkv__Envelope *env)
+{
+    ProtobufCAllocator alloc = {.alloc = arena_alloc, .free = arena_free, .allocator_data = a};
+    if (env)
+        ringkv__envelope__free_unpacked(env, &alloc);
+    a->used = 0;
 }
 
 /* ---- addresses ---- */
@@ -481,7 +523,7 @@ static void on_read(struct bufferevent *bev, void *arg)
             return;
         }
         Ringkv__Envelope *env =
-            peer_envelope_decode(frame + PEER_HEADER_BYTES, blen, err, sizeof err);
+            peer_envelope_decode_in(&p->arena, frame + PEER_HEADER_BYTES, blen, err, sizeof err);
         evbuffer_drain(in, PEER_HEADER_BYTES + blen);
         if (!env) {
             drop(pc, "%s", err);
@@ -490,12 +532,12 @@ static void on_read(struct bufferevent *bev, void *arg)
         p->n.frames_in++;
         if (pc->outbound) {
             finish(pc, env, NULL);
-            peer_envelope_free(env);
+            peer_envelope_free_in(&p->arena, env);
             peer_conn_close(pc, NULL);
             return;
         }
         dispatch(p, pc, env);
-        peer_envelope_free(env);
+        peer_envelope_free_in(&p->arena, env);
         /* Backpressure: a peer that sends requests but does not read the
          * answers waits until they drain (on_write resumes it). */
         if (!pc->closing && output_len(pc) > PEER_MAX_OUTPUT / 2) {

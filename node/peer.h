@@ -145,4 +145,20 @@ int peer_frame_append(struct evbuffer *out, const Ringkv__Envelope *env, size_t 
 Ringkv__Envelope *peer_envelope_decode(const uint8_t *body, size_t len, char *err, size_t errlen);
 void peer_envelope_free(Ringkv__Envelope *env);
 
+/* A bump allocator for decoding one envelope at a time: protobuf-c asks for
+ * memory once per message, string and bytes field, and a replica write is
+ * seven allocations. What does not fit goes to malloc. */
+#define PEER_ARENA_BYTES 8192
+typedef struct peer_arena {
+    size_t used;
+    _Alignas(16) unsigned char buf[PEER_ARENA_BYTES];
+} peer_arena;
+
+/* As peer_envelope_decode, with the envelope's memory taken from a, which
+ * must hold no other envelope: free it with peer_envelope_free_in before
+ * decoding the next. */
+Ringkv__Envelope *peer_envelope_decode_in(peer_arena *a, const uint8_t *body, size_t len,
+                                          char *err, size_t errlen);
+void peer_envelope_free_in(peer_arena *a, Ringkv__Envelope *env);
+
 #endif

@@ -111,6 +111,7 @@ struct replica {
     size_t nspare;
     handoff *ho;
     replica_stats n;
+    peer_arena arena; /* the answer being handled (one at a time) */
 };
 
 static uint64_t mono_ms(void)
@@ -412,15 +413,15 @@ static void on_link_read(struct bufferevent *bev, void *arg)
             link_fail(ln, "out of memory reading a %u-byte frame", blen);
             return;
         }
-        Ringkv__Envelope *env =
-            peer_envelope_decode(frame + PEER_HEADER_BYTES, blen, err, sizeof err);
+        Ringkv__Envelope *env = peer_envelope_decode_in(&ln->r->arena, frame + PEER_HEADER_BYTES,
+                                                        blen, err, sizeof err);
         evbuffer_drain(in, PEER_HEADER_BYTES + blen);
         if (!env) {
             link_fail(ln, "%s", err);
             return;
         }
         link_handle(ln, env);
-        peer_envelope_free(env);
+        peer_envelope_free_in(&ln->r->arena, env);
     }
 }
 
