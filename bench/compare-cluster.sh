@@ -121,13 +121,18 @@ EOF
     resp_ping "${rk_resp[$i]}" || { tail -20 "$tmp/ringkv/node$((i + 1)).log" >&2
       echo "compare: ringkvd node$((i + 1)) did not answer PING on its RESP port" >&2; exit 1; }
   done
-  # Every node sees all three alive.
+  # Every node sees all three alive, and every node is on the ring: a fresh
+  # cluster's second and third nodes join the first one's ring (streaming
+  # their ranges), and requests meanwhile can be refused, which ends a
+  # redis-benchmark run.
   local conv=0
   for _ in $(seq 300); do
     conv=0
     for i in 0 1 2; do
       [ "$("$build/ringkv" --timeout 1000 -h "127.0.0.1:${rk_listen[$i]}" members --json 2>/dev/null |
-           grep -o '"state":"alive"' | wc -l)" -eq 3 ] && conv=$((conv + 1))
+           grep -o '"state":"alive"' | wc -l)" -eq 3 ] &&
+        [ "$("$build/ringkv" --timeout 1000 -h "127.0.0.1:${rk_listen[$i]}" stats 2>/dev/null |
+             awk '$1 == "ring_members" { print $2 }')" = 3 ] && conv=$((conv + 1))
     done
     [ "$conv" -eq 3 ] && break; sleep 0.1
   done

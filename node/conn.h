@@ -87,6 +87,9 @@ struct conn {
     size_t nslots;                /* in the FIFO */
     size_t nreserved;             /* reserved slots not yet completed */
     conn_slot *fill;              /* the slot the reply being built goes to */
+    bool fill_direct;             /* fill is the FIFO's head: its reply goes
+                                   * straight to pending, not through the
+                                   * slot's own buffer */
     conn_slot *slot_spare;        /* released slots kept for reuse */
     bool detached;                /* freed by the server, waiting for slots */
     bool slots_paused;            /* reading paused: too many slots */

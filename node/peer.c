@@ -74,6 +74,7 @@ struct peer {
     resolved cache[RESOLVE_CACHE];
     size_t cache_next;
     peer_stats n;
+    peer_arena arena; /* the envelope being handled (one at a time) */
 };
 
 static uint64_t mono_ms(void)
@@ -118,14 +119,10 @@ int peer_header_check(const uint8_t hdr[PEER_HEADER_BYTES], uint32_t max_body, u
     return 0;
 }
 
-int peer_frame_encode(const Ringkv__Envelope *env, uint8_t **out, size_t *len)
+/* The header, then env packed after it; buf holds len bytes. */
+static void frame_write(uint8_t *buf, const Ringkv__Envelope *env, size_t len)
 {
-    size_t body = ringkv__envelope__get_packed_size(env);
-    if (body > PEER_MAX_FRAME)
-        return -1;
-    uint8_t *buf = malloc(PEER_HEADER_BYTES + body);
-    if (!buf)
-        return -1;
+    size_t body = len - PEER_HEADER_BYTES;
     buf[0] = 'R';
     buf[1] = 'K';
     buf[2] = PEER_VERSION;
@@ -135,9 +132,34 @@ int peer_frame_encode(const Ringkv__Envelope *env, uint8_t **out, size_t *len)
     buf[6] = (uint8_t)(body >> 8);
     buf[7] = (uint8_t)body;
     ringkv__envelope__pack(env, buf + PEER_HEADER_BYTES);
+}
+
+size_t peer_frame_size(const Ringkv__Envelope *env)
+{
+    size_t body = ringkv__envelope__get_packed_size(env);
+    return body > PEER_MAX_FRAME ? 0 : PEER_HEADER_BYTES + body;
+}
+
+int peer_frame_encode(const Ringkv__Envelope *env, uint8_t **out, size_t *len)
+{
+    size_t n = peer_frame_size(env);
+    uint8_t *buf = n ? malloc(n) : NULL;
+    if (!buf)
+        return -1;
+    frame_write(buf, env, n);
     *out = buf;
-    *len = PEER_HEADER_BYTES + body;
+    *len = n;
     return 0;
+}
+
+int peer_frame_append(struct evbuffer *out, const Ringkv__Envelope *env, size_t len)
+{
+    struct evbuffer_iovec v;
+    if (evbuffer_reserve_space(out, (ev_ssize_t)len, &v, 1) != 1 || v.iov_len < len)
+        return -1;
+    frame_write(v.iov_base, env, len);
+    v.iov_len = len;
+    return evbuffer_commit_space(out, &v, 1);
 }
 
 /* protobuf-c 1.4 keeps a field numbered 0 (invalid protobuf) as an unknown
@@ -171,31 +193,72 @@ static bool nested_field_zero(const Ringkv__Envelope *env)
     }
 }
 
-Ringkv__Envelope *peer_envelope_decode(const uint8_t *body, size_t len, char *err, size_t errlen)
+static Ringkv__Envelope *decode_with(ProtobufCAllocator *alloc, const uint8_t *body, size_t len,
+                                     char *err, size_t errlen)
 {
-    Ringkv__Envelope *env = ringkv__envelope__unpack(NULL, len, body);
+    Ringkv__Envelope *env = ringkv__envelope__unpack(alloc, len, body);
     if (!env) {
         set_err(err, errlen, "frame body of %zu bytes is not a valid Envelope", len);
         return NULL;
     }
     if (has_field_zero(&env->base) || nested_field_zero(env)) {
         set_err(err, errlen, "frame body holds a field numbered 0 (invalid protobuf)");
-        ringkv__envelope__free_unpacked(env, NULL);
+        ringkv__envelope__free_unpacked(env, alloc);
         return NULL;
     }
     if (env->version != PEER_VERSION) {
         set_err(err, errlen, "Envelope version %u; this node speaks %u", env->version,
                 PEER_VERSION);
-        ringkv__envelope__free_unpacked(env, NULL);
+        ringkv__envelope__free_unpacked(env, alloc);
         return NULL;
     }
     return env;
+}
+
+Ringkv__Envelope *peer_envelope_decode(const uint8_t *body, size_t len, char *err, size_t errlen)
+{
+    return decode_with(NULL, body, len, err, errlen);
 }
 
 void peer_envelope_free(Ringkv__Envelope *env)
 {
     if (env)
         ringkv__envelope__free_unpacked(env, NULL);
+}
+
+static void *arena_alloc(void *data, size_t size)
+{
+    peer_arena *a = data;
+    size_t need = (size + 15) & ~(size_t)15;
+    if (need < size || need > sizeof a->buf - a->used)
+        return malloc(size ? size : 1);
+    void *p = a->buf + a->used;
+    a->used += need;
+    return p;
+}
+
+static void arena_free(void *data, void *ptr)
+{
+    peer_arena *a = data;
+    unsigned char *p = ptr;
+    if (p && (p < a->buf || p >= a->buf + sizeof a->buf))
+        free(p); /* did not fit */
+}
+
+Ringkv__Envelope *peer_envelope_decode_in(peer_arena *a, const uint8_t *body, size_t len,
+                                          char *err, size_t errlen)
+{
+    ProtobufCAllocator alloc = {.alloc = arena_alloc, .free = arena_free, .allocator_data = a};
+    a->used = 0;
+    return decode_with(&alloc, body, len, err, errlen);
+}
+
+void peer_envelope_free_in(peer_arena *a, Ringkv__Envelope *env)
+{
+    ProtobufCAllocator alloc = {.alloc = arena_alloc, .free = arena_free, .allocator_data = a};
+    if (env)
+        ringkv__envelope__free_unpacked(env, &alloc);
+    a->used = 0;
 }
 
 /* ---- addresses ---- */
@@ -411,31 +474,21 @@ static size_t output_len(const peer_conn *pc)
     return evbuffer_get_length(bufferevent_get_output(pc->bev));
 }
 
-static void free_frame(const void *data, size_t len, void *arg)
-{
-    (void)len;
-    (void)arg;
-    free((void *)data);
-}
-
 int peer_reply(peer_conn *pc, const Ringkv__Envelope *env)
 {
     if (pc->closing)
         return -1;
-    uint8_t *buf;
-    size_t len;
-    if (peer_frame_encode(env, &buf, &len) != 0) {
-        drop(pc, "cannot encode a reply (out of memory or over %u bytes)", PEER_MAX_FRAME);
+    size_t len = peer_frame_size(env);
+    if (!len) {
+        drop(pc, "cannot encode a reply (over %u bytes)", PEER_MAX_FRAME);
         return -1;
     }
     if (output_len(pc) + len > PEER_MAX_OUTPUT) {
-        free(buf);
         drop(pc, "not reading: %zu bytes already queued (limit %zu)", output_len(pc),
              PEER_MAX_OUTPUT);
         return -1;
     }
-    if (evbuffer_add_reference(bufferevent_get_output(pc->bev), buf, len, free_frame, NULL) != 0) {
-        free(buf);
+    if (peer_frame_append(bufferevent_get_output(pc->bev), env, len) != 0) {
         drop(pc, "out of memory queueing a reply");
         return -1;
     }
@@ -470,7 +523,7 @@ static void on_read(struct bufferevent *bev, void *arg)
             return;
         }
         Ringkv__Envelope *env =
-            peer_envelope_decode(frame + PEER_HEADER_BYTES, blen, err, sizeof err);
+            peer_envelope_decode_in(&p->arena, frame + PEER_HEADER_BYTES, blen, err, sizeof err);
         evbuffer_drain(in, PEER_HEADER_BYTES + blen);
         if (!env) {
             drop(pc, "%s", err);
@@ -479,12 +532,12 @@ static void on_read(struct bufferevent *bev, void *arg)
         p->n.frames_in++;
         if (pc->outbound) {
             finish(pc, env, NULL);
-            peer_envelope_free(env);
+            peer_envelope_free_in(&p->arena, env);
             peer_conn_close(pc, NULL);
             return;
         }
         dispatch(p, pc, env);
-        peer_envelope_free(env);
+        peer_envelope_free_in(&p->arena, env);
         /* Backpressure: a peer that sends requests but does not read the
          * answers waits until they drain (on_write resumes it). */
         if (!pc->closing && output_len(pc) > PEER_MAX_OUTPUT / 2) {

@@ -24,6 +24,7 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
+#include <event2/buffer.h>
 #include <event2/event.h>
 
 #include "ringkv.pb-c.h"
@@ -129,10 +130,35 @@ int peer_header_check(const uint8_t hdr[PEER_HEADER_BYTES], uint32_t max_body, u
  * PEER_MAX_FRAME). */
 int peer_frame_encode(const Ringkv__Envelope *env, uint8_t **out, size_t *len);
 
+/* The length of env's frame (header included), or 0 when it is over
+ * PEER_MAX_FRAME. */
+size_t peer_frame_size(const Ringkv__Envelope *env);
+
+/* Appends env's frame of len bytes (peer_frame_size) to out, packed in place:
+ * frames queued in one loop pass share chains and leave in few writes.
+ * Returns 0, or -1 when out of memory (nothing appended). */
+int peer_frame_append(struct evbuffer *out, const Ringkv__Envelope *env, size_t len);
+
 /* Decodes a frame body. Returns the Envelope (free it with
  * peer_envelope_free), or NULL with a message: not protobuf, or a version
  * other than PEER_VERSION. */
 Ringkv__Envelope *peer_envelope_decode(const uint8_t *body, size_t len, char *err, size_t errlen);
 void peer_envelope_free(Ringkv__Envelope *env);
+
+/* A bump allocator for decoding one envelope at a time: protobuf-c asks for
+ * memory once per message, string and bytes field, and a replica write is
+ * seven allocations. What does not fit goes to malloc. */
+#define PEER_ARENA_BYTES 8192
+typedef struct peer_arena {
+    size_t used;
+    _Alignas(16) unsigned char buf[PEER_ARENA_BYTES];
+} peer_arena;
+
+/* As peer_envelope_decode, with the envelope's memory taken from a, which
+ * must hold no other envelope: free it with peer_envelope_free_in before
+ * decoding the next. */
+Ringkv__Envelope *peer_envelope_decode_in(peer_arena *a, const uint8_t *body, size_t len,
+                                          char *err, size_t errlen);
+void peer_envelope_free_in(peer_arena *a, Ringkv__Envelope *env);
 
 #endif

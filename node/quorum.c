@@ -45,16 +45,22 @@ int quorum_init(quorum *q, bool is_read, const char *const *replicas, size_t n, 
 {
     if (n == 0 || n > QUORUM_MAX_REPLICAS || needed == 0 || needed > n)
         return -1;
-    memset(q, 0, sizeof *q);
+    /* Only the n slots in use are set: this runs once per request, and the
+     * whole struct is a few KiB. */
     q->is_read = is_read;
     q->n = n;
     q->needed = needed;
+    q->oks = q->fails = 0;
     q->deadline_ms = deadline_ms;
+    q->outcome = QUORUM_PENDING;
     q->newest = -1;
     for (size_t i = 0; i < n; i++) {
-        if (strlen(replicas[i]) > STORE_ORIGIN_MAX)
+        size_t len = strlen(replicas[i]);
+        if (len > STORE_ORIGIN_MAX)
             return -1;
-        snprintf(q->replica[i], sizeof q->replica[i], "%s", replicas[i]);
+        memcpy(q->replica[i], replicas[i], len + 1);
+        q->state[i] = QUORUM_WAITING;
+        memset(&q->reply[i], 0, sizeof q->reply[i]);
     }
     return 0;
 }

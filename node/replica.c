@@ -107,8 +107,11 @@ struct replica {
     dead_bev *dead;
     struct event *done_ev; /* reports failures and frees dead connections */
     pending *pending;
+    pending *spare; /* freed pendings kept for reuse: one per write otherwise */
+    size_t nspare;
     handoff *ho;
     replica_stats n;
+    peer_arena arena; /* the answer being handled (one at a time) */
 };
 
 static uint64_t mono_ms(void)
@@ -410,15 +413,15 @@ static void on_link_read(struct bufferevent *bev, void *arg)
             link_fail(ln, "out of memory reading a %u-byte frame", blen);
             return;
         }
-        Ringkv__Envelope *env =
-            peer_envelope_decode(frame + PEER_HEADER_BYTES, blen, err, sizeof err);
+        Ringkv__Envelope *env = peer_envelope_decode_in(&ln->r->arena, frame + PEER_HEADER_BYTES,
+                                                        blen, err, sizeof err);
         evbuffer_drain(in, PEER_HEADER_BYTES + blen);
         if (!env) {
             link_fail(ln, "%s", err);
             return;
         }
         link_handle(ln, env);
-        peer_envelope_free(env);
+        peer_envelope_free_in(&ln->r->arena, env);
     }
 }
 
@@ -530,13 +533,6 @@ static int link_connect(link *ln)
     return 0;
 }
 
-static void free_frame(const void *data, size_t len, void *arg)
-{
-    (void)len;
-    (void)arg;
-    free((void *)data);
-}
-
 /* Sends env to `to`, with a new request id written to *idfield (a field of
  * env) before it is packed. Every failure after q exists goes through
  * fail_later. Returns 0, or -1 when out of memory (cb will not run). */
@@ -593,28 +589,26 @@ static int send_req(replica *r, const char *to, Ringkv__Envelope *env, uint64_t 
             goto fail;
         }
     }
-    uint8_t *buf;
-    size_t len;
-    if (peer_frame_encode(env, &buf, &len) != 0) {
-        say(q->why, sizeof q->why, "request too large or out of memory");
+    size_t len = peer_frame_size(env);
+    if (!len) {
+        say(q->why, sizeof q->why, "request too large (over %u bytes)", PEER_MAX_FRAME);
         goto fail;
     }
     struct evbuffer *out = bufferevent_get_output(ln->bev);
     if (ln->ninflight >= REPLICA_MAX_INFLIGHT ||
         evbuffer_get_length(out) + len > REPLICA_MAX_QUEUE_BYTES) {
-        free(buf);
         r->n.queue_drops++;
         say(q->why, sizeof q->why, "queue full: %zu requests and %zu bytes waiting for %s",
             ln->ninflight, evbuffer_get_length(out), to);
         goto fail;
     }
     if (r->nreqs + 1 > r->nbuckets && table_grow(r) != 0) {
-        free(buf);
         say(q->why, sizeof q->why, "out of memory");
         goto fail;
     }
-    if (evbuffer_add_reference(out, buf, len, free_frame, NULL) != 0) {
-        free(buf);
+    /* Packed straight into the link's output: the frames of one pass share
+     * chains and leave in a few writes. */
+    if (peer_frame_append(out, env, len) != 0) {
         say(q->why, sizeof q->why, "out of memory queueing for %s", to);
         goto fail;
     }
@@ -683,7 +677,8 @@ store_result replica_store(replica *r, const replica_record *rec, const char *hi
     if (res == STORE_STALE)
         res = STORE_OK;
     if (res != STORE_OK) {
-        log_error("replica write failed, this pass's writes are lost: %s", err);
+        if (res != STORE_ERR_FULL) /* the store logs a full disk once per episode */
+            log_error("replica write failed, this pass's writes are lost: %s", err);
         server_batch_failed(r->srv, res, err);
     } else if (hint) {
         r->n.hints_stored++;
@@ -743,6 +738,20 @@ static void answer_read(replica *r, peer_conn *pc, uint64_t id, const uint8_t *k
         peer_reply(pc, &env);
 }
 
+#define REPLICA_SPARE_MAX 4096 /* pendings kept for reuse */
+
+/* A zeroed pending, from the spares when there are any. */
+static pending *pending_get(replica *r)
+{
+    pending *p = r->spare;
+    if (!p)
+        return calloc(1, sizeof *p);
+    r->spare = p->next;
+    r->nspare--;
+    memset(p, 0, sizeof *p);
+    return p;
+}
+
 static void pending_free(pending *p)
 {
     replica *r = p->r;
@@ -755,7 +764,13 @@ static void pending_free(pending *p)
     if (p->pc)
         peer_conn_drop(p->pc);
     free(p->key);
-    free(p);
+    if (r->nspare < REPLICA_SPARE_MAX) {
+        p->next = r->spare;
+        r->spare = p;
+        r->nspare++;
+    } else {
+        free(p);
+    }
 }
 
 static void on_committed(void *arg, bool ok, const char *err)
@@ -838,7 +853,7 @@ static void on_peer_write(void *ctx, peer_conn *pc, const Ringkv__Envelope *env)
         send_ack(pc, w->id, false, err);
         return;
     }
-    pending *p = calloc(1, sizeof *p);
+    pending *p = pending_get(r);
     if (!p) {
         send_ack(pc, w->id, false, "out of memory");
         return;
@@ -867,7 +882,7 @@ static void on_peer_read(void *ctx, peer_conn *pc, const Ringkv__Envelope *env)
     }
     /* After the commit: the batch may hold writes not yet durable, and a
      * read must not return what could still be rolled back. */
-    pending *p = calloc(1, sizeof *p);
+    pending *p = pending_get(r);
     uint8_t *key = malloc(rd->key.len);
     if (!p || !key) {
         free(p);
@@ -958,6 +973,11 @@ void replica_free(replica *r)
         server_after_commit_cancel(r->srv, on_committed, r->pending);
         pending_free(r->pending);
     }
+    while (r->spare) {
+        pending *p = r->spare;
+        r->spare = p->next;
+        free(p);
+    }
     handoff_free(r->ho);
     if (r->done_ev)
         event_free(r->done_ev);
@@ -1023,7 +1043,7 @@ int replica_apply_local(replica *r, const replica_record *rec, const char *hint_
         fail_later(r, q);
         return 0;
     }
-    pending *p = calloc(1, sizeof *p);
+    pending *p = pending_get(r);
     if (!p)
         return -1;
     p->kind = PENDING_LOCAL;

@@ -20,8 +20,9 @@ typedef struct job job;
 
 typedef struct job_key {
     job *j;
-    size_t off, len;   /* the key within j->blob */
-    size_t voff, vlen; /* SET/MSET: the value within j->blob */
+    const uint8_t *key, *vp; /* the key, SET/MSET's value: in j->blob, or in
+                              * the input buffer while the command runs */
+    size_t len, vlen;
     bool found;        /* read: found */
     uint8_t *val;      /* MGET: the value copied, or NULL */
     size_t val_len;
@@ -53,7 +54,9 @@ static void note_error(job *j, const coord_result *res)
     snprintf(j->err, sizeof j->err, "%s %s", code, res->msg ? res->msg : wire_status_name(res->status));
 }
 
-static void finish(job *j)
+/* The reply, once every key is done; a single GET passes the value it read
+ * (valid only during its callback), so it is not copied first. */
+static void finish(job *j, const coord_result *get)
 {
     conn *c = conn_slot_resume(j->sl);
     if (c) {
@@ -63,9 +66,9 @@ static void finish(job *j)
         } else {
             switch (j->kind) {
             case RESP_COORD_GET:
-                if (j->keys[0].found) /* val is NULL for an empty value */
-                    resp_reply_bulk(&x, j->keys[0].val ? j->keys[0].val : (const uint8_t *)"",
-                                    j->keys[0].val_len);
+                if (j->keys[0].found) /* value is NULL for an empty value */
+                    resp_reply_bulk(&x, get && get->value ? get->value : (const uint8_t *)"",
+                                    get ? get->vlen : 0);
                 else
                     resp_reply_nil(&x);
                 break;
@@ -106,7 +109,7 @@ static void finish(job *j)
 static void job_done_one(job *j)
 {
     if (--j->left == 0)
-        finish(j);
+        finish(j, NULL);
 }
 
 static void on_write(void *arg, const coord_result *res)
@@ -121,8 +124,8 @@ static void start_write(job_key *k, bool del)
 {
     job *j = k->j;
     coord *co = dispatch_coord(j->s);
-    if (!co || coord_write(co, del, j->blob + k->off, k->len, j->blob + k->voff, k->vlen,
-                           j->ttl_ms, -1, on_write, k) != 0) {
+    if (!co || coord_write(co, del, k->key, k->len, k->vp, k->vlen, j->ttl_ms, -1, on_write,
+                           k) != 0) {
         coord_result r = {.status = WIRE_ERR_INTERNAL, .msg = "out of memory"};
         note_error(j, &r);
         job_done_one(j);
@@ -141,7 +144,12 @@ static void on_read(void *arg, const coord_result *res)
         return;
     }
     k->found = res->status == WIRE_OK;
-    if (k->found && (j->kind == RESP_COORD_GET || j->kind == RESP_COORD_MGET) && res->vlen) {
+    if (j->kind == RESP_COORD_GET) { /* one key, no hold: this is the last step */
+        j->left--;
+        finish(j, res);
+        return;
+    }
+    if (k->found && j->kind == RESP_COORD_MGET && res->vlen) {
         k->val = malloc(res->vlen);
         if (!k->val) {
             coord_result r = {.status = WIRE_ERR_INTERNAL, .msg = "out of memory"};
@@ -177,10 +185,15 @@ static void on_read(void *arg, const coord_result *res)
     job_done_one(j);
 }
 
-static job *job_new(resp_ctx *x, resp_coord_kind kind, size_t nkeys, size_t first, size_t step)
+/* A job for nkeys keys (and values, step 2) from argument first on. With
+ * copy, keys and values are copied into the job; else they stay in the
+ * input buffer, which is right when every coordinated call is made before
+ * the command returns (the coordinator copies what it keeps). */
+static job *job_new(resp_ctx *x, resp_coord_kind kind, size_t nkeys, size_t first, size_t step,
+                    bool copy)
 {
     size_t bytes = 0;
-    for (size_t i = 0; i < nkeys; i++) {
+    for (size_t i = 0; copy && i < nkeys; i++) {
         bytes += resp_arglen(x, first + i * step);
         if (step == 2)
             bytes += resp_arglen(x, first + i * step + 1);
@@ -188,8 +201,7 @@ static job *job_new(resp_ctx *x, resp_coord_kind kind, size_t nkeys, size_t firs
     job *j = calloc(1, sizeof *j + nkeys * sizeof j->keys[0]);
     if (!j)
         return NULL;
-    j->blob = malloc(bytes ? bytes : 1);
-    if (!j->blob) {
+    if (copy && !(j->blob = malloc(bytes ? bytes : 1))) {
         free(j);
         return NULL;
     }
@@ -201,15 +213,21 @@ static job *job_new(resp_ctx *x, resp_coord_kind kind, size_t nkeys, size_t firs
         job_key *k = &j->keys[i];
         k->j = j;
         size_t a = first + i * step;
-        k->off = off;
         k->len = resp_arglen(x, a);
-        memcpy(j->blob + off, resp_arg(x, a), k->len);
-        off += k->len;
+        k->key = resp_arg(x, a);
+        if (copy) {
+            memcpy(j->blob + off, k->key, k->len);
+            k->key = j->blob + off;
+            off += k->len;
+        }
         if (step == 2) {
-            k->voff = off;
             k->vlen = resp_arglen(x, a + 1);
-            memcpy(j->blob + off, resp_arg(x, a + 1), k->vlen);
-            off += k->vlen;
+            k->vp = resp_arg(x, a + 1);
+            if (copy) {
+                memcpy(j->blob + off, k->vp, k->vlen);
+                k->vp = j->blob + off;
+                off += k->vlen;
+            }
         }
     }
     return j;
@@ -224,8 +242,9 @@ void resp_coord_run(resp_ctx *x, resp_coord_kind kind, const resp_coord_set *set
     case RESP_COORD_MSET: nkeys = (x->argc - 1) / 2; step = 2; break;
     default: nkeys = x->argc - 1; break;
     }
+    bool chained = kind == RESP_COORD_DEL || (set && (set->nx || set->xx || set->keepttl));
     coord *co = dispatch_coord(x->s);
-    job *j = co ? job_new(x, kind, nkeys, first, step) : NULL;
+    job *j = co ? job_new(x, kind, nkeys, first, step, chained) : NULL;
     conn_slot *sl = j ? conn_slot_reserve(x->c, 0) : NULL;
     if (!sl) {
         if (j) {
@@ -236,17 +255,27 @@ void resp_coord_run(resp_ctx *x, resp_coord_kind kind, const resp_coord_set *set
         return;
     }
     j->sl = sl;
-    bool chained = false; /* read, then write */
     if (set) {
         j->ttl_ms = set->ttl_ms;
         j->nx = set->nx;
         j->xx = set->xx;
         j->keepttl = set->keepttl;
         j->del_instead = set->del_instead;
-        chained = set->nx || set->xx || set->keepttl;
     }
-    chained |= kind == RESP_COORD_DEL;
     bool reads = kind == RESP_COORD_GET || kind == RESP_COORD_MGET || kind == RESP_COORD_EXISTS;
+    if (kind == RESP_COORD_GET) {
+        /* One read and no hold: its callback replies, straight from the
+         * value it is handed, and j is gone once coord_get returns. */
+        j->left = 1;
+        if (j->keys[0].len == 0) {
+            finish(j, NULL);
+        } else if (coord_get(co, j->keys[0].key, j->keys[0].len, -1, on_read, &j->keys[0]) != 0) {
+            coord_result r = {.status = WIRE_ERR_INTERNAL, .msg = "out of memory"};
+            note_error(j, &r);
+            finish(j, NULL);
+        }
+        return;
+    }
     /* one completion per key and step, plus this loop's own hold */
     j->left = nkeys * (chained ? 2 : 1) + 1;
     for (size_t i = 0; i < nkeys; i++) {
@@ -256,7 +285,7 @@ void resp_coord_run(resp_ctx *x, resp_coord_kind kind, const resp_coord_set *set
             continue;
         }
         if (reads || chained) {
-            if (coord_get(co, j->blob + k->off, k->len, -1, on_read, k) != 0) {
+            if (coord_get(co, k->key, k->len, -1, on_read, k) != 0) {
                 coord_result r = {.status = WIRE_ERR_INTERNAL, .msg = "out of memory"};
                 note_error(j, &r);
                 j->left -= chained ? 2 : 1;

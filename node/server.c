@@ -118,7 +118,8 @@ static void on_pass_end(evutil_socket_t fd, short what, void *arg)
     s->pass_end_scheduled = false;
     store_result r = store_commit(s->st, err, sizeof err);
     if (r != STORE_OK) {
-        log_error("commit failed, writes of this pass answered with an error: %s", err);
+        if (r != STORE_ERR_FULL) /* the store logs a full disk once per episode */
+            log_error("commit failed, writes of this pass answered with an error: %s", err);
         fail_batch(s, server_status_for(r), err);
     }
     run_commit_cbs(s, r == STORE_OK, r == STORE_OK ? NULL : err);
@@ -193,8 +194,9 @@ store_result server_write(server *s, wire_op op, const void *key, size_t klen, c
     if (r == STORE_STALE)
         return STORE_OK;
     if (r != STORE_OK) {
-        log_error("write failed, this pass's writes are lost and answered with an error: %s",
-                  err);
+        if (r != STORE_ERR_FULL) /* the store logs a full disk once per episode */
+            log_error("write failed, this pass's writes are lost and answered with an error: %s",
+                      err);
         fail_batch(s, server_status_for(r), err);
     }
     return r;

@@ -74,19 +74,33 @@ uint64_t store_get_be(const uint8_t *p, int n)
     return v;
 }
 
-/* Maps an LMDB or system error to a result, with a message naming the step. */
-store_result store_mdb_result(const store *s, int rc, const char *what,
+/* Maps an LMDB or system error to a result, with a message naming the step.
+ * The end of the map is "map_size reached" when the map is as large as
+ * configured, and "disk full" when no more space could be reserved. */
+store_result store_mdb_result(store *s, int rc, const char *what,
                                char *err, size_t errlen)
 {
     if (rc == MDB_MAP_FULL) {
-        store_set_err(err, errlen, "storage full: map_size of %zu bytes reached "
-                "(raise [storage] map_size)", s->map_size);
+        s->hit_end = true;
+        if (s->map_size < s->map_max && s->disk_full) {
+            store_set_err(err, errlen, "disk full: no space left to grow the store in %s "
+                    "past %zu bytes; writes are refused until space is freed", s->dir,
+                    s->map_size);
+        } else if (s->map_size < s->map_max) {
+            store_set_err(err, errlen, "storage busy: this batch outgrew the %zu bytes "
+                    "reserved so far; the store grows now, retry the write", s->map_size);
+        } else {
+            store_set_err(err, errlen, "storage full: map_size of %zu bytes reached "
+                    "(raise [storage] map_size)", s->map_max);
+        }
         return STORE_ERR_FULL;
     }
     if (rc == ENOSPC || rc == EDQUOT) {
         store_set_err(err, errlen, "disk full while %s: %s", what, strerror(rc));
         return STORE_ERR_FULL;
     }
+    if (rc == MDB_PANIC)
+        s->env_broken = true;
     store_set_err(err, errlen, "storage error while %s: %s", what, mdb_strerror(rc));
     return STORE_ERR_IO;
 }
@@ -96,13 +110,20 @@ void store_batch_discard(store *s)
 {
     if (s->wtxn)
         mdb_txn_abort(s->wtxn);
-    s->wtxn = NULL, s->dirty = false;
+    s->wtxn = NULL, s->wcur = NULL, s->dirty = false;
     s->batch_max_hlc = s->batch_purged = 0, s->batch_tombstones = 0;
 }
 
+static int env_reopen(store *s, char *err, size_t errlen);
+
 store_result store_batch_begin(store *s, char *err, size_t errlen)
 {
-    int rc = s->wtxn ? 0 : mdb_txn_begin(s->env, NULL, 0, &s->wtxn);
+    int rc;
+    if (s->wtxn)
+        return STORE_OK;
+    if (s->env_broken && env_reopen(s, err, errlen) != 0)
+        return STORE_ERR_IO;
+    rc = mdb_txn_begin(s->env, NULL, 0, &s->wtxn);
     return rc ? store_mdb_result(s, rc, "beginning a write", err, errlen) : STORE_OK;
 }
 
@@ -113,6 +134,8 @@ store_result store_snapshot(store *s, char *err, size_t errlen)
     int rc;
     if (s->rtxn_live)
         return STORE_OK;
+    if (s->env_broken && !s->wtxn && env_reopen(s, err, errlen) != 0)
+        return STORE_ERR_IO;
     rc = s->rtxn ? mdb_txn_renew(s->rtxn)
                  : mdb_txn_begin(s->env, NULL, MDB_RDONLY, &s->rtxn);
     if (rc != 0)
@@ -322,7 +345,10 @@ static void *syncer_main(void *arg)
         if (s->syncer_stop)
             break;
         pthread_mutex_unlock(&s->mu);
-        if ((rc = mdb_env_sync(s->env, 1)) != 0 && atomic_load(&s->sync_error) == 0)
+        pthread_mutex_lock(&s->map_mu); /* not while the map moves */
+        rc = s->env ? mdb_env_sync(s->env, 1) : 0;
+        pthread_mutex_unlock(&s->map_mu);
+        if (rc != 0 && atomic_load(&s->sync_error) == 0)
             log_error("store: background fsync failed: %s; refusing writes until a "
                       "sync succeeds", mdb_strerror(rc));
         else if (rc == 0 && atomic_load(&s->sync_error) != 0)
@@ -354,42 +380,138 @@ static int syncer_start(store *s, char *err, size_t errlen)
     return 0;
 }
 
+/* Creates s->env on s->dir, mapped at the reserved size and grown to have
+ * room (store_space.c). 0, or -1 with a message; s->env may be left set. */
+static int env_create(store *s, size_t map_max, char *err, size_t errlen)
+{
+    int rc, dead;
+    if ((rc = mdb_env_create(&s->env)) != 0) {
+        s->env = NULL;
+        goto fail_mdb;
+    }
+    if ((rc = mdb_env_set_maxdbs(s->env, 4)) != 0 ||
+        (rc = mdb_env_set_mapsize(s->env, store_space_initial(s->dir, map_max))) != 0 ||
+        (rc = mdb_env_open(s->env, s->dir, s->env_flags, 0600)) != 0)
+        goto fail_mdb;
+    /* A process killed while reading leaves its reader slot behind, and a
+     * stale slot pins old pages forever. */
+    mdb_reader_check(s->env, &dead);
+    if (store_space_open(s, map_max, err, errlen) != 0)
+        return -1;
+    store_space_check(s);
+    return s->env_broken ? -1 : 0;
+
+fail_mdb:
+    store_mdb_result(s, rc, "opening", err, errlen);
+    return -1;
+}
+
+static int dbi_open_all(store *s, MDB_txn *txn)
+{
+    int rc;
+    if ((rc = mdb_dbi_open(txn, "data", MDB_CREATE, &s->data)) != 0 ||
+        (rc = mdb_dbi_open(txn, "meta", MDB_CREATE, &s->meta)) != 0 ||
+        (rc = mdb_dbi_open(txn, "hints", MDB_CREATE, &s->hints)) != 0)
+        return rc;
+    return 0;
+}
+
+/* LMDB marks its environment unusable after a failed meta page write
+ * (MDB_PANIC from then on) and after a failed remap: close it and open the
+ * file again, which reads the last good meta page. Tried at most once a
+ * second; until it works, every read and write fails with the reason. */
+static int env_reopen(store *s, char *err, size_t errlen)
+{
+    char why[256] = "";
+    MDB_txn *txn = NULL;
+    struct timespec ts;
+    int rc = -1;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    uint64_t now = (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+    if (now < s->reopen_ms) {
+        store_set_err(err, errlen, "storage error: the LMDB environment of %s failed and "
+                "could not be reopened yet", s->dir);
+        return -1;
+    }
+    s->reopen_ms = now + 1000;
+    log_warn("store: the LMDB environment of %s failed; reopening it", s->dir);
+    if (s->rtxn) {
+        mdb_txn_abort(s->rtxn);
+        s->rtxn = NULL;
+        s->rtxn_live = false;
+    }
+    pthread_mutex_lock(&s->map_mu);
+    mdb_env_close(s->env);
+    s->env = NULL;
+    s->env_broken = false;
+    if (env_create(s, s->map_max, why, sizeof why) == 0) {
+        if ((rc = mdb_txn_begin(s->env, NULL, 0, &txn)) == 0 &&
+            (rc = dbi_open_all(s, txn)) == 0) {
+            rc = mdb_txn_commit(txn);
+            txn = NULL;
+        }
+        if (txn)
+            mdb_txn_abort(txn);
+        if (rc != 0)
+            store_mdb_result(s, rc, "reopening", why, sizeof why);
+    }
+    if (rc != 0 || s->env_broken) {
+        mdb_env_close(s->env);
+        s->env = NULL;
+        s->env_broken = true;
+        rc = -1;
+    }
+    pthread_mutex_unlock(&s->map_mu);
+    if (rc != 0) {
+        log_error("store: reopening %s failed: %s", s->dir, why);
+        store_set_err(err, errlen, "storage error: reopening %s failed: %s", s->dir, why);
+        return -1;
+    }
+    log_info("store: %s reopened", s->dir);
+    return 0;
+}
+
 store *store_open(const store_options *opts, char *err, size_t errlen)
 {
     store *s = calloc(1, sizeof *s);
     MDB_txn *txn = NULL;
-    MDB_envinfo info;
     MDB_stat st;
-    unsigned flags = MDB_NOTLS;
-    int rc, dead;
+    int rc;
 
     if (!s) {
         store_set_err(err, errlen, "out of memory");
         return NULL;
     }
+    pthread_mutex_init(&s->map_mu, NULL);
     if (!opts || !opts->dir) {
         store_set_err(err, errlen, "storage dir not set");
         goto fail;
     }
     if (make_dirs(opts->dir, err, errlen) != 0)
         goto fail;
-    s->fsync = opts->fsync;
-    if (s->fsync != STORE_FSYNC_ALWAYS)
-        flags |= MDB_NOSYNC; /* synced by the syncer thread or at close */
-    if ((rc = mdb_env_create(&s->env)) != 0) {
-        s->env = NULL;
-        goto fail_mdb;
+    if (!(s->dir = strdup(opts->dir))) {
+        store_set_err(err, errlen, "out of memory");
+        goto fail;
     }
-    /* map_size 0 keeps LMDB's choice: the existing file's size, or 1 MiB. */
-    if ((rc = mdb_env_set_maxdbs(s->env, 4)) != 0 ||
-        (rc = mdb_env_set_mapsize(s->env, opts->map_size)) != 0 ||
-        (rc = mdb_env_open(s->env, opts->dir, flags, 0600)) != 0)
-        goto fail_mdb;
-    /* A process killed while reading leaves its reader slot behind, and a
-     * stale slot pins old pages forever. */
-    mdb_reader_check(s->env, &dead);
-    mdb_env_info(s->env, &info);
-    s->map_size = info.me_mapsize;
+    s->fsync = opts->fsync;
+    s->env_flags = MDB_NOTLS;
+    /* Under everysec and no, pages are written straight into the shared
+     * map (MDB_WRITEMAP): a commit is memory writes, no pwrite of each dirty
+     * page, and the syncer thread's mdb_env_sync is an msync. A kill -9
+     * loses nothing (the pages are in the page cache); store_space.c keeps
+     * LMDB off unallocated file space, where a store would be a SIGBUS.
+     * `always` keeps the pwrite + fdatasync commit (with WRITEMAP each
+     * commit would msync the whole map range). */
+    if (s->fsync != STORE_FSYNC_ALWAYS)
+        s->env_flags |= MDB_NOSYNC | MDB_WRITEMAP;
+    {
+        char why[200];
+        if (env_create(s, opts->map_size, why, sizeof why) != 0) {
+            store_set_err(err, errlen, "%s: %s", opts->dir, why);
+            goto fail;
+        }
+    }
     s->maxkey = (size_t)mdb_env_get_maxkeysize(s->env);
     if (!(s->kbuf = malloc(3 * s->maxkey))) {
         store_set_err(err, errlen, "out of memory");
@@ -398,10 +520,7 @@ store *store_open(const store_options *opts, char *err, size_t errlen)
     s->sweep_key = s->kbuf + s->maxkey;
     s->hkbuf = s->kbuf + 2 * s->maxkey;
 
-    if ((rc = mdb_txn_begin(s->env, NULL, 0, &txn)) != 0 ||
-        (rc = mdb_dbi_open(txn, "data", MDB_CREATE, &s->data)) != 0 ||
-        (rc = mdb_dbi_open(txn, "meta", MDB_CREATE, &s->meta)) != 0 ||
-        (rc = mdb_dbi_open(txn, "hints", MDB_CREATE, &s->hints)) != 0)
+    if ((rc = mdb_txn_begin(s->env, NULL, 0, &txn)) != 0 || (rc = dbi_open_all(s, txn)) != 0)
         goto fail_mdb;
     if (meta_load(s, txn, opts->dir, err, errlen) != 0)
         goto fail;
@@ -434,7 +553,9 @@ fail:
         mdb_txn_abort(txn);
     if (s->env)
         mdb_env_close(s->env);
+    pthread_mutex_destroy(&s->map_mu);
     free(s->kbuf);
+    free(s->dir);
     free(s);
     return NULL;
 }
@@ -466,10 +587,12 @@ void store_close(store *s)
     }
     if (s->rtxn)
         mdb_txn_abort(s->rtxn);
-    if ((rc = mdb_env_sync(s->env, 1)) != 0)
+    if (s->env && (rc = mdb_env_sync(s->env, 1)) != 0)
         log_error("store: fsync at close failed: %s", mdb_strerror(rc));
     mdb_env_close(s->env);
+    pthread_mutex_destroy(&s->map_mu);
     free(s->kbuf);
+    free(s->dir);
     free(s);
 }
 
@@ -532,9 +655,16 @@ static store_result apply(store *s, const void *key, size_t klen,
     }
     if ((res = store_batch_begin(s, err, errlen)) != STORE_OK)
         goto fail;
+    /* One search: the cursor finds the stored version, and the write then
+     * replaces the record where the cursor stands (MDB_CURRENT). */
+    if (!s->wcur && (rc = mdb_cursor_open(s->wtxn, s->data, &s->wcur)) != 0) {
+        s->wcur = NULL;
+        res = store_mdb_result(s, rc, "reading", err, errlen);
+        goto fail;
+    }
     k.mv_size = data_key(s, key, klen, &longk);
     k.mv_data = s->kbuf;
-    if ((rc = mdb_get(s->wtxn, s->data, &k, &v)) == 0) {
+    if ((rc = mdb_cursor_get(s->wcur, &k, &v, MDB_SET_KEY)) == 0) {
         res = STORE_ERR_IO;
         if ((why = store_rec_parse(&v, &r)) != NULL) {
             store_corrupt(s, why, err, errlen);
@@ -557,7 +687,8 @@ static store_result apply(store *s, const void *key, size_t klen,
     }
 
     v.mv_size = REC_HDR + olen + (longk ? 4 + klen : 0) + vlen;
-    if ((rc = mdb_put(s->wtxn, s->data, &k, &v, MDB_RESERVE)) != 0) {
+    k.mv_data = s->kbuf; /* MDB_SET_KEY pointed it into the map */
+    if ((rc = mdb_cursor_put(s->wcur, &k, &v, MDB_RESERVE | (had ? MDB_CURRENT : 0))) != 0) {
         res = store_mdb_result(s, rc, "writing", err, errlen);
         goto fail;
     }
@@ -619,6 +750,7 @@ store_result store_commit(store *s, char *err, size_t errlen)
     }
     if (!s->dirty) {
         store_batch_discard(s); /* a sweep that purged nothing; no commit needed */
+        store_space_check(s);
         return STORE_OK;
     }
     /* As Redis does after a failed background fsync: acknowledging more
@@ -627,6 +759,7 @@ store_result store_commit(store *s, char *err, size_t errlen)
         store_set_err(err, errlen, "background fsync failed (%s); writes are refused until a "
                 "sync succeeds", mdb_strerror(rc));
         store_batch_discard(s);
+        store_space_check(s);
         return STORE_ERR_IO;
     }
     MDB_stat hst;
@@ -642,7 +775,7 @@ store_result store_commit(store *s, char *err, size_t errlen)
         (rc = mdb_stat(s->wtxn, s->hints, &hst)) != 0)
         goto fail;
     rc = mdb_txn_commit(s->wtxn);
-    s->wtxn = NULL; /* freed by LMDB, even when the commit failed */
+    s->wtxn = NULL, s->wcur = NULL; /* freed by LMDB, even when the commit failed */
     if (rc != 0)
         goto fail;
     s->max_hlc = max;
@@ -656,11 +789,13 @@ store_result store_commit(store *s, char *err, size_t errlen)
     s->purged += s->batch_purged;
     s->commits++;
     store_batch_discard(s);
+    store_space_check(s);
     return STORE_OK;
 
 fail:
     res = store_mdb_result(s, rc, "committing", err, errlen);
     store_batch_discard(s);
+    store_space_check(s);
     return res;
 }
 

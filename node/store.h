@@ -32,15 +32,17 @@ typedef enum store_result {
     STORE_OK = 0,
     STORE_NOT_FOUND,  /* absent, deleted (tombstone) or expired */
     STORE_STALE,      /* put/del not applied: the stored version is newer */
-    STORE_ERR_FULL,   /* map_size or disk full */
+    STORE_ERR_FULL,   /* map_size reached, or disk full (no space to grow) */
     STORE_ERR_IO,     /* any other LMDB or system error */
 } store_result;
 
 typedef struct store_options {
     const char *dir;     /* created if missing (mkdir -p; the leaf 0700) */
-    size_t map_size;     /* LMDB map size, bytes; the most the store can hold.
-                          * 0 keeps the existing file's size (1 MiB if new).
-                          * Opening needs at least 20 KiB (5 LMDB pages). */
+    size_t map_size;     /* the most the store can hold, bytes: the LMDB map
+                          * grows in steps up to it, each step reserved on
+                          * disk first (store_space.c). 0 keeps the existing
+                          * file's size (1 MiB if new). Opening needs at
+                          * least 20 KiB (5 LMDB pages). */
     store_fsync fsync;
 } store_options;
 

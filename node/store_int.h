@@ -38,11 +38,24 @@ typedef struct rec {
 struct store {
     MDB_env *env;
     MDB_dbi data, meta, hints;
-    size_t map_size; /* as LMDB applied it, for messages */
+    char *dir;       /* the data dir, for messages and reopening */
+    unsigned env_flags;
+    int fd;          /* LMDB's data file */
+    size_t psize;    /* LMDB's page size */
+    size_t map_size; /* LMDB's map now: the bytes reserved in the data file */
+    size_t map_max;  /* [storage] map_size: the most the map grows to */
+    bool hit_end;    /* a write of this batch met the end of the map */
+    bool disk_full;  /* the last reservation failed for lack of space */
+    bool env_broken; /* LMDB lost its map or panicked: reopen before use */
+    uint64_t retry_ms;       /* monotonic: no new reservation before */
+    uint64_t reopen_ms;      /* monotonic: no new reopen before */
+    uint64_t map_full_log_ms; /* monotonic: the last "map_size reached" log */
+    pthread_mutex_t map_mu;  /* held across mdb_env_sync and remapping */
     size_t maxkey;   /* LMDB's largest key */
     store_fsync fsync;
 
     MDB_txn *wtxn; /* this batch's write txn, begun by its first write */
+    MDB_cursor *wcur; /* a cursor on data in wtxn (LMDB frees it with wtxn) */
     MDB_txn *rtxn; /* read snapshot, reset between batches, never freed early */
     bool rtxn_live;
     bool dirty;
@@ -77,7 +90,7 @@ void store_set_err(char *err, size_t errlen, const char *fmt, ...)
 void store_put_be(uint8_t *p, uint64_t v, int n);
 uint64_t store_get_be(const uint8_t *p, int n);
 /* Maps an LMDB error to a result with a message saying what was being done. */
-store_result store_mdb_result(const store *s, int rc, const char *what, char *err,
+store_result store_mdb_result(store *s, int rc, const char *what, char *err,
                               size_t errlen);
 /* A record that does not parse: STORE_ERR_IO with why. */
 store_result store_corrupt(const store *s, const char *why, char *err, size_t errlen);
@@ -86,6 +99,19 @@ store_result store_batch_begin(store *s, char *err, size_t errlen);
 void store_batch_discard(store *s);
 /* The batch's read snapshot, begun on first use. */
 store_result store_snapshot(store *s, char *err, size_t errlen);
+
+/* ---- the data file's reserved space (store_space.c) ---- */
+
+/* The map size to open LMDB with: the data file's size, or for a new one
+ * 1 MiB (less if map_max is smaller). */
+size_t store_space_initial(const char *dir, size_t map_max);
+/* After mdb_env_open: reserves what LMDB maps (filling holes) and notes the
+ * sizes. 0, or -1 with a message ("disk full ..."). */
+int store_space_open(store *s, size_t map_max, char *err, size_t errlen);
+/* Between batches (no write txn): grows the reservation and the map when
+ * little room is left or a write met the end, at most once a second while
+ * the disk is full; logs the start and end of a disk-full episode. */
+void store_space_check(store *s);
 
 /* Parses a data record; returns NULL, or what is wrong with it. */
 const char *store_rec_parse(const MDB_val *v, rec *r);

@@ -444,6 +444,7 @@ static void read_tombstone_and_expired_are_not_found(void **state)
     (void)state;
     env *e = env_new(3, 2, 2, 2000);
     result r = {0};
+    e->f.t[0].local = false; /* a coordinator that is no replica asks all three */
     coord_get(e->co, K, 3, QUORUM_ONE, on_done, &r);
     reply(&e->f, 1, true, 30, NULL, true, 0);
     assert_int_equal(r.st, WIRE_NOT_FOUND);
@@ -459,6 +460,29 @@ static void read_tombstone_and_expired_are_not_found(void **state)
     assert_int_equal(r2.st, WIRE_NOT_FOUND);
     reply(&e->f, 5, true, 40, "gone", false, e->f.now - 1);
     reply(&e->f, 6, true, 40, "gone", false, e->f.now - 1);
+    env_free(e);
+}
+
+/* At ONE a coordinator that is one of the key's replicas reads its own copy
+ * and asks nobody else. */
+static void read_one_asks_only_the_local_replica(void **state)
+{
+    (void)state;
+    env *e = env_new(3, 2, 2, 2000);
+    result r = {0};
+    coord_get(e->co, K, 3, QUORUM_ONE, on_done, &r);
+    assert_int_equal(e->f.nreq, 1);
+    assert_true(e->f.req[0].local);
+    reply(&e->f, 0, true, 10, "x", false, 0);
+    assert_int_equal(r.st, WIRE_OK);
+    assert_int_equal(e->f.nreq, 1); /* nothing to repair */
+
+    result r2 = {0}; /* at quorum, all three are still asked */
+    coord_get(e->co, K, 3, QUORUM_QUORUM, on_done, &r2);
+    assert_int_equal(e->f.nreq, 4);
+    for (size_t i = 1; i < 4; i++)
+        reply(&e->f, i, true, 10, "x", false, 0);
+    assert_int_equal(r2.st, WIRE_OK);
     env_free(e);
 }
 
@@ -573,6 +597,7 @@ int main(void)
         cmocka_unit_test(times_out),
         cmocka_unit_test(read_newest_and_repair),
         cmocka_unit_test(read_tombstone_and_expired_are_not_found),
+        cmocka_unit_test(read_one_asks_only_the_local_replica),
         cmocka_unit_test(read_not_found_anywhere),
         cmocka_unit_test(single_node_completes_synchronously),
         cmocka_unit_test(hints_reach_stand_ins),
