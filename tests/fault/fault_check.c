@@ -74,7 +74,7 @@ typedef struct counters {
 
 typedef struct opts {
     const char *addrs, *state, *faults, *mode;
-    int clients, keys, duration_s, report_s, timeout_ms, value_bytes, read_pct, sabotage;
+    int clients, keys, duration_s, report_s, timeout_ms, value_bytes, read_pct, sabotage, rate;
     unsigned seed;
 } opts;
 
@@ -238,7 +238,17 @@ static void *worker_main(void *arg)
     rkv_set_consistency(c, RKV_CONSISTENCY_QUORUM);
     size_t vcap = (size_t)r->o.value_bytes + 64;
     char *val = malloc(vcap);
+    /* --rate: each client paces itself to its share, without bursts after a
+     * stall (a fault should show as a dip, not be made up for). */
+    double period_ms = r->o.rate > 0 ? 1000.0 * r->o.clients / r->o.rate : 0;
+    double next = (double)now_ms();
     while (val && !atomic_load(&r->stop)) {
+        if (period_ms > 0) {
+            double t = (double)now_ms();
+            next = next + period_ms < t - 1000 ? t : next + period_ms;
+            if (next > t)
+                sleep_ms((int)(next - t));
+        }
         if ((int)(rnd(&w->rng) % 100) < r->o.read_pct) {
             key_rec *k = &r->keys[rnd(&w->rng) % r->nkeys];
             /* Stale: older than a write acknowledged before the read began. */
@@ -603,6 +613,7 @@ static void usage(FILE *f)
           "  run:   --clients N (4) --keys N per client (50) --duration SECS (60)\n"
           "         --read-pct P (50) --value-bytes N (100) --timeout-ms MS (2000)\n"
           "         --report-every SECS (10, 0: never) --seed N (1)\n"
+          "         --rate OPS total operations per second (0: as fast as they go)\n"
           "  check: --faults TEXT (for the table) --mode TEXT (for the table)\n"
           "         --sabotage N (self-test: roll back N keys first; exits 1 if caught)\n"
           "exit: 0 nothing lost, 1 a lost, corrupt or unreadable key, 2 usage or set-up error\n",
@@ -624,7 +635,8 @@ int main(int argc, char **argv)
         {"keys", 1, 0, 'k'},         {"duration", 1, 0, 'd'},  {"read-pct", 1, 0, 'p'},
         {"value-bytes", 1, 0, 'v'},  {"timeout-ms", 1, 0, 't'}, {"report-every", 1, 0, 'r'},
         {"seed", 1, 0, 'S'},         {"faults", 1, 0, 'f'},    {"mode", 1, 0, 'm'},
-        {"sabotage", 1, 0, 'X'},     {"help", 0, 0, 'h'},      {0, 0, 0, 0}};
+        {"sabotage", 1, 0, 'X'},     {"rate", 1, 0, 'R'},      {"help", 0, 0, 'h'},
+        {0, 0, 0, 0}};
     int ch;
     optind = 2;
     while ((ch = getopt_long(argc, argv, "", lo, NULL)) != -1) {
@@ -642,6 +654,7 @@ int main(int argc, char **argv)
         case 'f': r.o.faults = optarg; break;
         case 'm': r.o.mode = optarg; break;
         case 'X': r.o.sabotage = atoi(optarg); break;
+        case 'R': r.o.rate = atoi(optarg); break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
         }
@@ -649,7 +662,7 @@ int main(int argc, char **argv)
     if (!r.o.addrs || !r.o.state || r.o.clients < 1 || r.o.clients > MAX_CLIENTS || r.o.keys < 1 ||
         (size_t)r.o.clients * (size_t)r.o.keys > MAX_KEYS || r.o.duration_s < 1 ||
         r.o.read_pct < 0 || r.o.read_pct > 100 || r.o.value_bytes < 0 || r.o.value_bytes > 65536 ||
-        r.o.timeout_ms < 100 || r.o.report_s < 0 || r.o.sabotage < 0) {
+        r.o.timeout_ms < 100 || r.o.report_s < 0 || r.o.sabotage < 0 || r.o.rate < 0) {
         usage(stderr);
         return 2;
     }
