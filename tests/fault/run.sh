@@ -68,7 +68,7 @@ t0=$(now)
 say() { echo "[fault $(printf '%4d' $(($(now) - t0)))s] $*"; }
 
 dir=$(mktemp -d /tmp/ringkv-fault-XXXXXX)
-set_id= pids=(0 0 0 0) paused=(0 0 0 0) cut=(0 0 0 0) load_pid= mon_pid=
+set_id= pids=(0 0 0 0) paused=(0 0 0 0) cut=(0 0 0 0) kills=(0 0 0 0) load_pid= mon_pid=
 declare -A count=()
 
 # ---- where the nodes run ----
@@ -185,7 +185,9 @@ check_alive() {
 }
 
 # ---- faults: fault_TYPE_inject N / fault_TYPE_heal N ----
-fault_kill_inject() { kill -KILL "${pids[$1]}"; wait_gone "${pids[$1]}"; pids[$1]=0; }
+fault_kill_inject() {
+  kill -KILL "${pids[$1]}"; wait_gone "${pids[$1]}"; pids[$1]=0; kills[$1]=$((kills[$1] + 1))
+}
 fault_kill_heal() { start_node "$1"; }
 fault_pause_inject() { kill -STOP "${pids[$1]}"; paused[$1]=1; }
 fault_pause_heal() { kill -CONT "${pids[$1]}"; paused[$1]=0; }
@@ -203,31 +205,22 @@ heal_all() {
 }
 
 # ---- resources: RSS and descriptors per node ----
-sample_resources() { # prints "node RSS_KiB FDS" per node
-  local i
-  for i in 1 2 3; do
-    local p=${pids[i]} rss=- fds=-
-    if [ "$p" != 0 ] && [ -r "/proc/$p/status" ]; then
-      rss=$(awk '/^VmRSS:/ { print $2 }' "/proc/$p/status")
-      fds=$(ls "/proc/$p/fd" 2>/dev/null | wc -l)
-    fi
-    echo "node$i $rss $fds"
-  done
+# "RSS ANON FDS" of node I (KiB, KiB, count), "- - -" when it is not running.
+# RSS includes the LMDB map pages the node touched (file-backed, reclaimable);
+# ANON (RssAnon) is its heap and stacks, where a leak would show.
+node_res() {
+  local p
+  p=$(cat "$dir/node$1.pid" 2>/dev/null)
+  if [ -n "$p" ] && running "$p"; then
+    echo "$(awk '/^VmRSS:/ { r = $2 } /^RssAnon:/ { a = $2 } END { print r, a }' "/proc/$p/status") $(ls "/proc/$p/fd" 2>/dev/null | wc -l)"
+  else
+    echo "- - -"
+  fi
 }
 
-monitor() { # every 10 s: time, then per node RSS and fds; pids re-read from files
+monitor() { # every 10 s a line: seconds, then RSS ANON FDS of each node
   while :; do
-    local line="$(($(now) - t0))" i
-    for i in 1 2 3; do
-      local p rss=- fds=-
-      p=$(cat "$dir/node$i.pid" 2>/dev/null)
-      if [ -n "$p" ] && [ -r "/proc/$p/status" ]; then
-        rss=$(awk '/^VmRSS:/ { print $2 }' "/proc/$p/status")
-        fds=$(ls "/proc/$p/fd" 2>/dev/null | wc -l)
-      fi
-      line="$line $rss $fds"
-    done
-    echo "$line" >>"$dir/resources.txt"
+    echo "$(($(now) - t0)) $(node_res 1) $(node_res 2) $(node_res 3)" >>"$dir/resources.txt"
     sleep 10
   done
 }
@@ -259,7 +252,10 @@ for i in 1 2 3; do write_conf "$i"; done
 for i in 1 2 3; do start_node "$i" || exit 2; done
 wait_converged 30 || { say "the cluster did not converge within 30 s"; exit 2; }
 say "cluster up: $addrs (N=3, W=R=quorum)"
-[ "$resources" = 1 ] && { res_start=$(sample_resources); monitor & mon_pid=$!; }
+if [ "$resources" = 1 ]; then
+  for i in 1 2 3; do res_start[i]=$(node_res "$i"); done
+  monitor & mon_pid=$!
+fi
 
 [ "$selftest" = 1 ] && duration=5
 "$bin_fault_check" run --addrs "$addrs" --state "$dir/state" --duration "$duration" \
@@ -319,17 +315,17 @@ check_rc=${PIPESTATUS[0]}
 
 if [ "$resources" = 1 ]; then
   kill "$mon_pid" 2>/dev/null; mon_pid=
-  res_end=$(sample_resources)
   echo
-  echo "| node | RSS start | RSS end | RSS peak | fds start | fds end |"
-  echo "| --- | --- | --- | --- | --- | --- |"
+  echo "| node | RSS start -> end (peak) | anon RSS start -> end (peak) | descriptors start -> end | restarts (kill -9) |"
+  echo "| --- | --- | --- | --- | --- |"
   for i in 1 2 3; do
-    s=($(echo "$res_start" | sed -n "${i}p")) e=($(echo "$res_end" | sed -n "${i}p"))
-    peak=$(awk -v c=$((i * 2)) '$c != "-" && $c > m { m = $c } END { print m + 0 }' "$dir/resources.txt")
-    [ "${e[1]}" != - ] && [ "${e[1]}" -gt "$peak" ] && peak=${e[1]}
-    echo "| node$i | ${s[1]} KiB | ${e[1]} KiB | $peak KiB | ${s[2]} | ${e[2]} |"
+    s=(${res_start[i]}) e=($(node_res "$i"))
+    c=$((2 + (i - 1) * 3))
+    peak=($(awk -v c=$c '$c != "-" && $c > r { r = $c } $(c+1) != "-" && $(c+1) > a { a = $(c+1) }
+                         END { print r + 0, a + 0 }' "$dir/resources.txt"))
+    echo "| node$i | ${s[0]} -> ${e[0]} KiB (${peak[0]}) | ${s[1]} -> ${e[1]} KiB (${peak[1]}) | ${s[2]} -> ${e[2]} | ${kills[i]} |"
   done
-  echo "(samples every 10 s: $dir/resources.txt; a killed node restarts, so its RSS starts again)"
+  echo "(start: cluster up, before the load; end: after settling; peak: of the samples every 10 s in resources.txt)"
 fi
 
 for i in 1 2 3; do
