@@ -219,8 +219,12 @@ node_res() {
 }
 
 monitor() { # every 10 s a line: seconds, then RSS ANON FDS of each node
+  local line
+  echo "[resources] t(s) then RSS(KiB) anonRSS(KiB) fds for node1, node2, node3"
   while :; do
-    echo "$(($(now) - t0)) $(node_res 1) $(node_res 2) $(node_res 3)" >>"$dir/resources.txt"
+    line="$(($(now) - t0)) $(node_res 1) $(node_res 2) $(node_res 3)"
+    echo "$line" >>"$dir/resources.txt"
+    echo "[resources] $line"
     sleep 10
   done
 }
