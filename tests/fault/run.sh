@@ -87,7 +87,7 @@ case "$net" in
     mode="loopback: nodes on 127.0.0.1 ports $((base + 1))-$((base + 3))"
     if [[ ",$faults," == *,partition,* ]]; then
       faults=$(echo ",$faults," | sed 's/,partition,/,/g; s/^,//; s/,$//')
-      mode="$mode; partitions skipped (they need network namespaces: ${why:-root and ip netns})"
+      mode="$mode; partitions skipped (they need network namespaces: ${why:---net loopback was asked for})"
     fi
     ;;
   *) echo "run.sh: --net must be auto, netns or loopback" >&2; exit 2 ;;
