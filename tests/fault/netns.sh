@@ -6,7 +6,11 @@
 # Nothing is routed off the machine: the namespaces have no default route and
 # only their /24 on the link; the bridge has no uplink.
 #
-#   netns.sh up             create a set; prints its id S (hosts 198.18.S.1-3)
+#   netns.sh up [PID]       create a set owned by PID (default: the caller);
+#                           prints its id S (hosts 198.18.S.1-3). Sets whose
+#                           owner is gone (killed before it could clean up)
+#                           are reaped first: their processes killed, their
+#                           namespaces and links deleted.
 #   netns.sh down S         delete set S (namespaces, links, bridge)
 #   netns.sh exec S I CMD.. run CMD in host I (1..3) of set S
 #   netns.sh cut S I        partition host I from the other two, both ways
@@ -37,6 +41,15 @@ check() {
   return $ok
 }
 
+owner_file() { echo "/run/ringkv-netns.$1.owner"; }
+
+# Is pid running (a zombie is not)?
+alive() {
+  local st
+  st=$(awk '{ print $3 }' "/proc/$1/stat" 2>/dev/null) || return 1
+  [ -n "$st" ] && [ "$st" != Z ] && [ "$st" != X ]
+}
+
 down() {
   local s=$1 i
   for i in 1 2 3; do
@@ -44,6 +57,17 @@ down() {
     ip link del "rkvf${s}h$i" 2>/dev/null || true
   done
   ip link del "$(br_name "$s")" 2>/dev/null || true
+  rm -f "$(owner_file "$s")"
+}
+
+# A set whose owner died: kill what runs in its namespaces, then delete it.
+reap() {
+  local s=$1 i p
+  for i in 1 2 3; do
+    for p in $(ip netns pids "$(ns_name "$s" "$i")" 2>/dev/null); do kill -KILL "$p" 2>/dev/null; done
+  done
+  down "$s"
+  echo "netns.sh: reaped set $s, left behind by a run that was killed" >&2
 }
 
 up() {
@@ -51,6 +75,12 @@ up() {
   # A lock so two runs starting together do not pick the same set.
   exec 9>/run/ringkv-netns.lock
   flock -w 30 9 || die "could not lock /run/ringkv-netns.lock"
+  local owner=${1:-$PPID} f
+  for f in /run/ringkv-netns.*.owner; do
+    [ -f "$f" ] || continue
+    s=${f#/run/ringkv-netns.}; s=${s%.owner}
+    alive "$(cat "$f")" || reap "$s"
+  done
   for s in $(seq 1 250); do
     ip link show "$(br_name "$s")" >/dev/null 2>&1 && continue
     ip netns list | grep -q "^$(ns_name "$s" 1)\b" && continue
@@ -75,6 +105,7 @@ up() {
     ip -n "$ns" link set eth0 up
   done
   trap - ERR
+  echo "$owner" >"$(owner_file "$s")"
   echo "$s"
 }
 
@@ -97,7 +128,7 @@ heal() {
 cmd=${1:-}
 case "$cmd" in
   check) check ;;
-  up) up ;;
+  up) up "${2:-}" ;;
   down) [ $# -eq 2 ] || die "usage: netns.sh down S"; down "$2" ;;
   exec)
     [ $# -ge 4 ] || die "usage: netns.sh exec S I CMD..."
@@ -105,5 +136,5 @@ case "$cmd" in
     exec ip netns exec "$(ns_name "$s" "$i")" "$@" ;;
   cut) [ $# -eq 3 ] || die "usage: netns.sh cut S I"; cut "$2" "$3" ;;
   heal) [ $# -eq 3 ] || die "usage: netns.sh heal S I"; heal "$2" "$3" ;;
-  *) sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
+  *) sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
 esac
