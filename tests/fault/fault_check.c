@@ -142,13 +142,19 @@ static size_t make_value(char *buf, size_t cap, const key_rec *k, uint64_t seq, 
     return len;
 }
 
-static void count_error(counters *c, rkv_status st)
+/* Counts a failed request; an unexpected kind of failure is also printed
+ * (the first few), since the table alone would not say what it was. */
+static void count_error(counters *c, rkv_status st, rkv_client *cl, const char *what)
 {
     switch (st) {
     case RKV_ERR_UNAVAILABLE: atomic_fetch_add(&c->unavail, 1); break;
     case RKV_ERR_TIMEOUT: atomic_fetch_add(&c->timeout, 1); break;
     case RKV_ERR_IO: atomic_fetch_add(&c->io, 1); break;
-    default: atomic_fetch_add(&c->other, 1); break;
+    default:
+        if (atomic_fetch_add(&c->other, 1) < 20)
+            fprintf(stderr, "fault-check: %s failed with %s: %s\n", what, rkv_status_name(st),
+                    rkv_errstr(cl));
+        break;
     }
 }
 
@@ -213,7 +219,7 @@ static int64_t read_key(rkv_client *c, key_rec *k, counters *cnt)
         return 0;
     }
     if (st != RKV_OK) {
-        count_error(cnt, st);
+        count_error(cnt, st, c, "a read");
         return -1;
     }
     atomic_fetch_add(&cnt->reads_ok, 1);
@@ -273,7 +279,7 @@ static void *worker_main(void *arg)
             atomic_store(&k->acked, seq);
             atomic_fetch_add(&r->c.acked, 1);
         } else {
-            count_error(&r->c, st);
+            count_error(&r->c, st, c, "a write");
             sleep_ms(ERROR_PAUSE_MS);
         }
     }
