@@ -49,6 +49,7 @@ fi
 "$root/tests/fault/run.sh" --duration "$secs" --interval "$interval" --hold 5 --rate "$rate" \
   --report-every 10 --resources "${pass[@]}" 2>&1 | tee -a "$out"
 rc=${PIPESTATUS[0]}
+echo "soak: tests/fault/run.sh exited with $rc" | tee -a "$out"
 
 # Throughput over time, with the faults injected in each 10 s.
 table=$(awk '

@@ -89,7 +89,11 @@ case "$net" in
     mode="netns: three network namespaces joined by a bridge, nodes on 198.18.$set_id.1-3"
     ;;
   loopback)
-    base=$((20000 + RANDOM % 20000))
+    for _ in $(seq 20); do # ports that nothing listens on
+      base=$((20000 + RANDOM % 20000))
+      ports="$((base + 1))|$((base + 2))|$((base + 3))|$((base + 101))|$((base + 102))|$((base + 103))"
+      ss -ltnuH 2>/dev/null | grep -qE ":($ports) " || break
+    done
     for i in 1 2 3; do host[i]=127.0.0.1; cport[i]=$((base + i)); pport[i]=$((base + 100 + i)); done
     mode="loopback: nodes on 127.0.0.1 ports $((base + 1))-$((base + 3))"
     if [[ ",$faults," == *,partition,* ]]; then
@@ -250,7 +254,7 @@ cleanup() {
   for i in 1 2 3; do [ "${pids[i]}" != 0 ] && wait_gone "${pids[i]}"; done
   [ -n "$set_id" ] && "$here/netns.sh" down "$set_id"
   if [ "$keep" = 1 ] || [ $rc -ne 0 ]; then
-    echo "run.sh: logs and state kept in $dir"
+    echo "run.sh: exit $rc; logs and state kept in $dir"
   else
     rm -rf "$dir"
   fi
