@@ -53,7 +53,7 @@ echo "soak: tests/fault/run.sh exited with $rc" | tee -a "$out"
 
 # Throughput over time, with the faults injected in each 10 s.
 table=$(awk '
-  /^\[fault/ && / inject / { t = $2; sub(/s\]/, "", t); b = int((t + 9) / 10) * 10; ev[b] = ev[b] " " $4 "@" $6 }
+  /^\[fault/ && / inject / { t = $2; sub(/s\]/, "", t); b = int((t + 9) / 10) * 10; if (b < 10) b = 10; ev[b] = ev[b] " " $4 "@" $6 }
   /progress t=/ {
     for (i = 1; i <= NF; i++) { split($i, kv, "="); v[kv[1]] = kv[2] }
     t = v["t"]; sub(/s/, "", t); row[++n] = t; ops[t] = v["ops/s"]; ack[t] = v["acked/s"]; fail[t] = v["failed"]
