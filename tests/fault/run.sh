@@ -140,6 +140,8 @@ n = 3
 r = 2
 w = 2
 request_timeout = 1s
+[rebalance]
+anti_entropy_interval = 2s
 EOF
 }
 
@@ -311,8 +313,15 @@ heal_all
 check_alive
 [ $load_rc -eq 0 ] || { say "the workload failed (exit $load_rc)"; exit 2; }
 
-# ---- settle: all alive everywhere, no hint pending anywhere ----
-say "settling: waiting for all members alive and hints_pending 0 on every node"
+# ---- settle: all alive everywhere, no hint pending anywhere, and one
+# anti-entropy comparison finished on every node since the faults ----
+say "settling: waiting for all members alive, hints_pending 0 and an anti-entropy round on every node"
+ae=1
+for i in 1 2 3; do
+  ae0[i]=$(stat_of "$i" ae_ranges_compared)
+  [ -n "${ae0[i]}" ] || ae=0
+done
+[ $ae = 1 ] || say "these nodes have no anti-entropy (no ae_ranges_compared in STATS); not waiting for it"
 settled=0 deadline=$(($(now) + 60))
 while [ "$(now)" -lt "$deadline" ]; do
   if converged; then
@@ -320,6 +329,10 @@ while [ "$(now)" -lt "$deadline" ]; do
     for i in 1 2 3; do
       h=$(stat_of "$i" hints_pending)
       pending=$((pending + ${h:-1}))
+      if [ $ae = 1 ]; then
+        c=$(stat_of "$i" ae_ranges_compared)
+        [ "${c:-0}" -gt "${ae0[i]}" ] || pending=$((pending + 1))
+      fi
     done
     [ "$pending" -eq 0 ] && { settled=1; break; }
   fi
