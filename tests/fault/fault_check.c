@@ -142,20 +142,21 @@ static size_t make_value(char *buf, size_t cap, const key_rec *k, uint64_t seq, 
     return len;
 }
 
-/* Counts a failed request; an unexpected kind of failure is also printed
- * (the first few), since the table alone would not say what it was. */
+/* Counts a failed request. The first few failures of each kind are also
+ * printed with the client's message (20 of an unexpected kind), since the
+ * table alone would not say what they were. */
 static void count_error(counters *c, rkv_status st, rkv_client *cl, const char *what)
 {
+    uint64_t n;
     switch (st) {
-    case RKV_ERR_UNAVAILABLE: atomic_fetch_add(&c->unavail, 1); break;
-    case RKV_ERR_TIMEOUT: atomic_fetch_add(&c->timeout, 1); break;
-    case RKV_ERR_IO: atomic_fetch_add(&c->io, 1); break;
-    default:
-        if (atomic_fetch_add(&c->other, 1) < 20)
-            fprintf(stderr, "fault-check: %s failed with %s: %s\n", what, rkv_status_name(st),
-                    rkv_errstr(cl));
-        break;
+    case RKV_ERR_UNAVAILABLE: n = atomic_fetch_add(&c->unavail, 1); break;
+    case RKV_ERR_TIMEOUT: n = atomic_fetch_add(&c->timeout, 1); break;
+    case RKV_ERR_IO: n = atomic_fetch_add(&c->io, 1); break;
+    default: n = atomic_fetch_add(&c->other, 1) < 20 ? 0 : 3; break;
     }
+    if (n < 3)
+        fprintf(stderr, "fault-check: %s failed with %s: %s\n", what, rkv_status_name(st),
+                rkv_errstr(cl));
 }
 
 static char outcome_of(rkv_status st)
