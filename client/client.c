@@ -46,6 +46,9 @@ _Static_assert(RKV_ERR_INTERNAL == (int)WIRE_ERR_INTERNAL &&
 /* Topology refreshes happen at most this often (a flapping node must not
  * turn every request into two). */
 #define RKV_TOPO_MIN_INTERVAL_MS 100
+/* While the topology shows a member down, it is fetched again this often,
+ * so a member that comes back gets its keys' requests again. */
+#define RKV_TOPO_DOWN_RECHECK_MS 2000
 /* Nodes too old to know TOPOLOGY are asked again only this often. */
 #define RKV_TOPO_OLD_NODE_INTERVAL_MS 10000
 
@@ -811,8 +814,21 @@ rkv_status client_topo_fetch(rkv_client *c, struct rkv_topology **copy)
 
 /* Fetches the topology when there is none or it is stale, at most once per
  * RKV_TOPO_MIN_INTERVAL_MS; failures leave routing as it was. */
+static int topo_has_down(const rkv_client *c)
+{
+    for (size_t i = 0; c->topo && i < c->topo->nmembers; i++)
+        if (!c->routes[i].up)
+            return 1;
+    return 0;
+}
+
 static void topo_refresh(rkv_client *c)
 {
+    /* A member down in the view is routed around; without a new look, a
+     * client would never send it a request again after it is back. */
+    if (c->topo && !c->topo_stale && topo_has_down(c) &&
+        now_ms() - c->topo_tried_ms >= RKV_TOPO_DOWN_RECHECK_MS)
+        c->topo_stale = 1;
     if (c->topo && !c->topo_stale)
         return;
     if (c->topo_tried && now_ms() - c->topo_tried_ms < c->topo_wait_ms)

@@ -7,7 +7,9 @@
  * opened connection per node it talks to. When a connection cannot be made
  * (nothing was sent) it refreshes the topology and tries the next replica;
  * when a reply says the node's ring differs (a newer epoch) it refreshes the
- * topology before the next request (at most once per 100 ms). Nodes that
+ * topology before the next request (at most once per 100 ms); while the
+ * topology shows a member down, it is fetched again every 2 s, so a member
+ * that comes back gets its keys' requests again. Nodes that
  * answer no TOPOLOGY (older versions) are used as before, one connection to
  * the first seed that answers, and asked again every 10 s. Any node accepts any key, so a stale view
  * only costs a hop inside the cluster.

@@ -7,7 +7,7 @@ PACKAGES=(
   build-essential cmake pkg-config clang libclang-rt-14-dev
   libevent-dev libmsgpack-dev libprotobuf-c-dev protobuf-c-compiler
   liblmdb-dev libxxhash-dev libinih-dev libedit-dev libssl-dev libcmocka-dev
-  procps redis-tools
+  procps redis-tools iproute2 nftables
 )
 
 missing=()

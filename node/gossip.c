@@ -439,10 +439,26 @@ static uint64_t pushpull_interval(const gossip *g)
     return (uint64_t)mult * iv;
 }
 
+static bool pick_dead(const gossip *g, const gmember *gm, const void *arg)
+{
+    (void)g;
+    (void)arg;
+    return gm->m.state == GOSSIP_DEAD;
+}
+
+/* One random live member, and, as Serf's reconnect does, one random dead
+ * one: after a partition that outlasted the suspicion timeout each side takes
+ * the other for dead, and since nobody probes or gossips to the long dead,
+ * only such an attempt lets them hear of it and refute. A member that really
+ * is down costs one failed connection per interval. */
 static void pushpull_round(gossip *g)
 {
     gmember *peer;
-    if (g->io.pushpull && pick_random(g, 1, pick_alive_not, NULL, &peer) == 1)
+    if (!g->io.pushpull)
+        return;
+    if (pick_random(g, 1, pick_alive_not, NULL, &peer) == 1)
+        g->io.pushpull(g->io.ctx, peer->m.peer_addr, false);
+    if (pick_random(g, 1, pick_dead, NULL, &peer) == 1)
         g->io.pushpull(g->io.ctx, peer->m.peer_addr, false);
 }
 

@@ -481,6 +481,33 @@ static void test_refute_after_partition(void **state)
     net_free(net);
 }
 
+/* Regression (found by the fault suite, tests/fault): a partition that
+ * outlasts the suspicion timeout leaves each side taking the other for dead.
+ * Nobody probes or push-pulls a dead member, so after the cut heals the two
+ * sides never spoke again. Push-pull now also reaches for a dead member. */
+static void test_heal_after_long_partition(void **state)
+{
+    (void)state;
+    tnet *net = net_new(12);
+    cluster(net, 3);
+    for (int i = 0; i < 2; i++)
+        net->cut[i][2] = net->cut[2][i] = true;
+    seen dead = {"n2", GOSSIP_DEAD};
+    assert_true(run_until(net, 60000, all_see, &dead) >= 0);
+    /* and the cut-off node takes both others for dead */
+    while ((state_at(net, 2, "n0") != GOSSIP_DEAD || state_at(net, 2, "n1") != GOSSIP_DEAD) &&
+           net->now < 1000000 + 200000)
+        step(net);
+    assert_int_equal(state_at(net, 2, "n0"), GOSSIP_DEAD);
+    assert_int_equal(state_at(net, 2, "n1"), GOSSIP_DEAD);
+    run(net, 10000); /* the news of the deaths has been sent its last time */
+    for (int i = 0; i < 2; i++)
+        net->cut[i][2] = net->cut[2][i] = false;
+    /* within two push-pull intervals (30 s each by default) */
+    assert_true(run_until(net, 2 * net->cfg.pushpull_interval_ms + 5000, converged, NULL) >= 0);
+    net_free(net);
+}
+
 static void test_pause_resume(void **state)
 {
     (void)state;
@@ -872,6 +899,7 @@ int main(void)
         cmocka_unit_test(test_indirect_probe),
         cmocka_unit_test(test_crash),
         cmocka_unit_test(test_refute_after_partition),
+        cmocka_unit_test(test_heal_after_long_partition),
         cmocka_unit_test(test_pause_resume),
         cmocka_unit_test(test_leave),
         cmocka_unit_test(test_remove),
