@@ -355,13 +355,17 @@ size_t cluster_write_extra(const cluster *c, uint64_t token, const cluster_targe
         bool owner = false;
         for (size_t j = 0; j < no && !owner; j++)
             owner = strcmp(ring_member_id(c->r, old[j]), id) == 0;
-        if (owner)
+        /* A future owner that is down is not waited for: a joining node
+         * streams again from the start once it is back (it restarts, or
+         * refutes being taken for dead), and a leaving node hands its
+         * ranges over again to a node that comes back. */
+        if (owner || !cluster_is_up(c, id))
             continue;
-        (*count)++; /* a future owner: its ack is needed, up or not */
+        (*count)++;
         bool listed = false;
         for (size_t j = 0; j < ncur && !listed; j++)
             listed = strcmp(cur[j].id, id) == 0;
-        if (listed || n == max || !cluster_is_up(c, id))
+        if (listed || n == max)
             continue;
         out[n++] = (cluster_target){.id = id, .local = strcmp(id, c->self) == 0};
     }

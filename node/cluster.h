@@ -90,11 +90,12 @@ const ring *cluster_pending(const cluster *c);
 size_t cluster_n_of(const cluster *c, const ring *r);
 
 /* A write's extra replicas while the ring changes: the key's owners on the
- * pending ring that are not owners now. *count says how many there are, up
- * or not: the write needs that many acknowledgements more than its level
- * asks (so that whatever a quorum of either ring acknowledged is on a
- * quorum of the other). Fills out[] with those that are up and not among
- * cur[0..ncur); returns how many. */
+ * pending ring that are not owners now and are up (alive or suspect).
+ * *count says how many there are: the write needs that many
+ * acknowledgements more than its level asks (so that whatever a quorum of
+ * either ring acknowledged is on a quorum of the other). A future owner that
+ * is down is left out: streaming gives it the data again when it is back.
+ * Fills out[] with those not among cur[0..ncur); returns how many. */
 size_t cluster_write_extra(const cluster *c, uint64_t token, const cluster_target *cur,
                            size_t ncur, cluster_target *out, size_t max, size_t *count);
 

@@ -97,12 +97,57 @@ static size_t count_kind(const stream *st, task_kind kind, bool pending_only)
     return n;
 }
 
+static uint64_t refutations(stream *st)
+{
+    membership_stats ms;
+    if (!st->m)
+        return 0;
+    membership_get_stats(st->m, &ms);
+    return ms.gossip.refutations;
+}
+
 /* The plan now follows these two rings. */
 static void plan_made(stream *st, const ring *cur, const ring *pend)
 {
     st->have_plan = true;
     st->plan_cur = ring_epoch(cur);
     st->plan_pend = ring_epoch(pend);
+    st->plan_refutations = refutations(st);
+}
+
+/* While this node was taken for dead, coordinators stopped sending it the
+ * writes of its future ranges (cluster_write_extra): a joining node that
+ * had to refute a suspicion streams everything again. */
+static bool join_missed_writes(stream *st)
+{
+    return refutations(st) != st->plan_refutations;
+}
+
+/* A member came back up. Writes skipped it while it was down, so a leaving
+ * node hands it every range again from the start. */
+static void on_member_up(void *arg, const char *id)
+{
+    stream *st = arg;
+    if (!st->leaving)
+        return;
+    size_t n = 0;
+    for (size_t i = 0; i < st->ntasks; i++) {
+        task *t = &st->tasks[i];
+        if (t->kind != TASK_DECOM || strcmp(t->peer[0], id) != 0)
+            continue;
+        if (t->done && st->n.tasks_done)
+            st->n.tasks_done--;
+        t->done = false;
+        t->afterlen = 0;
+        n++;
+    }
+    if (n) {
+        st->gen++; /* answers in flight for the old cursors are dropped */
+        for (size_t i = 0; i < st->ntasks; i++)
+            st->tasks[i].busy = false;
+        log_info("stream: %s is back up: handing it %zu range%s again from the start", id, n,
+                 n == 1 ? "" : "s");
+    }
 }
 
 static void plan_join(stream *st, const ring *cur, const ring *pend)
@@ -599,7 +644,10 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
         if (ring_members(cur) == 0) {
             enter_ring(st, "the ring emptied while joining: founding it");
         } else if (pend && (!st->have_plan || st->plan_cur != ring_epoch(cur) ||
-                            st->plan_pend != ring_epoch(pend))) {
+                            st->plan_pend != ring_epoch(pend) || join_missed_writes(st))) {
+            if (st->have_plan && join_missed_writes(st))
+                log_info("stream: this node was suspected while joining and may have missed "
+                         "writes: streaming every range again");
             plan_join(st, cur, pend);
         } else if (st->have_plan && all_done(st, TASK_JOIN)) {
             char why[96];
@@ -667,6 +715,7 @@ stream *stream_new(server *srv, cluster *cl, replica *rep, membership *m, char *
         return NULL;
     }
     cluster_on_ring_change(cl, on_ring_change, st);
+    cluster_on_up(cl, on_member_up, st);
     decide(st);
     return st;
 }

@@ -78,6 +78,7 @@ struct stream {
     uint64_t gen;
     bool have_plan;
     uint64_t plan_cur, plan_pend;
+    uint64_t plan_refutations; /* gossip refutations when the join was planned */
     call calls[STREAM_MAX_INFLIGHT];
     push_wait *waits;
 

@@ -167,10 +167,13 @@ start_node() {
 }
 
 # Every node sees all three alive.
+# Every node sees three alive members, all three on the ring (a fresh
+# cluster's first node founds the ring and the others join it by streaming).
 converged() {
   local i
   for i in 1 2 3; do
     [ "$(cli "$i" members --json 2>/dev/null | grep -o '"state":"alive"' | wc -l)" -eq 3 ] || return 1
+    [ "$(stat_of "$i" ring_members)" = 3 ] && [ "$(stat_of "$i" ring_pending_members)" = 0 ] || return 1
   done
 }
 

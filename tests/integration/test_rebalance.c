@@ -8,7 +8,9 @@
  * of the first three is decommissioned — it hands its ranges over and stops,
  * and each remaining node holds every key; a fifth joins while one of its
  * sources is killed, and finishes from the others; the dead node is
- * removed, and the survivors restore three copies of every key.
+ * removed, and the survivors restore three copies of every key; a sixth
+ * dies while joining, writes go on without it, and it finishes after a
+ * restart with them.
  * "Copies" are counted as the sum of every node's live keys, which equals
  * 3 x keys only when no key has more or fewer. Every wait is bounded.
  */
@@ -36,10 +38,11 @@
 #define NKEYS   100000
 #define NJOIN   5000 /* keys written while the fourth node joins */
 #define TOTAL   (NKEYS + NJOIN)
+#define NDEAD   2000 /* keys written while a joining node is dead */
 
 typedef nodeproc_cluster cluster;
 
-static const char *const ids[] = {"b1", "b2", "b3", "b4", "b5"};
+static const char *const ids[] = {"b1", "b2", "b3", "b4", "b5", "b6"};
 
 /* Streaming slowed to 1 MiB/s in 64 KiB chunks: a join takes seconds. */
 static const char conf_text[] = "[gossip]\n"
@@ -269,6 +272,61 @@ static void remove_dead(void **state)
     }
 }
 
+/* A member's state as node i sees it ("" when unknown). */
+static void state_of(cluster *cl, int i, const char *id, char *out, size_t len)
+{
+    rkv_client *c = rkv_connect(cl->n[i].addr, NULL, NULL, 0);
+    rkv_member *m = NULL;
+    size_t n = 0;
+    out[0] = 0;
+    if (c && rkv_members(c, &m, &n) == RKV_OK)
+        for (size_t k = 0; k < n; k++)
+            if (strcmp(m[k].id, id) == 0)
+                snprintf(out, len, "%s", m[k].state);
+    rkv_members_free(m, n);
+    rkv_close(c);
+}
+
+/* b6 dies in the middle of its join. Once it is taken for dead, writes go
+ * on at quorum without it (it is not waited for); started again, it streams
+ * from scratch and ends with those writes too. */
+static void joiner_dies(void **state)
+{
+    cluster *cl = *state;
+    start_node(cl, 5);
+    long long deadline = nodeproc_now_ms() + WAIT_MS;
+    uint64_t got = 0;
+    while (!is_role(&cl->n[5], "joining") || nodeproc_stat(&cl->n[5], "stream_records_in", &got) ||
+           got == 0) {
+        if (nodeproc_now_ms() > deadline || is_role(&cl->n[5], "member"))
+            fail_msg("b6 was never seen streaming in");
+        nodeproc_sleep_ms(20);
+    }
+    nodeproc_kill(&cl->n[5], SIGKILL);
+    char st[32];
+    for (state_of(cl, 0, "b6", st, sizeof st); strcmp(st, "dead") != 0;
+         state_of(cl, 0, "b6", st, sizeof st)) {
+        if (nodeproc_now_ms() > deadline)
+            fail_msg("b1 never saw b6 dead (it says '%s')", st);
+        nodeproc_sleep_ms(50);
+    }
+    raw_tally t;
+    assert_int_equal(
+        raw_batch(cl->n[0].port, WIRE_OP_PUT, "d", 0, NDEAD, WIRE_CONSISTENCY_QUORUM, &t), 0);
+    if (t.st[WIRE_OK] != NDEAD)
+        fail_msg("%zu of %d writes acknowledged with the joiner dead: %s", t.st[WIRE_OK], NDEAD,
+                 t.msg);
+    start_node(cl, 5);
+    while (!is_role(&cl->n[5], "member")) {
+        if (nodeproc_now_ms() > deadline)
+            fail_msg("b6 did not finish joining after its restart");
+        nodeproc_sleep_ms(50);
+    }
+    wait_copies(cl, 6, 3LL * (TOTAL + NDEAD), "after b6 joined again");
+    read_all(cl, 5, "d", NDEAD);
+    read_all(cl, 5, "k", NKEYS);
+}
+
 /* Sends env as one peer frame and reads one answer frame back. */
 static Ringkv__Envelope *peer_exchange(int port, Ringkv__Envelope *env)
 {
@@ -368,6 +426,7 @@ int main(void)
         cmocka_unit_test(join_fourth),
         cmocka_unit_test(decommission_one),
         cmocka_unit_test(remove_dead),
+        cmocka_unit_test(joiner_dies),
         cmocka_unit_test(bad_stream_requests),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);

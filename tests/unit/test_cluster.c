@@ -338,15 +338,25 @@ static void test_ring_change(void **state)
         gains += d_owns;
     }
     assert_true(gains > 2000 / 2 && gains < 2000); /* about 3/4 */
-    /* down: still counted, not sent to */
+    /* down: neither waited for nor sent to; suspect: still both */
     j.state = GOSSIP_DEAD;
     cluster_apply_member(c, &j);
-    uint64_t t = 0;
-    for (;; t += 0x9E3779B97F4A7C15ull) {
+    assert_non_null(cluster_pending(c));
+    for (uint64_t k = 0; k < 2000; k++) {
+        uint64_t t = k * 0x9E3779B97F4A7C15ull;
         size_t ncur = cluster_targets(c, t, cur, CLUSTER_MAX_N);
-        if (cluster_write_extra(c, t, cur, ncur, ex, CLUSTER_MAX_N, &count) == 0 && count == 1)
-            break;
+        assert_int_equal(cluster_write_extra(c, t, cur, ncur, ex, CLUSTER_MAX_N, &count), 0);
+        assert_int_equal(count, 0);
     }
+    j.state = GOSSIP_SUSPECT;
+    cluster_apply_member(c, &j);
+    gains = 0;
+    for (uint64_t k = 0; k < 2000; k++) {
+        uint64_t t = k * 0x9E3779B97F4A7C15ull;
+        size_t ncur = cluster_targets(c, t, cur, CLUSTER_MAX_N);
+        gains += (int)cluster_write_extra(c, t, cur, ncur, ex, CLUSTER_MAX_N, &count);
+    }
+    assert_true(gains > 2000 / 2);
     j.state = GOSSIP_ALIVE;
     j.role = GOSSIP_ROLE_MEMBER;
     cluster_apply_member(c, &j);

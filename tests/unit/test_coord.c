@@ -265,7 +265,8 @@ static void write_during_ring_change(void **state)
     assert_int_equal(r.st, WIRE_OK);
     assert_int_equal(r.nreplicas, 3);
 
-    /* The future owner down: still one more ack needed, from the others. */
+    /* A future owner counted but not sent to (already listed, e.g. as a
+     * stand-in): one more ack is still needed, from the others. */
     e->f.nextra = 0;
     result r2 = {0};
     size_t base = e->f.nreq;
