@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Soak: the fault suite's workload (mixed reads and writes at quorum, every
 # acknowledged write recorded) against a three-node cluster for a long run,
-# with a fault every 30 s (kill -9, pause, partition in turn, one node at a
-# time), then the lost-write checker. Reports throughput per 10 s, the
+# with a fault every 30 s (kill -9, pause, partition, join + decommission in
+# turn, one node at a time), then the lost-write checker. Reports throughput per 10 s, the
 # faults, lost writes, and per node the RSS and open descriptors at start and
 # end (peak from samples every 10 s), so a leak shows as a trend.
 #

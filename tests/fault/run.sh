@@ -8,7 +8,7 @@
 #     --duration SECS      workload and faults (60)
 #     --interval SECS      one fault every SECS (10)
 #     --hold SECS          how long a fault lasts (3)
-#     --faults LIST        fault types, in turn (kill,pause,partition)
+#     --faults LIST        fault types, in turn (kill,pause,partition,join)
 #     --net auto|netns|loopback   where the nodes run (auto: netns if allowed)
 #     --clients N --keys N --read-pct P    workload shape (4, 50, 50)
 #     --rate OPS           offered load, operations per second (3000; 0: flat out)
@@ -24,13 +24,16 @@
 # on the same data dir after --hold; pause = SIGSTOP, SIGCONT after --hold;
 # partition = the node cut off from its two peers in both directions (drop
 # rules inside its network namespace; the client still reaches it), healed
-# after --hold. A new fault type is a pair of functions fault_TYPE_inject N
-# and fault_TYPE_heal N below, and its name in --faults.
+# after --hold; join = a fourth node (fresh data dir) joins the ring by
+# streaming its ranges in, and after --hold is decommissioned: it hands them
+# back and stops (in netns mode it runs in node N's namespace, on other
+# ports). A new fault type is a pair of functions fault_TYPE_inject N and
+# fault_TYPE_heal N below, and its name in --faults.
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
 
-duration=60 interval=10 hold=3 faults=kill,pause,partition net=auto
+duration=60 interval=10 hold=3 faults=kill,pause,partition,join net=auto
 clients=4 keys=50 read_pct=50 rate=3000 report=10 resources=0 selftest=0 keep=0
 build=${RINGKV_BUILD:-$root/build} seed=$$
 while [ $# -gt 0 ]; do
@@ -68,7 +71,7 @@ t0=$(now)
 say() { echo "[fault $(printf '%4d' $(($(now) - t0)))s] $*"; }
 
 dir=$(mktemp -d /tmp/ringkv-fault-XXXXXX)
-set_id= pids=(0 0 0 0) paused=(0 0 0 0) cut=(0 0 0 0) kills=(0 0 0 0) load_pid= mon_pid=
+set_id= pids=(0 0 0 0 0) paused=(0 0 0 0 0) cut=(0 0 0 0 0) kills=(0 0 0 0 0) load_pid= mon_pid=
 declare -A count=()
 
 # ---- where the nodes run ----
@@ -86,15 +89,16 @@ esac
 case "$net" in
   netns)
     for i in 1 2 3; do host[i]=198.18.$set_id.$i; cport[i]=7001; pport[i]=7101; done
+    cport[4]=7004 pport[4]=7104 # node4 (join) shares a namespace, on its own ports
     mode="netns: three network namespaces joined by a bridge, nodes on 198.18.$set_id.1-3"
     ;;
   loopback)
     for _ in $(seq 20); do # ports that nothing listens on
       base=$((20000 + RANDOM % 20000))
-      ports="$((base + 1))|$((base + 2))|$((base + 3))|$((base + 101))|$((base + 102))|$((base + 103))"
+      ports="$((base + 1))|$((base + 2))|$((base + 3))|$((base + 4))|$((base + 101))|$((base + 102))|$((base + 103))|$((base + 104))"
       ss -ltnuH 2>/dev/null | grep -qE ":($ports) " || break
     done
-    for i in 1 2 3; do host[i]=127.0.0.1; cport[i]=$((base + i)); pport[i]=$((base + 100 + i)); done
+    for i in 1 2 3 4; do host[i]=127.0.0.1; cport[i]=$((base + i)); pport[i]=$((base + 100 + i)); done
     mode="loopback: nodes on 127.0.0.1 ports $((base + 1))-$((base + 3))"
     if [[ ",$faults," == *,partition,* ]]; then
       faults=$(echo ",$faults," | sed 's/,partition,/,/g; s/^,//; s/,$//')
@@ -148,9 +152,9 @@ EOF
 cli() { "$bin_ringkv" --timeout 1000 -h "${host[$1]}:${cport[$1]}" "${@:2}"; }
 
 start_node() {
-  local i=$1
+  local i=$1 ns=${2:-$1}
   local cmd=("$bin_ringkvd" --config "$dir/node$i.conf")
-  [ "$net" = netns ] && cmd=(ip netns exec "rkvf$set_id-$i" "${cmd[@]}")
+  [ "$net" = netns ] && cmd=(ip netns exec "rkvf$set_id-$ns" "${cmd[@]}")
   # A simple command in the background, so $! is ringkvd itself (ip netns
   # exec execs it); in a subshell, so the node is not this shell's job.
   ("${cmd[@]}" >>"$dir/node$i.log" 2>&1 </dev/null &
@@ -209,6 +213,32 @@ fault_pause_inject() { kill -STOP "${pids[$1]}"; paused[$1]=1; }
 fault_pause_heal() { kill -CONT "${pids[$1]}"; paused[$1]=0; }
 fault_partition_inject() { "$here/netns.sh" cut "$set_id" "$1"; cut[$1]=1; }
 fault_partition_heal() { "$here/netns.sh" heal "$set_id" "$1"; cut[$1]=0; }
+# join: node4 joins (in node N's namespace under netns), and is a ring
+# member before the hold starts; heal: it is decommissioned and stops.
+fault_join_inject() {
+  [ "$net" = netns ] && host[4]=${host[$1]}
+  write_conf 4
+  rm -rf "$dir/node4"
+  start_node 4 "$1" || return 1
+  local deadline=$(($(now) + 60))
+  until [ "$(stat_of 4 ring_role)" = member ] && [ "$(stat_of 1 ring_members)" = 4 ]; do
+    [ "$(now)" -lt "$deadline" ] || { say "node4 did not finish joining within 60 s"; return 1; }
+    sleep 0.1
+  done
+  say "node4 joined: $(stat_of 4 stream_records_in) records streamed in"
+}
+fault_join_heal() {
+  local deadline=$(($(now) + 60))
+  until cli 4 decommission >/dev/null 2>&1; do # refused while another change is under way
+    [ "$(now)" -lt "$deadline" ] || { say "node4 could not be decommissioned"; return 1; }
+    sleep 0.2
+  done
+  while running "${pids[4]}"; do
+    [ "$(now)" -lt "$deadline" ] || { say "node4 did not stop within 60 s of its decommission"; return 1; }
+    sleep 0.1
+  done
+  pids[4]=0
+}
 
 wait_gone() { for _ in $(seq 100); do running "$1" || return 0; sleep 0.05; done; }
 
@@ -253,10 +283,10 @@ cleanup() {
   [ -n "$mon_pid" ] && kill "$mon_pid" 2>/dev/null
   heal_all 2>/dev/null
   local i
-  for i in 1 2 3; do
+  for i in 1 2 3 4; do
     [ "${pids[i]}" != 0 ] && kill -KILL "${pids[i]}" 2>/dev/null
   done
-  for i in 1 2 3; do [ "${pids[i]}" != 0 ] && wait_gone "${pids[i]}"; done
+  for i in 1 2 3 4; do [ "${pids[i]}" != 0 ] && wait_gone "${pids[i]}"; done
   [ -n "$set_id" ] && "$here/netns.sh" down "$set_id"
   if [ "$keep" = 1 ] || [ $rc -ne 0 ]; then
     echo "run.sh: exit $rc; logs and state kept in $dir"
