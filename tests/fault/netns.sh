@@ -4,7 +4,8 @@
 # 198.18.0.0/15 (reserved for network benchmarks). The root namespace holds
 # the bridge's address (.254), so a client there reaches all three hosts.
 # Nothing is routed off the machine: the namespaces have no default route and
-# only their /24 on the link; the bridge has no uplink.
+# only their /24 on the link; the bridge has no uplink; in the root namespace
+# the whole 198.18.0.0/15 is a blackhole route except a live set's /24.
 #
 #   netns.sh up [PID]       create a set owned by PID (default: the caller);
 #                           prints its id S (hosts 198.18.S.1-3). Sets whose
@@ -88,6 +89,12 @@ up() {
     break
   done
   [ "$s" -lt 250 ] || die "no free set"
+  # Packets to 198.18.0.0/15 never leave the machine: a set's /24 is routed
+  # to its bridge while it is up, and anything else in the range (a client
+  # still connecting after its set went down) meets this blackhole instead
+  # of the default route. Kept after the sets go: the range is reserved.
+  ip route show type blackhole 2>/dev/null | grep -q "^blackhole 198\.18\.0\.0/15" ||
+    ip route add blackhole 198.18.0.0/15
   br=$(br_name "$s")
   trap 'down "$s"' ERR
   ip link add "$br" type bridge

@@ -279,7 +279,11 @@ cleanup() {
   local rc=$?
   trap - EXIT INT TERM
   [ -n "${watchdog:-}" ] && kill "$watchdog" 2>/dev/null
-  [ -n "$load_pid" ] && kill "$load_pid" 2>/dev/null
+  if [ -n "$load_pid" ]; then # gone before the namespaces go
+    kill "$load_pid" 2>/dev/null
+    wait_gone "$load_pid"
+    kill -KILL "$load_pid" 2>/dev/null
+  fi
   [ -n "$mon_pid" ] && kill "$mon_pid" 2>/dev/null
   heal_all 2>/dev/null
   local i
