@@ -13,7 +13,14 @@
 # it. Prints one line per round and the medians.
 #
 #   bench/stream.sh [-k KEYS] [-v VALUE_BYTES] [-r ROUNDS] [-R OPS_PER_S] [-p BASE_PORT]
-#     defaults: 300000 keys of 1024 bytes, 3 rounds, 2000 ops/s, base 27800
+#                   [-c STREAM_CHUNK] [-s STREAM_RATE] [-m]
+#     defaults: 300000 keys of 1024 bytes, 3 rounds, 2000 ops/s, base 27800,
+#     and the node's [rebalance] defaults (stream_chunk 1MiB, stream_rate 64MiB)
+#     -m  data dirs on /dev/shm (tmpfs): without the disk's writeback, which
+#         on a small VM stalls an idle node for tens of ms and swamps the
+#         figure this measures (streaming's cost on the event loops)
+# Each round starts once no node is purging or running anti-entropy, so the
+# idle figure is idle.
 # Binaries from $RINGKV_BUILD, else build/ (built when needed).
 set -uo pipefail
 . "$(dirname "$0")/gossip-lib.sh"
@@ -23,14 +30,18 @@ vsize=1024
 rounds=3
 rate=2000
 base=27800
-while getopts "k:v:r:R:p:h" opt; do
+chunk= srate= shm=
+while getopts "k:v:r:R:p:c:s:mh" opt; do
   case "$opt" in
     k) keys=$OPTARG ;;
     v) vsize=$OPTARG ;;
     r) rounds=$OPTARG ;;
     R) rate=$OPTARG ;;
     p) base=$OPTARG ;;
-    *) sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
+    c) chunk=$OPTARG ;;
+    s) srate=$OPTARG ;;
+    m) shm=1 ;;
+    *) sed -n '2,24p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
   esac
 done
 
@@ -39,6 +50,7 @@ n4_pid=
 cleanup() {
   [ -n "$n4_pid" ] && kill -KILL "$n4_pid" 2>/dev/null
   gl_cleanup
+  [ -n "${shm_dir:-}" ] && rm -rf "$shm_dir"
 }
 trap cleanup EXIT
 
@@ -49,6 +61,19 @@ sed -e "s/^id = .*/id = node4/" -e "s/^listen = .*/listen = $n4_addr/" \
     -e "s/^peer = .*/peer = 127.0.0.1:$((base + 104))/" \
     -e "s|^data_dir = .*|data_dir = $gl_dir/node4|" "$gl_dir/node3.conf" >"$gl_dir/node4.conf"
 
+shm_dir=
+if [ -n "$shm" ]; then
+  shm_dir=$(mktemp -d /dev/shm/ringkv-stream-XXXXXX)
+  for i in 1 2 3 4; do
+    sed -i "s|^data_dir = .*|data_dir = $shm_dir/node$i|" "$gl_dir/node$i.conf"
+  done
+fi
+if [ -n "$chunk$srate" ]; then
+  for i in 1 2 3 4; do
+    { echo "[rebalance]"; [ -n "$chunk" ] && echo "stream_chunk = $chunk"
+      [ -n "$srate" ] && echo "stream_rate = $srate"; } >>"$gl_dir/node$i.conf"
+  done
+fi
 for i in 1 2 3; do gl_start "$i" || exit 1; done
 gl_wait_converged 30 || { echo "the cluster did not converge within 30 s" >&2; exit 1; }
 
@@ -74,9 +99,24 @@ median() { sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] 
 
 printf "%-6s %12s %12s %8s %14s %16s\n" round idle_p99_us join_p99_us ratio join_MB_per_s decom_MB_per_s
 : >"$gl_dir/rounds"
+# until no node is purging or comparing trees (60 s at most)
+settle() {
+  local i busy
+  for _ in $(seq 600); do
+    busy=
+    for i in 1 2 3; do
+      [ "$(gl_stat "$i" stream_activity)" = idle ] && [ "$(gl_stat "$i" ae_in_progress)" = 0 ] ||
+        busy=1
+    done
+    [ -z "$busy" ] && return 0
+    sleep 0.1
+  done
+}
+
 for r in $(seq "$rounds"); do
+  settle
   idle=$(fg_p99 3)
-  rm -rf "$gl_dir/node4"
+  rm -rf "$gl_dir/node4" "${shm_dir:-/nonexistent}/node4"
   t0=$(gl_now_ms)
   ("$gl_build/ringkvd" --config "$gl_dir/node4.conf" >>"$gl_dir/node4.log" 2>&1 </dev/null &
    echo $! >"$gl_dir/node4.pid")

@@ -24,7 +24,7 @@
 #define STREAM_TICK_MS         100
 #define STREAM_MAX_INFLIGHT    2
 #define STREAM_RETRY_MS        1000
-#define STREAM_PURGE_BUDGET    10000
+#define STREAM_PURGE_BUDGET    1000 /* records dropped per tick: 10,000/s, in short passes */
 #define STREAM_FOUNDER_WAIT_MS 5000
 #define STREAM_MIN_CHUNK       4096u
 #define STREAM_MAX_CHUNK       (16u << 20)
