@@ -38,7 +38,6 @@
 #define N_NODES 3
 #define NKEYS   10000 /* past 8192: a leaves answer to a3 stops and resumes */
 #define NDEL    500
-#define WINDOW  256
 
 typedef nodeproc_cluster cluster;
 
@@ -61,110 +60,21 @@ static const char conf_text[] = "[gossip]\n"
                                  * yes it would stream its ranges instead */
                                 "bootstrap = no\n";
 
-static long long now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void sleep_ms(int ms)
-{
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
-
-/* A STATS figure of the node on port, or -1. */
-static long long stat_of(int port, const char *name)
-{
-    int fd = raw_connect(port);
-    if (fd < 0)
-        return -1;
-    wire_request q = {.id = 1, .op = WIRE_OP_STATS, .consistency = -1};
-    msgpack_zone z;
-    msgpack_zone_init(&z, 4096);
-    wire_response r;
-    uint8_t *frame = NULL;
-    long long v = -1;
-    if (raw_send_request(fd, &q) == 0 && raw_read_response(fd, 5000, &z, &r, &frame) == 0)
-        for (size_t i = 0; i < r.nstats; i++)
-            if (r.stats[i].is_num && r.stats[i].name.len == strlen(name) &&
-                memcmp(r.stats[i].name.ptr, name, r.stats[i].name.len) == 0)
-                v = (long long)r.stats[i].num;
-    free(frame);
-    msgpack_zone_destroy(&z);
-    close(fd);
-    return v;
-}
-
 static void wait_stat(int port, const char *name, long long want, const char *who)
 {
-    long long deadline = now_ms() + WAIT_MS, v;
-    while ((v = stat_of(port, name)) < want) {
-        if (now_ms() > deadline)
+    long long deadline = nodeproc_now_ms() + WAIT_MS, v;
+    while ((v = raw_stat(port, name)) < want) {
+        if (nodeproc_now_ms() > deadline)
             fail_msg("%s: %s is %lld, waiting for %lld", who, name, v, want);
-        sleep_ms(100);
+        nodeproc_sleep_ms(100);
     }
-}
-
-typedef struct tally {
-    size_t st[8];
-    size_t bad_value;
-    char msg[256];
-} tally;
-
-/* Sends op for keys prefix:from..to-1 to port, WINDOW at a time, at
- * consistency; counts the replies by status (values are "val-<i>"). */
-static void run_batch(int port, wire_op op, const char *prefix, int from, int to, int consistency,
-                      tally *t)
-{
-    memset(t, 0, sizeof *t);
-    int fd = raw_connect(port);
-    assert_true(fd >= 0);
-    msgpack_zone z;
-    msgpack_zone_init(&z, 4096);
-    int sent = from, got = from;
-    while (got < to) {
-        while (sent < to && sent - got < WINDOW) {
-            char k[64], v[64];
-            snprintf(k, sizeof k, "%s:%d", prefix, sent);
-            snprintf(v, sizeof v, "val-%d", sent);
-            wire_request q = {.id = (uint64_t)sent,
-                              .op = op,
-                              .consistency = consistency,
-                              .key = {(const uint8_t *)k, strlen(k)},
-                              .value = {(const uint8_t *)v, strlen(v)}};
-            assert_int_equal(raw_send_request(fd, &q), 0);
-            sent++;
-        }
-        wire_response r;
-        uint8_t *frame = NULL;
-        msgpack_zone_clear(&z);
-        if (raw_read_response(fd, 10000, &z, &r, &frame) != 0)
-            fail_msg("no reply for %s:%d from port %d", prefix, got, port);
-        assert_int_equal(r.id, (uint64_t)got);
-        t->st[r.status < 8 ? r.status : 7]++;
-        if (r.status >= 2)
-            snprintf(t->msg, sizeof t->msg, "%.*s", (int)r.message.len,
-                     (const char *)r.message.ptr);
-        if (op == WIRE_OP_GET && r.status == WIRE_OK) {
-            char v[64];
-            snprintf(v, sizeof v, "val-%d", got);
-            if (r.value.len != strlen(v) || memcmp(r.value.ptr, v, r.value.len) != 0)
-                t->bad_value++;
-        }
-        free(frame);
-        got++;
-    }
-    msgpack_zone_destroy(&z);
-    close(fd);
 }
 
 static long long sum_stat(cluster *cl, const char *name)
 {
     long long s = 0;
     for (int i = 0; i < N_NODES; i++)
-        s += stat_of(cl->n[i].port, name);
+        s += raw_stat(cl->n[i].port, name);
     return s;
 }
 
@@ -202,8 +112,9 @@ static void wiped_node_is_restored_without_reads(void **state)
 {
     cluster *cl = *state;
     nodeproc *a3 = &cl->n[2];
-    tally t;
-    run_batch(cl->n[0].port, WIRE_OP_PUT, "w", 0, NKEYS, WIRE_CONSISTENCY_ALL, &t);
+    raw_tally t;
+    assert_int_equal(raw_batch(cl->n[0].port, WIRE_OP_PUT, "w", 0, NKEYS, WIRE_CONSISTENCY_ALL, &t),
+                     0);
     if (t.st[WIRE_OK] != NKEYS)
         fail_msg("%zu of %d writes at all OK; last error: %s", t.st[WIRE_OK], NKEYS, t.msg);
     wait_stat(a3->port, "keys", NKEYS, "a3");
@@ -213,24 +124,24 @@ static void wiped_node_is_restored_without_reads(void **state)
     assert_int_equal(system(cmd), 0);
     assert_int_equal(nodeproc_restart(a3), 0);
     /* nothing waits as a hint: every write reached every node */
-    assert_int_equal(stat_of(cl->n[0].port, "hints_pending"), 0);
-    assert_int_equal(stat_of(cl->n[1].port, "hints_pending"), 0);
-    long long reads_before = stat_of(a3->port, "replica_reads_served");
+    assert_int_equal(raw_stat(cl->n[0].port, "hints_pending"), 0);
+    assert_int_equal(raw_stat(cl->n[1].port, "hints_pending"), 0);
+    long long reads_before = raw_stat(a3->port, "replica_reads_served");
     wait_all_alive(cl);
 
     /* watched through STATS only: a read could repair what it touches */
     wait_stat(a3->port, "keys", NKEYS, "a3 after anti-entropy");
-    long long moved = stat_of(a3->port, "ae_keys_pulled") +
-                      stat_of(cl->n[0].port, "ae_keys_pushed") +
-                      stat_of(cl->n[1].port, "ae_keys_pushed");
+    long long moved = raw_stat(a3->port, "ae_keys_pulled") +
+                      raw_stat(cl->n[0].port, "ae_keys_pushed") +
+                      raw_stat(cl->n[1].port, "ae_keys_pushed");
     if (moved < NKEYS)
         fail_msg("anti-entropy moved %lld keys to a3, expected at least %d", moved, NKEYS);
     assert_true(sum_stat(cl, "ae_ranges_differing") >= 1);
-    assert_int_equal(stat_of(a3->port, "read_repairs"), 0);
-    assert_int_equal(stat_of(a3->port, "replica_reads_served"), reads_before);
+    assert_int_equal(raw_stat(a3->port, "read_repairs"), 0);
+    assert_int_equal(raw_stat(a3->port, "replica_reads_served"), reads_before);
 
     /* and now straight from a3, at one */
-    run_batch(a3->port, WIRE_OP_GET, "w", 0, NKEYS, WIRE_CONSISTENCY_ONE, &t);
+    assert_int_equal(raw_batch(a3->port, WIRE_OP_GET, "w", 0, NKEYS, WIRE_CONSISTENCY_ONE, &t), 0);
     if (t.st[WIRE_OK] != NKEYS || t.bad_value)
         fail_msg("a3 serves %zu of %d keys (%zu wrong values); last error: %s", t.st[WIRE_OK],
                  NKEYS, t.bad_value, t.msg);
@@ -242,44 +153,48 @@ static void deletes_while_down_stay_deleted(void **state)
 {
     cluster *cl = *state;
     nodeproc *a3 = &cl->n[2];
-    tally t;
-    run_batch(cl->n[0].port, WIRE_OP_PUT, "d", 0, NDEL, WIRE_CONSISTENCY_ALL, &t);
+    raw_tally t;
+    assert_int_equal(raw_batch(cl->n[0].port, WIRE_OP_PUT, "d", 0, NDEL, WIRE_CONSISTENCY_ALL, &t),
+                     0);
     assert_int_equal(t.st[WIRE_OK], NDEL);
-    long long tomb3 = stat_of(a3->port, "tombstones");
+    long long tomb3 = raw_stat(a3->port, "tombstones");
     long long hints =
-        stat_of(cl->n[0].port, "hints_stored") + stat_of(cl->n[1].port, "hints_stored");
+        raw_stat(cl->n[0].port, "hints_stored") + raw_stat(cl->n[1].port, "hints_stored");
     long long pushed =
-        stat_of(cl->n[0].port, "ae_keys_pushed") + stat_of(cl->n[1].port, "ae_keys_pushed");
+        raw_stat(cl->n[0].port, "ae_keys_pushed") + raw_stat(cl->n[1].port, "ae_keys_pushed");
     nodeproc_kill(a3, SIGKILL);
-    run_batch(cl->n[0].port, WIRE_OP_DEL, "d", 0, NDEL, WIRE_CONSISTENCY_QUORUM, &t);
+    assert_int_equal(
+        raw_batch(cl->n[0].port, WIRE_OP_DEL, "d", 0, NDEL, WIRE_CONSISTENCY_QUORUM, &t), 0);
     if (t.st[WIRE_OK] != NDEL)
         fail_msg("%zu of %d deletes OK; last error: %s", t.st[WIRE_OK], NDEL, t.msg);
     /* a3 was not yet taken for dead: no hint carries the deletes */
     assert_int_equal(
-        stat_of(cl->n[0].port, "hints_stored") + stat_of(cl->n[1].port, "hints_stored"), hints);
+        raw_stat(cl->n[0].port, "hints_stored") + raw_stat(cl->n[1].port, "hints_stored"), hints);
 
     assert_int_equal(nodeproc_restart(a3), 0); /* with its old values */
     wait_all_alive(cl);
     wait_stat(a3->port, "tombstones", tomb3 + NDEL, "a3's tombstones");
     /* a3's counters started over with it */
-    long long moved = stat_of(a3->port, "ae_keys_pulled") +
-                      stat_of(cl->n[0].port, "ae_keys_pushed") +
-                      stat_of(cl->n[1].port, "ae_keys_pushed") - pushed;
+    long long moved = raw_stat(a3->port, "ae_keys_pulled") +
+                      raw_stat(cl->n[0].port, "ae_keys_pushed") +
+                      raw_stat(cl->n[1].port, "ae_keys_pushed") - pushed;
     if (moved < NDEL)
         fail_msg("anti-entropy carried %lld tombstones to a3, expected at least %d", moved, NDEL);
     /* a few more rounds, then look */
-    long long ex = stat_of(a3->port, "ae_exchanges");
+    long long ex = raw_stat(a3->port, "ae_exchanges");
     wait_stat(a3->port, "ae_exchanges", ex + 3, "a3's exchanges");
-    run_batch(a3->port, WIRE_OP_GET, "d", 0, NDEL, WIRE_CONSISTENCY_ONE, &t);
+    assert_int_equal(raw_batch(a3->port, WIRE_OP_GET, "d", 0, NDEL, WIRE_CONSISTENCY_ONE, &t), 0);
     if (t.st[WIRE_NOT_FOUND] != NDEL)
         fail_msg("a3 at one: %zu of %d deleted keys absent", t.st[WIRE_NOT_FOUND], NDEL);
     for (int i = 0; i < 2; i++) {
-        run_batch(cl->n[i].port, WIRE_OP_GET, "d", 0, NDEL, WIRE_CONSISTENCY_ONE, &t);
+        assert_int_equal(
+            raw_batch(cl->n[i].port, WIRE_OP_GET, "d", 0, NDEL, WIRE_CONSISTENCY_ONE, &t), 0);
         if (t.st[WIRE_NOT_FOUND] != NDEL)
             fail_msg("%s at one: %zu of %d deleted keys absent", ids[i], t.st[WIRE_NOT_FOUND],
                      NDEL);
     }
-    run_batch(cl->n[0].port, WIRE_OP_GET, "d", 0, NDEL, WIRE_CONSISTENCY_ALL, &t);
+    assert_int_equal(raw_batch(cl->n[0].port, WIRE_OP_GET, "d", 0, NDEL, WIRE_CONSISTENCY_ALL, &t),
+                     0);
     assert_int_equal(t.st[WIRE_NOT_FOUND], NDEL);
 }
 
@@ -439,7 +354,7 @@ static void malformed_merkle_requests_are_refused(void **state)
     leaves_refused(fd, epoch, 2, &root, 1, 4000, "after");
     leaves_refused(fd, epoch, 2, &root, 1, 0, "not a range");
     close(fd);
-    assert_true(stat_of(a1->port, "ae_requests_refused") >= 16);
+    assert_true(raw_stat(a1->port, "ae_requests_refused") >= 16);
     assert_int_equal(raw_ping(a1->port), 0);
 }
 
