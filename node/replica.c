@@ -4,11 +4,12 @@
  * the first request (non-blocking, with a deadline), its in-flight requests
  * in send order (all share timeout_ms, so the head holds the oldest
  * deadline and one timer per link suffices) and in an id table, and a
- * backoff after a failure during which requests fail at once. Inbound,
- * peer.c routes ReplicaWrite and ReplicaRead here; both are answered from
- * server_after_commit, so an ack means durable and a read sees only
- * committed data. A write for a down owner is kept as a hint in the store;
- * node/handoff.c replays hints to their owner.
+ * backoff after a failure during which requests fail at once; streaming
+ * and anti-entropy send their requests over the same links (replica_call).
+ * Inbound, peer.c routes ReplicaWrite and ReplicaRead to replica_serve.c;
+ * both are answered from server_after_commit, so an ack means durable and a
+ * read sees only committed data. A write for a down owner is kept as a hint
+ * in the store; node/handoff.c replays hints to their owner.
  */
 #include "replica.h"
 
@@ -38,83 +39,9 @@
 /* An idle link is closed by its sender before the receiver's idle timeout
  * (PEER_IDLE_TIMEOUT_MS) can cut it under a request just sent. */
 #define REPLICA_IDLE_CLOSE_MS (PEER_IDLE_TIMEOUT_MS / 2)
+#include "replica_int.h"
 
-typedef struct link link;
-
-/* One request, in flight on a link or failed and waiting to be reported. */
-typedef struct req {
-    uint64_t id;
-    link *ln; /* NULL once failed */
-    replica_cb cb;
-    replica_env_fn env_cb; /* replica_call: the raw answer instead of cb */
-    void *arg;
-    uint64_t deadline_ms;
-    struct req *prev, *next; /* the link's send order, or the done list */
-    struct req *hnext;       /* id table chain */
-    char to[STORE_ORIGIN_MAX + 1];
-    char why[200]; /* failure message */
-} req;
-
-typedef enum link_state { LINK_IDLE, LINK_CONNECTING, LINK_UP } link_state;
-
-struct link {
-    replica *r;
-    char id[STORE_ORIGIN_MAX + 1];
-    char addr[PEER_ADDR_MAX];
-    struct bufferevent *bev;
-    link_state state;
-    bool failed_before; /* a reconnect, for the stats */
-    uint64_t connect_deadline_ms, retry_at_ms, backoff_ms;
-    uint64_t last_active_ms; /* last request sent or answer received */
-    char last_err[160];
-    req *head, *tail;
-    size_t ninflight;
-    struct event *timer_ev;
-    link *next;
-};
-
-/* Work that waits for this pass's commit. */
-typedef enum pending_kind { PENDING_ACK, PENDING_READ, PENDING_LOCAL } pending_kind;
-
-typedef struct pending {
-    replica *r;
-    pending_kind kind;
-    peer_conn *pc; /* held; ACK and READ */
-    uint64_t id;
-    replica_cb cb; /* LOCAL */
-    void *arg;
-    uint8_t *key; /* READ */
-    size_t klen;
-    struct pending *prev, *next;
-} pending;
-
-typedef struct dead_bev {
-    struct bufferevent *bev;
-    struct dead_bev *next;
-} dead_bev;
-
-struct replica {
-    server *srv;
-    cluster *cl;
-    peer *pr;
-    struct event_base *base;
-    uint64_t timeout_ms;
-    uint64_t next_id;
-    link *links;
-    req **table; /* in-flight requests by id */
-    size_t nbuckets, nreqs;
-    req *done_head, *done_tail;
-    dead_bev *dead;
-    struct event *done_ev; /* reports failures and frees dead connections */
-    pending *pending;
-    pending *spare; /* freed pendings kept for reuse: one per write otherwise */
-    size_t nspare;
-    handoff *ho;
-    replica_stats n;
-    peer_arena arena; /* the answer being handled (one at a time) */
-};
-
-static uint64_t mono_ms(void)
+uint64_t replica_mono_ms(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -122,7 +49,7 @@ static uint64_t mono_ms(void)
 }
 
 /* snprintf for messages: truncating a long one is fine. */
-__attribute__((format(printf, 3, 4))) static void say(char *buf, size_t len, const char *fmt, ...)
+void replica_say(char *buf, size_t len, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
@@ -130,7 +57,7 @@ __attribute__((format(printf, 3, 4))) static void say(char *buf, size_t len, con
     va_end(ap);
 }
 
-static const char *self_id(const replica *r)
+const char *replica_self_id(const replica *r)
 {
     return r->srv->node_id;
 }
@@ -233,7 +160,7 @@ static void link_arm(link *ln)
         event_del(ln->timer_ev);
         return;
     }
-    uint64_t now = mono_ms(), d = next > now ? next - now : 0;
+    uint64_t now = replica_mono_ms(), d = next > now ? next - now : 0;
     struct timeval tv = {(time_t)(d / 1000), (suseconds_t)(d % 1000) * 1000};
     evtimer_add(ln->timer_ev, &tv);
 }
@@ -300,13 +227,13 @@ __attribute__((format(printf, 2, 3))) static void link_fail(link *ln, const char
     ln->backoff_ms = ln->backoff_ms ? ln->backoff_ms * 2 : REPLICA_BACKOFF_MIN_MS;
     if (ln->backoff_ms > REPLICA_BACKOFF_MAX_MS)
         ln->backoff_ms = REPLICA_BACKOFF_MAX_MS;
-    ln->retry_at_ms = mono_ms() + ln->backoff_ms;
+    ln->retry_at_ms = replica_mono_ms() + ln->backoff_ms;
     log_debug("replica link to %s (%s) down: %s; retry in %llu ms", ln->id, ln->addr, ln->last_err,
               (unsigned long long)ln->backoff_ms);
     while (ln->head) {
         req *q = ln->head;
         link_unlink_req(ln, q);
-        say(q->why, sizeof q->why, "link to %s lost: %s", ln->id, ln->last_err);
+        replica_say(q->why, sizeof q->why, "link to %s lost: %s", ln->id, ln->last_err);
         fail_later(r, q);
     }
     event_del(ln->timer_ev);
@@ -350,7 +277,7 @@ static void link_handle(link *ln, const Ringkv__Envelope *env)
     if (!q || q->ln != ln)
         return; /* answered after its timeout: already reported */
     link_unlink_req(ln, q);
-    ln->last_active_ms = mono_ms();
+    ln->last_active_ms = replica_mono_ms();
     link_arm(ln);
     if (q->env_cb) {
         q->env_cb(q->arg, ln->id, env, NULL);
@@ -377,7 +304,7 @@ static void link_handle(link *ln, const Ringkv__Envelope *env)
             if (!rep.rec.value)
                 rep.rec.value = (const uint8_t *)""; /* protobuf-c: NULL for empty bytes */
             rep.rec.version.hlc = rec->hlc;
-            say(rep.rec.version.origin, sizeof rep.rec.version.origin, "%s", rec->origin);
+            replica_say(rep.rec.version.origin, sizeof rep.rec.version.origin, "%s", rec->origin);
         }
     }
     if (!rep.ok) {
@@ -431,7 +358,7 @@ static void on_link_event(struct bufferevent *bev, short what, void *arg)
     link *ln = arg;
     if (what & BEV_EVENT_CONNECTED) {
         ln->state = LINK_UP;
-        ln->last_active_ms = mono_ms();
+        ln->last_active_ms = replica_mono_ms();
         ln->backoff_ms = 0;
         ln->r->n.links_up++;
         int one = 1;
@@ -457,7 +384,7 @@ static void on_link_timer(evutil_socket_t fd, short what, void *arg)
     (void)what;
     link *ln = arg;
     replica *r = ln->r;
-    uint64_t now = mono_ms();
+    uint64_t now = replica_mono_ms();
     if (ln->state == LINK_CONNECTING && now >= ln->connect_deadline_ms) {
         link_fail(ln, "connect to %s timed out", ln->addr);
         return;
@@ -469,8 +396,8 @@ static void on_link_timer(evutil_socket_t fd, short what, void *arg)
     while (ln->head && ln->head->deadline_ms <= now) {
         req *q = ln->head;
         link_unlink_req(ln, q);
-        say(q->why, sizeof q->why, "timeout: no answer from %s within %llu ms", ln->id,
-            (unsigned long long)r->timeout_ms);
+        replica_say(q->why, sizeof q->why, "timeout: no answer from %s within %llu ms", ln->id,
+                    (unsigned long long)r->timeout_ms);
         r->n.timeouts++;
         fail_later(r, q);
     }
@@ -486,7 +413,7 @@ static link *link_get(replica *r, const char *id)
     if (!ln)
         return NULL;
     ln->r = r;
-    say(ln->id, sizeof ln->id, "%s", id);
+    replica_say(ln->id, sizeof ln->id, "%s", id);
     ln->timer_ev = evtimer_new(r->base, on_link_timer, ln);
     if (!ln->timer_ev) {
         free(ln);
@@ -505,12 +432,12 @@ static int link_connect(link *ln)
     socklen_t sslen;
     char err[200];
     if (peer_resolve(r->pr, ln->addr, &ss, &sslen, err, sizeof err) != 0) {
-        say(ln->last_err, sizeof ln->last_err, "%s", err);
+        replica_say(ln->last_err, sizeof ln->last_err, "%s", err);
         return -1;
     }
     ln->bev = bufferevent_socket_new(r->base, -1, BEV_OPT_CLOSE_ON_FREE);
     if (!ln->bev) {
-        say(ln->last_err, sizeof ln->last_err, "out of memory");
+        replica_say(ln->last_err, sizeof ln->last_err, "out of memory");
         return -1;
     }
     bufferevent_setcb(ln->bev, on_link_read, NULL, on_link_event, ln);
@@ -519,14 +446,14 @@ static int link_connect(link *ln)
         int e = EVUTIL_SOCKET_ERROR();
         bufferevent_free(ln->bev);
         ln->bev = NULL;
-        say(ln->last_err, sizeof ln->last_err, "cannot connect to %s: %s", ln->addr,
-            e ? evutil_socket_error_to_string(e) : "socket error");
+        replica_say(ln->last_err, sizeof ln->last_err, "cannot connect to %s: %s", ln->addr,
+                    e ? evutil_socket_error_to_string(e) : "socket error");
         return -1;
     }
     bufferevent_enable(ln->bev, EV_READ | EV_WRITE);
     ln->state = LINK_CONNECTING;
     uint64_t t = r->timeout_ms > REPLICA_CONNECT_MIN_MS ? r->timeout_ms : REPLICA_CONNECT_MIN_MS;
-    ln->connect_deadline_ms = mono_ms() + t;
+    ln->connect_deadline_ms = replica_mono_ms() + t;
     if (ln->failed_before)
         r->n.reconnects++;
     link_arm(ln);
@@ -547,19 +474,20 @@ static int send_req(replica *r, const char *to, Ringkv__Envelope *env, uint64_t 
     q->arg = arg;
     q->id = ++r->next_id;
     *idfield = q->id;
-    say(q->to, sizeof q->to, "%s", to);
+    replica_say(q->to, sizeof q->to, "%s", to);
 
     const char *addr = NULL;
     if (!r->cl || !r->pr) {
-        say(q->why, sizeof q->why, "node %s is unreachable: this node has no peer port", to);
+        replica_say(q->why, sizeof q->why, "node %s is unreachable: this node has no peer port",
+                    to);
         goto fail;
     }
     if (!cluster_is_up(r->cl, to)) {
-        say(q->why, sizeof q->why, "node %s is down", to);
+        replica_say(q->why, sizeof q->why, "node %s is down", to);
         goto fail;
     }
     if (!(addr = cluster_peer_addr(r->cl, to)) || !addr[0]) {
-        say(q->why, sizeof q->why, "node %s has no known peer address", to);
+        replica_say(q->why, sizeof q->why, "node %s has no known peer address", to);
         goto fail;
     }
     link *ln = link_get(r, to);
@@ -570,50 +498,50 @@ static int send_req(replica *r, const char *to, Ringkv__Envelope *env, uint64_t 
     if (strcmp(ln->addr, addr) != 0) {
         if (ln->bev)
             link_fail(ln, "its peer address changed to %s", addr);
-        say(ln->addr, sizeof ln->addr, "%s", addr);
+        replica_say(ln->addr, sizeof ln->addr, "%s", addr);
         ln->retry_at_ms = 0;
         ln->backoff_ms = 0;
     }
     if (ln->state == LINK_IDLE) {
-        uint64_t now = mono_ms();
+        uint64_t now = replica_mono_ms();
         if (now < ln->retry_at_ms) {
-            say(q->why, sizeof q->why, "link to %s is down (retry in %llu ms): %s", to,
-                (unsigned long long)(ln->retry_at_ms - now), ln->last_err);
+            replica_say(q->why, sizeof q->why, "link to %s is down (retry in %llu ms): %s", to,
+                        (unsigned long long)(ln->retry_at_ms - now), ln->last_err);
             goto fail;
         }
         if (link_connect(ln) != 0) {
             char why[sizeof ln->last_err];
-            say(why, sizeof why, "%s", ln->last_err);
+            replica_say(why, sizeof why, "%s", ln->last_err);
             link_fail(ln, "%s", why);
-            say(q->why, sizeof q->why, "link to %s is down: %s", to, why);
+            replica_say(q->why, sizeof q->why, "link to %s is down: %s", to, why);
             goto fail;
         }
     }
     size_t len = peer_frame_size(env);
     if (!len) {
-        say(q->why, sizeof q->why, "request too large (over %u bytes)", PEER_MAX_FRAME);
+        replica_say(q->why, sizeof q->why, "request too large (over %u bytes)", PEER_MAX_FRAME);
         goto fail;
     }
     struct evbuffer *out = bufferevent_get_output(ln->bev);
     if (ln->ninflight >= REPLICA_MAX_INFLIGHT ||
         evbuffer_get_length(out) + len > REPLICA_MAX_QUEUE_BYTES) {
         r->n.queue_drops++;
-        say(q->why, sizeof q->why, "queue full: %zu requests and %zu bytes waiting for %s",
-            ln->ninflight, evbuffer_get_length(out), to);
+        replica_say(q->why, sizeof q->why, "queue full: %zu requests and %zu bytes waiting for %s",
+                    ln->ninflight, evbuffer_get_length(out), to);
         goto fail;
     }
     if (r->nreqs + 1 > r->nbuckets && table_grow(r) != 0) {
-        say(q->why, sizeof q->why, "out of memory");
+        replica_say(q->why, sizeof q->why, "out of memory");
         goto fail;
     }
     /* Packed straight into the link's output: the frames of one pass share
      * chains and leave in a few writes. */
     if (peer_frame_append(out, env, len) != 0) {
-        say(q->why, sizeof q->why, "out of memory queueing for %s", to);
+        replica_say(q->why, sizeof q->why, "out of memory queueing for %s", to);
         goto fail;
     }
     q->ln = ln;
-    ln->last_active_ms = mono_ms();
+    ln->last_active_ms = replica_mono_ms();
     q->deadline_ms = ln->last_active_ms + r->timeout_ms;
     q->prev = ln->tail;
     if (ln->tail)
@@ -633,273 +561,6 @@ fail:
     return 0;
 }
 
-void replica_record_to_pb(const replica_record *rec, Ringkv__Record *pb)
-{
-    pb->key.data = (uint8_t *)rec->key;
-    pb->key.len = rec->klen;
-    pb->value.data = rec->tombstone ? NULL : (uint8_t *)rec->value;
-    pb->value.len = rec->tombstone ? 0 : rec->vlen;
-    pb->tombstone = rec->tombstone;
-    pb->expires_ms = rec->expires_ms;
-    pb->hlc = rec->version.hlc;
-    pb->origin = (char *)rec->version.origin;
-}
-
-/* ---- the replica side: applying and answering ---- */
-
-/* Applies rec to the batch (a hint when hint_for names another node);
- * STALE counts as success. On an error the batch is lost, and the server
- * fails every reply that depended on it. */
-store_result replica_store(replica *r, const replica_record *rec, const char *hint_for,
-                           char *err, size_t errlen)
-{
-    store *st = r->srv->st;
-    const config *cfg = r->srv->cfg;
-    if (rec->klen == 0 || rec->klen > cfg->max_key_bytes || rec->vlen > cfg->max_value_bytes ||
-        strnlen(rec->version.origin, sizeof rec->version.origin) > STORE_ORIGIN_MAX) {
-        say(err, errlen,
-            "record refused: key of %zu bytes or value of %zu bytes is "
-            "empty or over this node's limits",
-            rec->klen, rec->vlen);
-        return STORE_ERR_IO;
-    }
-    store_result res;
-    bool hint = hint_for && hint_for[0] && strcmp(hint_for, self_id(r)) != 0;
-    if (hint)
-        res = store_hint_put(st, hint_for, rec->key, rec->klen, rec->value, rec->vlen,
-                             rec->tombstone, rec->expires_ms, &rec->version, err, errlen);
-    else if (rec->tombstone)
-        res = store_del(st, rec->key, rec->klen, &rec->version, err, errlen);
-    else
-        res = store_put(st, rec->key, rec->klen, rec->value, rec->vlen, rec->expires_ms,
-                        &rec->version, err, errlen);
-    hlc_observe(&r->srv->clock, rec->version.hlc);
-    if (res == STORE_STALE)
-        res = STORE_OK;
-    if (res != STORE_OK) {
-        if (res != STORE_ERR_FULL) /* the store logs a full disk once per episode */
-            log_error("replica write failed, this pass's writes are lost: %s", err);
-        server_batch_failed(r->srv, res, err);
-    } else if (hint) {
-        r->n.hints_stored++;
-    }
-    return res;
-}
-
-static void send_ack(peer_conn *pc, uint64_t id, bool ok, const char *error)
-{
-    Ringkv__Envelope env = RINGKV__ENVELOPE__INIT;
-    Ringkv__ReplicaWriteAck ack = RINGKV__REPLICA_WRITE_ACK__INIT;
-    env.version = PEER_VERSION;
-    env.body_case = RINGKV__ENVELOPE__BODY_WRITE_ACK;
-    env.write_ack = &ack;
-    ack.id = id;
-    ack.ok = ok;
-    ack.error = (char *)(ok || !error ? "" : error);
-    if (peer_conn_is_open(pc))
-        peer_reply(pc, &env);
-}
-
-/* Answers a read from the committed store: a tombstone or an expired record
- * is still "found", with its version, so the coordinator compares it. */
-static void answer_read(replica *r, peer_conn *pc, uint64_t id, const uint8_t *key, size_t klen)
-{
-    Ringkv__Envelope env = RINGKV__ENVELOPE__INIT;
-    Ringkv__ReplicaReadReply rr = RINGKV__REPLICA_READ_REPLY__INIT;
-    Ringkv__Record pb = RINGKV__RECORD__INIT;
-    store_record rec;
-    replica_record rr_rec; /* pb points into it: lives until the reply is packed */
-    char err[256];
-    env.version = PEER_VERSION;
-    env.body_case = RINGKV__ENVELOPE__BODY_READ_REPLY;
-    env.read_reply = &rr;
-    rr.id = id;
-    store_result res =
-        store_get(r->srv->st, key, klen, server_now_ms(r->srv), &rec, err, sizeof err);
-    if (res == STORE_OK || (res == STORE_NOT_FOUND && rec.version.hlc != 0)) {
-        rr.ok = true;
-        rr.found = true;
-        rr_rec = (replica_record){.key = key,
-                                  .klen = klen,
-                                  .value = rec.value,
-                                  .vlen = rec.value_len,
-                                  .tombstone = rec.tombstone,
-                                  .expires_ms = rec.expires_ms,
-                                  .version = rec.version};
-        replica_record_to_pb(&rr_rec, &pb);
-        rr.record = &pb;
-    } else if (res == STORE_NOT_FOUND) {
-        rr.ok = true;
-    } else {
-        rr.error = err;
-    }
-    r->n.reads_served++;
-    if (peer_conn_is_open(pc))
-        peer_reply(pc, &env);
-}
-
-#define REPLICA_SPARE_MAX 4096 /* pendings kept for reuse */
-
-/* A zeroed pending, from the spares when there are any. */
-static pending *pending_get(replica *r)
-{
-    pending *p = r->spare;
-    if (!p)
-        return calloc(1, sizeof *p);
-    r->spare = p->next;
-    r->nspare--;
-    memset(p, 0, sizeof *p);
-    return p;
-}
-
-static void pending_free(pending *p)
-{
-    replica *r = p->r;
-    if (p->prev)
-        p->prev->next = p->next;
-    else
-        r->pending = p->next;
-    if (p->next)
-        p->next->prev = p->prev;
-    if (p->pc)
-        peer_conn_drop(p->pc);
-    free(p->key);
-    if (r->nspare < REPLICA_SPARE_MAX) {
-        p->next = r->spare;
-        r->spare = p;
-        r->nspare++;
-    } else {
-        free(p);
-    }
-}
-
-static void on_committed(void *arg, bool ok, const char *err)
-{
-    pending *p = arg;
-    replica *r = p->r;
-    switch (p->kind) {
-    case PENDING_ACK:
-        if (ok)
-            r->n.writes_applied++;
-        send_ack(p->pc, p->id, ok, err ? err : "commit failed");
-        break;
-    case PENDING_READ:
-        answer_read(r, p->pc, p->id, p->key, p->klen);
-        break;
-    case PENDING_LOCAL: {
-        if (ok)
-            r->n.writes_applied++;
-        replica_reply rep = {.ok = ok, .error = ok ? NULL : (err ? err : "commit failed")};
-        replica_cb cb = p->cb;
-        void *cbarg = p->arg;
-        pending_free(p);
-        cb(cbarg, self_id(r), &rep);
-        return;
-    }
-    }
-    pending_free(p);
-}
-
-/* Queues p for after this pass's commit. Returns 0, or -1 (p is freed). */
-static int pending_add(replica *r, pending *p)
-{
-    p->r = r;
-    p->next = r->pending;
-    if (r->pending)
-        r->pending->prev = p;
-    r->pending = p;
-    if (p->pc)
-        peer_conn_hold(p->pc);
-    if (server_after_commit(r->srv, on_committed, p) != 0) {
-        pending_free(p);
-        return -1;
-    }
-    return 0;
-}
-
-/* A record off the wire, checked; pointers into pb. */
-int replica_record_from_pb(const Ringkv__Record *pb, replica_record *out)
-{
-    if (!pb || strlen(pb->origin) > STORE_ORIGIN_MAX)
-        return -1;
-    *out = (replica_record){.key = pb->key.data,
-                            .klen = pb->key.len,
-                            .value = pb->value.data,
-                            .vlen = pb->value.len,
-                            .tombstone = pb->tombstone,
-                            .expires_ms = pb->expires_ms};
-    out->version.hlc = pb->hlc;
-    memcpy(out->version.origin, pb->origin, strlen(pb->origin) + 1);
-    return 0;
-}
-
-static void on_peer_write(void *ctx, peer_conn *pc, const Ringkv__Envelope *env)
-{
-    replica *r = ctx;
-    const Ringkv__ReplicaWrite *w = env->write;
-    replica_record rec;
-    char err[256];
-    if (!w || replica_record_from_pb(w->record, &rec) != 0 || strlen(w->hint_for) > STORE_ORIGIN_MAX) {
-        send_ack(pc, w ? w->id : 0, false,
-                 "malformed write: no record, or a node id "
-                 "over 64 bytes");
-        return;
-    }
-    if (r->srv->stopping) {
-        send_ack(pc, w->id, false, "node is shutting down");
-        return;
-    }
-    if (replica_store(r, &rec, w->hint_for, err, sizeof err) != STORE_OK) {
-        send_ack(pc, w->id, false, err);
-        return;
-    }
-    pending *p = pending_get(r);
-    if (!p) {
-        send_ack(pc, w->id, false, "out of memory");
-        return;
-    }
-    p->kind = PENDING_ACK;
-    p->pc = pc;
-    p->id = w->id;
-    if (pending_add(r, p) != 0)
-        send_ack(pc, w->id, false, "out of memory");
-}
-
-static void on_peer_read(void *ctx, peer_conn *pc, const Ringkv__Envelope *env)
-{
-    replica *r = ctx;
-    const Ringkv__ReplicaRead *rd = env->read;
-    if (!rd || rd->key.len == 0 || rd->key.len > r->srv->cfg->max_key_bytes) {
-        Ringkv__Envelope out = RINGKV__ENVELOPE__INIT;
-        Ringkv__ReplicaReadReply rr = RINGKV__REPLICA_READ_REPLY__INIT;
-        out.version = PEER_VERSION;
-        out.body_case = RINGKV__ENVELOPE__BODY_READ_REPLY;
-        out.read_reply = &rr;
-        rr.id = rd ? rd->id : 0;
-        rr.error = "malformed read: empty key or over max_key_bytes";
-        peer_reply(pc, &out);
-        return;
-    }
-    /* After the commit: the batch may hold writes not yet durable, and a
-     * read must not return what could still be rolled back. */
-    pending *p = pending_get(r);
-    uint8_t *key = malloc(rd->key.len);
-    if (!p || !key) {
-        free(p);
-        free(key);
-        peer_conn_close(pc, "out of memory");
-        return;
-    }
-    memcpy(key, rd->key.data, rd->key.len);
-    p->kind = PENDING_READ;
-    p->pc = pc;
-    p->id = rd->id;
-    p->key = key;
-    p->klen = rd->key.len;
-    if (pending_add(r, p) != 0)
-        peer_conn_close(pc, "out of memory");
-}
-
 /* ---- the API ---- */
 
 static const int routed[] = {RINGKV__ENVELOPE__BODY_WRITE, RINGKV__ENVELOPE__BODY_READ};
@@ -909,7 +570,7 @@ replica *replica_new(struct server *srv, struct cluster *cl, uint64_t timeout_ms
 {
     replica *r = calloc(1, sizeof *r);
     if (!r) {
-        say(err, errlen, "out of memory");
+        replica_say(err, errlen, "out of memory");
         return NULL;
     }
     r->srv = srv;
@@ -919,12 +580,12 @@ replica *replica_new(struct server *srv, struct cluster *cl, uint64_t timeout_ms
     r->timeout_ms = timeout_ms ? timeout_ms : 1;
     r->done_ev = event_new(r->base, -1, 0, on_done, r);
     if (!r->done_ev || table_grow(r) != 0) {
-        say(err, errlen, "out of memory");
+        replica_say(err, errlen, "out of memory");
         goto fail;
     }
-    if (r->pr && (peer_route(r->pr, routed[0], on_peer_write, r) != 0 ||
-                  peer_route(r->pr, routed[1], on_peer_read, r) != 0)) {
-        say(err, errlen, "the peer port has no room for replication's messages");
+    if (r->pr && (peer_route(r->pr, routed[0], replica_on_peer_write, r) != 0 ||
+                  peer_route(r->pr, routed[1], replica_on_peer_read, r) != 0)) {
+        replica_say(err, errlen, "the peer port has no room for replication's messages");
         goto fail;
     }
     if (!(r->ho = handoff_new(srv, cl, r, err, errlen)))
@@ -970,8 +631,8 @@ void replica_free(replica *r)
         free(d);
     }
     while (r->pending) {
-        server_after_commit_cancel(r->srv, on_committed, r->pending);
-        pending_free(r->pending);
+        server_after_commit_cancel(r->srv, replica_on_committed, r->pending);
+        replica_pending_free(r->pending);
     }
     while (r->spare) {
         pending *p = r->spare;
@@ -988,7 +649,7 @@ void replica_free(replica *r)
 int replica_write(replica *r, const char *to, const replica_record *rec, const char *hint_for,
                   replica_cb cb, void *arg)
 {
-    if (strcmp(to, self_id(r)) == 0)
+    if (strcmp(to, replica_self_id(r)) == 0)
         return replica_apply_local(r, rec, hint_for, cb, arg);
     Ringkv__Envelope env = RINGKV__ENVELOPE__INIT;
     Ringkv__ReplicaWrite w = RINGKV__REPLICA_WRITE__INIT;
@@ -1038,18 +699,18 @@ int replica_apply_local(replica *r, const replica_record *rec, const char *hint_
             return -1;
         q->cb = cb;
         q->arg = arg;
-        say(q->to, sizeof q->to, "%s", self_id(r));
-        say(q->why, sizeof q->why, "%s", err);
+        replica_say(q->to, sizeof q->to, "%s", replica_self_id(r));
+        replica_say(q->why, sizeof q->why, "%s", err);
         fail_later(r, q);
         return 0;
     }
-    pending *p = pending_get(r);
+    pending *p = replica_pending_get(r);
     if (!p)
         return -1;
     p->kind = PENDING_LOCAL;
     p->cb = cb;
     p->arg = arg;
-    return pending_add(r, p);
+    return replica_pending_add(r, p);
 }
 
 void replica_get_stats(const replica *r, replica_stats *out)

@@ -1,0 +1,111 @@
+/* replica_int: the replication layer's internals, shared by replica.c (the
+ * outbound links and the API) and replica_serve.c (the replica side:
+ * applying writes, answering reads, acknowledging after the commit).
+ * Nothing else includes it.
+ */
+#ifndef RINGKV_REPLICA_INT_H
+#define RINGKV_REPLICA_INT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+
+#include "cluster.h"
+#include "handoff.h"
+#include "peer.h"
+#include "replica.h"
+#include "server.h"
+
+typedef struct link link;
+
+/* One request, in flight on a link or failed and waiting to be reported. */
+typedef struct req {
+    uint64_t id;
+    link *ln; /* NULL once failed */
+    replica_cb cb;
+    replica_env_fn env_cb; /* replica_call: the raw answer instead of cb */
+    void *arg;
+    uint64_t deadline_ms;
+    struct req *prev, *next; /* the link's send order, or the done list */
+    struct req *hnext;       /* id table chain */
+    char to[STORE_ORIGIN_MAX + 1];
+    char why[200]; /* failure message */
+} req;
+
+typedef enum link_state { LINK_IDLE, LINK_CONNECTING, LINK_UP } link_state;
+
+struct link {
+    replica *r;
+    char id[STORE_ORIGIN_MAX + 1];
+    char addr[PEER_ADDR_MAX];
+    struct bufferevent *bev;
+    link_state state;
+    bool failed_before; /* a reconnect, for the stats */
+    uint64_t connect_deadline_ms, retry_at_ms, backoff_ms;
+    uint64_t last_active_ms; /* last request sent or answer received */
+    char last_err[160];
+    req *head, *tail;
+    size_t ninflight;
+    struct event *timer_ev;
+    link *next;
+};
+
+/* Work that waits for this pass's commit. */
+typedef enum pending_kind { PENDING_ACK, PENDING_READ, PENDING_LOCAL } pending_kind;
+
+typedef struct pending {
+    replica *r;
+    pending_kind kind;
+    peer_conn *pc; /* held; ACK and READ */
+    uint64_t id;
+    replica_cb cb; /* LOCAL */
+    void *arg;
+    uint8_t *key; /* READ */
+    size_t klen;
+    struct pending *prev, *next;
+} pending;
+
+typedef struct dead_bev {
+    struct bufferevent *bev;
+    struct dead_bev *next;
+} dead_bev;
+
+struct replica {
+    server *srv;
+    cluster *cl;
+    peer *pr;
+    struct event_base *base;
+    uint64_t timeout_ms;
+    uint64_t next_id;
+    link *links;
+    req **table; /* in-flight requests by id */
+    size_t nbuckets, nreqs;
+    req *done_head, *done_tail;
+    dead_bev *dead;
+    struct event *done_ev; /* reports failures and frees dead connections */
+    pending *pending;
+    pending *spare; /* freed pendings kept for reuse: one per write otherwise */
+    size_t nspare;
+    handoff *ho;
+    replica_stats n;
+    peer_arena arena; /* the answer being handled (one at a time) */
+};
+
+uint64_t replica_mono_ms(void);
+/* snprintf for messages: truncating a long one is fine. */
+void replica_say(char *buf, size_t len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+const char *replica_self_id(const replica *r);
+
+/* Work that waits for this pass's commit (replica_serve.c). */
+pending *replica_pending_get(replica *r);
+int replica_pending_add(replica *r, pending *p);
+void replica_pending_free(pending *p);
+void replica_on_committed(void *arg, bool ok, const char *err);
+/* The inbound handlers peer_route gives ReplicaWrite and ReplicaRead to. */
+void replica_on_peer_write(void *ctx, peer_conn *pc, const Ringkv__Envelope *env);
+void replica_on_peer_read(void *ctx, peer_conn *pc, const Ringkv__Envelope *env);
+
+#endif

@@ -1,0 +1,279 @@
+/* replica_serve: the replica side of replication (see replica.h): records
+ * between the wire and the store, applying writes to the pass's batch and
+ * acknowledging them after its commit, answering reads from committed data.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "replica_int.h"
+
+void replica_record_to_pb(const replica_record *rec, Ringkv__Record *pb)
+{
+    pb->key.data = (uint8_t *)rec->key;
+    pb->key.len = rec->klen;
+    pb->value.data = rec->tombstone ? NULL : (uint8_t *)rec->value;
+    pb->value.len = rec->tombstone ? 0 : rec->vlen;
+    pb->tombstone = rec->tombstone;
+    pb->expires_ms = rec->expires_ms;
+    pb->hlc = rec->version.hlc;
+    pb->origin = (char *)rec->version.origin;
+}
+
+/* ---- the replica side: applying and answering ---- */
+
+/* Applies rec to the batch (a hint when hint_for names another node);
+ * STALE counts as success. On an error the batch is lost, and the server
+ * fails every reply that depended on it. */
+store_result replica_store(replica *r, const replica_record *rec, const char *hint_for, char *err,
+                           size_t errlen)
+{
+    store *st = r->srv->st;
+    const config *cfg = r->srv->cfg;
+    if (rec->klen == 0 || rec->klen > cfg->max_key_bytes || rec->vlen > cfg->max_value_bytes ||
+        strnlen(rec->version.origin, sizeof rec->version.origin) > STORE_ORIGIN_MAX) {
+        replica_say(err, errlen,
+                    "record refused: key of %zu bytes or value of %zu bytes is "
+                    "empty or over this node's limits",
+                    rec->klen, rec->vlen);
+        return STORE_ERR_IO;
+    }
+    store_result res;
+    bool hint = hint_for && hint_for[0] && strcmp(hint_for, replica_self_id(r)) != 0;
+    if (hint)
+        res = store_hint_put(st, hint_for, rec->key, rec->klen, rec->value, rec->vlen,
+                             rec->tombstone, rec->expires_ms, &rec->version, err, errlen);
+    else if (rec->tombstone)
+        res = store_del(st, rec->key, rec->klen, &rec->version, err, errlen);
+    else
+        res = store_put(st, rec->key, rec->klen, rec->value, rec->vlen, rec->expires_ms,
+                        &rec->version, err, errlen);
+    hlc_observe(&r->srv->clock, rec->version.hlc);
+    if (res == STORE_STALE)
+        res = STORE_OK;
+    if (res != STORE_OK) {
+        if (res != STORE_ERR_FULL) /* the store logs a full disk once per episode */
+            log_error("replica write failed, this pass's writes are lost: %s", err);
+        server_batch_failed(r->srv, res, err);
+    } else if (hint) {
+        r->n.hints_stored++;
+    }
+    return res;
+}
+
+static void send_ack(peer_conn *pc, uint64_t id, bool ok, const char *error)
+{
+    Ringkv__Envelope env = RINGKV__ENVELOPE__INIT;
+    Ringkv__ReplicaWriteAck ack = RINGKV__REPLICA_WRITE_ACK__INIT;
+    env.version = PEER_VERSION;
+    env.body_case = RINGKV__ENVELOPE__BODY_WRITE_ACK;
+    env.write_ack = &ack;
+    ack.id = id;
+    ack.ok = ok;
+    ack.error = (char *)(ok || !error ? "" : error);
+    if (peer_conn_is_open(pc))
+        peer_reply(pc, &env);
+}
+
+/* Answers a read from the committed store: a tombstone or an expired record
+ * is still "found", with its version, so the coordinator compares it. */
+static void answer_read(replica *r, peer_conn *pc, uint64_t id, const uint8_t *key, size_t klen)
+{
+    Ringkv__Envelope env = RINGKV__ENVELOPE__INIT;
+    Ringkv__ReplicaReadReply rr = RINGKV__REPLICA_READ_REPLY__INIT;
+    Ringkv__Record pb = RINGKV__RECORD__INIT;
+    store_record rec;
+    replica_record rr_rec; /* pb points into it: lives until the reply is packed */
+    char err[256];
+    env.version = PEER_VERSION;
+    env.body_case = RINGKV__ENVELOPE__BODY_READ_REPLY;
+    env.read_reply = &rr;
+    rr.id = id;
+    store_result res =
+        store_get(r->srv->st, key, klen, server_now_ms(r->srv), &rec, err, sizeof err);
+    if (res == STORE_OK || (res == STORE_NOT_FOUND && rec.version.hlc != 0)) {
+        rr.ok = true;
+        rr.found = true;
+        rr_rec = (replica_record){.key = key,
+                                  .klen = klen,
+                                  .value = rec.value,
+                                  .vlen = rec.value_len,
+                                  .tombstone = rec.tombstone,
+                                  .expires_ms = rec.expires_ms,
+                                  .version = rec.version};
+        replica_record_to_pb(&rr_rec, &pb);
+        rr.record = &pb;
+    } else if (res == STORE_NOT_FOUND) {
+        rr.ok = true;
+    } else {
+        rr.error = err;
+    }
+    r->n.reads_served++;
+    if (peer_conn_is_open(pc))
+        peer_reply(pc, &env);
+}
+
+#define REPLICA_SPARE_MAX 4096 /* pendings kept for reuse */
+
+/* A zeroed pending, from the spares when there are any. */
+pending *replica_pending_get(replica *r)
+{
+    pending *p = r->spare;
+    if (!p)
+        return calloc(1, sizeof *p);
+    r->spare = p->next;
+    r->nspare--;
+    memset(p, 0, sizeof *p);
+    return p;
+}
+
+void replica_pending_free(pending *p)
+{
+    replica *r = p->r;
+    if (p->prev)
+        p->prev->next = p->next;
+    else
+        r->pending = p->next;
+    if (p->next)
+        p->next->prev = p->prev;
+    if (p->pc)
+        peer_conn_drop(p->pc);
+    free(p->key);
+    if (r->nspare < REPLICA_SPARE_MAX) {
+        p->next = r->spare;
+        r->spare = p;
+        r->nspare++;
+    } else {
+        free(p);
+    }
+}
+
+void replica_on_committed(void *arg, bool ok, const char *err)
+{
+    pending *p = arg;
+    replica *r = p->r;
+    switch (p->kind) {
+    case PENDING_ACK:
+        if (ok)
+            r->n.writes_applied++;
+        send_ack(p->pc, p->id, ok, err ? err : "commit failed");
+        break;
+    case PENDING_READ:
+        answer_read(r, p->pc, p->id, p->key, p->klen);
+        break;
+    case PENDING_LOCAL: {
+        if (ok)
+            r->n.writes_applied++;
+        replica_reply rep = {.ok = ok, .error = ok ? NULL : (err ? err : "commit failed")};
+        replica_cb cb = p->cb;
+        void *cbarg = p->arg;
+        replica_pending_free(p);
+        cb(cbarg, replica_self_id(r), &rep);
+        return;
+    }
+    }
+    replica_pending_free(p);
+}
+
+/* Queues p for after this pass's commit. Returns 0, or -1 (p is freed). */
+int replica_pending_add(replica *r, pending *p)
+{
+    p->r = r;
+    p->next = r->pending;
+    if (r->pending)
+        r->pending->prev = p;
+    r->pending = p;
+    if (p->pc)
+        peer_conn_hold(p->pc);
+    if (server_after_commit(r->srv, replica_on_committed, p) != 0) {
+        replica_pending_free(p);
+        return -1;
+    }
+    return 0;
+}
+
+/* A record off the wire, checked; pointers into pb. */
+int replica_record_from_pb(const Ringkv__Record *pb, replica_record *out)
+{
+    if (!pb || strlen(pb->origin) > STORE_ORIGIN_MAX)
+        return -1;
+    *out = (replica_record){.key = pb->key.data,
+                            .klen = pb->key.len,
+                            .value = pb->value.data,
+                            .vlen = pb->value.len,
+                            .tombstone = pb->tombstone,
+                            .expires_ms = pb->expires_ms};
+    out->version.hlc = pb->hlc;
+    memcpy(out->version.origin, pb->origin, strlen(pb->origin) + 1);
+    return 0;
+}
+
+void replica_on_peer_write(void *ctx, peer_conn *pc, const Ringkv__Envelope *env)
+{
+    replica *r = ctx;
+    const Ringkv__ReplicaWrite *w = env->write;
+    replica_record rec;
+    char err[256];
+    if (!w || replica_record_from_pb(w->record, &rec) != 0 ||
+        strlen(w->hint_for) > STORE_ORIGIN_MAX) {
+        send_ack(pc, w ? w->id : 0, false,
+                 "malformed write: no record, or a node id "
+                 "over 64 bytes");
+        return;
+    }
+    if (r->srv->stopping) {
+        send_ack(pc, w->id, false, "node is shutting down");
+        return;
+    }
+    if (replica_store(r, &rec, w->hint_for, err, sizeof err) != STORE_OK) {
+        send_ack(pc, w->id, false, err);
+        return;
+    }
+    pending *p = replica_pending_get(r);
+    if (!p) {
+        send_ack(pc, w->id, false, "out of memory");
+        return;
+    }
+    p->kind = PENDING_ACK;
+    p->pc = pc;
+    p->id = w->id;
+    if (replica_pending_add(r, p) != 0)
+        send_ack(pc, w->id, false, "out of memory");
+}
+
+void replica_on_peer_read(void *ctx, peer_conn *pc, const Ringkv__Envelope *env)
+{
+    replica *r = ctx;
+    const Ringkv__ReplicaRead *rd = env->read;
+    if (!rd || rd->key.len == 0 || rd->key.len > r->srv->cfg->max_key_bytes) {
+        Ringkv__Envelope out = RINGKV__ENVELOPE__INIT;
+        Ringkv__ReplicaReadReply rr = RINGKV__REPLICA_READ_REPLY__INIT;
+        out.version = PEER_VERSION;
+        out.body_case = RINGKV__ENVELOPE__BODY_READ_REPLY;
+        out.read_reply = &rr;
+        rr.id = rd ? rd->id : 0;
+        rr.error = "malformed read: empty key or over max_key_bytes";
+        peer_reply(pc, &out);
+        return;
+    }
+    /* After the commit: the batch may hold writes not yet durable, and a
+     * read must not return what could still be rolled back. */
+    pending *p = replica_pending_get(r);
+    uint8_t *key = malloc(rd->key.len);
+    if (!p || !key) {
+        free(p);
+        free(key);
+        peer_conn_close(pc, "out of memory");
+        return;
+    }
+    memcpy(key, rd->key.data, rd->key.len);
+    p->kind = PENDING_READ;
+    p->pc = pc;
+    p->id = rd->id;
+    p->key = key;
+    p->klen = rd->key.len;
+    if (replica_pending_add(r, p) != 0)
+        peer_conn_close(pc, "out of memory");
+}
