@@ -113,6 +113,11 @@ int store_space_open(store *s, size_t map_max, char *err, size_t errlen);
  * the disk is full; logs the start and end of a disk-full episode. */
 void store_space_check(store *s);
 
+/* The `everysec` syncer thread (store_sync.c): started by store_open,
+ * stopped (and joined) by store_close; stop is a no-op when not running. */
+int store_syncer_start(store *s, char *err, size_t errlen);
+void store_syncer_stop(store *s);
+
 /* Parses a data record; returns NULL, or what is wrong with it. */
 const char *store_rec_parse(const MDB_val *v, rec *r);
 
