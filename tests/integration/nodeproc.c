@@ -429,6 +429,7 @@ int nodeproc_exec(const char *const *args, const void *stdin_data, size_t stdin_
 
 int nodeproc_cluster_start_node(nodeproc_cluster *cl, int i, const char *id)
 {
+    nodeproc_cleanup(&cl->n[i]); /* a slot used before: its process, dir and flags */
     char seeds[NODEPROC_CLUSTER_MAX * 64] = "";
     for (int k = 0; k < i; k++)
         snprintf(seeds + strlen(seeds), sizeof seeds - strlen(seeds), "%s%s", k ? "," : "",

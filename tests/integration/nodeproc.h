@@ -90,8 +90,9 @@ typedef struct nodeproc_cluster {
 int nodeproc_cluster_start(nodeproc_cluster *cl, int count, const char *const *ids,
                            const char *conf_text);
 
-/* (Re)starts node i with this id, seeded by nodes 0..i-1 (their peer
- * addresses must be known). Returns 0 or -1. */
+/* Starts node i with this id and a fresh data dir, seeded by nodes 0..i-1
+ * (their peer addresses must be known); whatever ran in slot i before is
+ * cleaned up first (nodeproc_restart keeps the data dir). Returns 0 or -1. */
 int nodeproc_cluster_start_node(nodeproc_cluster *cl, int i, const char *id);
 
 /* Monotonic milliseconds, and a sleep, for bounded waits in tests. */

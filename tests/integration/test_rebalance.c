@@ -316,7 +316,7 @@ static void joiner_dies(void **state)
     if (t.st[WIRE_OK] != NDEAD)
         fail_msg("%zu of %d writes acknowledged with the joiner dead: %s", t.st[WIRE_OK], NDEAD,
                  t.msg);
-    start_node(cl, 5);
+    assert_int_equal(nodeproc_restart(&cl->n[5]), 0); /* same data dir */
     while (!is_role(&cl->n[5], "member")) {
         if (nodeproc_now_ms() > deadline)
             fail_msg("b6 did not finish joining after its restart");
