@@ -73,6 +73,17 @@ int nodeproc_exec(const char *const *args, const void *stdin_data, size_t stdin_
  * with {"--resp", "127.0.0.1:0"}), or -1. */
 int nodeproc_resp_port(const nodeproc *np);
 
+/* Gossip fast enough for tests: a crash is declared dead within about a
+ * second. Config text to start a cluster's shared file with. */
+#define NODEPROC_FAST_GOSSIP                                                                    \
+    "[gossip]\n"                                                                                \
+    "probe_interval = 100ms\n"                                                                  \
+    "probe_timeout = 50ms\n"                                                                    \
+    "suspicion_mult = 2\n"                                                                      \
+    "suspicion_max_mult = 3\n"                                                                  \
+    "gossip_interval = 50ms\n"                                                                  \
+    "pushpull_interval = 2s\n"
+
 /* Gossiping nodes that share one config file (e.g. fast [gossip] timings),
  * each on a free client port and a free peer port. */
 #define NODEPROC_CLUSTER_MAX 8

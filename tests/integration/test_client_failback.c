@@ -25,16 +25,9 @@
 
 static const char *const ids[3] = {"fb1", "fb2", "fb3"};
 
-static const char conf_text[] = "[gossip]\n"
-                                "probe_interval = 100ms\n"
-                                "probe_timeout = 50ms\n"
-                                "suspicion_mult = 2\n"
-                                "suspicion_max_mult = 3\n"
-                                "gossip_interval = 50ms\n"
-                                "pushpull_interval = 2s\n"
-                                "[replication]\n"
-                                "n = 3\n"
-                                "request_timeout = 1s\n";
+static const char conf_text[] = NODEPROC_FAST_GOSSIP "[replication]\n"
+                                                     "n = 3\n"
+                                                     "request_timeout = 1s\n";
 
 static long long now_ms(void)
 {

@@ -45,21 +45,14 @@ typedef nodeproc_cluster cluster;
 static const char *const ids[] = {"b1", "b2", "b3", "b4", "b5", "b6"};
 
 /* Streaming slowed to 1 MiB/s in 64 KiB chunks: a join takes seconds. */
-static const char conf_text[] = "[gossip]\n"
-                                "probe_interval = 100ms\n"
-                                "probe_timeout = 50ms\n"
-                                "suspicion_mult = 2\n"
-                                "suspicion_max_mult = 3\n"
-                                "gossip_interval = 50ms\n"
-                                "pushpull_interval = 2s\n"
-                                "[replication]\n"
-                                "n = 3\n"
-                                "request_timeout = 1s\n"
-                                "[rebalance]\n"
-                                "stream_rate = 1MiB\n"
-                                "stream_chunk = 64KiB\n"
-                                "purge_grace = 1s\n"
-                                "anti_entropy_interval = 0\n";
+static const char conf_text[] = NODEPROC_FAST_GOSSIP "[replication]\n"
+                                                     "n = 3\n"
+                                                     "request_timeout = 1s\n"
+                                                     "[rebalance]\n"
+                                                     "stream_rate = 1MiB\n"
+                                                     "stream_chunk = 64KiB\n"
+                                                     "purge_grace = 1s\n"
+                                                     "anti_entropy_interval = 0\n";
 
 static bool up(cluster *cl, int i)
 {
@@ -423,10 +416,8 @@ static void bad_stream_requests(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(join_fourth),
-        cmocka_unit_test(decommission_one),
-        cmocka_unit_test(remove_dead),
-        cmocka_unit_test(joiner_dies),
+        cmocka_unit_test(join_fourth),         cmocka_unit_test(decommission_one),
+        cmocka_unit_test(remove_dead),         cmocka_unit_test(joiner_dies),
         cmocka_unit_test(bad_stream_requests),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);

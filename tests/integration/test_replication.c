@@ -28,24 +28,17 @@
 
 #define WAIT_MS 30000
 #define N_NODES 3
-#define NKEYS 10000
-#define NDOWN 200  /* keys written while r3 is down */
+#define NKEYS   10000
+#define NDOWN   200 /* keys written while r3 is down */
 #define NREPAIR 100
 
 typedef nodeproc_cluster cluster;
 
 static const char *const ids[N_NODES] = {"r1", "r2", "r3"};
 
-static const char conf_text[] = "[gossip]\n"
-                                "probe_interval = 100ms\n"
-                                "probe_timeout = 50ms\n"
-                                "suspicion_mult = 2\n"
-                                "suspicion_max_mult = 3\n"
-                                "gossip_interval = 50ms\n"
-                                "pushpull_interval = 2s\n"
-                                "[replication]\n"
-                                "n = 3\n"
-                                "request_timeout = 1s\n";
+static const char conf_text[] = NODEPROC_FAST_GOSSIP "[replication]\n"
+                                                     "n = 3\n"
+                                                     "request_timeout = 1s\n";
 
 static void wait_stat(int port, const char *name, long long want, const char *who)
 {
@@ -85,14 +78,16 @@ static void quorum_writes_survive_kill(void **state)
 {
     cluster *cl = *state;
     raw_tally t;
-    assert_int_equal(raw_batch(cl->n[0].port, WIRE_OP_PUT, "k", 0, NKEYS, WIRE_CONSISTENCY_QUORUM, &t), 0);
+    assert_int_equal(
+        raw_batch(cl->n[0].port, WIRE_OP_PUT, "k", 0, NKEYS, WIRE_CONSISTENCY_QUORUM, &t), 0);
     if (t.st[WIRE_OK] != NKEYS)
         fail_msg("%zu of %d writes OK; last error: %s", t.st[WIRE_OK], NKEYS, t.msg);
     /* r3 holds them all before it dies (its acks may trail the quorum) */
     wait_stat(cl->n[2].port, "keys", NKEYS, "r3");
     nodeproc_kill(&cl->n[2], SIGKILL);
     for (int via = 0; via < 2; via++) {
-        assert_int_equal(raw_batch(cl->n[via].port, WIRE_OP_GET, "k", 0, NKEYS, WIRE_CONSISTENCY_QUORUM, &t), 0);
+        assert_int_equal(
+            raw_batch(cl->n[via].port, WIRE_OP_GET, "k", 0, NKEYS, WIRE_CONSISTENCY_QUORUM, &t), 0);
         if (t.st[WIRE_OK] != NKEYS || t.bad_value)
             fail_msg("via %s: %zu of %d reads OK, %zu wrong values; last error: %s", ids[via],
                      t.st[WIRE_OK], NKEYS, t.bad_value, t.msg);
@@ -104,12 +99,14 @@ static void write_at_all_with_node_down_is_unavailable(void **state)
     cluster *cl = *state;
     raw_tally t;
     wait_stat(cl->n[0].port, "members_dead", 1, "r1");
-    assert_int_equal(raw_batch(cl->n[0].port, WIRE_OP_PUT, "all", 0, 1, WIRE_CONSISTENCY_ALL, &t), 0);
+    assert_int_equal(raw_batch(cl->n[0].port, WIRE_OP_PUT, "all", 0, 1, WIRE_CONSISTENCY_ALL, &t),
+                     0);
     assert_int_equal(t.st[WIRE_ERR_UNAVAILABLE], 1);
     assert_non_null(strstr(t.msg, "need 3 replicas, 2 up"));
     /* quorum still works, and r3's copies wait as hints */
     long long hints = raw_stat(cl->n[0].port, "hints_stored");
-    assert_int_equal(raw_batch(cl->n[0].port, WIRE_OP_PUT, "down", 0, NDOWN, WIRE_CONSISTENCY_QUORUM, &t), 0);
+    assert_int_equal(
+        raw_batch(cl->n[0].port, WIRE_OP_PUT, "down", 0, NDOWN, WIRE_CONSISTENCY_QUORUM, &t), 0);
     assert_int_equal(t.st[WIRE_OK], NDOWN);
     assert_true(raw_stat(cl->n[0].port, "hints_stored") >= hints + NDOWN);
 }
@@ -121,7 +118,8 @@ static void restarted_node_gets_its_hints(void **state)
     assert_int_equal(nodeproc_restart(&cl->n[2]), 0);
     long long deadline = nodeproc_now_ms() + WAIT_MS;
     for (;;) { /* straight from r3, at one: its own copy answers first */
-        assert_int_equal(raw_batch(cl->n[2].port, WIRE_OP_GET, "down", 0, NDOWN, WIRE_CONSISTENCY_ONE, &t), 0);
+        assert_int_equal(
+            raw_batch(cl->n[2].port, WIRE_OP_GET, "down", 0, NDOWN, WIRE_CONSISTENCY_ONE, &t), 0);
         if (t.st[WIRE_OK] == NDOWN && !t.bad_value)
             break;
         if (nodeproc_now_ms() > deadline)
@@ -129,7 +127,8 @@ static void restarted_node_gets_its_hints(void **state)
         nodeproc_sleep_ms(100);
     }
     assert_true(raw_stat(cl->n[0].port, "hints_delivered") >= NDOWN);
-    assert_int_equal(raw_batch(cl->n[2].port, WIRE_OP_GET, "k", 0, NKEYS, WIRE_CONSISTENCY_ONE, &t), 0);
+    assert_int_equal(raw_batch(cl->n[2].port, WIRE_OP_GET, "k", 0, NKEYS, WIRE_CONSISTENCY_ONE, &t),
+                     0);
     assert_int_equal(t.st[WIRE_OK], NKEYS);
     assert_int_equal(t.bad_value, 0);
 }
@@ -141,13 +140,15 @@ static void read_repair_fixes_a_stale_replica(void **state)
     /* r2 dies and comes back before gossip can tell: the writes meant for it
      * fail on the link, with no hint, so only a repair brings them. */
     nodeproc_kill(&cl->n[1], SIGKILL);
-    assert_int_equal(raw_batch(cl->n[0].port, WIRE_OP_PUT, "rr", 0, NREPAIR, WIRE_CONSISTENCY_QUORUM, &t), 0);
+    assert_int_equal(
+        raw_batch(cl->n[0].port, WIRE_OP_PUT, "rr", 0, NREPAIR, WIRE_CONSISTENCY_QUORUM, &t), 0);
     assert_int_equal(t.st[WIRE_OK], NREPAIR);
     assert_int_equal(nodeproc_restart(&cl->n[1]), 0);
     long long repairs = raw_stat(cl->n[0].port, "read_repairs");
     long long deadline = nodeproc_now_ms() + WAIT_MS;
     for (;;) { /* at all: every replica answers, so r2's gap is seen */
-        assert_int_equal(raw_batch(cl->n[0].port, WIRE_OP_GET, "rr", 0, NREPAIR, WIRE_CONSISTENCY_ALL, &t), 0);
+        assert_int_equal(
+            raw_batch(cl->n[0].port, WIRE_OP_GET, "rr", 0, NREPAIR, WIRE_CONSISTENCY_ALL, &t), 0);
         if (t.st[WIRE_OK] == NREPAIR)
             break;
         if (nodeproc_now_ms() > deadline)
@@ -156,7 +157,8 @@ static void read_repair_fixes_a_stale_replica(void **state)
     }
     deadline = nodeproc_now_ms() + WAIT_MS;
     for (;;) {
-        assert_int_equal(raw_batch(cl->n[1].port, WIRE_OP_GET, "rr", 0, NREPAIR, WIRE_CONSISTENCY_ONE, &t), 0);
+        assert_int_equal(
+            raw_batch(cl->n[1].port, WIRE_OP_GET, "rr", 0, NREPAIR, WIRE_CONSISTENCY_ONE, &t), 0);
         if (t.st[WIRE_OK] == NREPAIR && !t.bad_value)
             break;
         if (nodeproc_now_ms() > deadline)
@@ -176,7 +178,7 @@ static void stale_topology_client_survives_a_death(void **state)
     rkv_client *c = rkv_connect(addrs, &o, NULL, 0);
     assert_non_null(c);
     assert_int_equal(rkv_put(c, "warm", 4, "x", 1, 0), RKV_OK); /* fetches the topology */
-    nodeproc_kill(&cl->n[2], SIGKILL); /* the client is not told */
+    nodeproc_kill(&cl->n[2], SIGKILL);                          /* the client is not told */
     for (int i = 0; i < 100; i++) {
         char k[32], v[32];
         snprintf(k, sizeof k, "stale:%d", i);
