@@ -170,6 +170,22 @@ long long raw_stat(int port, const char *name)
     return v;
 }
 
+int raw_wait_stat(int port, const char *name, long long want, int timeout_ms, long long *last)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    long long deadline = ts.tv_sec * 1000LL + ts.tv_nsec / 1000000 + timeout_ms;
+    for (;;) {
+        if ((*last = raw_stat(port, name)) >= want)
+            return 0;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        if (ts.tv_sec * 1000LL + ts.tv_nsec / 1000000 > deadline)
+            return -1;
+        struct timespec nap = {0, 50 * 1000000L};
+        nanosleep(&nap, NULL);
+    }
+}
+
 void raw_key(const char *prefix, int i, char *buf, size_t len)
 {
     snprintf(buf, len, "%s:%d", prefix, i);

@@ -36,6 +36,10 @@ int raw_ping(int port);
 /* A number from STATS of the node on port, or -1. */
 long long raw_stat(int port, const char *name);
 
+/* Polls raw_stat until it is at least want or timeout_ms passed. Returns 0,
+ * or -1 with the last value seen in *last. */
+int raw_wait_stat(int port, const char *name, long long want, int timeout_ms, long long *last);
+
 /* Replies of a raw_batch, by status. */
 typedef struct raw_tally {
     size_t st[8];     /* replies by status */

@@ -42,12 +42,9 @@ static const char conf_text[] = NODEPROC_FAST_GOSSIP "[replication]\n"
 
 static void wait_stat(int port, const char *name, long long want, const char *who)
 {
-    long long deadline = nodeproc_now_ms() + WAIT_MS, v;
-    while ((v = raw_stat(port, name)) < want) {
-        if (nodeproc_now_ms() > deadline)
-            fail_msg("%s: %s is %lld, waiting for %lld", who, name, v, want);
-        nodeproc_sleep_ms(50);
-    }
+    long long v;
+    if (raw_wait_stat(port, name, want, WAIT_MS, &v) != 0)
+        fail_msg("%s: %s is %lld, waiting for %lld", who, name, v, want);
 }
 
 static int group_setup(void **state)
