@@ -341,7 +341,8 @@ size_t cluster_n_of(const cluster *c, const ring *r)
 }
 
 size_t cluster_write_extra(const cluster *c, uint64_t token, const cluster_target *cur,
-                           size_t ncur, cluster_target *out, size_t max, size_t *count)
+                           size_t ncur, cluster_target *out, size_t max, size_t *count,
+                           bool *cur_new)
 {
     *count = 0;
     if (!c->pending)
@@ -350,8 +351,15 @@ size_t cluster_write_extra(const cluster *c, uint64_t token, const cluster_targe
     size_t no = ring_preference(c->r, token, cluster_n(c), old);
     size_t nn = ring_preference(c->pending, token, cluster_n_of(c, c->pending), neu);
     size_t n = 0;
+    for (size_t j = 0; j < ncur && cur_new; j++)
+        cur_new[j] = false;
     for (size_t i = 0; i < nn; i++) {
         const char *id = ring_member_id(c->pending, neu[i]);
+        /* The targets that stand for a future owner: itself, or a node
+         * holding a hint for it. */
+        for (size_t j = 0; j < ncur && cur_new; j++)
+            if (strcmp(cur[j].id, id) == 0 || (cur[j].hint_for && strcmp(cur[j].hint_for, id) == 0))
+                cur_new[j] = true;
         bool owner = false;
         for (size_t j = 0; j < no && !owner; j++)
             owner = strcmp(ring_member_id(c->r, old[j]), id) == 0;

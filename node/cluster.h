@@ -91,13 +91,16 @@ size_t cluster_n_of(const cluster *c, const ring *r);
 
 /* A write's extra replicas while the ring changes: the key's owners on the
  * pending ring that are not owners now and are up (alive or suspect).
- * *count says how many there are: the write needs that many
- * acknowledgements more than its level asks (so that whatever a quorum of
- * either ring acknowledged is on a quorum of the other). A future owner that
- * is down is left out: streaming gives it the data again when it is back.
- * Fills out[] with those not among cur[0..ncur); returns how many. */
+ * *count says how many there are; when it is not 0 the write needs a
+ * quorum of the current owners and one of the future owners (see
+ * quorum_set_joint), so that whatever a quorum of either ring acknowledged
+ * is on a quorum of the other. A future owner that is down is left out:
+ * streaming gives it the data again when it is back. Fills out[] with those
+ * not among cur[0..ncur) and returns how many; cur_new[j] (optional) says
+ * whether cur[j] is, or holds hints for, a future owner. */
 size_t cluster_write_extra(const cluster *c, uint64_t token, const cluster_target *cur,
-                           size_t ncur, cluster_target *out, size_t max, size_t *count);
+                           size_t ncur, cluster_target *out, size_t max, size_t *count,
+                           bool *cur_new);
 
 /* A change of the current or the pending ring, as listeners see it; the
  * rings are valid only during the call. member: whose record caused it

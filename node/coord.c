@@ -168,13 +168,15 @@ static void answer_outcome(coord_op *op)
         }
         return;
     case QUORUM_FAILED:
-        snprintf(msg, sizeof msg, "%zu of %zu replicas %s, %zu needed: %s", q->oks, q->n, verb,
-                 q->needed, op->why[0] ? op->why : "replicas failed");
+        snprintf(msg, sizeof msg, "%zu of %zu replicas %s, %zu needed%s: %s", q->oks, q->n, verb,
+                 q->needed, q->ngroups ? " of the current and of the future owners" : "",
+                 op->why[0] ? op->why : "replicas failed");
         answer(op, WIRE_ERR_UNAVAILABLE, msg);
         return;
     case QUORUM_TIMEOUT:
-        snprintf(msg, sizeof msg, "%zu of %zu %s, %zu needed, after %llu ms", q->oks, q->n, verb,
-                 q->needed, (unsigned long long)op->co->cfg.timeout_ms);
+        snprintf(msg, sizeof msg, "%zu of %zu %s, %zu needed%s, after %llu ms", q->oks, q->n,
+                 verb, q->needed, q->ngroups ? " of the current and of the future owners" : "",
+                 (unsigned long long)op->co->cfg.timeout_ms);
         answer(op, WIRE_ERR_TIMEOUT, msg);
         return;
     }
@@ -370,12 +372,27 @@ static bool op_start(coord_op *op, const uint8_t *key, size_t klen, int consiste
     size_t nt = o->targets(o->ctx, token, t, CLUSTER_MAX_N);
     if (needed == 0)
         needed = 1;
+    /* The ring is changing: the future owners get the write too, and it
+     * needs `needed` acknowledgements of the current targets and as many of
+     * the future owners (those among the targets, and the extras). */
+    uint32_t now_mask = 0, future_mask = 0;
+    size_t future_needed = 0;
     if (!is_read && o->write_extra && nt < CLUSTER_MAX_N) {
-        /* The ring is changing: the future owners get the write too, and
-         * as many more acknowledgements are needed as there are of them. */
-        size_t extra = 0;
-        nt += o->write_extra(o->ctx, token, t, nt, t + nt, CLUSTER_MAX_N - nt, &extra);
-        needed += extra;
+        size_t extra = 0, ncur = nt < QUORUM_MAX_REPLICAS ? nt : QUORUM_MAX_REPLICAS;
+        bool cur_new[CLUSTER_MAX_N] = {false};
+        nt += o->write_extra(o->ctx, token, t, nt, t + nt, CLUSTER_MAX_N - nt, &extra, cur_new);
+        if (nt > QUORUM_MAX_REPLICAS)
+            nt = QUORUM_MAX_REPLICAS;
+        if (extra) {
+            for (size_t i = 0; i < nt; i++) {
+                if (i < ncur)
+                    now_mask |= (uint32_t)1 << i;
+                if (i >= ncur || cur_new[i])
+                    future_mask |= (uint32_t)1 << i;
+            }
+            size_t nfuture = (size_t)__builtin_popcount(future_mask);
+            future_needed = needed < nfuture ? needed : nfuture;
+        }
     }
     if (nt > QUORUM_MAX_REPLICAS)
         nt = QUORUM_MAX_REPLICAS;
@@ -399,7 +416,9 @@ static bool op_start(coord_op *op, const uint8_t *key, size_t klen, int consiste
         copy_id(op->hint[i], sizeof op->hint[i], t[i].hint_for);
     }
     if (nt < needed ||
-        quorum_init(&op->q, is_read, ids, nt, needed, op->start_ms + co->cfg.timeout_ms) != 0) {
+        quorum_init(&op->q, is_read, ids, nt, needed, op->start_ms + co->cfg.timeout_ms) != 0 ||
+        (future_mask &&
+         quorum_set_joint(&op->q, now_mask, needed, future_mask, future_needed) != 0)) {
         char msg[96];
         snprintf(msg, sizeof msg, "need %zu replica%s, %zu up", needed, needed == 1 ? "" : "s",
                  nt);

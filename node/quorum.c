@@ -54,6 +54,7 @@ int quorum_init(quorum *q, bool is_read, const char *const *replicas, size_t n, 
     q->deadline_ms = deadline_ms;
     q->outcome = QUORUM_PENDING;
     q->newest = -1;
+    q->ngroups = 0;
     for (size_t i = 0; i < n; i++) {
         size_t len = strlen(replicas[i]);
         if (len > STORE_ORIGIN_MAX)
@@ -73,10 +74,43 @@ static int slot_of(const quorum *q, const char *replica)
     return -1;
 }
 
+int quorum_set_joint(quorum *q, uint32_t mask_a, size_t needed_a, uint32_t mask_b,
+                     size_t needed_b)
+{
+    uint32_t mask[2] = {mask_a, mask_b};
+    size_t needed[2] = {needed_a, needed_b};
+    uint32_t all = q->n >= 32 ? UINT32_MAX : ((uint32_t)1 << q->n) - 1;
+    for (size_t g = 0; g < 2; g++) {
+        size_t size = (size_t)__builtin_popcount(mask[g] & all);
+        if (needed[g] == 0 || needed[g] > size)
+            return -1;
+        q->group[g].mask = mask[g] & all;
+        q->group[g].size = size;
+        q->group[g].needed = needed[g];
+        q->group[g].oks = q->group[g].fails = 0;
+    }
+    q->ngroups = 2;
+    q->needed = needed_a > needed_b ? needed_a : needed_b; /* for messages */
+    return 0;
+}
+
 static void decide(quorum *q)
 {
     if (q->outcome != QUORUM_PENDING)
         return;
+    if (q->ngroups) {
+        bool ok = true;
+        for (size_t g = 0; g < q->ngroups; g++) {
+            if (q->group[g].size - q->group[g].fails < q->group[g].needed) {
+                q->outcome = QUORUM_FAILED;
+                return;
+            }
+            ok = ok && q->group[g].oks >= q->group[g].needed;
+        }
+        if (ok)
+            q->outcome = QUORUM_SUCCESS;
+        return;
+    }
     if (q->oks >= q->needed)
         q->outcome = QUORUM_SUCCESS;
     else if (q->n - q->fails < q->needed)
@@ -89,6 +123,14 @@ quorum_outcome quorum_on_reply(quorum *q, const char *replica, const quorum_repl
     if (i < 0 || q->state[i] != QUORUM_WAITING)
         return q->outcome; /* a stranger or a duplicate */
     q->reply[i] = *r;
+    for (size_t g = 0; g < q->ngroups; g++) {
+        if (q->group[g].mask & ((uint32_t)1 << i)) {
+            if (r->ok)
+                q->group[g].oks++;
+            else
+                q->group[g].fails++;
+        }
+    }
     if (!r->ok) {
         q->state[i] = QUORUM_ANSWERED_FAIL;
         q->fails++;

@@ -57,12 +57,30 @@ typedef struct quorum {
     uint64_t deadline_ms;
     quorum_outcome outcome; /* QUORUM_PENDING until decided; then fixed */
     int newest;             /* read: index of the newest found version, or -1 */
+    /* Joint quorum (quorum_set_joint): success needs group[g].needed oks
+     * among the replicas of each mask; ngroups 0 = plain count. */
+    size_t ngroups;
+    struct {
+        uint32_t mask;
+        size_t size, needed, oks, fails;
+    } group[2];
 } quorum;
 
 /* Starts the bookkeeping for replicas[0..n) (n <= QUORUM_MAX_REPLICAS,
  * 1 <= needed <= n). Returns 0, or -1 on bad arguments. */
 int quorum_init(quorum *q, bool is_read, const char *const *replicas, size_t n, size_t needed,
                 uint64_t deadline_ms);
+
+/* While the ring changes, a write must reach a quorum of the current
+ * owners AND one of the future owners (joint consensus, as in Raft's
+ * membership changes): then whatever either ring's quorum acknowledged is
+ * on a quorum of the other, with no more acknowledgements than that takes.
+ * Replaces the plain count: success needs needed_a oks among the replicas
+ * whose bits are in mask_a and needed_b among those in mask_b (bit i =
+ * replica i; a replica may be in both). Call after quorum_init, before any
+ * reply. Returns 0, or -1 when a group is smaller than what it needs. */
+int quorum_set_joint(quorum *q, uint32_t mask_a, size_t needed_a, uint32_t mask_b,
+                     size_t needed_b);
 
 /* Records replica's answer. A reply from an unknown replica or a second
  * reply from the same one is ignored. Replies after the outcome is decided

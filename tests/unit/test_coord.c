@@ -40,6 +40,7 @@ typedef struct fake {
     size_t nown;
     cluster_target extra[CLUSTER_MAX_N]; /* write_extra: the up future owners */
     size_t nextra, extra_count;
+    bool cur_new[CLUSTER_MAX_N]; /* write_extra: targets that are future owners */
 } fake;
 
 static uint64_t f_now(void *ctx) { return ((fake *)ctx)->now; }
@@ -161,12 +162,13 @@ static void on_done(void *arg, const coord_result *res)
 }
 
 static size_t f_write_extra(void *ctx, uint64_t token, const cluster_target *cur, size_t ncur,
-                            cluster_target *out, size_t max, size_t *count)
+                            cluster_target *out, size_t max, size_t *count, bool *cur_new)
 {
-    (void)token, (void)cur, (void)ncur;
+    (void)token, (void)cur;
     fake *f = ctx;
     size_t n = f->nextra < max ? f->nextra : max;
     memcpy(out, f->extra, n * sizeof *out);
+    memcpy(cur_new, f->cur_new, ncur * sizeof *cur_new);
     *count = f->extra_count;
     return n;
 }
@@ -244,7 +246,8 @@ static void write_acks_at_w(void **state)
 }
 
 /* While a node joins, a write also goes to the key's future owner and needs
- * one acknowledgement more; reads ignore the future owner. */
+ * a quorum of the current owners and one of the future owners; reads
+ * ignore the future owner. Targets a, b, c; d joins and takes c's place. */
 static void write_during_ring_change(void **state)
 {
     (void)state;
@@ -252,46 +255,86 @@ static void write_during_ring_change(void **state)
     e->f.extra[0] = (cluster_target){.id = "d"};
     e->f.nextra = 1;
     e->f.extra_count = 1;
+    e->f.cur_new[0] = e->f.cur_new[1] = true; /* a and b stay owners */
     result r = {0};
     assert_int_equal(coord_write(e->co, false, K, 3, (const uint8_t *)"v1", 2, 0, -1, on_done, &r),
                      0);
     assert_int_equal(e->f.nreq, 4);
     assert_string_equal(e->f.req[3].to, "d");
     reply(&e->f, 0, true, -1, NULL, false, 0);
-    reply(&e->f, 1, true, -1, NULL, false, 0);
-    assert_int_equal(r.calls, 0); /* W=2 of the old owners is not enough */
+    reply(&e->f, 2, true, -1, NULL, false, 0);
+    assert_int_equal(r.calls, 0); /* a and c: a quorum of the old owners only */
     reply(&e->f, 3, true, -1, NULL, false, 0);
-    assert_int_equal(r.calls, 1);
+    assert_int_equal(r.calls, 1); /* d: and of the new ones */
     assert_int_equal(r.st, WIRE_OK);
     assert_int_equal(r.nreplicas, 3);
+    reply(&e->f, 1, true, -1, NULL, false, 0);
 
-    /* A future owner counted but not sent to (already listed, e.g. as a
-     * stand-in): one more ack is still needed, from the others. */
-    e->f.nextra = 0;
+    /* a and b are owners in both rings: their two acks are enough. */
     result r2 = {0};
     size_t base = e->f.nreq;
     assert_int_equal(coord_write(e->co, false, K, 3, (const uint8_t *)"v2", 2, 0, -1, on_done, &r2),
                      0);
+    assert_int_equal(e->f.nreq, base + 4);
+    reply(&e->f, base, true, -1, NULL, false, 0);
+    reply(&e->f, base + 1, true, -1, NULL, false, 0);
+    assert_int_equal(r2.calls, 1);
+    assert_int_equal(r2.st, WIRE_OK);
+    assert_int_equal(r2.nreplicas, 2);
+    reply(&e->f, base + 2, true, -1, NULL, false, 0);
+    reply(&e->f, base + 3, true, -1, NULL, false, 0);
+
+    /* b and d fail: the new ring's quorum is out of reach, so the write
+     * fails without waiting, although a and c would make the old one. */
+    result r3 = {0};
+    base = e->f.nreq;
+    assert_int_equal(coord_write(e->co, false, K, 3, (const uint8_t *)"v3", 2, 0, -1, on_done, &r3),
+                     0);
+    reply(&e->f, base + 1, false, -1, NULL, false, 0);
+    reply(&e->f, base + 3, false, -1, NULL, false, 0);
+    assert_int_equal(r3.calls, 1);
+    assert_int_equal(r3.st, WIRE_ERR_UNAVAILABLE);
+    assert_non_null(strstr(r3.msg, "future owners"));
+    reply(&e->f, base, true, -1, NULL, false, 0);
+    reply(&e->f, base + 2, true, -1, NULL, false, 0);
+
+    /* A future owner counted but not sent to (already a target, e.g. as a
+     * stand-in for c): its own ack is what the new ring's quorum needs. */
+    e->f.nextra = 0;
+    e->f.cur_new[2] = true;
+    e->f.cur_new[1] = false; /* b drops out instead */
+    result r4 = {0};
+    base = e->f.nreq;
+    assert_int_equal(coord_write(e->co, false, K, 3, (const uint8_t *)"v4", 2, 0, -1, on_done, &r4),
+                     0);
     assert_int_equal(e->f.nreq, base + 3);
     reply(&e->f, base, true, -1, NULL, false, 0);
     reply(&e->f, base + 1, true, -1, NULL, false, 0);
-    assert_int_equal(r2.calls, 0);
+    assert_int_equal(r4.calls, 0);
     reply(&e->f, base + 2, true, -1, NULL, false, 0);
-    assert_int_equal(r2.calls, 1);
-    assert_int_equal(r2.st, WIRE_OK);
+    assert_int_equal(r4.calls, 1);
+    assert_int_equal(r4.st, WIRE_OK);
 
-    /* `all` with the future owner down: unavailable at once. */
-    result r3 = {0};
+    /* `all` needs every current and every future owner. */
+    e->f.nextra = 1;
+    e->f.cur_new[1] = true;
+    e->f.cur_new[2] = false;
+    result r5 = {0};
+    base = e->f.nreq;
     assert_int_equal(
-        coord_write(e->co, false, K, 3, (const uint8_t *)"v3", 2, 0, QUORUM_ALL, on_done, &r3), 0);
-    assert_int_equal(r3.calls, 1);
-    assert_int_equal(r3.st, WIRE_ERR_UNAVAILABLE);
+        coord_write(e->co, false, K, 3, (const uint8_t *)"v5", 2, 0, QUORUM_ALL, on_done, &r5), 0);
+    assert_int_equal(e->f.nreq, base + 4);
+    for (size_t i = 0; i < 3; i++)
+        reply(&e->f, base + i, true, -1, NULL, false, 0);
+    assert_int_equal(r5.calls, 0);
+    reply(&e->f, base + 3, true, -1, NULL, false, 0);
+    assert_int_equal(r5.calls, 1);
+    assert_int_equal(r5.st, WIRE_OK);
 
     /* Reads go to the current owners only. */
-    e->f.nextra = 1;
-    result r4 = {0};
+    result r6 = {0};
     base = e->f.nreq;
-    assert_int_equal(coord_get(e->co, K, 3, -1, on_done, &r4), 0);
+    assert_int_equal(coord_get(e->co, K, 3, -1, on_done, &r6), 0);
     assert_int_equal(e->f.nreq, base + 3);
     for (size_t i = 0; i < e->f.nreq; i++) /* the replica layer answers every request */
         if (!e->f.req[i].done)

@@ -77,6 +77,61 @@ static void write_fails_early_when_unreachable(void **state)
     assert_int_equal(q.oks, 1); /* but it is recorded */
 }
 
+/* While d joins and c drops out of the key's owners: a quorum of {a,b,c}
+ * and one of {a,b,d}. */
+static const char *const four[] = {"a", "b", "c", "d"};
+#define NOW_ABC 0x7u
+#define FUTURE_ABD 0xbu
+
+static void joint_quorum_needs_both_rings(void **state)
+{
+    (void)state;
+    quorum q;
+    quorum_reply r = ok();
+    /* a and b are owners in both rings: two acks are enough */
+    assert_int_equal(quorum_init(&q, false, four, 4, 2, 100), 0);
+    assert_int_equal(quorum_set_joint(&q, NOW_ABC, 2, FUTURE_ABD, 2), 0);
+    assert_int_equal(quorum_on_reply(&q, "a", &r), QUORUM_PENDING);
+    assert_int_equal(quorum_on_reply(&q, "b", &r), QUORUM_SUCCESS);
+    assert_int_equal(q.oks, 2);
+
+    /* a and c: a quorum of the current ring only; d completes the future one */
+    assert_int_equal(quorum_init(&q, false, four, 4, 2, 100), 0);
+    assert_int_equal(quorum_set_joint(&q, NOW_ABC, 2, FUTURE_ABD, 2), 0);
+    assert_int_equal(quorum_on_reply(&q, "a", &r), QUORUM_PENDING);
+    assert_int_equal(quorum_on_reply(&q, "c", &r), QUORUM_PENDING);
+    assert_int_equal(quorum_on_reply(&q, "d", &r), QUORUM_SUCCESS);
+
+    /* a and d: the future ring's quorum only; c or b completes it */
+    assert_int_equal(quorum_init(&q, false, four, 4, 2, 100), 0);
+    assert_int_equal(quorum_set_joint(&q, NOW_ABC, 2, FUTURE_ABD, 2), 0);
+    assert_int_equal(quorum_on_reply(&q, "d", &r), QUORUM_PENDING);
+    assert_int_equal(quorum_on_reply(&q, "a", &r), QUORUM_PENDING);
+    assert_int_equal(quorum_on_reply(&q, "c", &r), QUORUM_SUCCESS);
+
+    /* b and d fail: the future ring can no longer reach 2, whatever a and
+     * c answer */
+    assert_int_equal(quorum_init(&q, false, four, 4, 2, 100), 0);
+    assert_int_equal(quorum_set_joint(&q, NOW_ABC, 2, FUTURE_ABD, 2), 0);
+    assert_int_equal(quorum_on_failure(&q, "b"), QUORUM_PENDING);
+    assert_int_equal(quorum_on_failure(&q, "d"), QUORUM_FAILED);
+
+    /* c and a fail: the current ring cannot */
+    assert_int_equal(quorum_init(&q, false, four, 4, 2, 100), 0);
+    assert_int_equal(quorum_set_joint(&q, NOW_ABC, 2, FUTURE_ABD, 2), 0);
+    assert_int_equal(quorum_on_failure(&q, "c"), QUORUM_PENDING);
+    assert_int_equal(quorum_on_reply(&q, "d", &r), QUORUM_PENDING);
+    assert_int_equal(quorum_on_failure(&q, "a"), QUORUM_FAILED);
+
+    /* a group smaller than what it needs, or empty, is refused */
+    assert_int_equal(quorum_init(&q, false, four, 4, 2, 100), 0);
+    assert_int_equal(quorum_set_joint(&q, NOW_ABC, 2, 0x8u, 2), -1);
+    assert_int_equal(quorum_set_joint(&q, 0, 1, FUTURE_ABD, 2), -1);
+    /* bits past the replicas do not count */
+    assert_int_equal(quorum_init(&q, false, four, 3, 2, 100), 0);
+    assert_int_equal(quorum_set_joint(&q, NOW_ABC, 2, FUTURE_ABD, 3), -1);
+}
+
 static void all_needs_everyone(void **state)
 {
     (void)state;
@@ -155,6 +210,7 @@ int main(void)
         cmocka_unit_test(bad_init),
         cmocka_unit_test(write_succeeds_at_w),
         cmocka_unit_test(write_fails_early_when_unreachable),
+        cmocka_unit_test(joint_quorum_needs_both_rings),
         cmocka_unit_test(all_needs_everyone),
         cmocka_unit_test(timeout_reports_acks),
         cmocka_unit_test(read_picks_newest_and_names_stale),
