@@ -2,11 +2,11 @@
  *
  * One link (a lazily opened connection with its read buffer) per node the
  * client talks to: the seeds it was given, then the members of the fetched
- * topology. Keys are routed with client/ring.c, the ring the nodes use.
- * Sockets are non-blocking and driven with poll() so that connecting,
- * sending and waiting for a reply each honour a deadline. proto/wire.c
- * encodes and decodes the frames; this file owns the sockets, timeouts,
- * routing, failover and the error messages users read.
+ * topology (client/route.c routes keys with client/ring.c, the ring the
+ * nodes use). Sockets are non-blocking and driven with poll() so that
+ * connecting, sending and waiting for a reply each honour a deadline.
+ * proto/wire.c encodes and decodes the frames; this file owns the sockets,
+ * timeouts, the public calls and the error messages users read.
  */
 #include "ringkv.h"
 #include "client_int.h"
@@ -43,64 +43,10 @@ _Static_assert(RKV_ERR_INTERNAL == (int)WIRE_ERR_INTERNAL &&
                    RKV_ERR_BAD_REQUEST == (int)WIRE_ERR_BAD_REQUEST,
                "rkv_status and wire_status share the numbers 0..6");
 
-/* Topology refreshes happen at most this often (a flapping node must not
- * turn every request into two). */
-#define RKV_TOPO_MIN_INTERVAL_MS 100
-/* While the topology shows a member down, it is fetched again this often,
- * so a member that comes back gets its keys' requests again. */
-#define RKV_TOPO_DOWN_RECHECK_MS 2000
-/* Nodes too old to know TOPOLOGY are asked again only this often. */
-#define RKV_TOPO_OLD_NODE_INTERVAL_MS 10000
-
-typedef struct rkv_addr {
-    char *host; /* without the brackets of an IPv6 literal */
-    char port[6];
-    char *name; /* as the user (or the topology) wrote it, for messages */
-} rkv_addr;
-
-/* One node the client may talk to, and its connection. */
-typedef struct rkv_link {
-    rkv_addr a;
-    int fd;        /* -1 when not connected */
-    uint8_t *rbuf; /* received bytes: rbuf[0..rlen) */
-    size_t rcap;
-    size_t rlen;
-    size_t rused; /* bytes of rbuf taken by the frame last returned */
-} rkv_link;
-
-/* A ring member as routing needs it. */
-typedef struct rkv_route {
-    size_t link; /* index into links, or SIZE_MAX when its address is unusable */
-    int up;      /* alive or suspect in the topology */
-} rkv_route;
-
-struct rkv_client {
-    rkv_link *links; /* [0, nseeds): the seeds; then members met in topologies */
-    size_t nlinks, caplinks, nseeds;
-    size_t cur; /* link of the open, or last good, connection */
-    int connect_ms;
-    int request_ms;
-    int consistency; /* rkv_consistency for GET, PUT, DEL */
-    uint64_t next_id;
-    msgpack_sbuffer sb; /* the request being sent */
-    msgpack_zone zone;  /* scratch for decoding the reply */
-
-    struct rkv_topology *topo; /* routing view, or NULL (not fetched, or old nodes) */
-    rkv_route *routes;         /* per topo member */
-    int topo_stale;            /* a reply carried another epoch */
-    int64_t topo_tried_ms;     /* last fetch attempt, for the rate limit */
-    int topo_tried;            /* a fetch was attempted at all */
-    int topo_wait_ms;          /* between fetch attempts */
-
-    char **replicas; /* the last data op's answering replicas (from meta) */
-    size_t nreplicas;
-    char errstr[512];
-};
-
 /* Outcome of moving bytes over the socket. */
 enum { XFER_OK, XFER_TIMEOUT, XFER_IO, XFER_TOOBIG, XFER_NOMEM };
 
-static int64_t now_ms(void)
+int64_t client_now_ms(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -274,7 +220,7 @@ static int parse_addrs(rkv_client *c, const char *list, char *err, size_t errlen
 static int wait_fd(int fd, short events, int64_t deadline)
 {
     for (;;) {
-        int64_t left = deadline - now_ms();
+        int64_t left = deadline - client_now_ms();
         if (left <= 0)
             return 0;
         struct pollfd pfd = {.fd = fd, .events = events};
@@ -351,7 +297,7 @@ static int connect_addr(const rkv_client *c, const rkv_addr *a, char *why, size_
         return -1;
     }
     /* One deadline per address the user gave, shared by all it resolves to. */
-    int64_t deadline = now_ms() + c->connect_ms;
+    int64_t deadline = client_now_ms() + c->connect_ms;
     int fd = -1;
     for (struct addrinfo *ai = res; ai && fd < 0; ai = ai->ai_next)
         fd = connect_ai(ai, deadline, c->connect_ms, why, whylen);
@@ -527,7 +473,7 @@ static rkv_status send_request(rkv_client *c, int pinned, int64_t *deadline, int
                 return st;
             fresh = 1;
         }
-        *deadline = now_ms() + c->request_ms;
+        *deadline = client_now_ms() + c->request_ms;
         size_t sent;
         int rc = send_all(c, *deadline, &sent);
         if (rc == XFER_OK)
@@ -656,53 +602,28 @@ static rkv_status exchange(rkv_client *c, uint64_t id, int pinned, wire_response
     return read_reply(c, id, deadline, send_err, resp);
 }
 
-/* ---- topology and routing ---- */
-
-/* Appends "; add" (or add, first) to dst, cutting what does not fit. */
-static void join_err(char *dst, size_t cap, const char *add)
+static rkv_status check_key(rkv_client *c, const void *key, size_t klen)
 {
-    size_t used = strlen(dst);
-    if (used && used + 2 < cap) {
-        memcpy(dst + used, "; ", 3);
-        used += 2;
-    }
-    size_t n = strlen(add);
-    if (n > cap - 1 - used)
-        n = cap - 1 - used;
-    memcpy(dst + used, add, n);
-    dst[used + n] = '\0';
+    c->errstr[0] = '\0';
+    if (!key || klen == 0)
+        return client_fail(c, RKV_ERR_ARG, "a key must be at least 1 byte long");
+    if (klen > RKV_MAX_REQUEST)
+        return client_fail(c, RKV_ERR_TOO_LARGE, "key is %zu bytes, over the protocol's limit of %zu",
+                    klen, RKV_MAX_REQUEST);
+    return RKV_OK;
 }
 
-static void clear_replicas(rkv_client *c)
+rkv_status client_request(rkv_client *c, wire_request *req, int pinned, wire_response *resp,
+                          int *nothing_sent)
 {
-    for (size_t i = 0; i < c->nreplicas; i++)
-        free(c->replicas[i]);
-    free(c->replicas);
-    c->replicas = NULL;
-    c->nreplicas = 0;
-}
-
-/* Keeps what a data op's reply says about its replicas and ring. */
-static void note_meta(rkv_client *c, const wire_response *resp)
-{
-    if (!resp->has_meta)
-        return;
-    if (c->topo && resp->epoch != c->topo->epoch)
-        c->topo_stale = 1;
-    c->replicas = calloc(resp->nreplicas ? resp->nreplicas : 1, sizeof *c->replicas);
-    if (!c->replicas)
-        return; /* only informational */
-    for (size_t i = 0; i < resp->nreplicas; i++) {
-        c->replicas[i] = client_dup_range((const char *)resp->replicas[i].ptr, resp->replicas[i].len);
-        if (!c->replicas[i])
-            break;
-        c->nreplicas++;
-    }
+    *nothing_sent = 1;
+    rkv_status st = encode(c, req);
+    return st == RKV_OK ? exchange(c, req->id, pinned, resp, nothing_sent) : st;
 }
 
 /* The link for a member's client address, added when new; SIZE_MAX when the
  * address cannot be used. */
-static size_t link_for(rkv_client *c, const char *addr, const char *via_host)
+size_t client_link_for(rkv_client *c, const char *addr, const char *via_host)
 {
     /* A node listening on a wildcard address advertises it as is; it can
      * only be the node we asked (or a neighbour on its host), so reach it
@@ -733,192 +654,6 @@ static size_t link_for(rkv_client *c, const char *addr, const char *via_host)
         return SIZE_MAX;
     }
     return (size_t)i;
-}
-
-static int is_up_state(const char *state)
-{
-    return strcmp(state, "alive") == 0 || strcmp(state, "suspect") == 0;
-}
-
-/* Makes t, fetched from link via, the routing view (taking it over). */
-static void topo_install(rkv_client *c, struct rkv_topology *t, size_t via)
-{
-    char via_host[256];
-    snprintf(via_host, sizeof via_host, "%s", c->links[via].a.host); /* links may move */
-    rkv_route *routes = calloc(t->nmembers ? t->nmembers : 1, sizeof *routes);
-    if (!routes || t->nmembers == 0) {
-        free(routes);
-        rkv_topology_free(t);
-        return; /* route as if no topology */
-    }
-    for (size_t i = 0; i < t->nmembers; i++)
-        routes[i] = (rkv_route){link_for(c, t->members[i].client_addr, via_host),
-                                is_up_state(t->members[i].state)};
-    rkv_topology_free(c->topo);
-    free(c->routes);
-    c->topo = t;
-    c->routes = routes;
-    c->topo_stale = 0;
-}
-
-/* Asks nodes for the topology until one answers: the current link, the
- * seeds, then every other node met. Installs it for routing and, when copy
- * is not NULL, gives the caller its own copy. */
-rkv_status client_topo_fetch(rkv_client *c, struct rkv_topology **copy)
-{
-    c->topo_tried = 1;
-    c->topo_tried_ms = now_ms();
-    c->topo_wait_ms = RKV_TOPO_MIN_INTERVAL_MS;
-    rkv_status st = RKV_ERR_IO;
-    char errs[sizeof c->errstr] = "";
-    size_t start = c->cur;
-    for (size_t k = 0; k <= c->nlinks; k++) {
-        size_t i = k == 0 ? start : k - 1;
-        if (k > 0 && i == start)
-            continue;
-        if (i >= c->nlinks)
-            break;
-        c->cur = i;
-        wire_request req = {.op = WIRE_OP_TOPOLOGY, .consistency = -1};
-        wire_response resp;
-        int nothing;
-        st = encode(c, &req);
-        if (st == RKV_OK)
-            st = exchange(c, req.id, 1, &resp, &nothing);
-        if (st == RKV_OK && !resp.has_topology)
-            st = client_fail(c, RKV_ERR_PROTOCOL, "node %s answered TOPOLOGY without a topology",
-                      client_cur_name(c));
-        if (st == RKV_OK) {
-            char err[256];
-            struct rkv_topology *t = client_topo_build(&resp.topology, err, sizeof err);
-            struct rkv_topology *t2 =
-                t && copy ? client_topo_build(&resp.topology, err, sizeof err) : NULL;
-            if (!t || (copy && !t2)) {
-                rkv_topology_free(t);
-                st = client_fail(c, RKV_ERR_PROTOCOL, "bad topology from %s: %s", client_cur_name(c), err);
-            } else {
-                if (copy)
-                    *copy = t2;
-                topo_install(c, t, c->cur);
-                c->errstr[0] = '\0';
-                return RKV_OK;
-            }
-        }
-        if (st == RKV_ERR_BAD_REQUEST) /* an unknown op: a node from before TOPOLOGY */
-            c->topo_wait_ms = RKV_TOPO_OLD_NODE_INTERVAL_MS;
-        join_err(errs, sizeof errs, c->errstr);
-    }
-    snprintf(c->errstr, sizeof c->errstr, "%s", errs);
-    return st;
-}
-
-/* Fetches the topology when there is none or it is stale, at most once per
- * RKV_TOPO_MIN_INTERVAL_MS; failures leave routing as it was. */
-static int topo_has_down(const rkv_client *c)
-{
-    for (size_t i = 0; c->topo && i < c->topo->nmembers; i++)
-        if (!c->routes[i].up)
-            return 1;
-    return 0;
-}
-
-static void topo_refresh(rkv_client *c)
-{
-    /* A member down in the view is routed around; without a new look, a
-     * client would never send it a request again after it is back. */
-    if (c->topo && !c->topo_stale && topo_has_down(c) &&
-        now_ms() - c->topo_tried_ms >= RKV_TOPO_DOWN_RECHECK_MS)
-        c->topo_stale = 1;
-    if (c->topo && !c->topo_stale)
-        return;
-    if (c->topo_tried && now_ms() - c->topo_tried_ms < c->topo_wait_ms)
-        return;
-    size_t cur = c->cur;
-    client_topo_fetch(c, NULL);
-    if (!c->topo)
-        c->cur = cur;
-    c->errstr[0] = '\0';
-}
-
-/* A GET, PUT or DEL sent to the first up member of the key's preference
- * list, failing over down the list while nothing was sent. */
-static rkv_status routed(rkv_client *c, wire_request *req, wire_response *resp)
-{
-    const struct rkv_topology *t = c->topo;
-    size_t n = t->nmembers;
-    size_t *pref = malloc(n * sizeof *pref);
-    size_t *cand = malloc(n * sizeof *cand);
-    if (!pref || !cand) {
-        free(pref);
-        free(cand);
-        return client_fail(c, RKV_ERR_INTERNAL, "out of memory routing a request");
-    }
-    n = ring_preference(t->internal, ring_token(req->key.ptr, req->key.len), n, pref);
-    /* Up members in preference order, then the down ones as a last resort;
-     * as link indexes, which outlive a topology refresh below. */
-    size_t nc = 0;
-    for (int pass = 1; pass >= 0; pass--)
-        for (size_t i = 0; i < n; i++)
-            if (c->routes[pref[i]].up == pass && c->routes[pref[i]].link != SIZE_MAX)
-                cand[nc++] = c->routes[pref[i]].link;
-    free(pref);
-    char errs[sizeof c->errstr] = "";
-    rkv_status st = RKV_ERR_IO;
-    for (size_t k = 0; k < nc; k++) {
-        c->cur = cand[k];
-        int nothing = 0;
-        st = encode(c, req);
-        if (st == RKV_OK)
-            st = exchange(c, req->id, 1, resp, &nothing);
-        if (!nothing) {
-            if (st == RKV_OK || st == RKV_NOT_FOUND || resp->has_meta)
-                note_meta(c, resp);
-            free(cand);
-            return st;
-        }
-        join_err(errs, sizeof errs, c->errstr);
-        c->topo_stale = 1; /* a member is not where the topology said */
-        topo_refresh(c);
-    }
-    free(cand);
-    if (nc == 0)
-        return client_fail(c, RKV_ERR_IO, "no member of the topology has a usable address");
-    return client_fail(c, RKV_ERR_IO, "no replica of the key could be reached: %s", errs);
-}
-
-/* One request and its reply. On RKV_OK and RKV_NOT_FOUND, *resp points into
- * the client's buffers until the next request. */
-rkv_status client_roundtrip(rkv_client *c, wire_request *req, wire_response *resp)
-{
-    c->errstr[0] = '\0';
-    memset(resp, 0, sizeof *resp);
-    int keyed = req->op == WIRE_OP_GET || req->op == WIRE_OP_PUT || req->op == WIRE_OP_DEL;
-    if (keyed) {
-        clear_replicas(c);
-        req->consistency = c->consistency;
-        topo_refresh(c);
-        if (c->topo)
-            return routed(c, req, resp);
-    }
-    rkv_status st = encode(c, req);
-    if (st != RKV_OK)
-        return st;
-    int nothing;
-    st = exchange(c, req->id, 0, resp, &nothing);
-    if (keyed)
-        note_meta(c, resp);
-    return st;
-}
-
-static rkv_status check_key(rkv_client *c, const void *key, size_t klen)
-{
-    c->errstr[0] = '\0';
-    if (!key || klen == 0)
-        return client_fail(c, RKV_ERR_ARG, "a key must be at least 1 byte long");
-    if (klen > RKV_MAX_REQUEST)
-        return client_fail(c, RKV_ERR_TOO_LARGE, "key is %zu bytes, over the protocol's limit of %zu",
-                    klen, RKV_MAX_REQUEST);
-    return RKV_OK;
 }
 
 /* ---- public API ---- */
@@ -969,7 +704,7 @@ void rkv_close(rkv_client *c)
     free(c->links);
     rkv_topology_free(c->topo);
     free(c->routes);
-    clear_replicas(c);
+    client_clear_replicas(c);
     msgpack_sbuffer_destroy(&c->sb);
     msgpack_zone_destroy(&c->zone);
     free(c);
