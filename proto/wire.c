@@ -1,11 +1,13 @@
-/* wire: the client protocol codec (contract in wire.h, bytes in README.md).
+/* wire: the client protocol's decoder (contract in wire.h, bytes in
+ * README.md; the encoder is wire_encode.c).
  *
- * Encoding is msgpack-c's packer over an sbuffer. Decoding first walks the
- * msgpack headers by hand (wire_check), because msgpack-c 4.0 allocates
- * count x 24 bytes for a container header before it checks that the input
- * holds that many elements; only walked bytes ever reach msgpack_unpack.
+ * Decoding first walks the msgpack headers by hand (wire_check), because
+ * msgpack-c 4.0 allocates count x 24 bytes for a container header before
+ * it checks that the input holds that many elements; only walked bytes
+ * ever reach msgpack_unpack.
  */
 #include "wire.h"
+#include "wire_int.h"
 
 #include <inttypes.h>
 #include <stdarg.h>
@@ -483,15 +485,8 @@ static int parse_stats(const msgpack_object_map *m, msgpack_zone *zone,
     return 0;
 }
 
-/* The fields of a member map, by name: the six strings, then the three
- * numbers (wire_encode_members relies on that order). A view's byte ranges
- * point into the body. Names a decoder does not know are skipped, so nodes
- * may add fields. */
-static const struct {
-    const char *name;
-    int is_num;
-    size_t off; /* of a wire_bytes or uint64_t in wire_member_view */
-} member_fields[] = {
+/* See wire_int.h. */
+const wire_field wire_member_fields[] = {
     {"id", 0, offsetof(wire_member_view, id)},
     {"peer", 0, offsetof(wire_member_view, peer_addr)},
     {"client", 0, offsetof(wire_member_view, client_addr)},
@@ -502,7 +497,7 @@ static const struct {
     {"age_ms", 1, offsetof(wire_member_view, age_ms)},
     {"vnodes", 1, offsetof(wire_member_view, vnodes)},
 };
-#define N_MEMBER_FIELDS (sizeof member_fields / sizeof member_fields[0])
+const size_t wire_n_member_fields = sizeof wire_member_fields / sizeof wire_member_fields[0];
 
 static int parse_member(const msgpack_object *o, uint32_t idx,
                         wire_member_view *v, char *err, size_t errlen)
@@ -517,23 +512,23 @@ static int parse_member(const msgpack_object *o, uint32_t idx,
             return set_err(err, errlen, "member %" PRIu32 ": field name must "
                            "be str, got %s", idx, obj_type_name(kv->key.type));
         const msgpack_object_str *k = &kv->key.via.str;
-        for (size_t f = 0; f < N_MEMBER_FIELDS; f++) {
-            if (strlen(member_fields[f].name) != k->size ||
-                memcmp(member_fields[f].name, k->ptr, k->size) != 0)
+        for (size_t f = 0; f < wire_n_member_fields; f++) {
+            if (strlen(wire_member_fields[f].name) != k->size ||
+                memcmp(wire_member_fields[f].name, k->ptr, k->size) != 0)
                 continue;
-            char *field = (char *)v + member_fields[f].off;
-            if (member_fields[f].is_num) {
+            char *field = (char *)v + wire_member_fields[f].off;
+            if (wire_member_fields[f].is_num) {
                 if (kv->val.type != MSGPACK_OBJECT_POSITIVE_INTEGER)
                     return set_err(err, errlen, "member %" PRIu32 ": \"%s\" "
                                    "must be uint, got %s", idx,
-                                   member_fields[f].name,
+                                   wire_member_fields[f].name,
                                    obj_type_name(kv->val.type));
                 memcpy(field, &kv->val.via.u64, sizeof(uint64_t));
             } else {
                 if (kv->val.type != MSGPACK_OBJECT_STR)
                     return set_err(err, errlen, "member %" PRIu32 ": \"%s\" "
                                    "must be str, got %s", idx,
-                                   member_fields[f].name,
+                                   wire_member_fields[f].name,
                                    obj_type_name(kv->val.type));
                 get_bytes(&kv->val, (wire_bytes *)(void *)field);
             }
@@ -581,19 +576,15 @@ static const msgpack_object *map_get(const msgpack_object_map *m, const char *na
     return NULL;
 }
 
-/* The fields of a TOPOLOGY member map; unknown names are skipped. */
-static const struct {
-    const char *name;
-    int is_num;
-    size_t off; /* of a wire_bytes or uint64_t in wire_topology_member_view */
-} topo_fields[] = {
+/* See wire_int.h. */
+const wire_field wire_topo_fields[] = {
     {"id", 0, offsetof(wire_topology_member_view, id)},
     {"client", 0, offsetof(wire_topology_member_view, client_addr)},
     {"resp", 0, offsetof(wire_topology_member_view, resp_addr)},
     {"state", 0, offsetof(wire_topology_member_view, state)},
     {"vnodes", 1, offsetof(wire_topology_member_view, vnodes)},
 };
-#define N_TOPO_FIELDS (sizeof topo_fields / sizeof topo_fields[0])
+const size_t wire_n_topo_fields = sizeof wire_topo_fields / sizeof wire_topo_fields[0];
 
 static int parse_topo_member(const msgpack_object *o, uint32_t idx,
                              wire_topology_member_view *v, char *err, size_t errlen)
@@ -602,20 +593,20 @@ static int parse_topo_member(const msgpack_object *o, uint32_t idx,
     if (o->type != MSGPACK_OBJECT_MAP)
         return set_err(err, errlen, "topology member %" PRIu32 " must be a "
                        "map, got %s", idx, obj_type_name(o->type));
-    for (size_t f = 0; f < N_TOPO_FIELDS; f++) {
-        const msgpack_object *val = map_get(&o->via.map, topo_fields[f].name);
+    for (size_t f = 0; f < wire_n_topo_fields; f++) {
+        const msgpack_object *val = map_get(&o->via.map, wire_topo_fields[f].name);
         if (!val)
             continue;
-        char *field = (char *)v + topo_fields[f].off;
-        if (topo_fields[f].is_num) {
+        char *field = (char *)v + wire_topo_fields[f].off;
+        if (wire_topo_fields[f].is_num) {
             if (val->type != MSGPACK_OBJECT_POSITIVE_INTEGER)
                 return set_err(err, errlen, "topology member %" PRIu32 ": "
                                "\"%s\" must be uint, got %s", idx,
-                               topo_fields[f].name, obj_type_name(val->type));
+                               wire_topo_fields[f].name, obj_type_name(val->type));
             memcpy(field, &val->via.u64, sizeof(uint64_t));
         } else if (val->type != MSGPACK_OBJECT_STR) {
             return set_err(err, errlen, "topology member %" PRIu32 ": \"%s\" "
-                           "must be str, got %s", idx, topo_fields[f].name,
+                           "must be str, got %s", idx, wire_topo_fields[f].name,
                            obj_type_name(val->type));
         } else {
             get_bytes(val, (wire_bytes *)(void *)field);
@@ -767,247 +758,4 @@ int wire_decode_response(const uint8_t *body, size_t len, msgpack_zone *zone,
     if (unpack_body(body, len, zone, &obj, err, errlen) < 0)
         return -1;
     return parse_response(&obj, zone, out, err, errlen);
-}
-
-/* ---- encoding ---- */
-
-/* Reserves the length header; returns its offset, which stays valid when the
- * sbuffer reallocates (a pointer would not). */
-static size_t frame_begin(msgpack_sbuffer *sb, msgpack_packer *pk)
-{
-    static const char zero[WIRE_HEADER_BYTES];
-    size_t at = sb->size;
-    msgpack_sbuffer_write(sb, zero, sizeof zero);
-    msgpack_packer_init(pk, sb, msgpack_sbuffer_write);
-    return at;
-}
-
-/* Patches the header at `at` to count everything appended since, plus
- * `later` bytes the caller appends itself. */
-static void frame_finish(msgpack_sbuffer *sb, size_t at, size_t later)
-{
-    if (sb->size < at + WIRE_HEADER_BYTES)
-        return; /* the sbuffer could not grow; nothing to patch */
-    uint32_t n = (uint32_t)(sb->size - at - WIRE_HEADER_BYTES + later);
-    uint8_t *h = (uint8_t *)sb->data + at;
-    h[0] = (uint8_t)(n >> 24);
-    h[1] = (uint8_t)(n >> 16);
-    h[2] = (uint8_t)(n >> 8);
-    h[3] = (uint8_t)n;
-}
-
-/* Bodies are skipped when empty: an empty key or value may have a NULL ptr,
- * and memcpy(dst, NULL, 0) is undefined. */
-static void pack_bin(msgpack_packer *pk, wire_bytes b)
-{
-    msgpack_pack_bin(pk, b.len);
-    if (b.len > 0)
-        msgpack_pack_bin_body(pk, b.ptr, b.len);
-}
-
-static void pack_cstr(msgpack_packer *pk, const char *s)
-{
-    size_t n = s ? strlen(s) : 0;
-    msgpack_pack_str(pk, n);
-    if (n > 0)
-        msgpack_pack_str_body(pk, s, n);
-}
-
-void wire_encode_request(msgpack_sbuffer *sb, const wire_request *req)
-{
-    msgpack_packer pk;
-    size_t at = frame_begin(sb, &pk);
-    int has_key = req->op == WIRE_OP_GET || req->op == WIRE_OP_PUT ||
-                  req->op == WIRE_OP_DEL || req->op == WIRE_OP_REMOVE;
-    int is_put = req->op == WIRE_OP_PUT;
-    int has_cons = req->consistency >= 0 && (is_put || req->op == WIRE_OP_GET ||
-                                             req->op == WIRE_OP_DEL);
-    /* consistency is positional: a PUT that sends it sends ttl_ms (0) too */
-    int has_ttl = is_put && (req->ttl_ms != 0 || has_cons);
-    msgpack_pack_array(&pk, 2 + has_key + is_put + has_ttl + has_cons);
-    msgpack_pack_uint64(&pk, req->id);
-    msgpack_pack_uint64(&pk, (uint64_t)req->op);
-    if (has_key)
-        pack_bin(&pk, req->key);
-    if (is_put)
-        pack_bin(&pk, req->value);
-    if (has_ttl)
-        msgpack_pack_uint64(&pk, req->ttl_ms);
-    if (has_cons)
-        msgpack_pack_uint64(&pk, (uint64_t)req->consistency);
-    frame_finish(sb, at, 0);
-}
-
-void wire_encode_status(msgpack_sbuffer *sb, uint64_t id, wire_status st,
-                        const char *msg)
-{
-    msgpack_packer pk;
-    size_t at = frame_begin(sb, &pk);
-    msgpack_pack_array(&pk, msg ? 3 : 2);
-    msgpack_pack_uint64(&pk, id);
-    msgpack_pack_uint64(&pk, (uint64_t)st);
-    if (msg)
-        pack_cstr(&pk, msg);
-    frame_finish(sb, at, 0);
-}
-
-void wire_encode_value_head(msgpack_sbuffer *sb, uint64_t id, size_t value_len)
-{
-    msgpack_packer pk;
-    size_t at = frame_begin(sb, &pk);
-    msgpack_pack_array(&pk, 3);
-    msgpack_pack_uint64(&pk, id);
-    msgpack_pack_uint64(&pk, WIRE_OK);
-    msgpack_pack_bin(&pk, value_len);
-    frame_finish(sb, at, value_len);
-}
-
-static void pack_meta(msgpack_packer *pk, const wire_meta *meta)
-{
-    msgpack_pack_map(pk, 2);
-    pack_cstr(pk, "epoch");
-    msgpack_pack_uint64(pk, meta->epoch);
-    pack_cstr(pk, "replicas");
-    msgpack_pack_array(pk, meta->nreplicas);
-    for (size_t i = 0; i < meta->nreplicas; i++)
-        pack_cstr(pk, meta->replicas[i]);
-}
-
-void wire_encode_status_meta(msgpack_sbuffer *sb, uint64_t id, wire_status st,
-                             const char *msg, const wire_meta *meta)
-{
-    if (!meta) {
-        wire_encode_status(sb, id, st, msg);
-        return;
-    }
-    msgpack_packer pk;
-    size_t at = frame_begin(sb, &pk);
-    msgpack_pack_array(&pk, 4);
-    msgpack_pack_uint64(&pk, id);
-    msgpack_pack_uint64(&pk, (uint64_t)st);
-    if (msg)
-        pack_cstr(&pk, msg);
-    else
-        msgpack_pack_nil(&pk);
-    pack_meta(&pk, meta);
-    frame_finish(sb, at, 0);
-}
-
-/* A packer sink that only counts, so the tail's length is known without
- * encoding it twice into memory. */
-static int count_write(void *data, const char *buf, size_t len)
-{
-    (void)buf;
-    *(size_t *)data += len;
-    return 0;
-}
-
-size_t wire_meta_len(const wire_meta *meta)
-{
-    size_t n = 0;
-    msgpack_packer pk;
-    msgpack_packer_init(&pk, &n, count_write);
-    pack_meta(&pk, meta);
-    return n;
-}
-
-size_t wire_encode_meta_tail(msgpack_sbuffer *sb, const wire_meta *meta)
-{
-    size_t before = sb->size;
-    msgpack_packer pk;
-    msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
-    pack_meta(&pk, meta);
-    return sb->size - before;
-}
-
-void wire_encode_value_head_meta(msgpack_sbuffer *sb, uint64_t id, size_t value_len,
-                                 const wire_meta *meta)
-{
-    if (!meta) {
-        wire_encode_value_head(sb, id, value_len);
-        return;
-    }
-    msgpack_packer pk;
-    size_t at = frame_begin(sb, &pk);
-    msgpack_pack_array(&pk, 4);
-    msgpack_pack_uint64(&pk, id);
-    msgpack_pack_uint64(&pk, WIRE_OK);
-    msgpack_pack_bin(&pk, value_len);
-    frame_finish(sb, at, value_len + wire_meta_len(meta));
-}
-
-void wire_encode_topology(msgpack_sbuffer *sb, uint64_t id, const wire_topology *t)
-{
-    msgpack_packer pk;
-    size_t at = frame_begin(sb, &pk);
-    msgpack_pack_array(&pk, 3);
-    msgpack_pack_uint64(&pk, id);
-    msgpack_pack_uint64(&pk, WIRE_OK);
-    msgpack_pack_map(&pk, 4);
-    pack_cstr(&pk, "epoch");
-    msgpack_pack_uint64(&pk, t->epoch);
-    pack_cstr(&pk, "n");
-    msgpack_pack_uint64(&pk, t->n);
-    pack_cstr(&pk, "vnodes_default");
-    msgpack_pack_uint64(&pk, t->vnodes_default);
-    pack_cstr(&pk, "members");
-    msgpack_pack_array(&pk, t->nmembers);
-    for (size_t i = 0; i < t->nmembers; i++) {
-        const wire_topology_member *m = &t->members[i];
-        msgpack_pack_map(&pk, N_TOPO_FIELDS);
-        const char *strs[] = {m->id, m->client_addr, m->resp_addr, m->state};
-        for (size_t f = 0; f < N_TOPO_FIELDS; f++) {
-            pack_cstr(&pk, topo_fields[f].name);
-            if (topo_fields[f].is_num)
-                msgpack_pack_uint64(&pk, m->vnodes);
-            else
-                pack_cstr(&pk, strs[f]);
-        }
-    }
-    frame_finish(sb, at, 0);
-}
-
-void wire_encode_stats(msgpack_sbuffer *sb, uint64_t id,
-                       const wire_stat *stats, size_t n)
-{
-    msgpack_packer pk;
-    size_t at = frame_begin(sb, &pk);
-    msgpack_pack_array(&pk, 3);
-    msgpack_pack_uint64(&pk, id);
-    msgpack_pack_uint64(&pk, WIRE_OK);
-    msgpack_pack_map(&pk, n);
-    for (size_t i = 0; i < n; i++) {
-        pack_cstr(&pk, stats[i].name);
-        if (stats[i].is_num)
-            msgpack_pack_uint64(&pk, stats[i].num);
-        else
-            pack_cstr(&pk, stats[i].str);
-    }
-    frame_finish(sb, at, 0);
-}
-
-void wire_encode_members(msgpack_sbuffer *sb, uint64_t id,
-                         const wire_member *members, size_t n)
-{
-    msgpack_packer pk;
-    size_t at = frame_begin(sb, &pk);
-    msgpack_pack_array(&pk, 3);
-    msgpack_pack_uint64(&pk, id);
-    msgpack_pack_uint64(&pk, WIRE_OK);
-    msgpack_pack_array(&pk, n);
-    for (size_t i = 0; i < n; i++) {
-        const wire_member *m = &members[i];
-        msgpack_pack_map(&pk, N_MEMBER_FIELDS);
-        const char *strs[] = {m->id, m->peer_addr, m->client_addr,
-                              m->resp_addr, m->state, m->role};
-        const uint64_t nums[] = {m->incarnation, m->age_ms, m->vnodes};
-        for (size_t f = 0; f < N_MEMBER_FIELDS; f++) {
-            pack_cstr(&pk, member_fields[f].name);
-            if (member_fields[f].is_num)
-                msgpack_pack_uint64(&pk, nums[f - 6]);
-            else
-                pack_cstr(&pk, strs[f]);
-        }
-    }
-    frame_finish(sb, at, 0);
 }
