@@ -15,7 +15,7 @@
 #   bench/stream.sh [-k KEYS] [-v VALUE_BYTES] [-r ROUNDS] [-R OPS_PER_S] [-p BASE_PORT]
 #                   [-c STREAM_CHUNK] [-s STREAM_RATE] [-m]
 #     defaults: 300000 keys of 1024 bytes, 3 rounds, 2000 ops/s, base 27800,
-#     and the node's [rebalance] defaults (stream_chunk 1MiB, stream_rate 64MiB)
+#     and the node's [rebalance] defaults (stream_chunk 256KiB, stream_rate 64MiB)
 #     -m  data dirs on /dev/shm (tmpfs): without the disk's writeback, which
 #         on a small VM stalls an idle node for tens of ms and swamps the
 #         figure this measures (streaming's cost on the event loops)

@@ -88,7 +88,7 @@ static const entry entries[] = {
     /* Rates are bytes per second; 0 means unlimited. */
     NUM("rebalance", "bootstrap", T_BOOL, bootstrap, 0, 1, "yes"),
     NUM("rebalance", "stream_rate", T_SIZE, stream_rate, 0, UINT64_MAX, "64MiB"),
-    NUM("rebalance", "stream_chunk", T_SIZE, stream_chunk, 4 * KiB, 16 * MiB, "1MiB"),
+    NUM("rebalance", "stream_chunk", T_SIZE, stream_chunk, 4 * KiB, 16 * MiB, "256KiB"),
     NUM("rebalance", "purge_grace", T_DURATION, purge_grace_ms, 0, UINT64_MAX, "60s"),
     NUM("rebalance", "anti_entropy_interval", T_DURATION, anti_entropy_interval_ms, 0,
         UINT64_MAX, "60s"),
