@@ -25,7 +25,8 @@
 #include "membership.h"
 #include "stream.h"
 
-#define SWEEP_BUDGET 10000   /* records examined per sweep tick */
+#define SWEEP_BUDGET 10000   /* records examined per sweep tick, */
+#define SWEEP_SLICE 500      /* in slices this large, one per loop pass */
 #define DRAIN_TIMEOUT_MS 2000
 
 uint64_t server_now_ms(server *s)
@@ -539,7 +540,11 @@ static void on_relisten(evutil_socket_t fd, short what, void *arg)
         evconnlistener_enable(s->listeners[i].l);
 }
 
-static void on_sweep(evutil_socket_t fd, short what, void *arg)
+/* One slice of the expiry sweep. A tick's budget is examined in slices with
+ * a loop pass between them (a zero timeout runs after the next poll), so
+ * requests wait behind at most one slice (well under a millisecond), not
+ * the whole tick's walk. */
+static void on_sweep_slice(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
     (void)what;
@@ -547,13 +552,28 @@ static void on_sweep(evutil_socket_t fd, short what, void *arg)
     char err[256];
     if (s->stopping)
         return;
-    long n = store_sweep(s->st, server_now_ms(s), s->cfg->tombstone_ttl_ms, SWEEP_BUDGET, err,
+    size_t budget = s->sweep_left < SWEEP_SLICE ? s->sweep_left : SWEEP_SLICE, seen = 0;
+    long n = store_sweep(s->st, server_now_ms(s), s->cfg->tombstone_ttl_ms, budget, &seen, err,
                          sizeof err);
     if (n < 0)
         log_warn("expiry sweep failed: %s", err);
     else if (n > 0)
         log_debug("expiry sweep purged %ld records", n);
     server_schedule_pass_end(s);
+    s->sweep_left -= seen < budget ? s->sweep_left : seen; /* the end: wait for the next tick */
+    if (n >= 0 && s->sweep_left > 0) {
+        struct timeval now = {0, 0};
+        evtimer_add(s->sweep_more_ev, &now);
+    }
+}
+
+static void on_sweep(evutil_socket_t fd, short what, void *arg)
+{
+    server *s = arg;
+    if (evtimer_pending(s->sweep_more_ev, NULL))
+        return; /* the last tick is still going */
+    s->sweep_left = SWEEP_BUDGET;
+    on_sweep_slice(fd, what, arg);
 }
 
 static void on_drain(evutil_socket_t fd, short what, void *arg)
@@ -635,9 +655,10 @@ server *server_new(struct event_base *base, const config *cfg, store *st, char *
 
     s->pass_end_ev = event_new(base, -1, 0, on_pass_end, s);
     s->sweep_ev = event_new(base, -1, EV_PERSIST, on_sweep, s);
+    s->sweep_more_ev = evtimer_new(base, on_sweep_slice, s);
     s->relisten_ev = evtimer_new(base, on_relisten, s);
     s->drain_ev = evtimer_new(base, on_drain, s);
-    if (!s->pass_end_ev || !s->sweep_ev || !s->relisten_ev || !s->drain_ev) {
+    if (!s->pass_end_ev || !s->sweep_ev || !s->sweep_more_ev || !s->relisten_ev || !s->drain_ev) {
         snprintf(err, errlen, "out of memory");
         goto fail;
     }

@@ -74,6 +74,8 @@ typedef struct server {
     server_commit_cb *commit_cbs;    /* after-commit callbacks of this pass */
     size_t ncommit_cbs, capcommit_cbs;
     struct event *sweep_ev;
+    struct event *sweep_more_ev; /* the next slice of this tick's sweep */
+    size_t sweep_left;           /* records this tick may still examine */
     struct event *relisten_ev;       /* re-enables accept after EMFILE */
     struct event *drain_ev;          /* shutdown: waits for replies to drain */
     uint64_t drain_deadline_ms;

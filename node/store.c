@@ -771,8 +771,8 @@ static int sweep_due(const MDB_val *k, const MDB_val *v, uint64_t now_ms,
     return r.expires_ms != 0 && r.expires_ms <= now_ms;
 }
 
-long store_sweep(store *s, uint64_t now_ms, uint64_t tombstone_ttl_ms,
-                 size_t budget, char *err, size_t errlen)
+long store_sweep(store *s, uint64_t now_ms, uint64_t tombstone_ttl_ms, size_t budget,
+                 size_t *seen_out, char *err, size_t errlen)
 {
     MDB_cursor *c = NULL;
     MDB_val k, v;
@@ -781,6 +781,8 @@ long store_sweep(store *s, uint64_t now_ms, uint64_t tombstone_ttl_ms,
     bool wrapped = false, tomb = false;
     int rc;
 
+    if (seen_out)
+        *seen_out = 0;
     if (budget == 0)
         return 0;
     if (store_batch_begin(s, err, errlen) != STORE_OK)
@@ -824,6 +826,8 @@ long store_sweep(store *s, uint64_t now_ms, uint64_t tombstone_ttl_ms,
         s->batch_purged += (uint64_t)purged;
         s->dirty = true;
     }
+    if (seen_out)
+        *seen_out = seen;
     return purged;
 
 fail:

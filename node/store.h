@@ -114,10 +114,11 @@ store_result store_commit(store *s, char *err, size_t errlen);
 /* Looks at up to budget records, within the current batch, and purges those
  * expired or tombstones whose HLC time is older than now_ms -
  * tombstone_ttl_ms. Resumes after the last record looked at; a call that
- * reaches the end stops there, and the next starts from the first. Returns
- * how many were purged, or -1 with a message (the batch is then discarded). */
-long store_sweep(store *s, uint64_t now_ms, uint64_t tombstone_ttl_ms,
-                 size_t budget, char *err, size_t errlen);
+ * reaches the end stops there, and the next starts from the first. *seen
+ * (optional) gets how many records it looked at. Returns how many were
+ * purged, or -1 with a message (the batch is then discarded). */
+long store_sweep(store *s, uint64_t now_ms, uint64_t tombstone_ttl_ms, size_t budget,
+                 size_t *seen, char *err, size_t errlen);
 
 /* Lazy expiry: deletes key within the current batch if it is a live record
  * that has expired by now_ms. Returns STORE_OK when it purged, STORE_NOT_FOUND

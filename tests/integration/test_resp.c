@@ -49,6 +49,7 @@ static int group_setup(void **state)
     if (!f || fd < 0)
         return -1;
     dprintf(fd, "[limits]\nmax_key_bytes = %d\nmax_value_bytes = %d\n", MAX_KEY, MAX_VALUE);
+    dprintf(fd, "[storage]\nsweep_interval = 200ms\n"); /* test_sweep_purges_unread */
     close(fd);
     const char *args[] = {"--config", path, "--resp", "127.0.0.1:0", NULL};
     int rc = nodeproc_start(&f->np, args);
@@ -460,6 +461,36 @@ static void test_pipeline(void **state)
     free(got);
 }
 
+/* Keys that expire and are never read again go from the store by the
+ * background sweep alone, more of them than one slice of it examines. */
+static void test_sweep_purges_unread(void **state)
+{
+    fixture *f = *state;
+    enum { N = 3000 };
+    size_t cap = (size_t)N * 64, in = 0, out = 0;
+    char *req = malloc(cap);
+    long long purged = raw_stat(f->np.port, "purged");
+    assert_true(purged >= 0);
+    for (int i = 0; i < N; i++) {
+        char key[32];
+        int kl = snprintf(key, sizeof key, "sweep:%d", i);
+        in += (size_t)sprintf(req + in, "*5\r\n$3\r\nSET\r\n$%d\r\n%s\r\n$1\r\nv\r\n$2\r\nPX\r\n$2\r\n50\r\n",
+                              kl, key);
+        out += 5; /* +OK\r\n */
+    }
+    int fd = raw_connect(f->port);
+    assert_true(fd >= 0);
+    assert_int_equal(raw_send(fd, req, in), 0);
+    char *got = malloc(out);
+    assert_int_equal(read_exact(fd, got, out, 10000), out);
+    close(fd);
+    long long last = -1;
+    assert_int_equal(raw_wait_stat(f->np.port, "purged", purged + N, 20000, &last), 0);
+    assert_true(last >= purged + N);
+    free(req);
+    free(got);
+}
+
 /* Inline commands, as telnet sends them, with Redis' quoting rules. */
 static void test_inline(void **state)
 {
@@ -601,6 +632,7 @@ int main(void)
         cmocka_unit_test(test_info),
         cmocka_unit_test(test_command_introspection),
         cmocka_unit_test(test_pipeline),
+        cmocka_unit_test(test_sweep_purges_unread),
         cmocka_unit_test(test_inline),
         cmocka_unit_test(test_value_too_large),
         cmocka_unit_test(test_protocol_errors),

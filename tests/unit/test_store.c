@@ -584,7 +584,10 @@ static void test_purge_expired(void **state)
 
 static long sweep(fx *f, uint64_t now, uint64_t ttl, size_t budget)
 {
-    long n = store_sweep(f->s, now, ttl, budget, f->err, sizeof f->err);
+    size_t seen;
+    long n = store_sweep(f->s, now, ttl, budget, &seen, f->err, sizeof f->err);
+    if (n >= 0)
+        assert_true(seen <= budget && seen >= (size_t)n);
     if (n < 0)
         fail_msg("store_sweep: %s", f->err);
     return n;
