@@ -3,14 +3,16 @@
  * A GET, PUT or DEL becomes one coordinated operation: the key's replicas
  * come from the ring view (sloppy quorum: stand-ins carry hint_for), a write
  * is stamped once with the node's HLC and sent to every replica (the local
- * one through the same replica path), a read asks R replicas (its own copy
- * first) and answers once R of them did, with the newest version; replicas
- * that answered with an older version or nothing are then repaired (read
- * repair). The replicas a read did not ask are its reserve: one is asked at
- * once when an asked replica fails, and one more each read_retry while the
- * read is undecided (speculative retry). The client gets OK / NOT_FOUND on success, UNAVAILABLE at once
- * when fewer replicas are up than the level needs, or when too many failed,
- * and TIMEOUT after request_timeout, saying how many answered.
+ * one through the same replica path), a read answers once R replicas did,
+ * with the newest version; replicas that answered with an older version or
+ * nothing are then repaired (read repair). A read that needs more than one
+ * answer and fewer than all asks only R replicas (its own copy first); the
+ * others are its reserve: one is asked at once when an asked replica
+ * fails, and one more each read_retry while the read is undecided
+ * (speculative retry). The client gets OK / NOT_FOUND on success,
+ * UNAVAILABLE at once when fewer replicas are up than the level needs, or
+ * when too many failed, and TIMEOUT after request_timeout, saying how many
+ * answered.
  *
  * The replica layer and the ring view are reached through coord_ops, so
  * tests drive the coordinator with a fake one. Operations come from a pool
