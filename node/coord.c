@@ -5,11 +5,16 @@
  * (the local replica) or late (after the client was answered) always finds
  * it. It is answered once (success, failure or the deadline) and returns to
  * the pool when the last reference goes; a read then repairs the replicas
- * that answered with an older version or nothing.
+ * that answered with an older version or nothing. A replica held in reserve
+ * takes no reference until it is asked, so a read whose asked replicas have
+ * all answered is done, reserve or not.
  *
  * Deadlines: every operation gets the same request_timeout, so the list of
- * unanswered operations in start order is also in deadline order, and one
- * timer armed for its head serves them all.
+ * unanswered operations in start order is also in deadline order. Likewise
+ * every read with a reserve waits the same read_retry before it asks one
+ * more replica, so a second list in start order (re-entered at the tail
+ * after each speculative ask) is in retry order. One timer, armed for the
+ * earlier of the two heads, serves both.
  */
 #include "coord.h"
 
@@ -23,13 +28,15 @@
 typedef struct coord_op {
     coord *co;
     struct coord_op *prev, *next; /* unanswered list, or the free list */
+    struct coord_op *sprev, *snext; /* reads with a reserve, by retry time */
     int refs;
-    bool is_read, is_del, answered, listed, oom;
+    bool is_read, is_del, answered, listed, slisted, oom;
     int level;                    /* stats bucket */
     quorum q;
     char hint[QUORUM_MAX_REPLICAS][STORE_ORIGIN_MAX + 1]; /* "" = none */
     bool local[QUORUM_MAX_REPLICAS];
     uint64_t start_ms, epoch;
+    uint64_t retry_ms;            /* when to ask a reserve replica (slisted) */
     coord_done_fn done;
     void *arg;
     uint8_t *key;                 /* copied: read repair needs it late */
@@ -49,6 +56,8 @@ struct coord {
     coord_config cfg;
     struct event *timer;
     coord_op *head, *tail;        /* unanswered, oldest first */
+    coord_op *shead, *stail;      /* reads with a reserve, next retry first */
+    uint64_t timer_due;           /* when the pending timer fires */
     coord_op *spare;              /* the pool */
     size_t live;                  /* operations not back in the pool */
     bool freeing;
@@ -56,6 +65,7 @@ struct coord {
 };
 
 static void arm_timer(coord *co);
+static void send_to(coord_op *op, size_t i, const replica_record *rec);
 
 /* A node id into a fixed buffer (cut at cap - 1 bytes; NULL is ""):
  * snprintf("%s") costs more than the rest of a request's bookkeeping. */
@@ -121,6 +131,37 @@ static void unlist(coord_op *op)
     op->listed = false;
 }
 
+static void spec_list(coord_op *op, uint64_t due)
+{
+    coord *co = op->co;
+    op->retry_ms = due;
+    op->slisted = true;
+    op->snext = NULL;
+    op->sprev = co->stail;
+    if (co->stail)
+        co->stail->snext = op;
+    else
+        co->shead = op;
+    co->stail = op;
+}
+
+static void spec_unlist(coord_op *op)
+{
+    coord *co = op->co;
+    if (!op->slisted)
+        return;
+    if (op->sprev)
+        op->sprev->snext = op->snext;
+    else
+        co->shead = op->snext;
+    if (op->snext)
+        op->snext->sprev = op->sprev;
+    else
+        co->stail = op->sprev;
+    op->sprev = op->snext = NULL;
+    op->slisted = false;
+}
+
 static void answer(coord_op *op, wire_status st, const char *msg)
 {
     if (op->answered)
@@ -128,6 +169,7 @@ static void answer(coord_op *op, wire_status st, const char *msg)
     coord *co = op->co;
     op->answered = true;
     unlist(op);
+    spec_unlist(op);
     const char *names[QUORUM_MAX_REPLICAS];
     size_t n = 0;
     for (size_t i = 0; i < op->q.n; i++)
@@ -259,6 +301,8 @@ static void keep_record(coord_op *op, const replica_record *rec)
     op->vlen = rec->vlen;
 }
 
+static void ask_reserves(coord_op *op);
+
 static void on_reply(void *arg, const char *from, const replica_reply *r)
 {
     coord_op *op = arg;
@@ -274,6 +318,8 @@ static void on_reply(void *arg, const char *from, const replica_reply *r)
         if (op->is_read && op->q.newest == i && op->q.newest != before)
             keep_record(op, &r->rec);
         answer_outcome(op);
+        if (!r->ok && op->is_read)
+            ask_reserves(op);
     }
     op_unref(op);
 }
@@ -291,7 +337,8 @@ static coord_op *op_get(coord *co)
     op->co = co;
     op->prev = op->next = NULL;
     op->refs = 1;
-    op->answered = op->listed = op->oom = false;
+    op->sprev = op->snext = NULL;
+    op->answered = op->listed = op->slisted = op->oom = false;
     op->vlen = 0;
     op->tombstone = false;
     op->expires_ms = 0;
@@ -312,25 +359,58 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
         quorum_check_deadline(&op->q, now);
         answer_outcome(op); /* unlists it */
     }
+    /* Speculative retry: a read still undecided asks one more replica,
+     * and again after another read_retry while a reserve is left. */
+    while (co->shead && co->shead->retry_ms <= now) {
+        coord_op *op = co->shead;
+        spec_unlist(op);
+        int i = quorum_ask_next(&op->q);
+        if (i < 0)
+            continue;
+        co->st.read_speculations++;
+        if (quorum_reserves(&op->q) > 0)
+            spec_list(op, now + co->cfg.read_retry_ms);
+        op->refs++; /* a synchronous answer may end every other request */
+        send_to(op, (size_t)i, NULL);
+        op_unref(op);
+    }
     arm_timer(co);
 }
 
 static void arm_timer(coord *co)
 {
     if (!co->head || co->freeing)
-        return;
+        return; /* a read with a reserve is always unanswered, so listed */
+    uint64_t due = co->head->q.deadline_ms;
+    if (co->shead && co->shead->retry_ms < due)
+        due = co->shead->retry_ms;
     if (!co->timer) {
         co->timer = evtimer_new(co->base, on_timer, co);
         if (!co->timer)
             return; /* the replica layer's own timeouts still end every op */
     }
-    if (evtimer_pending(co->timer, NULL))
+    /* Firing early is harmless (on_timer re-arms); late is not. */
+    if (evtimer_pending(co->timer, NULL) && co->timer_due <= due)
         return;
+    co->timer_due = due;
     uint64_t now = co->ops.now_ms(co->ops.ctx);
-    uint64_t due = co->head->q.deadline_ms;
     uint64_t ms = due > now ? due - now : 0;
     struct timeval tv = {.tv_sec = (time_t)(ms / 1000), .tv_usec = (suseconds_t)(ms % 1000) * 1000 + 500};
     evtimer_add(co->timer, &tv);
+}
+
+/* A read that holds replicas in reserve asks the best ones first: this
+ * node's own copy (no network), then the other owners in preference order,
+ * then the stand-ins, which hold the key only as a hint for its owner. */
+static void order_for_read(cluster_target *t, size_t nt)
+{
+    cluster_target out[CLUSTER_MAX_N];
+    size_t k = 0;
+    for (int rank = 0; rank < 3; rank++)
+        for (size_t i = 0; i < nt; i++)
+            if ((t[i].hint_for ? 2 : t[i].local ? 0 : 1) == rank)
+                out[k++] = t[i];
+    memcpy(t, out, nt * sizeof *t);
 }
 
 /* Prepares op for key: targets, needed, quorum. Returns false when it was
@@ -409,6 +489,14 @@ static bool op_start(coord_op *op, const uint8_t *key, size_t klen, int consiste
             }
         }
     }
+    /* A read that needs more than one answer but fewer than all asks only
+     * as many replicas as it needs, as Cassandra's coordinator does: the
+     * others wait in reserve for a failure or for read_retry. (A read at
+     * ONE from a node that holds no copy still asks every replica and
+     * takes the first answer.) */
+    bool hold = is_read && needed > 1 && needed < nt && co->cfg.read_retry_ms > 0;
+    if (hold)
+        order_for_read(t, nt);
     const char *ids[QUORUM_MAX_REPLICAS];
     for (size_t i = 0; i < nt; i++) {
         ids[i] = t[i].id;
@@ -434,6 +522,10 @@ static bool op_start(coord_op *op, const uint8_t *key, size_t klen, int consiste
     else
         co->head = op;
     co->tail = op;
+    if (hold) {
+        quorum_hold(&op->q, needed);
+        spec_list(op, op->start_ms + co->cfg.read_retry_ms);
+    }
     return true;
 }
 
@@ -462,30 +554,53 @@ static void hint_missing_owners(coord_op *op, const replica_record *rec)
     }
 }
 
-/* Sends to every target; a request that cannot be queued is a failure. */
+/* Sends op's request (rec: a write; NULL: a read) to replica i; a request
+ * that cannot be queued is a failure, and a read then asks a reserve. */
+static void send_to(coord_op *op, size_t i, const replica_record *rec)
+{
+    const coord_ops *o = &op->co->ops;
+    const char *id = op->q.replica[i];
+    const char *hint = op->hint[i][0] ? op->hint[i] : NULL;
+    int rc;
+    op->refs++;
+    if (rec)
+        rc = op->local[i] ? o->apply_local(o->ctx, rec, hint, on_reply, op)
+                          : o->write(o->ctx, id, rec, hint, on_reply, op);
+    else
+        rc = op->local[i] ? o->read_local(o->ctx, op->key, op->klen, on_reply, op)
+                          : o->read(o->ctx, id, op->key, op->klen, on_reply, op);
+    if (rc != 0) {
+        op->refs--;
+        snprintf(op->why, sizeof op->why, "%s: could not send the request", id);
+        quorum_on_failure(&op->q, id);
+        answer_outcome(op);
+        if (!rec)
+            ask_reserves(op);
+    }
+}
+
+/* A read whose asked replicas failed asks as many reserve replicas as it
+ * now lacks, at once, without waiting for read_retry. */
+static void ask_reserves(coord_op *op)
+{
+    coord *co = op->co;
+    while (!op->answered && !co->freeing && quorum_short(&op->q) > 0) {
+        co->st.read_retries++;
+        send_to(op, (size_t)quorum_ask_next(&op->q), NULL);
+    }
+    if (quorum_reserves(&op->q) == 0)
+        spec_unlist(op); /* nothing left to speculate with */
+}
+
+/* Sends to every target asked (a read's reserve waits). */
 static void op_send(coord_op *op, const replica_record *rec)
 {
     coord *co = op->co;
-    const coord_ops *o = &co->ops;
-    size_t n = op->q.n;
-    for (size_t i = 0; i < n; i++) { /* all of them, even once answered */
-        const char *id = op->q.replica[i];
-        const char *hint = op->hint[i][0] ? op->hint[i] : NULL;
-        int rc;
-        op->refs++;
-        if (rec)
-            rc = op->local[i] ? o->apply_local(o->ctx, rec, hint, on_reply, op)
-                              : o->write(o->ctx, id, rec, hint, on_reply, op);
-        else
-            rc = op->local[i] ? o->read_local(o->ctx, op->key, op->klen, on_reply, op)
-                              : o->read(o->ctx, id, op->key, op->klen, on_reply, op);
-        if (rc != 0) {
-            op->refs--;
-            snprintf(op->why, sizeof op->why, "%s: could not send the request", id);
-            quorum_on_failure(&op->q, id);
-            answer_outcome(op);
-        }
-    }
+    /* Fixed before the loop: a failure in it may ask a reserve, which is
+     * sent there and then. */
+    size_t n = op->q.asked;
+    for (size_t i = 0; i < n; i++) /* all of them, even once answered */
+        send_to(op, i, rec);
     if (rec)
         hint_missing_owners(op, rec);
     if (!op->answered)

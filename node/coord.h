@@ -3,12 +3,16 @@
  * A GET, PUT or DEL becomes one coordinated operation: the key's replicas
  * come from the ring view (sloppy quorum: stand-ins carry hint_for), a write
  * is stamped once with the node's HLC and sent to every replica (the local
- * one through the same replica path), a read asks every replica (as Dynamo
- * does) and answers once R of them did, with the newest version; replicas
- * that answered with an older version or nothing are then repaired (read
- * repair). The client gets OK / NOT_FOUND on success, UNAVAILABLE at once
- * when fewer replicas are up than the level needs, or when too many failed,
- * and TIMEOUT after request_timeout, saying how many answered.
+ * one through the same replica path), a read answers once R replicas did,
+ * with the newest version; replicas that answered with an older version or
+ * nothing are then repaired (read repair). A read that needs more than one
+ * answer and fewer than all asks only R replicas (its own copy first); the
+ * others are its reserve: one is asked at once when an asked replica
+ * fails, and one more each read_retry while the read is undecided
+ * (speculative retry). The client gets OK / NOT_FOUND on success,
+ * UNAVAILABLE at once when fewer replicas are up than the level needs, or
+ * when too many failed, and TIMEOUT after request_timeout, saying how many
+ * answered.
  *
  * The replica layer and the ring view are reached through coord_ops, so
  * tests drive the coordinator with a fake one. Operations come from a pool
@@ -68,6 +72,9 @@ typedef struct coord_config {
     uint64_t r, w;         /* [replication] r and w: replicas a default read or
                             * write waits for, capped by the key's N */
     uint64_t timeout_ms;   /* [replication] request_timeout */
+    uint64_t read_retry_ms; /* [replication] read_retry: a read still undecided
+                             * this long asks a reserve replica; 0 = a read
+                             * asks every replica at once */
 } coord_config;
 
 /* Consistency buckets for the statistics: the three levels and "default". */
@@ -79,6 +86,8 @@ typedef struct coord_stats {
     uint64_t unavailable;  /* refused at once, or too many replicas failed */
     uint64_t timeouts;
     uint64_t read_repairs; /* repair writes sent */
+    uint64_t read_retries; /* reserve replicas asked because an asked one failed */
+    uint64_t read_speculations; /* reserve replicas asked after read_retry */
     uint64_t in_flight;    /* operations not yet finished */
 } coord_stats;
 

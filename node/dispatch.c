@@ -155,7 +155,8 @@ coord *dispatch_coord(server *s)
                      .write_extra = node_write_extra, .write = node_write, .read = node_read,
                      .apply_local = node_apply_local, .read_local = node_read_local};
     coord_config cfg = {.self_id = s->node_id, .r = s->cfg->r, .w = s->cfg->w,
-                        .timeout_ms = s->cfg->request_timeout_ms};
+                        .timeout_ms = s->cfg->request_timeout_ms,
+                        .read_retry_ms = s->cfg->read_retry_ms};
     char err[256];
     s->coord = coord_new(s->base, &s->clock, &ops, &cfg, err, sizeof err);
     if (!s->coord)
@@ -246,6 +247,8 @@ size_t dispatch_stats(server *s, wire_stat *out)
     NUM("coord_timeouts", cs.timeouts);
     NUM("coord_in_flight", cs.in_flight);
     NUM("read_repairs", cs.read_repairs);
+    NUM("read_retries", cs.read_retries);
+    NUM("read_speculations", cs.read_speculations);
     NUM("hints_stored", rs.hints_stored);
     NUM("hints_delivered", rs.hints_delivered);
     NUM("hints_pending", rs.hints_pending);

@@ -50,6 +50,7 @@ int quorum_init(quorum *q, bool is_read, const char *const *replicas, size_t n, 
     q->is_read = is_read;
     q->n = n;
     q->needed = needed;
+    q->asked = n;
     q->oks = q->fails = 0;
     q->deadline_ms = deadline_ms;
     q->outcome = QUORUM_PENDING;
@@ -66,9 +67,38 @@ int quorum_init(quorum *q, bool is_read, const char *const *replicas, size_t n, 
     return 0;
 }
 
+int quorum_hold(quorum *q, size_t ask)
+{
+    if (ask == 0 || ask > q->n)
+        return -1;
+    q->asked = ask;
+    return 0;
+}
+
+size_t quorum_short(const quorum *q)
+{
+    if (q->outcome != QUORUM_PENDING || q->asked >= q->n)
+        return 0;
+    /* Pending means oks < needed; replies come only from asked replicas. */
+    size_t could = q->asked - q->fails; /* oks plus those still out */
+    size_t lack = could < q->needed ? q->needed - could : 0;
+    size_t left = q->n - q->asked;
+    return lack < left ? lack : left;
+}
+
+int quorum_ask_next(quorum *q)
+{
+    if (q->asked >= q->n)
+        return -1;
+    return (int)q->asked++;
+}
+
+size_t quorum_reserves(const quorum *q) { return q->n - q->asked; }
+
+/* The slot of an asked replica, or -1. */
 static int slot_of(const quorum *q, const char *replica)
 {
-    for (size_t i = 0; i < q->n; i++)
+    for (size_t i = 0; i < q->asked; i++)
         if (strcmp(q->replica[i], replica) == 0)
             return (int)i;
     return -1;

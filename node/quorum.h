@@ -5,8 +5,11 @@
  * longer happen, or at the deadline. This module counts replies (ignoring
  * duplicates, strangers and anything after the end), picks the newest
  * version among read replies (last-write-wins: HLC, then origin id), and
- * names the replicas a read repair must fix. It sends nothing and keeps no
- * clock, so tests drive it with fake replies, timeouts and late arrivals.
+ * names the replicas a read repair must fix. A read may hold some replicas
+ * in reserve (not asked yet) and ask them one by one when an asked one
+ * fails or is slow; the module says when one is due. It sends nothing and
+ * keeps no clock, so tests drive it with fake replies, timeouts and late
+ * arrivals.
  */
 #ifndef RINGKV_QUORUM_H
 #define RINGKV_QUORUM_H
@@ -50,6 +53,7 @@ typedef enum quorum_slot_state { QUORUM_WAITING = 0, QUORUM_ANSWERED_OK, QUORUM_
 typedef struct quorum {
     bool is_read;
     size_t n, needed;
+    size_t asked; /* replicas [0, asked) were asked; [asked, n) are in reserve */
     char replica[QUORUM_MAX_REPLICAS][STORE_ORIGIN_MAX + 1];
     quorum_slot_state state[QUORUM_MAX_REPLICAS];
     quorum_reply reply[QUORUM_MAX_REPLICAS];
@@ -82,10 +86,30 @@ int quorum_init(quorum *q, bool is_read, const char *const *replicas, size_t n, 
 int quorum_set_joint(quorum *q, uint32_t mask_a, size_t needed_a, uint32_t mask_b,
                      size_t needed_b);
 
-/* Records replica's answer. A reply from an unknown replica or a second
- * reply from the same one is ignored. Replies after the outcome is decided
- * still count for read repair but never change the outcome. Returns the
- * outcome (still QUORUM_PENDING, or the decision). */
+/* Holds replicas [ask, n) in reserve: they count as possible answers (so a
+ * failure alone does not decide FAILED while a reserve is left), but until
+ * quorum_ask_next moves them to asked, a reply from one is ignored. Call it
+ * right after quorum_init (which asks every replica). Returns 0, or -1 when
+ * ask is 0 or more than n. */
+int quorum_hold(quorum *q, size_t ask);
+
+/* How many reserve replicas to ask now so that, if every asked replica that
+ * has not answered yet answers ok, `needed` is reached: nonzero after asked
+ * replicas failed. 0 once decided, or when no reserve is left. */
+size_t quorum_short(const quorum *q);
+
+/* Moves the first reserve replica to asked and returns its index, or -1
+ * when none is left. */
+int quorum_ask_next(quorum *q);
+
+/* Replicas still in reserve. */
+size_t quorum_reserves(const quorum *q);
+
+/* Records replica's answer. A reply from an unknown replica, one not asked
+ * (in reserve) or a second reply from the same one is ignored. Replies
+ * after the outcome is decided still count for read repair but never
+ * change the outcome. Returns the outcome (still QUORUM_PENDING, or the
+ * decision). */
 quorum_outcome quorum_on_reply(quorum *q, const char *replica, const quorum_reply *r);
 
 /* Replica could not be reached (down, link broken): a failed answer. */

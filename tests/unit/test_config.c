@@ -75,6 +75,8 @@ static void assert_config_equal(const config *a, const config *b)
     assert_int_equal(a->n, b->n);
     assert_int_equal(a->r, b->r);
     assert_int_equal(a->w, b->w);
+    assert_int_equal(a->request_timeout_ms, b->request_timeout_ms);
+    assert_int_equal(a->read_retry_ms, b->read_retry_ms);
     assert_int_equal(a->vnodes, b->vnodes);
     assert_memory_equal(&a->gossip, &b->gossip, sizeof a->gossip);
 }
@@ -127,6 +129,8 @@ static void test_defaults(void **state)
     assert_int_equal(c.n, 3);
     assert_int_equal(c.r, 2);
     assert_int_equal(c.w, 2);
+    assert_int_equal(c.request_timeout_ms, 2000);
+    assert_int_equal(c.read_retry_ms, 20);
     assert_int_equal(c.vnodes, 128);
     assert_int_equal(c.gossip.probe_interval_ms, 500);
     assert_int_equal(c.gossip.probe_timeout_ms, 200);
@@ -309,6 +313,11 @@ static void test_set_numbers(void **state)
         {"replication", "w", "17", 0, UINT64_MAX},
         {"replication", "w", "two", 0, UINT64_MAX},
         {"replication", "w", "", 0, UINT64_MAX},
+        {"replication", "read_retry", "0", offsetof(config, read_retry_ms), 0},
+        {"replication", "read_retry", "5ms", offsetof(config, read_retry_ms), 5},
+        {"replication", "read_retry", "1h", offsetof(config, read_retry_ms), 3600000},
+        {"replication", "read_retry", "3601s", 0, UINT64_MAX},
+        {"replication", "read_retry", "1.5ms", 0, UINT64_MAX},
         {"node", "vnodes", "1", offsetof(config, vnodes), 1},
         {"node", "vnodes", "4096", offsetof(config, vnodes), 4096},
         {"node", "vnodes", "0", 0, UINT64_MAX},
@@ -384,7 +393,7 @@ static void test_messages(void **state)
                              "peer, resp, http, seeds, data_dir, fsync, log_level, vnodes)");
     assert_int_equal(config_set(&c, "replication", "quorum", "1", err, sizeof err), -1);
     assert_string_equal(err, "unknown key 'quorum' in section [replication] "
-                             "(valid keys: n, r, w, request_timeout)");
+                             "(valid keys: n, r, w, request_timeout, read_retry)");
     /* A key of one section in another is still unknown there. */
     assert_int_equal(config_set(&c, "node", "n", "3", err, sizeof err), -1);
     assert_non_null(strstr(err, "unknown key 'n' in section [node]"));

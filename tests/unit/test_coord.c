@@ -1,7 +1,9 @@
 /* Unit tests for node/coord.c against a fake replica layer: requests are
  * recorded and answered by the test, in any order, synchronously or late —
  * acks, failures, timeouts, late replies, unavailable, newest version and
- * read repair, sloppy-quorum hints, shutdown with requests in flight.
+ * read repair, sloppy-quorum hints, reads that hold replicas in reserve
+ * (asked after a failure or after read_retry), shutdown with requests in
+ * flight.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -35,6 +37,7 @@ typedef struct fake {
     fake_req req[MAXREQ];
     size_t nreq;
     bool refuse;          /* sends return -1 */
+    const char *refuse_to; /* sends to this replica return -1 */
     int sync_local_found; /* read_local answers at once: -1 no, 0 absent, 1 found */
     cluster_target own[CLUSTER_MAX_N]; /* owners, when nown > 0 */
     size_t nown;
@@ -67,7 +70,7 @@ static size_t f_owners(void *ctx, uint64_t token, cluster_target *out, size_t ma
 static int record(fake *f, const char *to, bool local, bool is_write, const replica_record *rec,
                   const char *hint, replica_cb cb, void *arg)
 {
-    if (f->refuse)
+    if (f->refuse || (f->refuse_to && strcmp(f->refuse_to, to) == 0))
         return -1;
     assert_true(f->nreq < MAXREQ);
     fake_req *q = &f->req[f->nreq++];
@@ -181,7 +184,8 @@ typedef struct env {
     coord *co;
 } env;
 
-static env *env_new(size_t nt, uint64_t r, uint64_t w, uint64_t timeout_ms)
+static env *env_new_retry(size_t nt, uint64_t r, uint64_t w, uint64_t timeout_ms,
+                         uint64_t read_retry_ms)
 {
     env *e = calloc(1, sizeof *e);
     e->base = event_base_new();
@@ -197,11 +201,18 @@ static env *env_new(size_t nt, uint64_t r, uint64_t w, uint64_t timeout_ms)
                          .write = f_write, .read = f_read,
                          .apply_local = f_apply_local, .read_local = f_read_local};
     hlc_init(&e->clock, 0);
-    coord_config cfg = {.self_id = "a", .r = r, .w = w, .timeout_ms = timeout_ms};
+    coord_config cfg = {.self_id = "a", .r = r, .w = w, .timeout_ms = timeout_ms,
+                        .read_retry_ms = read_retry_ms};
     char err[128];
     e->co = coord_new(e->base, &e->clock, &e->ops, &cfg, err, sizeof err);
     assert_non_null(e->co);
     return e;
+}
+
+/* read_retry 0: a read asks every replica at once. */
+static env *env_new(size_t nt, uint64_t r, uint64_t w, uint64_t timeout_ms)
+{
+    return env_new_retry(nt, r, w, timeout_ms, 0);
 }
 
 static void env_free(env *e)
@@ -530,6 +541,251 @@ static void read_one_asks_only_the_local_replica(void **state)
     env_free(e);
 }
 
+/* With read_retry, a quorum read of N=3 asks two replicas, its own first;
+ * the third is not asked while both answer. */
+static void quorum_read_asks_r_replicas(void **state)
+{
+    (void)state;
+    env *e = env_new_retry(3, 2, 2, 2000, 20);
+    e->f.t[0] = (cluster_target){.id = "b"}; /* the local replica is second */
+    e->f.t[1] = (cluster_target){.id = "a", .local = true};
+    result r = {0};
+    assert_int_equal(coord_get(e->co, K, 3, QUORUM_QUORUM, on_done, &r), 0);
+    assert_int_equal(e->f.nreq, 2);
+    assert_true(e->f.req[0].local);
+    assert_string_equal(e->f.req[1].to, "b");
+    event_base_loop(e->base, EVLOOP_NONBLOCK); /* no time passed: nothing more */
+    assert_int_equal(e->f.nreq, 2);
+    reply(&e->f, 1, true, -1, NULL, false, 0);
+    reply(&e->f, 0, true, 10, "x", false, 0);
+    assert_int_equal(r.calls, 1);
+    assert_int_equal(r.st, WIRE_OK);
+    assert_string_equal(r.value, "x");
+    assert_int_equal(r.nreplicas, 2);
+    /* b, which had nothing, is repaired; c was never asked, so it is not */
+    assert_int_equal(e->f.nreq, 3);
+    assert_true(e->f.req[2].is_write);
+    assert_string_equal(e->f.req[2].to, "b");
+    reply(&e->f, 2, true, -1, NULL, false, 0);
+
+    result r2 = {0}; /* the default R asks two as well */
+    assert_int_equal(coord_get(e->co, K, 3, -1, on_done, &r2), 0);
+    assert_int_equal(e->f.nreq, 5);
+    reply(&e->f, 3, true, -1, NULL, false, 0);
+    reply(&e->f, 4, true, -1, NULL, false, 0);
+    assert_int_equal(r2.st, WIRE_NOT_FOUND);
+    coord_stats st;
+    coord_get_stats(e->co, &st);
+    assert_int_equal(st.read_retries, 0);
+    assert_int_equal(st.read_speculations, 0);
+    assert_int_equal(st.in_flight, 0);
+    env_free(e);
+}
+
+/* Owners are asked before a stand-in, which holds the key only as a hint. */
+static void quorum_read_asks_stand_ins_last(void **state)
+{
+    (void)state;
+    env *e = env_new_retry(3, 2, 2, 2000, 20);
+    e->f.t[1] = (cluster_target){.id = "d", .hint_for = "b"};
+    result r = {0};
+    coord_get(e->co, K, 3, -1, on_done, &r);
+    assert_int_equal(e->f.nreq, 2);
+    assert_true(e->f.req[0].local);
+    assert_string_equal(e->f.req[1].to, "c");
+    reply(&e->f, 0, true, 10, "x", false, 0);
+    reply(&e->f, 1, false, -1, NULL, false, 0); /* c fails: the stand-in is asked */
+    assert_int_equal(e->f.nreq, 3);
+    assert_string_equal(e->f.req[2].to, "d");
+    reply(&e->f, 2, true, -1, NULL, false, 0);
+    assert_int_equal(r.st, WIRE_OK);
+    assert_int_equal(e->f.nreq, 4); /* the stand-in gets the record, as a hint for b */
+    assert_string_equal(e->f.req[3].to, "d");
+    assert_string_equal(e->f.req[3].hint, "b");
+    reply(&e->f, 3, true, -1, NULL, false, 0);
+    env_free(e);
+}
+
+/* An error reply from an asked replica makes the read ask the third at
+ * once; the read still succeeds, and repairs what it saw stale. */
+static void quorum_read_error_asks_the_reserve(void **state)
+{
+    (void)state;
+    env *e = env_new_retry(3, 2, 2, 2000, 20);
+    result r = {0};
+    coord_get(e->co, K, 3, QUORUM_QUORUM, on_done, &r);
+    assert_int_equal(e->f.nreq, 2);
+    reply(&e->f, 0, true, 10, "old", false, 0);
+    reply(&e->f, 1, false, -1, NULL, false, 0);
+    assert_int_equal(r.calls, 0);
+    assert_int_equal(e->f.nreq, 3);
+    assert_string_equal(e->f.req[2].to, "c");
+    assert_false(e->f.req[2].is_write);
+    reply(&e->f, 2, true, 20, "new", false, 0);
+    assert_int_equal(r.calls, 1);
+    assert_int_equal(r.st, WIRE_OK);
+    assert_string_equal(r.value, "new");
+    /* a (older) is repaired; b failed and is left to hints and anti-entropy */
+    assert_int_equal(e->f.nreq, 4);
+    assert_true(e->f.req[3].is_write && e->f.req[3].local);
+    assert_string_equal(e->f.req[3].value, "new");
+    reply(&e->f, 3, true, -1, NULL, false, 0);
+    coord_stats st;
+    coord_get_stats(e->co, &st);
+    assert_int_equal(st.read_retries, 1);
+    assert_int_equal(st.read_speculations, 0);
+    assert_int_equal(st.read_repairs, 1);
+    assert_int_equal(st.in_flight, 0);
+
+    /* A send that cannot be queued counts as a failure too. */
+    e->f.refuse_to = "b";
+    result r2 = {0};
+    coord_get(e->co, K, 3, QUORUM_QUORUM, on_done, &r2);
+    assert_int_equal(e->f.nreq, 6);
+    assert_string_equal(e->f.req[5].to, "c");
+    reply(&e->f, 4, true, -1, NULL, false, 0);
+    reply(&e->f, 5, true, -1, NULL, false, 0);
+    assert_int_equal(r2.st, WIRE_NOT_FOUND);
+
+    /* Two failures: the reserve cannot make up for both. */
+    e->f.refuse_to = NULL;
+    result r3 = {0};
+    coord_get(e->co, K, 3, QUORUM_QUORUM, on_done, &r3);
+    assert_int_equal(e->f.nreq, 8);
+    reply(&e->f, 6, false, -1, NULL, false, 0);
+    assert_int_equal(e->f.nreq, 9);
+    reply(&e->f, 8, false, -1, NULL, false, 0);
+    assert_int_equal(r3.calls, 1);
+    assert_int_equal(r3.st, WIRE_ERR_UNAVAILABLE);
+    assert_non_null(strstr(r3.msg, "0 of 3 replicas answered, 2 needed"));
+    reply(&e->f, 7, true, 20, "new", false, 0); /* late */
+    assert_int_equal(e->f.nreq, 9);
+    coord_get_stats(e->co, &st);
+    assert_int_equal(st.read_retries, 3);
+    assert_int_equal(st.in_flight, 0);
+    env_free(e);
+}
+
+/* A replica that never answers: after read_retry the third is asked too,
+ * on the shared timer, reads in the order they started. */
+static void quorum_read_speculates_after_read_retry(void **state)
+{
+    (void)state;
+    env *e = env_new_retry(3, 2, 2, 2000, 20);
+    result r = {0}, r2 = {0};
+    coord_get(e->co, K, 3, QUORUM_QUORUM, on_done, &r);
+    e->f.now += 10;
+    coord_get(e->co, K, 3, QUORUM_QUORUM, on_done, &r2);
+    assert_int_equal(e->f.nreq, 4);
+    reply(&e->f, 0, true, -1, NULL, false, 0); /* b (req 1) stays silent */
+    reply(&e->f, 2, true, -1, NULL, false, 0); /* so does the second read's b */
+    e->f.now += 10; /* the first read is due, the second not yet */
+    event_base_loop(e->base, EVLOOP_ONCE);
+    assert_int_equal(e->f.nreq, 5);
+    assert_string_equal(e->f.req[4].to, "c");
+    assert_ptr_equal(e->f.req[4].arg, e->f.req[0].arg);
+    reply(&e->f, 4, true, -1, NULL, false, 0);
+    assert_int_equal(r.calls, 1);
+    assert_int_equal(r.st, WIRE_NOT_FOUND);
+    e->f.now += 10;
+    event_base_loop(e->base, EVLOOP_ONCE);
+    assert_int_equal(e->f.nreq, 6);
+    assert_string_equal(e->f.req[5].to, "c");
+    assert_ptr_equal(e->f.req[5].arg, e->f.req[2].arg);
+    reply(&e->f, 5, true, -1, NULL, false, 0);
+    assert_int_equal(r2.st, WIRE_NOT_FOUND);
+    /* late answers from the slow replica end both reads; no more asks */
+    reply(&e->f, 1, true, -1, NULL, false, 0);
+    reply(&e->f, 3, true, -1, NULL, false, 0);
+    e->f.now += 100;
+    event_base_loop(e->base, EVLOOP_NONBLOCK);
+    assert_int_equal(e->f.nreq, 6);
+    coord_stats st;
+    coord_get_stats(e->co, &st);
+    assert_int_equal(st.read_speculations, 2);
+    assert_int_equal(st.read_retries, 0);
+    assert_int_equal(st.in_flight, 0);
+    env_free(e);
+}
+
+/* Speculation and the deadline share the timer: a read nobody answers
+ * asks the third after read_retry, and times out at request_timeout. */
+static void quorum_read_speculates_then_times_out(void **state)
+{
+    (void)state;
+    env *e = env_new_retry(3, 2, 2, 30, 20);
+    result r = {0};
+    coord_get(e->co, K, 3, -1, on_done, &r);
+    e->f.now += 20;
+    event_base_loop(e->base, EVLOOP_ONCE);
+    assert_int_equal(e->f.nreq, 3);
+    assert_int_equal(r.calls, 0);
+    e->f.now += 10;
+    event_base_loop(e->base, EVLOOP_ONCE);
+    assert_int_equal(r.calls, 1);
+    assert_int_equal(r.st, WIRE_ERR_TIMEOUT);
+    assert_string_equal(r.msg, "0 of 3 answered, 2 needed, after 30 ms");
+    for (size_t i = 0; i < 3; i++)
+        reply(&e->f, i, i != 1, -1, NULL, false, 0); /* late, one a failure */
+    assert_int_equal(e->f.nreq, 3);
+    coord_stats st;
+    coord_get_stats(e->co, &st);
+    assert_int_equal(st.in_flight, 0);
+    assert_int_equal(st.timeouts, 1);
+    env_free(e);
+}
+
+/* read_retry 0 asks all three; `all` asks all; `one` asks only its own copy. */
+static void read_levels_and_read_retry_zero(void **state)
+{
+    (void)state;
+    env *e = env_new(3, 2, 2, 2000);
+    result r = {0};
+    coord_get(e->co, K, 3, QUORUM_QUORUM, on_done, &r);
+    assert_int_equal(e->f.nreq, 3);
+    for (size_t i = 0; i < 3; i++)
+        reply(&e->f, i, true, -1, NULL, false, 0);
+    assert_int_equal(r.st, WIRE_NOT_FOUND);
+    env_free(e);
+
+    e = env_new_retry(3, 2, 2, 2000, 20);
+    result r2 = {0};
+    coord_get(e->co, K, 3, QUORUM_ALL, on_done, &r2);
+    assert_int_equal(e->f.nreq, 3);
+    for (size_t i = 0; i < 3; i++)
+        reply(&e->f, i, true, -1, NULL, false, 0);
+    assert_int_equal(r2.st, WIRE_NOT_FOUND);
+    result r3 = {0};
+    coord_get(e->co, K, 3, QUORUM_ONE, on_done, &r3);
+    assert_int_equal(e->f.nreq, 4);
+    assert_true(e->f.req[3].local);
+    reply(&e->f, 3, true, 10, "x", false, 0);
+    assert_int_equal(r3.st, WIRE_OK);
+    e->f.now += 100;
+    event_base_loop(e->base, EVLOOP_NONBLOCK);
+    assert_int_equal(e->f.nreq, 4);
+    env_free(e);
+}
+
+/* Shutting down answers a read with a reserve; a late failure then asks
+ * nobody. */
+static void free_with_a_reserve_held(void **state)
+{
+    (void)state;
+    env *e = env_new_retry(3, 2, 2, 2000, 20);
+    result r = {0};
+    coord_get(e->co, K, 3, -1, on_done, &r);
+    assert_int_equal(e->f.nreq, 2);
+    coord_free(e->co);
+    assert_int_equal(r.calls, 1);
+    assert_int_equal(r.st, WIRE_ERR_INTERNAL);
+    reply(&e->f, 1, false, -1, NULL, false, 0);
+    assert_int_equal(e->f.nreq, 2);
+    reply(&e->f, 0, true, 10, "x", false, 0);
+    e->co = NULL;
+    env_free(e);
+}
+
 static void read_not_found_anywhere(void **state)
 {
     (void)state;
@@ -642,6 +898,13 @@ int main(void)
         cmocka_unit_test(read_newest_and_repair),
         cmocka_unit_test(read_tombstone_and_expired_are_not_found),
         cmocka_unit_test(read_one_asks_only_the_local_replica),
+        cmocka_unit_test(quorum_read_asks_r_replicas),
+        cmocka_unit_test(quorum_read_asks_stand_ins_last),
+        cmocka_unit_test(quorum_read_error_asks_the_reserve),
+        cmocka_unit_test(quorum_read_speculates_after_read_retry),
+        cmocka_unit_test(quorum_read_speculates_then_times_out),
+        cmocka_unit_test(read_levels_and_read_retry_zero),
+        cmocka_unit_test(free_with_a_reserve_held),
         cmocka_unit_test(read_not_found_anywhere),
         cmocka_unit_test(single_node_completes_synchronously),
         cmocka_unit_test(hints_reach_stand_ins),

@@ -203,6 +203,67 @@ static void read_of_absent_key(void **state)
     assert_int_equal(quorum_stale(&q, stale), 0);
 }
 
+/* A read that asks two of three holds the third in reserve: it is asked
+ * only when an asked replica fails, and never answers before that. */
+static void reserve_asked_after_a_failure(void **state)
+{
+    (void)state;
+    quorum q;
+    quorum_reply r = found(10, "a");
+    assert_int_equal(quorum_init(&q, true, three, 3, 2, 100), 0);
+    assert_int_equal(quorum_hold(&q, 0), -1);
+    assert_int_equal(quorum_hold(&q, 4), -1);
+    assert_int_equal(quorum_hold(&q, 2), 0);
+    assert_int_equal(quorum_reserves(&q), 1);
+    assert_int_equal(quorum_short(&q), 0); /* two out, two needed */
+    /* c was not asked: its reply is ignored, as a stranger's */
+    assert_int_equal(quorum_on_reply(&q, "c", &r), QUORUM_PENDING);
+    assert_int_equal(q.oks, 0);
+    assert_int_equal(quorum_on_reply(&q, "a", &r), QUORUM_PENDING);
+    assert_int_equal(quorum_short(&q), 0);
+    /* b fails: not FAILED while c is in reserve, and c is due */
+    assert_int_equal(quorum_on_failure(&q, "b"), QUORUM_PENDING);
+    assert_int_equal(quorum_short(&q), 1);
+    assert_int_equal(quorum_ask_next(&q), 2);
+    assert_int_equal(quorum_ask_next(&q), -1);
+    assert_int_equal(quorum_reserves(&q), 0);
+    assert_int_equal(quorum_short(&q), 0);
+    quorum_reply none = ok();
+    assert_int_equal(quorum_on_reply(&q, "c", &none), QUORUM_SUCCESS);
+    size_t stale[3];
+    assert_int_equal(quorum_stale(&q, stale), 1); /* c, asked late, is repaired */
+    assert_int_equal(stale[0], 2);
+}
+
+/* Failures beyond the reserves decide FAILED; a speculative ask (before any
+ * failure) leaves nothing short. */
+static void reserves_run_out(void **state)
+{
+    (void)state;
+    static const char *const five[] = {"a", "b", "c", "d", "e"};
+    quorum q;
+    assert_int_equal(quorum_init(&q, true, five, 5, 3, 100), 0);
+    assert_int_equal(quorum_hold(&q, 3), 0);
+    assert_int_equal(quorum_ask_next(&q), 3); /* speculation: four out */
+    assert_int_equal(quorum_short(&q), 0);
+    assert_int_equal(quorum_on_failure(&q, "a"), QUORUM_PENDING);
+    assert_int_equal(quorum_short(&q), 0); /* b, c, d can still make three */
+    assert_int_equal(quorum_on_failure(&q, "b"), QUORUM_PENDING);
+    assert_int_equal(quorum_short(&q), 1);
+    assert_int_equal(quorum_ask_next(&q), 4);
+    assert_int_equal(quorum_on_failure(&q, "e"), QUORUM_FAILED); /* 2 of 5 left */
+    assert_int_equal(quorum_short(&q), 0);
+    /* two failures at once want two reserves */
+    assert_int_equal(quorum_init(&q, true, five, 5, 3, 100), 0);
+    assert_int_equal(quorum_hold(&q, 3), 0);
+    quorum_on_failure(&q, "a");
+    quorum_on_failure(&q, "c");
+    assert_int_equal(quorum_short(&q), 2);
+    /* and the deadline ends the need for any */
+    assert_int_equal(quorum_check_deadline(&q, 100), QUORUM_TIMEOUT);
+    assert_int_equal(quorum_short(&q), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -216,6 +277,8 @@ int main(void)
         cmocka_unit_test(read_picks_newest_and_names_stale),
         cmocka_unit_test(read_ties_broken_by_origin),
         cmocka_unit_test(read_of_absent_key),
+        cmocka_unit_test(reserve_asked_after_a_failure),
+        cmocka_unit_test(reserves_run_out),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
