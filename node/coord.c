@@ -489,12 +489,11 @@ static bool op_start(coord_op *op, const uint8_t *key, size_t klen, int consiste
             }
         }
     }
-    /* A read that needs more than one answer but fewer than all asks only
-     * as many replicas as it needs, as Cassandra's coordinator does: the
-     * others wait in reserve for a failure or for read_retry. (A read at
-     * ONE from a node that holds no copy still asks every replica and
-     * takes the first answer.) */
-    bool hold = is_read && needed > 1 && needed < nt && co->cfg.read_retry_ms > 0;
+    /* A read that needs fewer answers than it has replicas asks only as
+     * many as it needs, as Cassandra's coordinator does: the others wait in
+     * reserve for a failure or for read_retry. (At ONE that is a node that
+     * holds no copy itself: it asks the first owner.) */
+    bool hold = is_read && needed < nt && co->cfg.read_retry_ms > 0;
     if (hold)
         order_for_read(t, nt);
     const char *ids[QUORUM_MAX_REPLICAS];

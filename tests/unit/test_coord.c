@@ -767,6 +767,32 @@ static void read_levels_and_read_retry_zero(void **state)
     env_free(e);
 }
 
+/* A read at ONE on a node that holds no copy asks the first owner only;
+ * its failure makes it ask the next at once. */
+static void read_one_without_a_local_copy(void **state)
+{
+    (void)state;
+    env *e = env_new_retry(3, 1, 1, 2000, 20);
+    e->f.t[0].local = false; /* the coordinator is none of a, b, c */
+    result r = {0};
+    coord_get(e->co, K, 3, QUORUM_ONE, on_done, &r);
+    assert_int_equal(e->f.nreq, 1);
+    assert_string_equal(e->f.req[0].to, "a");
+    reply(&e->f, 0, false, -1, NULL, false, 0);
+    assert_int_equal(r.calls, 0);
+    assert_int_equal(e->f.nreq, 2);
+    assert_string_equal(e->f.req[1].to, "b");
+    reply(&e->f, 1, true, 10, "x", false, 0);
+    assert_int_equal(r.calls, 1);
+    assert_int_equal(r.st, WIRE_OK);
+    assert_string_equal(r.value, "x");
+    coord_stats st;
+    coord_get_stats(e->co, &st);
+    assert_int_equal(st.read_retries, 1);
+    assert_int_equal(st.in_flight, 0);
+    env_free(e);
+}
+
 /* Shutting down answers a read with a reserve; a late failure then asks
  * nobody. */
 static void free_with_a_reserve_held(void **state)
@@ -904,6 +930,7 @@ int main(void)
         cmocka_unit_test(quorum_read_speculates_after_read_retry),
         cmocka_unit_test(quorum_read_speculates_then_times_out),
         cmocka_unit_test(read_levels_and_read_retry_zero),
+        cmocka_unit_test(read_one_without_a_local_copy),
         cmocka_unit_test(free_with_a_reserve_held),
         cmocka_unit_test(read_not_found_anywhere),
         cmocka_unit_test(single_node_completes_synchronously),
