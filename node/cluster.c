@@ -341,25 +341,23 @@ size_t cluster_n_of(const cluster *c, const ring *r)
 }
 
 size_t cluster_write_extra(const cluster *c, uint64_t token, const cluster_target *cur,
-                           size_t ncur, cluster_target *out, size_t max, size_t *count,
-                           bool *cur_new)
+                           size_t ncur, cluster_target *out, size_t max, cluster_future *fut)
 {
-    *count = 0;
+    memset(fut, 0, sizeof *fut);
     if (!c->pending)
         return 0;
     size_t old[CLUSTER_MAX_N], neu[CLUSTER_MAX_N];
     size_t no = ring_preference(c->r, token, cluster_n(c), old);
     size_t nn = ring_preference(c->pending, token, cluster_n_of(c, c->pending), neu);
     size_t n = 0;
-    for (size_t j = 0; j < ncur && cur_new; j++)
-        cur_new[j] = false;
+    fut->n = nn;
     for (size_t i = 0; i < nn; i++) {
         const char *id = ring_member_id(c->pending, neu[i]);
         /* The targets that stand for a future owner: itself, or a node
          * holding a hint for it. */
-        for (size_t j = 0; j < ncur && cur_new; j++)
+        for (size_t j = 0; j < ncur && j < CLUSTER_MAX_N; j++)
             if (strcmp(cur[j].id, id) == 0 || (cur[j].hint_for && strcmp(cur[j].hint_for, id) == 0))
-                cur_new[j] = true;
+                fut->cur_new[j] = true;
         bool owner = false;
         for (size_t j = 0; j < no && !owner; j++)
             owner = strcmp(ring_member_id(c->r, old[j]), id) == 0;
@@ -369,7 +367,7 @@ size_t cluster_write_extra(const cluster *c, uint64_t token, const cluster_targe
          * ranges over again to a node that comes back. */
         if (owner || !cluster_is_up(c, id))
             continue;
-        (*count)++;
+        fut->count++;
         bool listed = false;
         for (size_t j = 0; j < ncur && !listed; j++)
             listed = strcmp(cur[j].id, id) == 0;

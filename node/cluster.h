@@ -89,18 +89,24 @@ const ring *cluster_pending(const cluster *c);
 /* Replicas per key on ring r: min([replication] n, members of r). */
 size_t cluster_n_of(const cluster *c, const ring *r);
 
+/* What a write needs to know of the key's future owners while the ring
+ * changes (cluster_write_extra). */
+typedef struct cluster_future {
+    size_t count;                /* future owners that are not owners now and are up */
+    size_t n;                    /* the key's owners on the pending ring, up or not */
+    bool cur_new[CLUSTER_MAX_N]; /* cur[j] is, or holds hints for, a future owner */
+} cluster_future;
+
 /* A write's extra replicas while the ring changes: the key's owners on the
  * pending ring that are not owners now and are up (alive or suspect).
- * *count says how many there are; when it is not 0 the write needs a
- * quorum of the current owners and one of the future owners (see
- * quorum_set_joint), so that whatever a quorum of either ring acknowledged
- * is on a quorum of the other. A future owner that is down is left out:
- * streaming gives it the data again when it is back. Fills out[] with those
- * not among cur[0..ncur) and returns how many; cur_new[j] (optional) says
- * whether cur[j] is, or holds hints for, a future owner. */
+ * When fut->count is not 0 the write needs its level's quorum of the
+ * current owners and one of the future owners (see quorum_set_joint), so
+ * that whatever a quorum of either ring acknowledged is on a quorum of the
+ * other. A future owner that is down is left out (not waited for):
+ * streaming gives it the data again when it is back. Fills out[] with
+ * those not among cur[0..ncur) and returns how many. */
 size_t cluster_write_extra(const cluster *c, uint64_t token, const cluster_target *cur,
-                           size_t ncur, cluster_target *out, size_t max, size_t *count,
-                           bool *cur_new);
+                           size_t ncur, cluster_target *out, size_t max, cluster_future *fut);
 
 /* A change of the current or the pending ring, as listeners see it; the
  * rings are valid only during the call. member: whose record caused it

@@ -413,6 +413,20 @@ static void order_for_read(cluster_target *t, size_t nt)
     memcpy(t, out, nt * sizeof *t);
 }
 
+/* Replies a read or write needs at level consistency (or the configured R
+ * or W) out of n replicas: at least 1. */
+static size_t needed_of(const coord *co, int consistency, bool is_read, size_t n)
+{
+    size_t needed;
+    if (consistency >= QUORUM_ONE && consistency <= QUORUM_ALL) {
+        needed = quorum_needed((quorum_level)consistency, n);
+    } else {
+        uint64_t want = is_read ? co->cfg.r : co->cfg.w;
+        needed = want < n ? (size_t)want : n;
+    }
+    return needed ? needed : 1;
+}
+
 /* Prepares op for key: targets, needed, quorum. Returns false when it was
  * answered at once (unavailable). */
 static bool op_start(coord_op *op, const uint8_t *key, size_t klen, int consistency, bool is_read)
@@ -433,15 +447,9 @@ static bool op_start(coord_op *op, const uint8_t *key, size_t klen, int consiste
     op->start_ms = o->now_ms(o->ctx);
 
     size_t n = o->n(o->ctx);
-    size_t needed;
-    if (consistency >= QUORUM_ONE && consistency <= QUORUM_ALL) {
-        needed = quorum_needed((quorum_level)consistency, n);
-        op->level = consistency;
-    } else {
-        uint64_t want = is_read ? co->cfg.r : co->cfg.w;
-        needed = want < n ? (size_t)want : n;
-        op->level = COORD_LEVEL_DEFAULT;
-    }
+    size_t needed = needed_of(co, consistency, is_read, n);
+    op->level = consistency >= QUORUM_ONE && consistency <= QUORUM_ALL ? consistency
+                                                                       : COORD_LEVEL_DEFAULT;
     if (is_read)
         co->st.reads[op->level]++;
     else
@@ -450,28 +458,29 @@ static bool op_start(coord_op *op, const uint8_t *key, size_t klen, int consiste
     cluster_target t[CLUSTER_MAX_N];
     uint64_t token = ring_token(key, klen);
     size_t nt = o->targets(o->ctx, token, t, CLUSTER_MAX_N);
-    if (needed == 0)
-        needed = 1;
     /* The ring is changing: the future owners get the write too, and it
-     * needs `needed` acknowledgements of the current targets and as many of
-     * the future owners (those among the targets, and the extras). */
+     * needs the level's acknowledgements of the current targets and the
+     * level's of the key's future owners (those among the targets, and the
+     * extras), counting only future owners that are up. */
     uint32_t now_mask = 0, future_mask = 0;
     size_t future_needed = 0;
     if (!is_read && o->write_extra && nt < CLUSTER_MAX_N) {
-        size_t extra = 0, ncur = nt < QUORUM_MAX_REPLICAS ? nt : QUORUM_MAX_REPLICAS;
-        bool cur_new[CLUSTER_MAX_N] = {false};
-        nt += o->write_extra(o->ctx, token, t, nt, t + nt, CLUSTER_MAX_N - nt, &extra, cur_new);
+        size_t ncur = nt < QUORUM_MAX_REPLICAS ? nt : QUORUM_MAX_REPLICAS;
+        cluster_future fut;
+        nt += o->write_extra(o->ctx, token, t, nt, t + nt, CLUSTER_MAX_N - nt, &fut);
         if (nt > QUORUM_MAX_REPLICAS)
             nt = QUORUM_MAX_REPLICAS;
-        if (extra) {
+        if (fut.count) {
             for (size_t i = 0; i < nt; i++) {
                 if (i < ncur)
                     now_mask |= (uint32_t)1 << i;
-                if (i >= ncur || cur_new[i])
+                if (i >= ncur || fut.cur_new[i])
                     future_mask |= (uint32_t)1 << i;
             }
-            size_t nfuture = (size_t)__builtin_popcount(future_mask);
-            future_needed = needed < nfuture ? needed : nfuture;
+            size_t up = (size_t)__builtin_popcount(future_mask);
+            future_needed = needed_of(co, consistency, false, fut.n);
+            if (future_needed > up)
+                future_needed = up; /* a future owner that is down is not waited for */
         }
     }
     if (nt > QUORUM_MAX_REPLICAS)

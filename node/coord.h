@@ -50,12 +50,12 @@ typedef struct coord_ops {
      * toward W, but hinted handoff brings the owner up to date. */
     size_t (*owners)(void *ctx, uint64_t token, cluster_target *out, size_t max);
     /* While the ring changes (cluster_write_extra), optional: a write's
-     * up future owners beyond its targets (returned in out), how many up
-     * future owners there are in all (*count), and which targets stand
-     * for a future owner (cur_new). With *count > 0 the write needs its
-     * level's quorum of the targets and the same of the future owners. */
+     * up future owners beyond its targets (returned in out), and what fut
+     * says of the future owners. With fut->count > 0 the write needs its
+     * level's quorum of the targets and the same level of the future
+     * owners that are up (joint consensus). */
     size_t (*write_extra)(void *ctx, uint64_t token, const cluster_target *cur, size_t ncur,
-                          cluster_target *out, size_t max, size_t *count, bool *cur_new);
+                          cluster_target *out, size_t max, cluster_future *fut);
     int (*write)(void *ctx, const char *to, const replica_record *rec, const char *hint_for,
                  replica_cb cb, void *arg);
     int (*read)(void *ctx, const char *to, const uint8_t *key, size_t klen, replica_cb cb,

@@ -55,12 +55,14 @@ static size_t node_owners(void *ctx, uint64_t token, cluster_target *out, size_t
 }
 
 static size_t node_write_extra(void *ctx, uint64_t token, const cluster_target *cur, size_t ncur,
-                               cluster_target *out, size_t max, size_t *count, bool *cur_new)
+                               cluster_target *out, size_t max, cluster_future *fut)
 {
     server *s = ctx;
-    *count = 0;
-    return s->cluster ? cluster_write_extra(s->cluster, token, cur, ncur, out, max, count, cur_new)
-                      : 0;
+    if (!s->cluster) {
+        memset(fut, 0, sizeof *fut);
+        return 0;
+    }
+    return cluster_write_extra(s->cluster, token, cur, ncur, out, max, fut);
 }
 
 static int node_write(void *ctx, const char *to, const replica_record *rec, const char *hint,

@@ -309,9 +309,9 @@ static void test_ring_change(void **state)
     assert_int_equal(x.calls, 2);
     assert_null(cluster_pending(c));
     cluster_target cur[CLUSTER_MAX_N], ex[CLUSTER_MAX_N];
-    size_t count;
-    assert_int_equal(cluster_write_extra(c, 12345, cur, 0, ex, CLUSTER_MAX_N, &count, NULL), 0);
-    assert_int_equal(count, 0);
+    cluster_future fut;
+    assert_int_equal(cluster_write_extra(c, 12345, cur, 0, ex, CLUSTER_MAX_N, &fut), 0);
+    assert_int_equal(fut.count, 0);
 
     gossip_member j = rec("n4", GOSSIP_ALIVE);
     j.role = GOSSIP_ROLE_JOINING;
@@ -330,20 +330,20 @@ static void test_ring_change(void **state)
         for (size_t i = 0; i < n; i++)
             d_owns |= strcmp(ring_member_id(p, idx[i]), "n4") == 0;
         size_t ncur = cluster_targets(c, t, cur, CLUSTER_MAX_N);
-        bool cur_new[CLUSTER_MAX_N];
-        size_t nx = cluster_write_extra(c, t, cur, ncur, ex, CLUSTER_MAX_N, &count, cur_new);
-        assert_int_equal(count, d_owns ? 1 : 0);
+        size_t nx = cluster_write_extra(c, t, cur, ncur, ex, CLUSTER_MAX_N, &fut);
+        assert_int_equal(fut.count, d_owns ? 1 : 0);
+        assert_int_equal(fut.n, 3);
         /* the current owners that stay owners, and only those */
         size_t staying = 0;
         for (size_t j = 0; j < ncur; j++) {
             bool future = false;
             for (size_t i = 0; i < n; i++)
                 future |= strcmp(ring_member_id(p, idx[i]), cur[j].id) == 0;
-            assert_int_equal(cur_new[j], future);
+            assert_int_equal(fut.cur_new[j], future);
             staying += future;
         }
         assert_int_equal(staying, d_owns ? 2 : 3);
-        assert_int_equal(nx, count);
+        assert_int_equal(nx, fut.count);
         if (nx)
             assert_string_equal(ex[0].id, "n4");
         gains += d_owns;
@@ -356,8 +356,8 @@ static void test_ring_change(void **state)
     for (uint64_t k = 0; k < 2000; k++) {
         uint64_t t = k * 0x9E3779B97F4A7C15ull;
         size_t ncur = cluster_targets(c, t, cur, CLUSTER_MAX_N);
-        assert_int_equal(cluster_write_extra(c, t, cur, ncur, ex, CLUSTER_MAX_N, &count, NULL), 0);
-        assert_int_equal(count, 0);
+        assert_int_equal(cluster_write_extra(c, t, cur, ncur, ex, CLUSTER_MAX_N, &fut), 0);
+        assert_int_equal(fut.count, 0);
     }
     j.state = GOSSIP_SUSPECT;
     cluster_apply_member(c, &j);
@@ -365,7 +365,7 @@ static void test_ring_change(void **state)
     for (uint64_t k = 0; k < 2000; k++) {
         uint64_t t = k * 0x9E3779B97F4A7C15ull;
         size_t ncur = cluster_targets(c, t, cur, CLUSTER_MAX_N);
-        gains += (int)cluster_write_extra(c, t, cur, ncur, ex, CLUSTER_MAX_N, &count, NULL);
+        gains += (int)cluster_write_extra(c, t, cur, ncur, ex, CLUSTER_MAX_N, &fut);
     }
     assert_true(gains > 2000 / 2);
     j.state = GOSSIP_ALIVE;

@@ -42,7 +42,7 @@ typedef struct fake {
     cluster_target own[CLUSTER_MAX_N]; /* owners, when nown > 0 */
     size_t nown;
     cluster_target extra[CLUSTER_MAX_N]; /* write_extra: the up future owners */
-    size_t nextra, extra_count;
+    size_t nextra, extra_count, nfuture;
     bool cur_new[CLUSTER_MAX_N]; /* write_extra: targets that are future owners */
 } fake;
 
@@ -165,14 +165,16 @@ static void on_done(void *arg, const coord_result *res)
 }
 
 static size_t f_write_extra(void *ctx, uint64_t token, const cluster_target *cur, size_t ncur,
-                            cluster_target *out, size_t max, size_t *count, bool *cur_new)
+                            cluster_target *out, size_t max, cluster_future *fut)
 {
     (void)token, (void)cur;
     fake *f = ctx;
     size_t n = f->nextra < max ? f->nextra : max;
     memcpy(out, f->extra, n * sizeof *out);
-    memcpy(cur_new, f->cur_new, ncur * sizeof *cur_new);
-    *count = f->extra_count;
+    memset(fut, 0, sizeof *fut);
+    memcpy(fut->cur_new, f->cur_new, ncur * sizeof *fut->cur_new);
+    fut->count = f->extra_count;
+    fut->n = f->nfuture ? f->nfuture : 3;
     return n;
 }
 
@@ -350,6 +352,54 @@ static void write_during_ring_change(void **state)
     for (size_t i = 0; i < e->f.nreq; i++) /* the replica layer answers every request */
         if (!e->f.req[i].done)
             reply(&e->f, i, true, -1, NULL, false, 0);
+    env_free(e);
+}
+
+/* The ring grows past its size: from a and b (N = 2 of them) to a, b and c
+ * (N = 3). Each ring's level counts its own N: `all` needs c too, and a
+ * quorum of the three (2) is met by a and b. */
+static void write_while_the_ring_grows(void **state)
+{
+    (void)state;
+    env *e = env_new(2, 2, 2, 2000);
+    e->f.n = 2;
+    e->f.extra[0] = (cluster_target){.id = "c"};
+    e->f.nextra = 1;
+    e->f.extra_count = 1;
+    e->f.nfuture = 3;
+    e->f.cur_new[0] = e->f.cur_new[1] = true;
+    result r = {0};
+    assert_int_equal(
+        coord_write(e->co, false, K, 3, (const uint8_t *)"v1", 2, 0, QUORUM_ALL, on_done, &r), 0);
+    assert_int_equal(e->f.nreq, 3);
+    reply(&e->f, 0, true, -1, NULL, false, 0);
+    reply(&e->f, 1, true, -1, NULL, false, 0);
+    assert_int_equal(r.calls, 0); /* all of the old ring, not of the new one */
+    reply(&e->f, 2, true, -1, NULL, false, 0);
+    assert_int_equal(r.calls, 1);
+    assert_int_equal(r.st, WIRE_OK);
+
+    result r2 = {0};
+    assert_int_equal(
+        coord_write(e->co, false, K, 3, (const uint8_t *)"v2", 2, 0, QUORUM_QUORUM, on_done, &r2),
+        0);
+    reply(&e->f, 3, true, -1, NULL, false, 0);
+    reply(&e->f, 4, true, -1, NULL, false, 0);
+    assert_int_equal(r2.calls, 1);
+    assert_int_equal(r2.st, WIRE_OK);
+    reply(&e->f, 5, true, -1, NULL, false, 0);
+
+    /* c is down (not counted, not sent to): `all` of the new ring is the
+     * two that are up */
+    e->f.nextra = 0;
+    e->f.extra_count = 0;
+    result r3 = {0};
+    assert_int_equal(
+        coord_write(e->co, false, K, 3, (const uint8_t *)"v3", 2, 0, QUORUM_ALL, on_done, &r3), 0);
+    assert_int_equal(e->f.nreq, 8);
+    reply(&e->f, 6, true, -1, NULL, false, 0);
+    reply(&e->f, 7, true, -1, NULL, false, 0);
+    assert_int_equal(r3.st, WIRE_OK);
     env_free(e);
 }
 
@@ -915,6 +965,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(write_acks_at_w),
         cmocka_unit_test(write_during_ring_change),
+        cmocka_unit_test(write_while_the_ring_grows),
         cmocka_unit_test(write_ttl_and_delete),
         cmocka_unit_test(unavailable_at_once),
         cmocka_unit_test(all_needs_every_replica),
