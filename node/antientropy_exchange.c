@@ -695,7 +695,9 @@ int ae_scan_step(antientropy *ae, char *err, size_t errlen)
             snprintf(err, errlen, "out of memory");
             return -1;
         }
-        budget -= (size_t)n < budget ? (size_t)n : budget;
+        /* a leaf costs its seek even when it holds nothing here */
+        size_t cost = (size_t)n + 1;
+        budget -= cost < budget ? cost : budget;
         if (done && x->scan_idx == idx) {
             x->scan_idx++;
             x->scan_afterlen = 0;

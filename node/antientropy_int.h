@@ -23,11 +23,11 @@
 struct server;
 struct cluster;
 
-#define AE_BUILD_BUDGET   4096       /* records per build or scan step */
+#define AE_BUILD_BUDGET   1024       /* records per build or scan step */
 #define AE_LEAVES_PER_REQ 1024       /* leaves asked for in one request */
-#define AE_MAX_REPLY      (1u << 20) /* bytes of records in one leaves answer */
+#define AE_MAX_REPLY      (256u << 10) /* bytes of records in one leaves answer */
 #define AE_MIN_REPLY      4096
-#define AE_REPLY_SCAN     8192 /* records a leaves answer looks at, at most */
+#define AE_REPLY_SCAN     2048 /* records and leaves a leaves answer looks at, at most */
 #define AE_PUSH_WINDOW    64   /* pushed writes in flight */
 #define AE_PUSH_QUEUE     512  /* records copied, waiting to be pushed */
 #define AE_RETRY_MS       100  /* after a "retry" answer */

@@ -335,9 +335,13 @@ void ae_on_leaves_req(void *ctx, peer_conn *pc, const Ringkv__Envelope *env)
         bool done = false;
         if (store_scan(ae->srv->st, llo, lhi, after, afterlen, AE_REPLY_SCAN, on_leaf_item, &f,
                        &done, err, sizeof err) < 0 ||
-            f.oom)
+            f.oom) {
             failed = true;
-        else if (f.full && !done) {
+            break;
+        }
+        if (done && ++f.seen >= AE_REPLY_SCAN)
+            f.full = true; /* a leaf costs its seek even when it holds nothing */
+        if (f.full && !done) {
             lr.more = true;
             lr.next_leaf = q->leaves[i];
             lr.after.data = f.last;
