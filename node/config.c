@@ -85,7 +85,7 @@ static const entry entries[] = {
     NUM("replication", "r", T_COUNT, r, 1, 16, "2"),
     NUM("replication", "w", T_COUNT, w, 1, 16, "2"),
     NUM("replication", "request_timeout", T_DURATION, request_timeout_ms, 1, 3600000, "2s"),
-    NUM("replication", "read_retry", T_DURATION, read_retry_ms, 0, 3600000, "20ms"),
+    NUM("replication", "read_retry", T_DURATION, read_retry_ms, 0, 3600000, "2ms"),
     /* Rates are bytes per second; 0 means unlimited. */
     NUM("rebalance", "bootstrap", T_BOOL, bootstrap, 0, 1, "yes"),
     NUM("rebalance", "stream_rate", T_SIZE, stream_rate, 0, UINT64_MAX, "64MiB"),

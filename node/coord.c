@@ -10,11 +10,11 @@
  * all answered is done, reserve or not.
  *
  * Deadlines: every operation gets the same request_timeout, so the list of
- * unanswered operations in start order is also in deadline order. Likewise
- * every read with a reserve waits the same read_retry before it asks one
- * more replica, so a second list in start order (re-entered at the tail
- * after each speculative ask) is in retry order. One timer, armed for the
- * earlier of the two heads, serves both.
+ * unanswered operations in start order is also in deadline order. A read
+ * with a reserve waits before it asks one more replica; the wait changes
+ * only now and then (see note_latency), so a second list, entered from the
+ * tail in retry order, mostly appends. One timer, armed for the earlier of
+ * the two heads, serves both.
  */
 #include "coord.h"
 
@@ -37,6 +37,7 @@ typedef struct coord_op {
     bool local[QUORUM_MAX_REPLICAS];
     uint64_t start_ms, epoch;
     uint64_t retry_ms;            /* when to ask a reserve replica (slisted) */
+    uint64_t sent_ms[QUORUM_MAX_REPLICAS]; /* read: when each replica was asked */
     coord_done_fn done;
     void *arg;
     uint8_t *key;                 /* copied: read repair needs it late */
@@ -59,6 +60,12 @@ struct coord {
     coord_op *shead, *stail;      /* reads with a reserve, next retry first */
     uint64_t timer_due;           /* when the pending timer fires */
     coord_op *spare;              /* the pool */
+    /* Replica read latency, ms buckets (the last: LAT_BUCKETS - 1 or more),
+     * over the current window of samples; spec_ms: the wait before a
+     * speculative ask, from the last full window. */
+    uint32_t lat[64];
+    uint32_t nlat;
+    uint64_t spec_ms;
     size_t live;                  /* operations not back in the pool */
     bool freeing;
     coord_stats st;
@@ -92,6 +99,8 @@ coord *coord_new(struct event_base *base, hlc *clock, const coord_ops *ops,
     if (co->cfg.timeout_ms == 0)
         co->cfg.timeout_ms = 1;
     co->timer = NULL;
+    co->spec_ms = co->cfg.read_retry_ms;
+    co->st.read_retry_ms = co->spec_ms;
     return co;
 }
 
@@ -131,18 +140,50 @@ static void unlist(coord_op *op)
     op->listed = false;
 }
 
+/* Enters op in the retry list at its place, searched from the tail: the
+ * wait is the same for reads close in time, so that is nearly always it. */
 static void spec_list(coord_op *op, uint64_t due)
 {
     coord *co = op->co;
     op->retry_ms = due;
     op->slisted = true;
-    op->snext = NULL;
-    op->sprev = co->stail;
-    if (co->stail)
-        co->stail->snext = op;
+    coord_op *after = co->stail;
+    while (after && after->retry_ms > due)
+        after = after->sprev;
+    op->sprev = after;
+    op->snext = after ? after->snext : co->shead;
+    if (op->snext)
+        op->snext->sprev = op;
+    else
+        co->stail = op;
+    if (after)
+        after->snext = op;
     else
         co->shead = op;
-    co->stail = op;
+}
+
+#define LAT_WINDOW 512 /* replica read latencies per estimate */
+
+/* A remote replica answered a read after ms. Every LAT_WINDOW answers, the
+ * wait before a speculative ask becomes the 95th percentile of them when
+ * that is longer than read_retry (Cassandra's speculative_retry is a
+ * percentile too): on a loaded cluster, where every replica is slow, at
+ * most about 5% of reads ask one more replica, not all of them. */
+static void note_latency(coord *co, uint64_t ms)
+{
+    const size_t nb = sizeof co->lat / sizeof co->lat[0];
+    co->lat[ms < nb ? ms : nb - 1]++;
+    if (++co->nlat < LAT_WINDOW)
+        return;
+    uint32_t seen = 0, want = co->nlat - co->nlat / 20;
+    size_t b = 0;
+    while (b < nb - 1 && (seen += co->lat[b]) < want)
+        b++;
+    uint64_t p95 = b + 1; /* the bucket's upper end */
+    co->spec_ms = p95 > co->cfg.read_retry_ms ? p95 : co->cfg.read_retry_ms;
+    co->st.read_retry_ms = co->spec_ms;
+    memset(co->lat, 0, sizeof co->lat);
+    co->nlat = 0;
 }
 
 static void spec_unlist(coord_op *op)
@@ -313,6 +354,10 @@ static void on_reply(void *arg, const char *from, const replica_reply *r)
             qr.version = r->rec.version;
         if (!r->ok && r->error)
             snprintf(op->why, sizeof op->why, "%s: %s", from, r->error);
+        if (op->is_read && r->ok && !op->local[i]) {
+            uint64_t now = op->co->ops.now_ms(op->co->ops.ctx);
+            note_latency(op->co, now > op->sent_ms[i] ? now - op->sent_ms[i] : 0);
+        }
         int before = op->q.newest;
         quorum_on_reply(&op->q, from, &qr);
         if (op->is_read && op->q.newest == i && op->q.newest != before)
@@ -369,7 +414,7 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
             continue;
         co->st.read_speculations++;
         if (quorum_reserves(&op->q) > 0)
-            spec_list(op, now + co->cfg.read_retry_ms);
+            spec_list(op, now + co->spec_ms);
         op->refs++; /* a synchronous answer may end every other request */
         send_to(op, (size_t)i, NULL);
         op_unref(op);
@@ -532,7 +577,7 @@ static bool op_start(coord_op *op, const uint8_t *key, size_t klen, int consiste
     co->tail = op;
     if (hold) {
         quorum_hold(&op->q, needed);
-        spec_list(op, op->start_ms + co->cfg.read_retry_ms);
+        spec_list(op, op->start_ms + co->spec_ms);
     }
     return true;
 }
@@ -571,12 +616,15 @@ static void send_to(coord_op *op, size_t i, const replica_record *rec)
     const char *hint = op->hint[i][0] ? op->hint[i] : NULL;
     int rc;
     op->refs++;
-    if (rec)
+    if (rec) {
         rc = op->local[i] ? o->apply_local(o->ctx, rec, hint, on_reply, op)
                           : o->write(o->ctx, id, rec, hint, on_reply, op);
-    else
-        rc = op->local[i] ? o->read_local(o->ctx, op->key, op->klen, on_reply, op)
-                          : o->read(o->ctx, id, op->key, op->klen, on_reply, op);
+    } else if (op->local[i]) {
+        rc = o->read_local(o->ctx, op->key, op->klen, on_reply, op);
+    } else {
+        op->sent_ms[i] = o->now_ms(o->ctx);
+        rc = o->read(o->ctx, id, op->key, op->klen, on_reply, op);
+    }
     if (rc != 0) {
         op->refs--;
         snprintf(op->why, sizeof op->why, "%s: could not send the request", id);

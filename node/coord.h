@@ -88,6 +88,8 @@ typedef struct coord_stats {
     uint64_t read_repairs; /* repair writes sent */
     uint64_t read_retries; /* reserve replicas asked because an asked one failed */
     uint64_t read_speculations; /* reserve replicas asked after read_retry */
+    uint64_t read_retry_ms;     /* the wait before that now: read_retry, or the
+                                 * 95th percentile of replica reads if longer */
     uint64_t in_flight;    /* operations not yet finished */
 } coord_stats;
 

@@ -251,6 +251,7 @@ size_t dispatch_stats(server *s, wire_stat *out)
     NUM("read_repairs", cs.read_repairs);
     NUM("read_retries", cs.read_retries);
     NUM("read_speculations", cs.read_speculations);
+    NUM("read_retry_ms", cs.read_retry_ms);
     NUM("hints_stored", rs.hints_stored);
     NUM("hints_delivered", rs.hints_delivered);
     NUM("hints_pending", rs.hints_pending);

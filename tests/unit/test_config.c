@@ -130,7 +130,7 @@ static void test_defaults(void **state)
     assert_int_equal(c.r, 2);
     assert_int_equal(c.w, 2);
     assert_int_equal(c.request_timeout_ms, 2000);
-    assert_int_equal(c.read_retry_ms, 20);
+    assert_int_equal(c.read_retry_ms, 2);
     assert_int_equal(c.vnodes, 128);
     assert_int_equal(c.gossip.probe_interval_ms, 500);
     assert_int_equal(c.gossip.probe_timeout_ms, 200);

@@ -17,7 +17,7 @@
 #include "coord.h"
 #include "quorum.h"
 
-#define MAXREQ 64
+#define MAXREQ 1100 /* speculation_waits_for_slow_replicas makes 1,027 */
 
 typedef struct fake_req {
     char to[STORE_ORIGIN_MAX + 1];
@@ -758,6 +758,51 @@ static void quorum_read_speculates_after_read_retry(void **state)
     env_free(e);
 }
 
+/* Where replicas answer slowly, the wait before a speculative ask follows
+ * their 95th percentile, not the shorter read_retry: a loaded cluster is
+ * not sent one more request for every read. */
+static void speculation_waits_for_slow_replicas(void **state)
+{
+    (void)state;
+    env *e = env_new_retry(3, 2, 2, 2000, 2);
+    coord_stats st;
+    coord_get_stats(e->co, &st);
+    assert_int_equal(st.read_retry_ms, 2);
+    for (int k = 0; k < 512; k++) {
+        result r = {0};
+        size_t base = e->f.nreq;
+        coord_get(e->co, K, 3, QUORUM_QUORUM, on_done, &r);
+        assert_int_equal(e->f.nreq, base + 2);
+        reply(&e->f, base, true, -1, NULL, false, 0); /* a, this node */
+        e->f.now += 9;
+        reply(&e->f, base + 1, true, -1, NULL, false, 0); /* b, 9 ms later */
+        assert_int_equal(r.calls, 1);
+    }
+    coord_get_stats(e->co, &st);
+    assert_int_equal(st.read_retry_ms, 10);
+    assert_int_equal(st.read_speculations, 0);
+
+    /* b silent: c is asked after 10 ms, not after 2 */
+    result r = {0};
+    size_t base = e->f.nreq;
+    coord_get(e->co, K, 3, QUORUM_QUORUM, on_done, &r);
+    reply(&e->f, base, true, -1, NULL, false, 0);
+    e->f.now += 5;
+    event_base_loop(e->base, EVLOOP_NONBLOCK);
+    assert_int_equal(e->f.nreq, base + 2);
+    e->f.now += 6;
+    event_base_loop(e->base, EVLOOP_ONCE);
+    assert_int_equal(e->f.nreq, base + 3);
+    assert_string_equal(e->f.req[base + 2].to, "c");
+    reply(&e->f, base + 2, true, -1, NULL, false, 0);
+    assert_int_equal(r.calls, 1);
+    reply(&e->f, base + 1, true, -1, NULL, false, 0);
+    coord_get_stats(e->co, &st);
+    assert_int_equal(st.read_speculations, 1);
+    assert_int_equal(st.in_flight, 0);
+    env_free(e);
+}
+
 /* Speculation and the deadline share the timer: a read nobody answers
  * asks the third after read_retry, and times out at request_timeout. */
 static void quorum_read_speculates_then_times_out(void **state)
@@ -979,6 +1024,7 @@ int main(void)
         cmocka_unit_test(quorum_read_asks_stand_ins_last),
         cmocka_unit_test(quorum_read_error_asks_the_reserve),
         cmocka_unit_test(quorum_read_speculates_after_read_retry),
+        cmocka_unit_test(speculation_waits_for_slow_replicas),
         cmocka_unit_test(quorum_read_speculates_then_times_out),
         cmocka_unit_test(read_levels_and_read_retry_zero),
         cmocka_unit_test(read_one_without_a_local_copy),
