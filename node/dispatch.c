@@ -122,25 +122,33 @@ static int node_apply_local(void *ctx, const replica_record *rec, const char *hi
     return 0;
 }
 
-static int node_read_local(void *ctx, const uint8_t *key, size_t klen, replica_cb cb, void *arg)
+static void node_get_local(void *ctx, const uint8_t *key, size_t klen, replica_reply *out,
+                           char *err, size_t errlen)
 {
     server *s = ctx;
     store_record rec;
-    char err[256];
-    store_result r = server_get(s, key, klen, &rec, err, sizeof err);
-    replica_reply rr = {.ok = r == STORE_OK || r == STORE_NOT_FOUND};
-    if (!rr.ok) {
-        rr.error = err;
+    store_result r = server_get(s, key, klen, &rec, err, errlen);
+    *out = (replica_reply){.ok = r == STORE_OK || r == STORE_NOT_FOUND};
+    if (!out->ok) {
+        out->error = err;
     } else if (r == STORE_OK || rec.version.hlc != 0) {
         /* a live record, a tombstone or an expired one: all carry a version */
-        rr.found = true;
-        rr.rec = (replica_record){.key = key, .klen = klen, .tombstone = rec.tombstone,
-                                  .expires_ms = rec.expires_ms, .version = rec.version};
+        out->found = true;
+        out->rec = (replica_record){.key = key, .klen = klen, .tombstone = rec.tombstone,
+                                    .expires_ms = rec.expires_ms, .version = rec.version};
         if (r == STORE_OK) {
-            rr.rec.value = rec.value;
-            rr.rec.vlen = rec.value_len;
+            out->rec.value = rec.value;
+            out->rec.vlen = rec.value_len;
         }
     }
+}
+
+static int node_read_local(void *ctx, const uint8_t *key, size_t klen, replica_cb cb, void *arg)
+{
+    server *s = ctx;
+    char err[256];
+    replica_reply rr;
+    node_get_local(ctx, key, klen, &rr, err, sizeof err);
     cb(arg, s->node_id, &rr);
     return 0;
 }
@@ -152,7 +160,8 @@ coord *dispatch_coord(server *s)
     coord_ops ops = {.ctx = s, .now_ms = node_now, .n = node_n, .epoch = node_epoch,
                      .targets = node_targets, .owners = node_owners,
                      .write_extra = node_write_extra, .write = node_write, .read = node_read,
-                     .apply_local = node_apply_local, .read_local = node_read_local};
+                     .apply_local = node_apply_local, .read_local = node_read_local,
+                     .get_local = node_get_local};
     coord_config cfg = {.self_id = s->node_id, .r = s->cfg->r, .w = s->cfg->w,
                         .timeout_ms = s->cfg->request_timeout_ms};
     char err[256];
