@@ -173,14 +173,9 @@ coord *dispatch_coord(server *s)
 
 /* --- native requests --- */
 
-static void native_done(void *arg, const coord_result *res)
+/* The reply to request id (flags: SLOT_*) with the coordinator's answer. */
+static void native_reply(conn *c, uint64_t id, unsigned flags, const coord_result *res)
 {
-    conn_slot *sl = arg;
-    unsigned flags = sl->user;
-    uint64_t id = sl->id;
-    conn *c = conn_slot_resume(sl);
-    if (!c)
-        return; /* the client has gone */
     server *s = c->srv;
     wire_meta meta = {.epoch = res->epoch, .replicas = res->replicas,
                       .nreplicas = res->nreplicas};
@@ -209,19 +204,37 @@ static void native_done(void *arg, const coord_result *res)
     conn_reply_end(c, id, begin);
 }
 
+static void native_done(void *arg, const coord_result *res)
+{
+    conn_slot *sl = arg;
+    unsigned flags = sl->user;
+    uint64_t id = sl->id;
+    conn *c = conn_slot_resume(sl);
+    if (c) /* else the client has gone */
+        native_reply(c, id, flags, res);
+}
+
 void dispatch_native(server *s, conn *c, const wire_request *req)
 {
     coord *co = dispatch_coord(s);
+    /* Meta (ring epoch, replicas) on every reply of a cluster member, so a
+     * client learns its ring is stale; a lone node adds it only when asked
+     * for a consistency (older clients see the replies they always did). */
+    bool meta = req->consistency >= 0 || s->members;
+    unsigned flags = (meta ? SLOT_META : 0) | (req->op == WIRE_OP_GET ? SLOT_GET : 0);
+    coord_result now;
+    if (co && req->op == WIRE_OP_GET &&
+        coord_get_now(co, req->key.ptr, req->key.len, req->consistency, &now)) {
+        /* this node's own copy answered: reply in place, no slot */
+        native_reply(c, req->id, flags, &now);
+        return;
+    }
     conn_slot *sl = co ? conn_slot_reserve(c, req->id) : NULL;
     if (!sl) {
         conn_reply_status(c, req->id, WIRE_ERR_INTERNAL, "out of memory");
         return;
     }
-    /* Meta (ring epoch, replicas) on every reply of a cluster member, so a
-     * client learns its ring is stale; a lone node adds it only when asked
-     * for a consistency (older clients see the replies they always did). */
-    bool meta = req->consistency >= 0 || s->members;
-    sl->user = (meta ? SLOT_META : 0) | (req->op == WIRE_OP_GET ? SLOT_GET : 0);
+    sl->user = flags;
     int rc;
     if (req->op == WIRE_OP_GET)
         rc = coord_get(co, req->key.ptr, req->key.len, req->consistency, native_done, sl);
