@@ -177,6 +177,10 @@ size_t ring_preference(const ring *r, uint64_t token, size_t nrep, size_t *out)
         nrep = r->nmembers;
     if (nrep == 0)
         return 0;
+    if (r->nmembers == 1 && r->npoints > 0) { /* a lone node: every point is its own */
+        out[0] = r->points[0].member;
+        return 1;
+    }
     size_t got = 0, p = successor(r, token);
     while (got < nrep) {
         uint32_t m = r->points[p].member;

@@ -69,6 +69,8 @@ struct coord {
     size_t live;                  /* operations not back in the pool */
     bool freeing;
     coord_stats st;
+    const char *now_id;           /* coord_get_now's result points here */
+    char now_msg[320];
 };
 
 static void arm_timer(coord *co);
@@ -472,9 +474,78 @@ static size_t needed_of(const coord *co, int consistency, bool is_read, size_t n
     return needed ? needed : 1;
 }
 
-/* Prepares op for key: targets, needed, quorum. Returns false when it was
- * answered at once (unavailable). */
-static bool op_start(coord_op *op, const uint8_t *key, size_t klen, int consistency, bool is_read)
+/* Where an operation goes: its targets and the answers it needs. */
+typedef struct plan {
+    cluster_target t[CLUSTER_MAX_N];
+    size_t nt, needed;
+    int level;                      /* stats bucket */
+    bool hold;                      /* read: ask `needed` first, the rest in reserve */
+    uint32_t now_mask, future_mask; /* write while the ring changes: joint quorum */
+    size_t future_needed;
+} plan;
+
+static void plan_targets(coord *co, const uint8_t *key, size_t klen, int consistency,
+                         bool is_read, plan *p)
+{
+    const coord_ops *o = &co->ops;
+    p->needed = needed_of(co, consistency, is_read, o->n(o->ctx));
+    p->level = consistency >= QUORUM_ONE && consistency <= QUORUM_ALL ? consistency
+                                                                      : COORD_LEVEL_DEFAULT;
+    p->now_mask = p->future_mask = 0;
+    p->future_needed = 0;
+    uint64_t token = ring_token(key, klen);
+    p->nt = o->targets(o->ctx, token, p->t, CLUSTER_MAX_N);
+    /* The ring is changing: the future owners get the write too, and it
+     * needs the level's acknowledgements of the current targets and the
+     * level's of the key's future owners (those among the targets, and the
+     * extras), counting only future owners that are up. */
+    if (!is_read && o->write_extra && p->nt < CLUSTER_MAX_N) {
+        size_t ncur = p->nt < QUORUM_MAX_REPLICAS ? p->nt : QUORUM_MAX_REPLICAS;
+        cluster_future fut;
+        p->nt += o->write_extra(o->ctx, token, p->t, p->nt, p->t + p->nt, CLUSTER_MAX_N - p->nt,
+                                &fut);
+        if (p->nt > QUORUM_MAX_REPLICAS)
+            p->nt = QUORUM_MAX_REPLICAS;
+        if (fut.count) {
+            for (size_t i = 0; i < p->nt; i++) {
+                if (i < ncur)
+                    p->now_mask |= (uint32_t)1 << i;
+                if (i >= ncur || fut.cur_new[i])
+                    p->future_mask |= (uint32_t)1 << i;
+            }
+            size_t up = (size_t)__builtin_popcount(p->future_mask);
+            p->future_needed = needed_of(co, consistency, false, fut.n);
+            if (p->future_needed > up)
+                p->future_needed = up; /* a future owner that is down is not waited for */
+        }
+    }
+    if (p->nt > QUORUM_MAX_REPLICAS)
+        p->nt = QUORUM_MAX_REPLICAS;
+    /* A read that needs one answer asks only this node when it is one of
+     * the key's replicas (not a stand-in): no peer round trip, as a
+     * Cassandra coordinator that is a replica does at ONE. Read repair has
+     * nothing to compare then; anti-entropy and quorum reads repair. */
+    if (is_read && p->needed == 1) {
+        for (size_t i = 0; i < p->nt; i++) {
+            if (p->t[i].local && !p->t[i].hint_for) {
+                p->t[0] = p->t[i];
+                p->nt = 1;
+                break;
+            }
+        }
+    }
+    /* A read that needs fewer answers than it has replicas asks only as
+     * many as it needs, as Cassandra's coordinator does: the others wait in
+     * reserve for a failure or for the speculative wait. (At ONE that is a
+     * node that holds no copy itself: it asks the first owner.) */
+    p->hold = is_read && p->needed < p->nt && co->cfg.read_retry_ms > 0;
+    if (p->hold)
+        order_for_read(p->t, p->nt);
+}
+
+/* Prepares op for key as planned: quorum, deadline list. Returns false when
+ * it was answered at once (unavailable), or out of memory (not answered). */
+static bool op_start(coord_op *op, const uint8_t *key, size_t klen, bool is_read, const plan *p)
 {
     coord *co = op->co;
     const coord_ops *o = &co->ops;
@@ -490,76 +561,23 @@ static bool op_start(coord_op *op, const uint8_t *key, size_t klen, int consiste
     op->klen = klen;
     op->epoch = o->epoch(o->ctx);
     op->start_ms = o->now_ms(o->ctx);
-
-    size_t n = o->n(o->ctx);
-    size_t needed = needed_of(co, consistency, is_read, n);
-    op->level = consistency >= QUORUM_ONE && consistency <= QUORUM_ALL ? consistency
-                                                                       : COORD_LEVEL_DEFAULT;
+    op->level = p->level;
     if (is_read)
         co->st.reads[op->level]++;
     else
         co->st.writes[op->level]++;
 
-    cluster_target t[CLUSTER_MAX_N];
-    uint64_t token = ring_token(key, klen);
-    size_t nt = o->targets(o->ctx, token, t, CLUSTER_MAX_N);
-    /* The ring is changing: the future owners get the write too, and it
-     * needs the level's acknowledgements of the current targets and the
-     * level's of the key's future owners (those among the targets, and the
-     * extras), counting only future owners that are up. */
-    uint32_t now_mask = 0, future_mask = 0;
-    size_t future_needed = 0;
-    if (!is_read && o->write_extra && nt < CLUSTER_MAX_N) {
-        size_t ncur = nt < QUORUM_MAX_REPLICAS ? nt : QUORUM_MAX_REPLICAS;
-        cluster_future fut;
-        nt += o->write_extra(o->ctx, token, t, nt, t + nt, CLUSTER_MAX_N - nt, &fut);
-        if (nt > QUORUM_MAX_REPLICAS)
-            nt = QUORUM_MAX_REPLICAS;
-        if (fut.count) {
-            for (size_t i = 0; i < nt; i++) {
-                if (i < ncur)
-                    now_mask |= (uint32_t)1 << i;
-                if (i >= ncur || fut.cur_new[i])
-                    future_mask |= (uint32_t)1 << i;
-            }
-            size_t up = (size_t)__builtin_popcount(future_mask);
-            future_needed = needed_of(co, consistency, false, fut.n);
-            if (future_needed > up)
-                future_needed = up; /* a future owner that is down is not waited for */
-        }
-    }
-    if (nt > QUORUM_MAX_REPLICAS)
-        nt = QUORUM_MAX_REPLICAS;
-    /* A read that needs one answer asks only this node when it is one of
-     * the key's replicas (not a stand-in): no peer round trip, as a
-     * Cassandra coordinator that is a replica does at ONE. Read repair has
-     * nothing to compare then; anti-entropy and quorum reads repair. */
-    if (is_read && needed == 1) {
-        for (size_t i = 0; i < nt; i++) {
-            if (t[i].local && !t[i].hint_for) {
-                t[0] = t[i];
-                nt = 1;
-                break;
-            }
-        }
-    }
-    /* A read that needs fewer answers than it has replicas asks only as
-     * many as it needs, as Cassandra's coordinator does: the others wait in
-     * reserve for a failure or for read_retry. (At ONE that is a node that
-     * holds no copy itself: it asks the first owner.) */
-    bool hold = is_read && needed < nt && co->cfg.read_retry_ms > 0;
-    if (hold)
-        order_for_read(t, nt);
+    size_t nt = p->nt, needed = p->needed;
     const char *ids[QUORUM_MAX_REPLICAS];
     for (size_t i = 0; i < nt; i++) {
-        ids[i] = t[i].id;
-        op->local[i] = t[i].local;
-        copy_id(op->hint[i], sizeof op->hint[i], t[i].hint_for);
+        ids[i] = p->t[i].id;
+        op->local[i] = p->t[i].local;
+        copy_id(op->hint[i], sizeof op->hint[i], p->t[i].hint_for);
     }
     if (nt < needed ||
         quorum_init(&op->q, is_read, ids, nt, needed, op->start_ms + co->cfg.timeout_ms) != 0 ||
-        (future_mask &&
-         quorum_set_joint(&op->q, now_mask, needed, future_mask, future_needed) != 0)) {
+        (p->future_mask &&
+         quorum_set_joint(&op->q, p->now_mask, needed, p->future_mask, p->future_needed) != 0)) {
         char msg[96];
         snprintf(msg, sizeof msg, "need %zu replica%s, %zu up", needed, needed == 1 ? "" : "s",
                  nt);
@@ -575,11 +593,60 @@ static bool op_start(coord_op *op, const uint8_t *key, size_t klen, int consiste
     else
         co->head = op;
     co->tail = op;
-    if (hold) {
+    if (p->hold) {
         quorum_hold(&op->q, needed);
         spec_list(op, op->start_ms + co->spec_ms);
     }
     return true;
+}
+
+/* A read planned to this node's own copy alone, answered from get_local
+ * without an operation: what an operation with that one target would
+ * answer (same statuses and messages), minus its bookkeeping and the copy
+ * of the value. Returns false when the plan is not that (or there is no
+ * get_local). */
+static bool get_now(coord *co, const plan *p, const uint8_t *key, size_t klen, coord_result *res)
+{
+    const coord_ops *o = &co->ops;
+    if (!o->get_local || p->nt != 1 || p->needed != 1 || !p->t[0].local || p->t[0].hint_for)
+        return false;
+    co->st.reads[p->level]++;
+    char err[256];
+    replica_reply r;
+    o->get_local(o->ctx, key, klen, &r, err, sizeof err);
+    *res = (coord_result){.epoch = o->epoch(o->ctx)};
+    if (!r.ok) {
+        char why[160] = "";
+        if (r.error)
+            snprintf(why, sizeof why, "%s: %s", p->t[0].id, r.error);
+        snprintf(co->now_msg, sizeof co->now_msg, "0 of 1 replicas answered, 1 needed: %s",
+                 why[0] ? why : "replicas failed");
+        res->status = WIRE_ERR_UNAVAILABLE;
+        res->msg = co->now_msg;
+        co->st.unavailable++;
+        return true;
+    }
+    co->now_id = p->t[0].id;
+    res->replicas = &co->now_id;
+    res->nreplicas = 1;
+    bool live = r.found && !r.rec.tombstone &&
+                (r.rec.expires_ms == 0 || r.rec.expires_ms > o->now_ms(o->ctx));
+    res->status = live ? WIRE_OK : WIRE_NOT_FOUND;
+    if (live) {
+        res->value = r.rec.value;
+        res->vlen = r.rec.vlen;
+        res->expires_ms = r.rec.expires_ms;
+    }
+    return true;
+}
+
+int coord_get_now(coord *co, const uint8_t *key, size_t klen, int consistency, coord_result *res)
+{
+    plan p;
+    if (!co->ops.get_local)
+        return 0;
+    plan_targets(co, key, klen, consistency, true, &p);
+    return get_now(co, &p, key, klen, res) ? 1 : 0;
 }
 
 static void on_hint_stored(void *arg, const char *from, const replica_reply *r)
@@ -667,12 +734,19 @@ static void op_send(coord_op *op, const replica_record *rec)
 int coord_get(coord *co, const uint8_t *key, size_t klen, int consistency, coord_done_fn done,
               void *arg)
 {
+    plan p;
+    coord_result res;
+    plan_targets(co, key, klen, consistency, true, &p);
+    if (get_now(co, &p, key, klen, &res)) {
+        done(arg, &res);
+        return 0;
+    }
     coord_op *op = op_get(co);
     if (!op)
         return -1;
     op->done = done;
     op->arg = arg;
-    if (!op_start(op, key, klen, consistency, true)) {
+    if (!op_start(op, key, klen, true, &p)) {
         if (!op->answered) { /* out of memory copying the key */
             op->answered = true;
             op_unref(op);
@@ -688,13 +762,15 @@ int coord_get(coord *co, const uint8_t *key, size_t klen, int consistency, coord
 int coord_write(coord *co, bool del, const uint8_t *key, size_t klen, const uint8_t *value,
                 size_t vlen, uint64_t ttl_ms, int consistency, coord_done_fn done, void *arg)
 {
+    plan p;
+    plan_targets(co, key, klen, consistency, false, &p);
     coord_op *op = op_get(co);
     if (!op)
         return -1;
     op->done = done;
     op->arg = arg;
     op->is_del = del;
-    if (!op_start(op, key, klen, consistency, false)) {
+    if (!op_start(op, key, klen, false, &p)) {
         if (!op->answered) {
             op->answered = true;
             op_unref(op);

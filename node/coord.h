@@ -65,6 +65,12 @@ typedef struct coord_ops {
     /* The local replica's record of key (tombstones and expired records
      * included, as found = true). */
     int (*read_local)(void *ctx, const uint8_t *key, size_t klen, replica_cb cb, void *arg);
+    /* Optional: read_local answered before it returns, into *out (its
+     * pointers valid until the next store call; an error's text in err).
+     * With it, a read that needs only this node's copy takes no operation
+     * from the pool, no quorum and no copy of the value (coord_get_now). */
+    void (*get_local)(void *ctx, const uint8_t *key, size_t klen, replica_reply *out, char *err,
+                      size_t errlen);
 } coord_ops;
 
 typedef struct coord_config {
@@ -124,6 +130,13 @@ void coord_free(coord *co);
  * Returns 0, or -1 when out of memory (done does not run). */
 int coord_get(coord *co, const uint8_t *key, size_t klen, int consistency, coord_done_fn done,
               void *arg);
+
+/* coord_get when the read needs only this node's own copy (N = 1, or one
+ * answer on a node that holds the key) and ops.get_local is set: answers
+ * into *res at once and returns 1; res's pointers are valid until the next
+ * call into the coordinator or the store. Returns 0, with nothing counted,
+ * when the read needs other replicas: use coord_get. */
+int coord_get_now(coord *co, const uint8_t *key, size_t klen, int consistency, coord_result *res);
 
 /* A PUT (value, ttl_ms: 0 = none) or, with del, a DEL (a tombstone) at
  * consistency (-1 = default W). Same rules as coord_get; the value is not

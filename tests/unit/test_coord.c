@@ -39,6 +39,8 @@ typedef struct fake {
     bool refuse;          /* sends return -1 */
     const char *refuse_to; /* sends to this replica return -1 */
     int sync_local_found; /* read_local answers at once: -1 no, 0 absent, 1 found */
+    int local_kind;       /* when >= 0, read_local and get_local answer at once with a
+                           * LOCAL_* record (overrides sync_local_found) */
     cluster_target own[CLUSTER_MAX_N]; /* owners, when nown > 0 */
     size_t nown;
     cluster_target extra[CLUSTER_MAX_N]; /* write_extra: the up future owners */
@@ -107,9 +109,39 @@ static int f_apply_local(void *ctx, const replica_record *rec, const char *hint,
 {
     return record(ctx, "a", true, true, rec, hint, cb, arg);
 }
+enum { LOCAL_ABSENT, LOCAL_FOUND, LOCAL_TOMBSTONE, LOCAL_EXPIRED, LOCAL_ERROR, LOCAL_KINDS };
+
+/* The local replica's answer for f->local_kind. */
+static void f_get_local(void *ctx, const uint8_t *key, size_t klen, replica_reply *out, char *err,
+                        size_t errlen)
+{
+    fake *f = ctx;
+    *out = (replica_reply){.ok = f->local_kind != LOCAL_ERROR,
+                           .found = f->local_kind >= LOCAL_FOUND && f->local_kind <= LOCAL_EXPIRED};
+    if (!out->ok) {
+        snprintf(err, errlen, "disk on fire");
+        out->error = err;
+    }
+    if (out->found) {
+        out->rec = (replica_record){.key = key, .klen = klen, .value = (const uint8_t *)"local",
+                                    .vlen = 5, .version.hlc = 5,
+                                    .tombstone = f->local_kind == LOCAL_TOMBSTONE,
+                                    .expires_ms = f->local_kind == LOCAL_EXPIRED ? f->now - 1
+                                                                                 : f->now + 500};
+        snprintf(out->rec.version.origin, sizeof out->rec.version.origin, "a");
+    }
+}
+
 static int f_read_local(void *ctx, const uint8_t *key, size_t klen, replica_cb cb, void *arg)
 {
     fake *f = ctx;
+    if (f->local_kind >= 0) {
+        char err[64];
+        replica_reply r;
+        f_get_local(ctx, key, klen, &r, err, sizeof err);
+        cb(arg, "a", &r);
+        return 0;
+    }
     if (f->sync_local_found >= 0) {
         replica_reply r = {.ok = true, .found = f->sync_local_found == 1};
         r.rec.key = key;
@@ -194,6 +226,7 @@ static env *env_new_retry(size_t nt, uint64_t r, uint64_t w, uint64_t timeout_ms
     e->f.now = 1000000;
     e->f.n = 3;
     e->f.sync_local_found = -1;
+    e->f.local_kind = -1;
     static const char *ids[] = {"a", "b", "c", "d"};
     for (size_t i = 0; i < nt; i++)
         e->f.t[i] = (cluster_target){.id = ids[i], .local = i == 0};
@@ -937,6 +970,82 @@ static void single_node_completes_synchronously(void **state)
     env_free(e);
 }
 
+/* A read of this node's own copy alone is answered from get_local without
+ * an operation: the same status, message, value and counters as through an
+ * operation (the coordinator without get_local), for every kind of local
+ * answer. */
+static void local_read_short_path_answers_alike(void **state)
+{
+    (void)state;
+    for (int kind = 0; kind < LOCAL_KINDS; kind++) {
+        env *slow = env_new(1, 1, 1, 2000), *fast = env_new(1, 1, 1, 2000);
+        slow->f.n = fast->f.n = 1;
+        slow->f.local_kind = fast->f.local_kind = kind;
+        coord_free(fast->co);
+        fast->ops.get_local = f_get_local;
+        coord_config cfg = {.self_id = "a", .r = 1, .w = 1, .timeout_ms = 2000};
+        char err[128];
+        fast->co = coord_new(fast->base, &fast->clock, &fast->ops, &cfg, err, sizeof err);
+        assert_non_null(fast->co);
+
+        result a = {0}, b = {0};
+        assert_int_equal(coord_get(slow->co, K, 3, -1, on_done, &a), 0);
+        assert_int_equal(coord_get(fast->co, K, 3, -1, on_done, &b), 0);
+        coord_result now;
+        assert_int_equal(coord_get_now(fast->co, K, 3, -1, &now), 1);
+        result c = {0};
+        on_done(&c, &now);
+        assert_int_equal(a.calls, 1);
+        assert_int_equal(b.calls, 1);
+        assert_int_equal(b.st, a.st);
+        assert_string_equal(b.msg, a.msg);
+        assert_string_equal(b.value, a.value);
+        assert_int_equal(b.nreplicas, a.nreplicas);
+        assert_int_equal(b.epoch, a.epoch);
+        assert_int_equal(c.st, a.st);
+        assert_string_equal(c.msg, a.msg);
+        assert_string_equal(c.value, a.value);
+        assert_int_equal(c.nreplicas, a.nreplicas);
+        assert_int_equal(a.st, kind == LOCAL_FOUND   ? WIRE_OK
+                               : kind == LOCAL_ERROR ? WIRE_ERR_UNAVAILABLE
+                                                     : WIRE_NOT_FOUND);
+        coord_stats sa, sb;
+        coord_get_stats(slow->co, &sa);
+        coord_get_stats(fast->co, &sb);
+        assert_int_equal(sb.reads[COORD_LEVEL_DEFAULT], 2 * sa.reads[COORD_LEVEL_DEFAULT]);
+        assert_int_equal(sb.unavailable, 2 * sa.unavailable);
+        assert_int_equal(sb.in_flight, 0);
+        assert_int_equal(fast->f.nreq, 0);
+        env_free(slow);
+        env_free(fast);
+    }
+}
+
+/* A read that needs other replicas is not answered now, and not counted. */
+static void get_now_declines_remote_reads(void **state)
+{
+    (void)state;
+    env *e = env_new(3, 2, 2, 2000);
+    coord_free(e->co);
+    e->ops.get_local = f_get_local;
+    e->f.local_kind = LOCAL_FOUND;
+    coord_config cfg = {.self_id = "a", .r = 2, .w = 2, .timeout_ms = 2000};
+    char err[128];
+    e->co = coord_new(e->base, &e->clock, &e->ops, &cfg, err, sizeof err);
+    coord_result now;
+    assert_int_equal(coord_get_now(e->co, K, 3, -1, &now), 0); /* R = 2 */
+    e->f.t[0].local = false; /* this node is not a replica: even `one` goes out */
+    assert_int_equal(coord_get_now(e->co, K, 3, QUORUM_ONE, &now), 0);
+    coord_stats st;
+    coord_get_stats(e->co, &st);
+    for (int i = 0; i < COORD_LEVELS; i++)
+        assert_int_equal(st.reads[i], 0);
+    e->f.t[0].local = true;
+    assert_int_equal(coord_get_now(e->co, K, 3, QUORUM_ONE, &now), 1);
+    assert_int_equal(now.status, WIRE_OK);
+    env_free(e);
+}
+
 static void hints_reach_stand_ins(void **state)
 {
     (void)state;
@@ -1031,6 +1140,8 @@ int main(void)
         cmocka_unit_test(free_with_a_reserve_held),
         cmocka_unit_test(read_not_found_anywhere),
         cmocka_unit_test(single_node_completes_synchronously),
+        cmocka_unit_test(local_read_short_path_answers_alike),
+        cmocka_unit_test(get_now_declines_remote_reads),
         cmocka_unit_test(hints_reach_stand_ins),
         cmocka_unit_test(coordinator_hints_owner_without_stand_in),
         cmocka_unit_test(stranger_reply_ignored),

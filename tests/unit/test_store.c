@@ -206,6 +206,65 @@ static void raw_get_fn(MDB_txn *t, MDB_dbi d, void *arg)
     g->vlen = v.mv_size;
 }
 
+/* Walks the data DB with LMDB's own comparison (memcmp order): every key
+ * is larger than the one before, and a lookup finds each. */
+static void raw_order_fn(MDB_txn *t, MDB_dbi d, void *arg)
+{
+    size_t *count = arg;
+    MDB_cursor *c;
+    MDB_val k, v, prev = {0, NULL};
+    uint8_t last[600];
+    assert_int_equal(mdb_cursor_open(t, d, &c), 0);
+    for (int op = MDB_FIRST; mdb_cursor_get(c, &k, &v, (MDB_cursor_op)op) == 0; op = MDB_NEXT) {
+        if (prev.mv_data) {
+            size_t n = prev.mv_size < k.mv_size ? prev.mv_size : k.mv_size;
+            int cmp = memcmp(prev.mv_data, k.mv_data, n);
+            assert_true(cmp < 0 || (cmp == 0 && prev.mv_size < k.mv_size));
+        }
+        MDB_val found;
+        assert_int_equal(mdb_get(t, d, &k, &found), 0);
+        assert_true(k.mv_size <= sizeof last);
+        memcpy(last, k.mv_data, k.mv_size);
+        prev = (MDB_val){k.mv_size, last};
+        (*count)++;
+    }
+    mdb_cursor_close(c);
+}
+
+/* The store compares data keys its own faster way (token as an integer):
+ * the file must still be in the order LMDB's default comparison expects,
+ * so other readers of it (mdb_dump, older builds) find every key. */
+static void test_data_key_order_is_memcmp(void **state)
+{
+    fx *f = *state;
+    store_version v = ver(7, "a");
+    char k[600];
+    reopen(f);
+    size_t n = 0;
+    for (int i = 0; i < 3000; i++) {
+        /* short, medium and hashed long keys, some prefixes of others */
+        size_t kl = (size_t)snprintf(k, sizeof k, "k%d", i / 3);
+        if (i % 3 == 1)
+            kl += (size_t)snprintf(k + kl, sizeof k - kl, "-suffix");
+        else if (i % 3 == 2) {
+            memset(k + kl, 'x', 540 - kl);
+            kl = 540;
+        }
+        EXPECT(f, store_put(f->s, k, kl, "v", 1, 0, &v, f->err, sizeof f->err), STORE_OK);
+        n++;
+    }
+    EXPECT(f, store_commit(f->s, f->err, sizeof f->err), STORE_OK);
+    for (int i = 0; i < 3000; i += 97) {
+        size_t kl = (size_t)snprintf(k, sizeof k, "k%d", i / 3);
+        check_value(f, k, kl, "v", 1);
+    }
+    store_close(f->s);
+    f->s = NULL;
+    size_t seen = 0;
+    raw_txn(f, "data", raw_order_fn, &seen);
+    assert_int_equal(seen, n);
+}
+
 /* Pins the on-disk layout that store.c documents: LMDB keys and record bytes. */
 static void test_disk_layout(void **state)
 {
@@ -1104,6 +1163,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_hints_resume, setup, teardown),
         cmocka_unit_test_setup_teardown(test_hints_del_and_owners, setup, teardown),
         cmocka_unit_test_setup_teardown(test_hints_long_key, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_data_key_order_is_memcmp, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
