@@ -682,6 +682,7 @@ void server_shutdown(server *s)
     for (size_t i = 0; i < s->nlisteners; i++)
         evconnlistener_disable(s->listeners[i].l);
     event_del(s->sweep_ev);
+    event_del(s->sweep_more_ev);
     for (conn *c = s->conns; c; c = c->next)
         conn_stop_reading(c);
     s->drain_deadline_ms = server_now_ms(s) + DRAIN_TIMEOUT_MS;
@@ -707,6 +708,8 @@ void server_free(server *s)
         event_free(s->pass_end_ev);
     if (s->sweep_ev)
         event_free(s->sweep_ev);
+    if (s->sweep_more_ev)
+        event_free(s->sweep_more_ev);
     if (s->relisten_ev)
         event_free(s->relisten_ev);
     if (s->drain_ev)
