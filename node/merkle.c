@@ -129,18 +129,34 @@ void merkle_add_leaf(merkle *m, uint64_t token, uint64_t h)
     m->records++;
 }
 
-void merkle_finish(merkle *m)
+/* Sums up to max parents, level by level from the leaves up, resuming at
+ * (*level, *pos): *level is the parent level plus one, m->depth to start.
+ * Returns true once the root is summed (*level is 0 then). */
+static bool finish_some(merkle *m, unsigned *level, uint64_t *pos, uint64_t max)
 {
-    for (unsigned l = m->depth; l-- > 0;) {
+    while (*level > 0 && max > 0) {
+        unsigned l = *level - 1;
         uint64_t *parent = m->hash + level_start(l), *child = m->hash + level_start(l + 1);
         uint64_t n = merkle_level_size(l);
-        for (uint64_t i = 0; i < n; i++) {
+        for (; *pos < n && max > 0; (*pos)++, max--) {
             uint64_t s = 0;
             for (unsigned c = 0; c < MERKLE_FANOUT; c++)
-                s += child[i * MERKLE_FANOUT + c];
-            parent[i] = s;
+                s += child[*pos * MERKLE_FANOUT + c];
+            parent[*pos] = s;
+        }
+        if (*pos == n) {
+            (*level)--;
+            *pos = 0;
         }
     }
+    return *level == 0;
+}
+
+void merkle_finish(merkle *m)
+{
+    unsigned level = m->depth;
+    uint64_t pos = 0;
+    finish_some(m, &level, &pos, UINT64_MAX);
 }
 
 /* Adds delta (mod 2^64) along the path from token's leaf to the root. */
@@ -230,7 +246,9 @@ struct merkle_builder {
     uint64_t now_ms, ttl_ms;
     uint8_t after[512]; /* the last record seen (LMDB keys are at most 511 bytes) */
     size_t afterlen;
-    bool done;
+    bool scanned, done;
+    unsigned level; /* summing the inner nodes, once scanned: see finish_some */
+    uint64_t pos;
 };
 
 merkle_builder *merkle_builder_new(store *st, uint64_t lo, uint64_t hi, unsigned depth,
@@ -275,17 +293,25 @@ int merkle_builder_step(merkle_builder *b, size_t budget, char *err, size_t errl
 {
     if (b->done)
         return 1;
-    bool done = false;
-    long n = store_scan(b->st, b->m->lo, b->m->hi, b->after, b->afterlen, budget, on_build_item, b,
-                        &done, err, errlen);
-    if (n < 0)
-        return -1;
-    if (done || n == 0) {
-        merkle_finish(b->m);
-        b->done = true;
-        return 1;
+    if (!b->scanned) {
+        bool done = false;
+        long n = store_scan(b->st, b->m->lo, b->m->hi, b->after, b->afterlen, budget,
+                            on_build_item, b, &done, err, errlen);
+        if (n < 0)
+            return -1;
+        if (!done && n > 0)
+            return 0;
+        b->scanned = true;
+        b->level = b->m->depth;
+        b->pos = 0;
     }
-    return 0;
+    /* The inner nodes in steps too: a deep tree's bottom level alone reads
+     * 8 MiB of leaf hashes. Summing a parent (MERKLE_FANOUT adjacent
+     * hashes) costs about an eighth of what a record costs the scan. */
+    if (!finish_some(b->m, &b->level, &b->pos, budget ? (uint64_t)budget * 8 : 1))
+        return 0;
+    b->done = true;
+    return 1;
 }
 
 merkle *merkle_builder_take(merkle_builder *b)

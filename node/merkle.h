@@ -111,8 +111,9 @@ merkle_builder *merkle_builder_new(store *st, uint64_t lo, uint64_t hi, unsigned
 /* Frees b and its tree unless taken. NULL is a no-op. */
 void merkle_builder_free(merkle_builder *b);
 
-/* Reads up to budget more records. Returns 1 when the tree is complete, 0
- * when more steps are needed, -1 with a message on a store error. */
+/* Reads up to budget more records; once all are read, sums up to 8 x budget
+ * inner nodes. Returns 1 when the tree is complete, 0 when more steps are
+ * needed, -1 with a message on a store error. */
 int merkle_builder_step(merkle_builder *b, size_t budget, char *err, size_t errlen);
 
 /* The finished tree, now the caller's (NULL before step returned 1). */
