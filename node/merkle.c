@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include <xxhash.h>
 
@@ -37,6 +38,8 @@ static size_t level_start(unsigned level)
     return (size_t)((merkle_level_size(level) - 1) / (MERKLE_FANOUT - 1));
 }
 
+#define MERKLE_MMAP_BYTES ((size_t)1 << 20)
+
 merkle *merkle_new(uint64_t lo, uint64_t hi, unsigned depth)
 {
     if (depth < 1 || depth > MERKLE_MAX_DEPTH)
@@ -49,7 +52,18 @@ merkle *merkle_new(uint64_t lo, uint64_t hi, unsigned depth)
     m->depth = depth;
     m->nleaves = merkle_level_size(depth);
     m->nhash = level_start(depth + 1);
-    m->hash = calloc(m->nhash, sizeof *m->hash);
+    /* A deep tree's hashes (9 MiB at depth 5) come straight from mmap: zero
+     * pages the kernel fills as they are touched. Through calloc, once
+     * glibc has raised its mmap threshold after freeing the last tree, they
+     * would come from the heap and be cleared with memset first, a
+     * multi-millisecond stall of the event loop per tree. */
+    size_t bytes = m->nhash * sizeof *m->hash;
+    if (bytes >= MERKLE_MMAP_BYTES) {
+        void *p = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        m->hash = p == MAP_FAILED ? NULL : p;
+    } else {
+        m->hash = calloc(m->nhash, sizeof *m->hash);
+    }
     if (!m->hash) {
         free(m);
         return NULL;
@@ -61,7 +75,11 @@ void merkle_free(merkle *m)
 {
     if (!m)
         return;
-    free(m->hash);
+    size_t bytes = m->nhash * sizeof *m->hash;
+    if (bytes >= MERKLE_MMAP_BYTES)
+        munmap(m->hash, bytes);
+    else
+        free(m->hash);
     free(m);
 }
 
