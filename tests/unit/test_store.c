@@ -1,7 +1,8 @@
 /* Unit tests for node/store.c: round trips, batching, long keys, LWW, expiry,
  * sweeping, restart, fsync modes, and the failure paths (map full, corrupt
- * records, hash collisions); hints are in test_store_hints.c. Each test runs in a fresh mkdtemp directory;
- * records are planted with a raw LMDB handle while the store is closed.
+ * records, hash collisions); hints are in test_store_hints.c. Each test
+ * runs in a fresh mkdtemp directory; records are planted with a raw LMDB
+ * handle while the store is closed.
  */
 #include "store_fx.h"
 
