@@ -60,8 +60,8 @@ struct coord {
     coord_op *shead, *stail;      /* reads with a reserve, next retry first */
     uint64_t timer_due;           /* when the pending timer fires */
     coord_op *spare;              /* the pool */
-    /* Replica read latency, ms buckets (the last: LAT_BUCKETS - 1 or more),
-     * over the current window of samples; spec_ms: the wait before a
+    /* Remote replica read latency in 1 ms buckets (the last: 63 ms or
+     * more) over the current window of samples; spec_ms: the wait before a
      * speculative ask, from the last full window. */
     uint32_t lat[64];
     uint32_t nlat;
