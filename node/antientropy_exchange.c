@@ -122,7 +122,7 @@ void ae_x_abort(antientropy *ae, const char *why)
 {
     exchange *x = ae->x;
     if (!x->abort[0])
-        snprintf(x->abort, sizeof x->abort, "%s", why);
+        snprintf(x->abort, sizeof x->abort, "%.*s", (int)sizeof x->abort - 1, why);
     x->scanning = false;
     push_free_list(&x->q_head);
     x->q_tail = NULL;

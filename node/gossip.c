@@ -453,7 +453,7 @@ static bool pick_dead(const gossip *g, const gmember *gm, const void *arg)
  * is down costs one failed connection per interval. */
 static void pushpull_round(gossip *g)
 {
-    gmember *peer;
+    gmember *peer = NULL; /* set by pick_random when it returns 1; -O3 cannot tell */
     if (!g->io.pushpull)
         return;
     if (pick_random(g, 1, pick_alive_not, NULL, &peer) == 1)

@@ -203,7 +203,7 @@ static int walk_container(walker *w, const mp_head *h, unsigned depth_left)
 
 static int walk_obj(walker *w, unsigned depth_left)
 {
-    mp_head h;
+    mp_head h = {0}; /* set_err() returns -1, but gcc -O3 cannot tell: it would warn */
     if (read_head(w, &h) < 0)
         return -1;
     if (h.kind != HEAD_SCALAR)
@@ -246,7 +246,7 @@ int wire_check(const uint8_t *buf, size_t len, unsigned max_depth,
 static void peek_id(const uint8_t *body, size_t len, uint64_t *id_out)
 {
     walker w = {.buf = body, .len = len};
-    mp_head h;
+    mp_head h = {0}; /* set_err() returns -1, but gcc -O3 cannot tell: it would warn */
     if (read_head(&w, &h) < 0 || h.kind != HEAD_ARRAY || h.n == 0)
         return;
     if (read_head(&w, &h) < 0)

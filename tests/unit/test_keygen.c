@@ -78,8 +78,8 @@ static void test_zipfian_skew(void **state)
     /* Zipf 0.99 over 10^10 items folded into 1000 keys: the hottest item
      * alone is 1/zeta(n) ~ 3.8% of requests; uniform would give 1% to the
      * top 10 keys together. */
-    assert_true(hits[0] > n / 40);
-    assert_true(top10 > n / 10);
+    assert_true(hits[0] > (uint32_t)n / 40);
+    assert_true(top10 > (uint32_t)n / 10);
     assert_true(first10 < top10);
     free(hits);
 }
