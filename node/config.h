@@ -38,6 +38,7 @@ typedef struct config {
     uint64_t max_output_buffer;        /* bytes queued to one client before it is dropped */
     /* [storage] */
     uint64_t map_size;
+    uint64_t cache_size;               /* row cache in front of LMDB; 0 = off */
     uint64_t tombstone_ttl_ms;
     uint64_t sweep_interval_ms;
     /* [replication] (replication issue) */

@@ -289,7 +289,10 @@ static void info_stats(server *s, info_buf *b)
            "ringkv_ops_get:%llu\r\nringkv_ops_put:%llu\r\nringkv_ops_del:%llu\r\n"
            "ringkv_ops_ping:%llu\r\nringkv_errors:%llu\r\nringkv_dropped_connections:%llu\r\n"
            "ringkv_commits:%llu\r\nringkv_commit_failures:%llu\r\nringkv_purged:%llu\r\n"
-           "ringkv_tombstones:%llu\r\nringkv_fsync:%s\r\n",
+           "ringkv_tombstones:%llu\r\nringkv_fsync:%s\r\n"
+           "ringkv_cache_hits:%llu\r\nringkv_cache_misses:%llu\r\n"
+           "ringkv_cache_evictions:%llu\r\nringkv_cache_entries:%llu\r\n"
+           "ringkv_cache_bytes:%llu\r\n",
         (unsigned long long)n->connections_total, (unsigned long long)cmds,
         (unsigned long long)n->bytes_in, (unsigned long long)n->bytes_out,
         (unsigned long long)n->connections_rejected,
@@ -298,7 +301,9 @@ static void info_stats(server *s, info_buf *b)
         (unsigned long long)n->errors, (unsigned long long)n->connections_dropped,
         (unsigned long long)ss.commits, (unsigned long long)n->commit_failures,
         (unsigned long long)ss.purged, (unsigned long long)ss.tombstones,
-        config_fsync_name(s->cfg->fsync));
+        config_fsync_name(s->cfg->fsync), (unsigned long long)ss.cache_hits,
+        (unsigned long long)ss.cache_misses, (unsigned long long)ss.cache_evictions,
+        (unsigned long long)ss.cache_entries, (unsigned long long)ss.cache_bytes);
 }
 
 /* Redis leaves an empty database out of the section. */

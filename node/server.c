@@ -252,6 +252,11 @@ static void do_stats(server *s, conn *c, const wire_request *req)
         NUM("commits", ss.commits),
         NUM("commit_failures", n->commit_failures),
         NUM("purged", ss.purged),
+        NUM("cache_hits", ss.cache_hits),
+        NUM("cache_misses", ss.cache_misses),
+        NUM("cache_evictions", ss.cache_evictions),
+        NUM("cache_entries", ss.cache_entries),
+        NUM("cache_bytes", ss.cache_bytes),
         NUM("max_key_bytes", s->cfg->max_key_bytes),
         NUM("max_value_bytes", s->cfg->max_value_bytes),
     };

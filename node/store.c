@@ -113,6 +113,7 @@ void store_batch_discard(store *s)
         mdb_txn_abort(s->wtxn);
     s->wtxn = NULL, s->wcur = NULL, s->dirty = false;
     s->batch_max_hlc = s->batch_purged = 0, s->batch_tombstones = 0;
+    store_cache_abort(&s->cache); /* no-op after a commit, which took the batch's entries */
 }
 
 static int env_reopen(store *s, char *err, size_t errlen);
@@ -408,6 +409,7 @@ static int env_reopen(store *s, char *err, size_t errlen)
     }
     s->reopen_ms = now + 1000;
     log_warn("store: the LMDB environment of %s failed; reopening it", s->dir);
+    store_cache_clear(&s->cache);
     if (s->rtxn) {
         mdb_txn_abort(s->rtxn);
         s->rtxn = NULL;
@@ -456,6 +458,7 @@ store *store_open(const store_options *opts, char *err, size_t errlen)
         return NULL;
     }
     pthread_mutex_init(&s->map_mu, NULL);
+    store_cache_init(&s->cache, opts ? opts->cache_size : 0);
     if (!opts || !opts->dir) {
         store_set_err(err, errlen, "storage dir not set");
         goto fail;
@@ -555,6 +558,7 @@ void store_close(store *s)
         log_error("store: fsync at close failed: %s", mdb_strerror(rc));
     mdb_env_close(s->env);
     pthread_mutex_destroy(&s->map_mu);
+    store_cache_free(&s->cache);
     free(s->kbuf);
     free(s->dir);
     free(s);
@@ -571,20 +575,34 @@ store_result store_get(store *s, const void *key, size_t klen, uint64_t now_ms,
     rec r;
     int rc;
 
+    cache_hit hit;
+
     memset(out, 0, sizeof *out);
     if (klen == 0)
         return STORE_NOT_FOUND;
-    if (!txn) {
-        if ((res = store_snapshot(s, err, errlen)) != STORE_OK)
-            return res;
-        txn = s->rtxn;
-    }
     k.mv_size = data_key(s, key, klen, &longk);
     k.mv_data = s->kbuf;
-    if ((rc = mdb_get(txn, s->data, &k, &v)) == MDB_NOTFOUND)
-        return STORE_NOT_FOUND;
-    if (rc != 0)
-        return store_mdb_result(s, rc, "reading", err, errlen);
+    if (store_cache_find(&s->cache, s->kbuf, k.mv_size, &hit)) {
+        if (hit.absent)
+            return STORE_NOT_FOUND;
+        v.mv_data = (void *)hit.rec, v.mv_size = hit.rlen;
+    } else {
+        if (!txn) {
+            if ((res = store_snapshot(s, err, errlen)) != STORE_OK)
+                return res;
+            txn = s->rtxn;
+        }
+        rc = mdb_get(txn, s->data, &k, &v);
+        if (rc != 0 && rc != MDB_NOTFOUND)
+            return store_mdb_result(s, rc, "reading", err, errlen);
+        /* Only the committed snapshot fills the cache: what the batch's
+         * write txn shows may still be discarded. */
+        if (txn == s->rtxn)
+            store_cache_add_read(&s->cache, s->kbuf, k.mv_size, rc ? NULL : v.mv_data,
+                                 rc ? 0 : v.mv_size);
+        if (rc == MDB_NOTFOUND)
+            return STORE_NOT_FOUND;
+    }
     if ((why = store_rec_parse(&v, &r)) != NULL)
         return store_corrupt(s, why, err, errlen);
     if (!rec_is_key(&r, longk, key, klen))
@@ -628,6 +646,7 @@ static store_result apply(store *s, const void *key, size_t klen,
     }
     k.mv_size = data_key(s, key, klen, &longk);
     k.mv_data = s->kbuf;
+    store_cache_prefetch_slot(&s->cache, s->kbuf, k.mv_size);
     if ((rc = mdb_cursor_get(s->wcur, &k, &v, MDB_SET_KEY)) == 0) {
         res = STORE_ERR_IO;
         if ((why = store_rec_parse(&v, &r)) != NULL) {
@@ -652,6 +671,7 @@ static store_result apply(store *s, const void *key, size_t klen,
 
     v.mv_size = REC_HDR + olen + (longk ? 4 + klen : 0) + vlen;
     k.mv_data = s->kbuf; /* MDB_SET_KEY pointed it into the map */
+    store_cache_prefetch_entry(&s->cache, s->kbuf, k.mv_size);
     if ((rc = mdb_cursor_put(s->wcur, &k, &v, MDB_RESERVE | (had ? MDB_CURRENT : 0))) != 0) {
         res = store_mdb_result(s, rc, "writing", err, errlen);
         goto fail;
@@ -671,6 +691,7 @@ static store_result apply(store *s, const void *key, size_t klen,
     }
     if (vlen)
         memcpy(p, value, vlen);
+    store_cache_write(&s->cache, s->kbuf, k.mv_size, v.mv_data, v.mv_size);
 
     if (tomb && !was_tomb)
         s->batch_tombstones++;
@@ -701,7 +722,7 @@ store_result store_del(store *s, const void *key, size_t klen,
 
 bool store_batch_dirty(const store *s) { return s->dirty; }
 
-store_result store_commit(store *s, char *err, size_t errlen)
+static store_result commit_batch(store *s, char *err, size_t errlen)
 {
     uint64_t max = store_max_hlc(s);
     store_result res;
@@ -752,6 +773,7 @@ store_result store_commit(store *s, char *err, size_t errlen)
         s->tombstones += (uint64_t)s->batch_tombstones;
     s->purged += s->batch_purged;
     s->commits++;
+    store_cache_commit(&s->cache);
     store_batch_discard(s);
     store_space_check(s);
     return STORE_OK;
@@ -760,6 +782,15 @@ fail:
     res = store_mdb_result(s, rc, "committing", err, errlen);
     store_batch_discard(s);
     store_space_check(s);
+    return res;
+}
+
+store_result store_commit(store *s, char *err, size_t errlen)
+{
+    store_result res = commit_batch(s, err, errlen);
+    /* The snapshot is released: nothing handed out before points into the
+     * cache any more. */
+    store_cache_settle(&s->cache);
     return res;
 }
 
@@ -837,6 +868,7 @@ long store_sweep(store *s, uint64_t now_ms, uint64_t tombstone_ttl_ms, size_t bu
             rc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
             continue;
         }
+        store_cache_forget(&s->cache, k.mv_data, k.mv_size);
         if ((rc = mdb_cursor_del(c, 0)) != 0)
             goto fail;
         purged++;
@@ -888,6 +920,7 @@ store_result store_purge_expired(store *s, const void *key, size_t klen, uint64_
     if (store_rec_parse(&v, &r) != NULL || !rec_is_key(&r, longk, key, klen) ||
         (r.flags & REC_TOMBSTONE) || r.expires_ms == 0 || r.expires_ms > now_ms)
         return STORE_NOT_FOUND;
+    store_cache_forget(&s->cache, s->kbuf, k.mv_size);
     if ((rc = mdb_del(s->wtxn, s->data, &k, NULL)) != 0)
         goto fail;
     s->batch_purged++;
@@ -971,7 +1004,10 @@ uint64_t store_used_bytes(const store *s)
 void store_get_stats(const store *s, store_stats *out)
 {
     *out = (store_stats){.records = s->records, .tombstones = s->tombstones,
-                         .commits = s->commits, .purged = s->purged};
+                         .commits = s->commits, .purged = s->purged,
+                         .cache_hits = s->cache.hits, .cache_misses = s->cache.misses,
+                         .cache_evictions = s->cache.evictions,
+                         .cache_entries = s->cache.n, .cache_bytes = s->cache.bytes};
 }
 
 uint64_t store_token(const void *key, size_t klen)

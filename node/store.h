@@ -44,6 +44,8 @@ typedef struct store_options {
                           * file's size (1 MiB if new). Opening needs at
                           * least 20 KiB (5 LMDB pages). */
     store_fsync fsync;
+    size_t cache_size;   /* bytes of records kept in memory in front of
+                          * LMDB (store_cache.h); 0: no cache */
 } store_options;
 
 /* A record's version: newest (hlc, origin) wins; ties on hlc break by origin. */
@@ -69,6 +71,8 @@ typedef struct store_stats {
     uint64_t tombstones; /* tombstones awaiting purge */
     uint64_t commits;    /* transactions committed */
     uint64_t purged;     /* expired records and tombstones removed */
+    uint64_t cache_hits, cache_misses, cache_evictions;
+    uint64_t cache_entries, cache_bytes; /* now */
 } store_stats;
 
 /* Opens (creating if needed) the store in opts->dir. Returns NULL and a

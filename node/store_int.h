@@ -1,6 +1,6 @@
 /* store_int: the store's internals, shared by store.c (records, batches,
- * sweep, metadata) and store_hints.c (the hinted-handoff database). Nothing
- * outside those two files includes it. Event-loop thread only, as store.h.
+ * sweep, metadata) and the other store_*.c files (hints, scans, space, the
+ * syncer). Nothing outside them includes it. Event-loop thread only, as store.h.
  */
 #ifndef RINGKV_STORE_INT_H
 #define RINGKV_STORE_INT_H
@@ -13,6 +13,7 @@
 #include <stdint.h>
 
 #include "store.h"
+#include "store_cache.h"
 
 #define REC_FORMAT 1
 #define REC_TOMBSTONE 0x01
@@ -69,6 +70,8 @@ struct store {
     uint64_t records, tombstones, commits, purged, hints_pending;
     uint64_t batch_max_hlc, batch_purged;
     int64_t batch_tombstones;
+
+    store_cache cache; /* committed records in memory (store_cache.h) */
 
     uint8_t *kbuf;      /* the data key being built, maxkey bytes */
     uint8_t *hkbuf;     /* the hint key being built, maxkey bytes */

@@ -174,6 +174,7 @@ long store_drop_range(store *s, uint64_t lo, uint64_t hi, size_t budget, char *e
         }
         lastlen = k.mv_size;
         memcpy(last, k.mv_data, lastlen);
+        store_cache_forget(&s->cache, last, lastlen);
         if ((rc = mdb_cursor_del(w.c, 0)) != 0)
             goto fail;
         dropped++;

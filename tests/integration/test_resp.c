@@ -340,6 +340,23 @@ static void test_info(void **state)
     r = run_tool(f, "redis-cli", NULL, 0, "INFO", "cluster", NULL);
     assert_non_null(strstr(r.out, "ringkv_membership:off"));
     free(r.out);
+
+    /* Reads of a key just written are answered by the record cache. */
+    long hits[2];
+    for (int i = 0; i < 2; i++) {
+        r = run_tool(f, "redis-cli", NULL, 0, "INFO", "stats", NULL);
+        const char *h = strstr(r.out, "ringkv_cache_hits:");
+        assert_non_null(h);
+        hits[i] = atol(h + strlen("ringkv_cache_hits:"));
+        assert_non_null(strstr(r.out, "ringkv_cache_bytes:"));
+        free(r.out);
+        if (i == 0) {
+            EXPECT(f, "OK\n", "SET", "info:cached", "v");
+            EXPECT(f, "\"v\"\n", "GET", "info:cached");
+            EXPECT(f, "\"v\"\n", "GET", "info:cached");
+        }
+    }
+    assert_true(hits[1] >= hits[0] + 2);
 }
 
 /* What redis-cli asks in interactive mode (COMMAND DOCS for its help) and
