@@ -4,10 +4,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define ENTRY_LIVE 0x01   /* in the table (else on the dropped list) */
-#define ENTRY_BATCH 0x02  /* written by this batch, not committed yet */
-#define ENTRY_ABSENT 0x04 /* LMDB has no record under the key */
-#define ENTRY_TRACKED 0x08 /* on the batch list */
+#define ENTRY_LIVE 0x01    /* in the table (else on the dropped list) */
+#define ENTRY_ABSENT 0x04  /* LMDB has no record under the key */
+#define ENTRY_STALE 0x08   /* outgrown by a write: a miss, refilled by the next read */
 #define FIRST_SLOTS 1024
 /* One record may take at most this share of the budget: a few huge values
  * must not push out thousands of small ones. */
@@ -15,7 +14,7 @@
 
 struct cache_entry {
     cache_entry *next;  /* on the dropped list */
-    uint32_t klen, rlen;
+    uint32_t klen, rlen, cap; /* cap: room for the record, >= rlen */
     uint8_t flags;
     uint8_t ref;        /* CLOCK: used since the hand last passed */
     uint8_t data[];     /* the LMDB key, then the record */
@@ -29,7 +28,7 @@ void store_cache_init(store_cache *c, size_t max_bytes)
 
 static size_t entry_bytes(const cache_entry *e)
 {
-    return sizeof *e + e->klen + e->rlen;
+    return sizeof *e + e->klen + e->cap;
 }
 
 static void free_dropped(store_cache *c)
@@ -123,7 +122,7 @@ bool store_cache_find(store_cache *c, const uint8_t *k, size_t klen, cache_hit *
         return false;
     }
     cache_entry *e = c->slots[probe(c, token_of(k, klen), k, klen)].e;
-    if (!e) {
+    if (!e || (e->flags & ENTRY_STALE)) {
         c->misses++;
         return false;
     }
@@ -135,69 +134,74 @@ bool store_cache_find(store_cache *c, const uint8_t *k, size_t klen, cache_hit *
     return true;
 }
 
-/* Puts a new entry for k in the table, replacing any there (in place when
- * the record's size is the same). Returns it, or NULL when it is too large
- * to keep or memory ran out (k is then absent from the table, which is
- * always safe). */
-static cache_entry *put(store_cache *c, const uint8_t *k, size_t klen, const uint8_t *rec,
-                        size_t rlen, uint8_t flags)
+static void fill(cache_entry *e, const uint8_t *rec, size_t rlen)
 {
-    uint64_t token = token_of(k, klen);
-    size_t i;
-    cache_entry *e;
-    if (c->n && (e = c->slots[i = probe(c, token, k, klen)].e) != NULL) {
-        if (e->rlen == rlen) {
-            if (rlen)
-                memcpy(e->data + klen, rec, rlen);
-            e->flags = (uint8_t)(flags | ENTRY_LIVE | (e->flags & ENTRY_TRACKED));
-            return e;
-        }
-        remove_at(c, i);
-    }
-    if (sizeof(cache_entry) + klen + rlen > c->max_bytes / ENTRY_SHARE || klen > UINT32_MAX ||
-        rlen > UINT32_MAX || !reserve_slot(c))
-        return NULL;
-    if (!(e = malloc(sizeof *e + klen + rlen)))
-        return NULL;
-    *e = (cache_entry){.klen = (uint32_t)klen, .rlen = (uint32_t)rlen,
-                       .flags = flags | ENTRY_LIVE};
-    memcpy(e->data, k, klen);
+    e->rlen = (uint32_t)rlen;
+    e->flags = (uint8_t)(ENTRY_LIVE | (rec ? 0 : ENTRY_ABSENT));
     if (rlen)
-        memcpy(e->data + klen, rec, rlen);
-    c->slots[probe(c, token, k, klen)] = (cache_slot){.token = token, .e = e};
-    c->n++;
-    c->bytes += entry_bytes(e);
-    return e;
+        memcpy(e->data + e->klen, rec, rlen);
 }
 
 void store_cache_add_read(store_cache *c, const uint8_t *k, size_t klen, const uint8_t *rec,
                           size_t rlen)
 {
-    if (!c->max_bytes || (c->n && c->slots[probe(c, token_of(k, klen), k, klen)].e))
+    uint64_t token = token_of(k, klen);
+    cache_entry *e = NULL;
+    size_t i = 0;
+    if (!rec)
+        rlen = 0;
+    if (!c->max_bytes)
         return;
-    put(c, k, klen, rec, rec ? rlen : 0, rec ? 0 : ENTRY_ABSENT);
+    if (c->n && (e = c->slots[i = probe(c, token, k, klen)].e) != NULL) {
+        if (!(e->flags & ENTRY_STALE))
+            return;
+        if (rlen <= e->cap) { /* refilled where it is */
+            fill(e, rec, rlen);
+            return;
+        }
+        remove_at(c, i);
+    }
+    if (sizeof(cache_entry) + klen + rlen > c->max_bytes / ENTRY_SHARE || klen > UINT32_MAX ||
+        rlen > UINT32_MAX || !reserve_slot(c) || !(e = malloc(sizeof *e + klen + rlen)))
+        return; /* not kept: always safe */
+    *e = (cache_entry){.klen = (uint32_t)klen, .cap = (uint32_t)rlen};
+    memcpy(e->data, k, klen);
+    fill(e, rec, rlen);
+    c->slots[probe(c, token, k, klen)] = (cache_slot){.token = token, .e = e};
+    c->n++;
+    c->bytes += entry_bytes(e);
 }
 
 void store_cache_write(store_cache *c, const uint8_t *k, size_t klen, const uint8_t *rec,
                        size_t rlen)
 {
-    if (!c->max_bytes)
+    size_t i;
+    cache_entry *e;
+    if (!c->n || !(e = c->slots[i = probe(c, token_of(k, klen), k, klen)].e))
+        return; /* no allocation on the write path: reads fill the cache */
+    if (!rec)
+        rlen = 0;
+    if (rlen > e->cap) {
+        /* Outgrown. Marked rather than freed: the next read refills it,
+         * and freeing here cost pipelined writes a fifth of their speed
+         * in glibc's bins. A discarded batch needs nothing: a stale entry
+         * is a miss, which reads LMDB. */
+        e->flags |= ENTRY_STALE;
         return;
+    }
+    /* Listed for an abort, once per write: a flag in the entry would cost
+     * the commit a cache miss per entry to clear it. */
     if (c->nbatch == c->batch_cap) {
         size_t cap = c->batch_cap ? c->batch_cap * 2 : 256;
         cache_entry **b = realloc(c->batch, cap * sizeof *b);
-        if (!b) { /* cannot track it for an abort: keep no entry at all */
-            store_cache_forget(c, k, klen);
+        if (!b) { /* cannot undo it on an abort: keep no entry */
+            remove_at(c, i);
             return;
         }
         c->batch = b, c->batch_cap = cap;
     }
-    cache_entry *e = put(c, k, klen, rec, rec ? rlen : 0,
-                         (uint8_t)(ENTRY_BATCH | (rec ? 0 : ENTRY_ABSENT)));
-    if (e && !(e->flags & ENTRY_TRACKED)) {
-        e->flags |= ENTRY_TRACKED;
-        c->batch[c->nbatch++] = e;
-    }
+    c->batch[c->nbatch++] = e;
+    fill(e, rec, rlen);
 }
 
 void store_cache_prefetch_slot(const store_cache *c, const uint8_t *k, size_t klen)
@@ -239,8 +243,6 @@ void store_cache_clear(store_cache *c)
 
 void store_cache_commit(store_cache *c)
 {
-    for (size_t i = 0; i < c->nbatch; i++)
-        c->batch[i]->flags &= (uint8_t)~(ENTRY_BATCH | ENTRY_TRACKED);
     c->nbatch = 0;
 }
 
@@ -248,8 +250,7 @@ void store_cache_abort(store_cache *c)
 {
     for (size_t i = 0; i < c->nbatch; i++) {
         cache_entry *e = c->batch[i];
-        e->flags &= (uint8_t)~ENTRY_TRACKED;
-        if (e->flags & ENTRY_LIVE) /* not replaced or forgotten since */
+        if (e->flags & ENTRY_LIVE) /* not forgotten since (entries stay allocated until settle) */
             store_cache_forget(c, e->data, e->klen);
     }
     c->nbatch = 0;
@@ -260,7 +261,7 @@ void store_cache_settle(store_cache *c)
     while (c->bytes > c->max_bytes && c->n) {
         size_t i = c->hand & c->mask;
         cache_entry *e = c->slots[i].e;
-        if (e && !e->ref) {
+        if (e && (!e->ref || (e->flags & ENTRY_STALE))) {
             remove_at(c, i); /* the hand stays: a later entry may have moved here */
             c->evictions++;
             continue;

@@ -6,11 +6,11 @@
  * Entries are keyed by the record's LMDB key (token + key, or token + hash
  * for a long key) and hold the record's bytes as LMDB stores them, or say
  * that LMDB has no record under that key. The invariant the store keeps:
- * an entry that is not marked as this batch's equals what LMDB holds (as of
- * the last commit plus this batch's writes). So every write to the data
- * database goes through here: a put or delete replaces the entry (marked as
- * the batch's until the commit, removed if the batch is discarded), and a
- * purge forgets it.
+ * an entry equals what LMDB holds (as of the last commit plus this batch's
+ * writes), or is marked stale. So every write to the data database goes
+ * through here: a put or delete updates the entry in place (dropped again
+ * if the batch is discarded) or marks it stale, and a purge forgets it.
+ * Only reads of the committed snapshot add entries or refill stale ones.
  *
  * Lifetimes: a record returned by store_cache_find stays valid until the
  * next write to its key or store_cache_settle, which the store calls only at
@@ -67,11 +67,13 @@ bool store_cache_find(store_cache *c, const uint8_t *k, size_t klen, cache_hit *
 void store_cache_add_read(store_cache *c, const uint8_t *k, size_t klen, const uint8_t *rec,
                           size_t rlen);
 
-/* A write in this batch: the entry for k becomes rec (NULL: LMDB has no
- * record now), marked as the batch's until store_cache_commit. A record of
- * the same size is copied over the old one in place, so what an earlier
- * find returned for k changes: as store.h says, a write ends the life of
- * what reads returned. */
+/* A write of k in this batch (rec NULL: LMDB has no record now). An entry
+ * with room for the record is overwritten in place, and dropped again if
+ * the batch is discarded; one too small is marked stale, a miss until the
+ * next read refills it. A key without an entry gets none: the write path
+ * allocates nothing, reads fill the cache. What an earlier find returned
+ * for k changes: as store.h says, a write ends the life of what reads
+ * returned. */
 void store_cache_write(store_cache *c, const uint8_t *k, size_t klen, const uint8_t *rec,
                        size_t rlen);
 

@@ -341,7 +341,8 @@ static void test_info(void **state)
     assert_non_null(strstr(r.out, "ringkv_membership:off"));
     free(r.out);
 
-    /* Reads of a key just written are answered by the record cache. */
+    /* The first read of a key fills the record cache; the next two are
+     * answered from it. */
     long hits[2];
     for (int i = 0; i < 2; i++) {
         r = run_tool(f, "redis-cli", NULL, 0, "INFO", "stats", NULL);
@@ -352,8 +353,8 @@ static void test_info(void **state)
         free(r.out);
         if (i == 0) {
             EXPECT(f, "OK\n", "SET", "info:cached", "v");
-            EXPECT(f, "\"v\"\n", "GET", "info:cached");
-            EXPECT(f, "\"v\"\n", "GET", "info:cached");
+            for (int n = 0; n < 3; n++)
+                EXPECT(f, "\"v\"\n", "GET", "info:cached");
         }
     }
     assert_true(hits[1] >= hits[0] + 2);
