@@ -5,8 +5,8 @@
 #include <string.h>
 
 #define ENTRY_LIVE 0x01    /* in the table (else on the dropped list) */
-#define ENTRY_ABSENT 0x04  /* LMDB has no record under the key */
-#define ENTRY_STALE 0x08   /* outgrown by a write: a miss, refilled by the next read */
+#define ENTRY_ABSENT 0x02  /* LMDB has no record under the key */
+#define ENTRY_STALE 0x04   /* outgrown by a write: a miss, refilled by the next read */
 #define FIRST_SLOTS 1024
 /* One record may take at most this share of the budget: a few huge values
  * must not push out thousands of small ones. */
