@@ -574,10 +574,9 @@ store_result store_get(store *s, const void *key, size_t klen, uint64_t now_ms,
     store_result res;
     const char *why;
     bool longk;
+    cache_hit hit;
     rec r;
     int rc;
-
-    cache_hit hit;
 
     memset(out, 0, sizeof *out);
     if (klen == 0)
