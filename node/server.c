@@ -252,6 +252,7 @@ static void do_stats(server *s, conn *c, const wire_request *req)
         NUM("commits", ss.commits),
         NUM("commit_failures", n->commit_failures),
         NUM("purged", ss.purged),
+        NUM("store_crash_suspect", store_crash_suspect(s->st)),
         NUM("cache_hits", ss.cache_hits),
         NUM("cache_misses", ss.cache_misses),
         NUM("cache_evictions", ss.cache_evictions),

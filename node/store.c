@@ -236,10 +236,29 @@ static int meta_write(store *s, MDB_txn *txn, uint64_t max_hlc)
     m.format = META_FORMAT, m.node_id = s->node_id;
     m.max_hlc = max_hlc, m.incarnation = s->incarnation;
     m.ring_member = s->ring_member;
+    m.boot_id = s->boot_id, m.open_unsynced = s->open_unsynced;
     v.mv_size = ringkv__node_meta__get_packed_size(&m);
     if ((rc = mdb_put(txn, s->meta, &k, &v, MDB_RESERVE)) == 0)
         ringkv__node_meta__pack(&m, v.mv_data);
     return rc;
+}
+
+/* The kernel's id of this boot (a UUID), or "" when it cannot be read. */
+static void boot_id_read(const char *given, char *out, size_t outlen)
+{
+    FILE *f;
+    out[0] = '\0';
+    if (given) {
+        snprintf(out, outlen, "%s", given);
+        return;
+    }
+    if ((f = fopen("/proc/sys/kernel/random/boot_id", "r")) != NULL) {
+        if (fgets(out, (int)outlen, f))
+            out[strcspn(out, "\n")] = '\0';
+        else
+            out[0] = '\0';
+        fclose(f);
+    }
 }
 
 static int meta_load(store *s, MDB_txn *txn, const char *dir, char *err,
@@ -266,6 +285,9 @@ static int meta_load(store *s, MDB_txn *txn, const char *dir, char *err,
         strcpy(s->node_id, m->node_id);
         s->max_hlc = s->hlc_ceiling = m->max_hlc, s->incarnation = m->incarnation;
         s->ring_member = m->ring_member;
+        /* Open and not closed, with unsynced commits, and the machine
+         * booted since: it crashed (or lost power) under the store. */
+        s->crash_suspect = m->open_unsynced && m->boot_id[0] && strcmp(m->boot_id, s->boot_id) != 0;
         rc = 0;
     }
     ringkv__node_meta__free_unpacked(m, NULL);
@@ -499,9 +521,17 @@ store *store_open(const store_options *opts, char *err, size_t errlen)
 
     if ((rc = mdb_txn_begin(s->env, NULL, 0, &txn)) != 0 || (rc = dbi_open_all(s, txn)) != 0)
         goto fail_mdb;
+    boot_id_read(opts->boot_id, s->boot_id, sizeof s->boot_id);
     if (meta_load(s, txn, opts->dir, err, errlen) != 0)
         goto fail;
+    if (s->crash_suspect)
+        log_error("store: %s was open with fsync everysec or no when the machine went down "
+                  "(it has booted since, and the store was not closed): LMDB's file may be "
+                  "inconsistent. If reads report corrupt records or the node misbehaves, stop "
+                  "it, move the data dir aside and start it again with the same id; it streams "
+                  "its ranges back from its replicas (README: Durability)", opts->dir);
     s->incarnation++;
+    s->open_unsynced = s->fsync != STORE_FSYNC_ALWAYS;
     if ((rc = meta_write(s, txn, s->max_hlc)) != 0 ||
         (rc = count_tombstones(s, txn)) != 0 ||
         (rc = mdb_stat(txn, s->data, &st)) != 0)
@@ -545,8 +575,10 @@ void store_close(store *s)
         return;
     if (store_commit(s, err, sizeof err) != STORE_OK)
         log_error("store: commit at close failed: %s", err);
-    /* A clean close records the exact largest HLC instead of the ceiling. */
-    if (s->hlc_ceiling > s->max_hlc && store_batch_begin(s, err, sizeof err) == STORE_OK &&
+    /* A clean close records the exact largest HLC instead of the ceiling,
+     * and that the store is no longer open unsynced. */
+    s->open_unsynced = false;
+    if (store_batch_begin(s, err, sizeof err) == STORE_OK &&
         meta_write(s, s->wtxn, s->max_hlc) == 0) {
         s->dirty = true;
         s->hlc_ceiling = s->max_hlc;
@@ -890,6 +922,8 @@ uint64_t store_max_hlc(const store *s)
 }
 
 uint64_t store_incarnation(const store *s) { return s->incarnation; }
+
+bool store_crash_suspect(const store *s) { return s->crash_suspect; }
 
 uint64_t store_used_bytes(const store *s)
 {

@@ -46,6 +46,8 @@ typedef struct store_options {
     store_fsync fsync;
     size_t cache_size;   /* bytes of records kept in memory in front of
                           * LMDB (store_cache.h); 0: no cache */
+    const char *boot_id; /* NULL: the kernel's (/proc/sys/kernel/random/
+                          * boot_id); tests pass their own */
 } store_options;
 
 /* A record's version: newest (hlc, origin) wins; ties on hlc break by origin. */
@@ -146,6 +148,12 @@ int store_set_ring_member(store *s, bool member, char *err, size_t errlen);
 /* This start's incarnation: persisted and bumped (and synced) by every
  * store_open, so it is higher than any earlier run's. Gossip starts there. */
 uint64_t store_incarnation(const store *s);
+/* True when the last run had the store open with unsynced commits (fsync
+ * everysec or no), did not close it, and the machine has booted since: a
+ * machine crash, after which LMDB's file may be inconsistent (MDB_NOSYNC |
+ * MDB_WRITEMAP give no write order). store_open logs it as an error; the
+ * README says what to do. A process crash alone does not set it. */
+bool store_crash_suspect(const store *s);
 
 void store_get_stats(const store *s, store_stats *out);
 

@@ -66,6 +66,9 @@ struct store {
     char node_id[STORE_ORIGIN_MAX + 1];
     uint64_t incarnation, max_hlc;
     bool ring_member;
+    char boot_id[40];     /* this machine boot's id, as the kernel gives it */
+    bool open_unsynced;   /* written to meta: true while open under everysec/no */
+    bool crash_suspect;   /* the last run may have ended in a machine crash */
     uint64_t hlc_ceiling;       /* the max_hlc persisted in meta: >= every committed HLC */
     uint64_t records, tombstones, commits, purged, hints_pending;
     uint64_t batch_max_hlc, batch_purged;

@@ -6,6 +6,8 @@
  */
 #include "store_fx.h"
 
+#include <sys/wait.h>
+
 /* Runs fn on the store's data or meta DB through a raw LMDB handle; the
  * store must be closed (LMDB forbids opening one env twice in a process). */
 static void raw_txn(fx *f, const char *db, void (*fn)(MDB_txn *, MDB_dbi, void *), void *arg)
@@ -829,6 +831,71 @@ static void test_corrupt_records(void **state)
 }
 
 
+/* A machine crash under everysec or no is told from a process crash by the
+ * kernel's boot id: the store was open with unsynced commits, was never
+ * closed, and the machine has booted since. */
+static store *open_boot(fx *f, store_fsync mode, const char *boot)
+{
+    store_options o = {.dir = f->dir, .map_size = 64 * MB, .fsync = mode, .boot_id = boot};
+    store *s = store_open(&o, f->err, sizeof f->err);
+    if (!s)
+        fail_msg("store_open: %s", f->err);
+    return s;
+}
+
+/* A child opens the store, commits a write and exits without closing. */
+static void crash_child(fx *f, store_fsync mode, const char *boot)
+{
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        store_options o = {.dir = f->dir, .map_size = 64 * MB, .fsync = mode, .boot_id = boot};
+        store_version v = ver(at_ms(1000), boot);
+        char err[256];
+        store *s = store_open(&o, err, sizeof err);
+        if (!s || store_put(s, boot, strlen(boot), "v", 1, 0, &v, err, sizeof err) != STORE_OK ||
+            store_commit(s, err, sizeof err) != STORE_OK)
+            _exit(1);
+        _exit(0);
+    }
+    int st;
+    assert_int_equal(waitpid(pid, &st, 0), pid);
+    assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+}
+
+static void test_crash_suspect(void **state)
+{
+    fx *f = *state;
+    store_record r;
+    store *s;
+
+    crash_child(f, STORE_FSYNC_EVERYSEC, "boot-a"); /* a process crash */
+    s = open_boot(f, STORE_FSYNC_EVERYSEC, "boot-a");
+    assert_false(store_crash_suspect(s));
+    assert_int_equal(store_get(s, "boot-a", 6, 0, &r, f->err, sizeof f->err), STORE_OK);
+    store_close(s);
+    s = open_boot(f, STORE_FSYNC_EVERYSEC, "boot-b"); /* a reboot after a clean close */
+    assert_false(store_crash_suspect(s));
+    store_close(s);
+
+    crash_child(f, STORE_FSYNC_EVERYSEC, "boot-c"); /* the machine goes down */
+    s = open_boot(f, STORE_FSYNC_EVERYSEC, "boot-d");
+    assert_true(store_crash_suspect(s));
+    store_close(s);
+    s = open_boot(f, STORE_FSYNC_EVERYSEC, "boot-d"); /* told once: closed cleanly since */
+    assert_false(store_crash_suspect(s));
+    store_close(s);
+
+    crash_child(f, STORE_FSYNC_NO, "boot-e"); /* `no` is as unsynced */
+    s = open_boot(f, STORE_FSYNC_ALWAYS, "boot-f");
+    assert_true(store_crash_suspect(s));
+    store_close(s);
+    crash_child(f, STORE_FSYNC_ALWAYS, "boot-g"); /* `always` syncs every commit */
+    s = open_boot(f, STORE_FSYNC_EVERYSEC, "boot-h");
+    assert_false(store_crash_suspect(s));
+    store_close(s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -852,6 +919,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_map_full, setup, teardown),
         cmocka_unit_test_setup_teardown(test_corrupt_records, setup, teardown),
         cmocka_unit_test_setup_teardown(test_data_key_order_is_memcmp, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_crash_suspect, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
