@@ -1,12 +1,17 @@
 /* store_cache: the store's row cache (see store_cache.h). */
 #include "store_cache.h"
 
+#include <endian.h>
 #include <stdlib.h>
 #include <string.h>
 
 #define ENTRY_LIVE 0x01    /* in the table (else on the dropped list) */
 #define ENTRY_ABSENT 0x02  /* LMDB has no record under the key */
 #define ENTRY_STALE 0x04   /* outgrown by a write: a miss, refilled by the next read */
+#define ENTRY_DIRTY 0x08   /* newer than LMDB's record: written back by a flush */
+#define ENTRY_FLUSHING 0x10 /* written into LMDB's uncommitted batch, unchanged since */
+#define ENTRY_NEW 0x20     /* dirty, and LMDB has no record of the key */
+#define SLOT_DIRTY 1ULL    /* in cache_slot.token: the entry is dirty */
 #define FIRST_SLOTS 1024
 /* One record may take at most this share of the budget: a few huge values
  * must not push out thousands of small ones. */
@@ -14,6 +19,7 @@
 
 struct cache_entry {
     cache_entry *next;  /* on the dropped list */
+    uint64_t seg;       /* dirty: the log segment holding the record */
     uint32_t klen, rlen, cap; /* cap: room for the record, >= rlen */
     uint8_t flags;
     uint8_t ref;        /* CLOCK: used since the hand last passed */
@@ -42,28 +48,75 @@ static void free_dropped(store_cache *c)
 
 void store_cache_free(store_cache *c)
 {
-    store_cache_clear(c);
+    for (size_t i = 0; c->n && i <= c->mask; i++)
+        free(c->slots[i].e); /* dirty ones too */
     free_dropped(c);
     free(c->slots);
     free(c->batch);
+    free(c->flushing);
+    free(c->pins.n);
     memset(c, 0, sizeof *c);
 }
 
+/* The ring token: the key's first 8 bytes, big-endian. */
 static uint64_t token_of(const uint8_t *k, size_t klen)
 {
     uint64_t t = 0;
-    memcpy(&t, k, klen < 8 ? klen : 8); /* XXH3 bytes: any byte order hashes well */
-    return t;
+    memcpy(&t, k, klen < 8 ? klen : 8);
+    return be64toh(t);
+}
+
+static size_t home(const store_cache *c, uint64_t token)
+{
+    return (size_t)(token >> c->shift);
 }
 
 /* The slot holding k, or the empty slot where it would go. */
 static size_t probe(const store_cache *c, uint64_t token, const uint8_t *k, size_t klen)
 {
-    size_t i = token & c->mask;
+    size_t i = home(c, token);
     for (const cache_slot *sl; (sl = &c->slots[i])->e != NULL; i = (i + 1) & c->mask)
-        if (sl->token == token && sl->e->klen == klen && memcmp(sl->e->data, k, klen) == 0)
+        if (((sl->token ^ token) & ~SLOT_DIRTY) == 0 && sl->e->klen == klen &&
+            memcmp(sl->e->data, k, klen) == 0)
             break;
     return i;
+}
+
+static void pin(store_cache *c, uint64_t seq)
+{
+    cache_pins *p = &c->pins;
+    if (p->len == 0 && p->base < seq)
+        p->base = seq;
+    size_t i = (size_t)(seq - p->base);
+    if (i >= p->cap) {
+        size_t cap = p->cap ? p->cap : 16;
+        while (cap <= i)
+            cap *= 2;
+        uint64_t *n = realloc(p->n, cap * sizeof *n);
+        if (!n)
+            abort(); /* a few words; losing count would lose data */
+        p->n = n, p->cap = cap;
+    }
+    while (p->len <= i)
+        p->n[p->len++] = 0;
+    p->n[i]++;
+}
+
+static void unpin(store_cache *c, uint64_t seq)
+{
+    c->pins.n[seq - c->pins.base]--;
+}
+
+/* The entry at slot i stops being dirty. */
+static void undirty(store_cache *c, size_t i)
+{
+    cache_entry *e = c->slots[i].e;
+    unpin(c, e->seg);
+    c->dirty_n--;
+    c->dirty_bytes -= entry_bytes(e);
+    c->dirty_new -= (e->flags & ENTRY_NEW) != 0;
+    e->flags &= (uint8_t)~(ENTRY_DIRTY | ENTRY_FLUSHING | ENTRY_NEW);
+    c->slots[i].token &= ~SLOT_DIRTY;
 }
 
 /* Takes the entry at slot i out of the table; it stays allocated until the
@@ -71,6 +124,8 @@ static size_t probe(const store_cache *c, uint64_t token, const uint8_t *k, size
 static void remove_at(store_cache *c, size_t i)
 {
     cache_entry *e = c->slots[i].e;
+    if (e->flags & ENTRY_DIRTY)
+        undirty(c, i);
     c->slots[i].e = NULL;
     c->n--;
     c->bytes -= entry_bytes(e);
@@ -78,10 +133,10 @@ static void remove_at(store_cache *c, size_t i)
     e->next = c->dropped;
     c->dropped = e;
     for (size_t j = (i + 1) & c->mask; c->slots[j].e; j = (j + 1) & c->mask) {
-        size_t home = c->slots[j].token & c->mask;
+        size_t h = home(c, c->slots[j].token);
         /* The entry at j may fill the hole at i if i lies on its probe
          * path, from home to j. */
-        if (((j - home) & c->mask) >= ((j - i) & c->mask)) {
+        if (((j - h) & c->mask) >= ((j - i) & c->mask)) {
             c->slots[i] = c->slots[j];
             c->slots[j].e = NULL;
             i = j;
@@ -101,15 +156,30 @@ static bool reserve_slot(store_cache *c)
         return false;
     c->slots = slots;
     c->mask = grown - 1;
+    c->shift = 64 - __builtin_ctzll((unsigned long long)grown);
     for (size_t i = 0; i < nslots; i++)
         if (old[i].e) {
-            size_t at = old[i].token & c->mask;
+            size_t at = home(c, old[i].token);
             while (c->slots[at].e)
                 at = (at + 1) & c->mask;
             c->slots[at] = old[i];
         }
     free(old);
     c->hand = 0;
+    c->cursor = nslots ? c->cursor * 2 : 0; /* the same place in ring order */
+    return true;
+}
+
+bool store_cache_peek(store_cache *c, const uint8_t *k, size_t klen, cache_hit *out)
+{
+    if (!c->n)
+        return false;
+    cache_entry *e = c->slots[probe(c, token_of(k, klen), k, klen)].e;
+    if (!e || (e->flags & ENTRY_STALE))
+        return false;
+    out->absent = e->flags & ENTRY_ABSENT;
+    out->rec = e->data + e->klen;
+    out->rlen = e->rlen;
     return true;
 }
 
@@ -167,7 +237,7 @@ void store_cache_add_read(store_cache *c, const uint8_t *k, size_t klen, const u
     *e = (cache_entry){.klen = (uint32_t)klen, .cap = (uint32_t)rlen};
     memcpy(e->data, k, klen);
     fill(e, rec, rlen);
-    c->slots[probe(c, token, k, klen)] = (cache_slot){.token = token, .e = e};
+    c->slots[probe(c, token, k, klen)] = (cache_slot){.token = token & ~SLOT_DIRTY, .e = e};
     c->n++;
     c->bytes += entry_bytes(e);
 }
@@ -207,7 +277,7 @@ void store_cache_write(store_cache *c, const uint8_t *k, size_t klen, const uint
 void store_cache_prefetch_slot(const store_cache *c, const uint8_t *k, size_t klen)
 {
     if (c->n)
-        __builtin_prefetch(&c->slots[token_of(k, klen) & c->mask]);
+        __builtin_prefetch(&c->slots[home(c, token_of(k, klen))]);
 }
 
 void store_cache_prefetch_entry(const store_cache *c, const uint8_t *k, size_t klen)
@@ -215,8 +285,8 @@ void store_cache_prefetch_entry(const store_cache *c, const uint8_t *k, size_t k
     if (!c->n)
         return;
     uint64_t token = token_of(k, klen);
-    const cache_slot *sl = &c->slots[token & c->mask];
-    if (sl->e && sl->token == token)
+    const cache_slot *sl = &c->slots[home(c, token)];
+    if (sl->e && ((sl->token ^ token) & ~SLOT_DIRTY) == 0)
         __builtin_prefetch(sl->e);
 }
 
@@ -229,16 +299,31 @@ void store_cache_forget(store_cache *c, const uint8_t *k, size_t klen)
 
 void store_cache_clear(store_cache *c)
 {
-    for (size_t i = 0; c->n && i <= c->mask; i++)
-        if (c->slots[i].e) {
-            cache_entry *e = c->slots[i].e;
-            c->slots[i].e = NULL;
-            e->flags &= (uint8_t)~ENTRY_LIVE;
-            e->next = c->dropped;
-            c->dropped = e;
-            c->n--;
-        }
-    c->bytes = 0;
+    if (!c->n)
+        return;
+    if (!c->dirty_n) {
+        for (size_t i = 0; i <= c->mask; i++)
+            if (c->slots[i].e) {
+                cache_entry *e = c->slots[i].e;
+                c->slots[i].e = NULL;
+                e->flags &= (uint8_t)~ENTRY_LIVE;
+                e->next = c->dropped;
+                c->dropped = e;
+            }
+        c->n = 0;
+        c->bytes = 0;
+        return;
+    }
+    /* Dirty entries stay: they are the only copy outside the log. An entry
+     * shifted back into slot i is looked at again. */
+    for (size_t i = 0; i <= c->mask; i++)
+        while (c->slots[i].e && !(c->slots[i].token & SLOT_DIRTY))
+            remove_at(c, i);
+    /* A wrapped chain can shift a clean entry from past the end back into
+     * the first slots, which the walk has passed. */
+    for (size_t i = 0; i <= c->mask && c->n > c->dirty_n; i++)
+        while (c->slots[i].e && !(c->slots[i].token & SLOT_DIRTY))
+            remove_at(c, i);
 }
 
 void store_cache_commit(store_cache *c)
@@ -258,9 +343,16 @@ void store_cache_abort(store_cache *c)
 
 void store_cache_settle(store_cache *c)
 {
-    while (c->bytes > c->max_bytes && c->n) {
+    /* A bounded walk: dirty entries cannot go, and they may be most of
+     * what is left. */
+    for (size_t steps = 0; c->bytes > c->max_bytes && c->n > c->dirty_n &&
+                           steps <= 3 * (c->mask + 1); steps++) {
         size_t i = c->hand & c->mask;
         cache_entry *e = c->slots[i].e;
+        if (e && (c->slots[i].token & SLOT_DIRTY)) {
+            c->hand = i + 1;
+            continue;
+        }
         if (e && (!e->ref || (e->flags & ENTRY_STALE))) {
             remove_at(c, i); /* the hand stays: a later entry may have moved here */
             c->evictions++;
@@ -271,4 +363,187 @@ void store_cache_settle(store_cache *c)
         c->hand = i + 1;
     }
     free_dropped(c);
+}
+
+/* ---- write-behind ---- */
+
+uint8_t *store_cache_put_dirty(store_cache *c, const uint8_t *k, size_t klen, size_t rlen,
+                               bool lmdb_absent, uint64_t seg)
+{
+    uint64_t token = token_of(k, klen);
+    cache_entry *e = NULL;
+    size_t i = 0;
+    uint8_t keep = 0;
+
+    if (klen > UINT32_MAX || rlen > UINT32_MAX)
+        return NULL;
+    if (c->n && (e = c->slots[i = probe(c, token, k, klen)].e) != NULL && rlen <= e->cap) {
+        if (e->flags & ENTRY_DIRTY) {
+            unpin(c, e->seg);
+            keep = e->flags & ENTRY_NEW;
+        } else {
+            c->dirty_n++;
+            c->dirty_bytes += entry_bytes(e);
+            keep = lmdb_absent ? ENTRY_NEW : 0;
+        }
+    } else {
+        /* Missing or outgrown: a new entry in its place. */
+        cache_entry *ne;
+        if (!reserve_slot(c) || !(ne = malloc(sizeof *ne + klen + rlen)))
+            return NULL;
+        if (e && (e = c->slots[i = probe(c, token, k, klen)].e) != NULL) {
+            keep = (e->flags & ENTRY_DIRTY) ? (e->flags & ENTRY_NEW)
+                                            : (lmdb_absent ? ENTRY_NEW : 0);
+            remove_at(c, i); /* freed at settle: what reads returned stays valid */
+        } else {
+            keep = lmdb_absent ? ENTRY_NEW : 0;
+        }
+        *ne = (cache_entry){.klen = (uint32_t)klen, .cap = (uint32_t)rlen};
+        memcpy(ne->data, k, klen);
+        e = ne;
+        c->slots[i = probe(c, token, k, klen)] = (cache_slot){.token = token, .e = e};
+        c->n++;
+        c->bytes += entry_bytes(e);
+        c->dirty_n++;
+        c->dirty_bytes += entry_bytes(e);
+    }
+    c->dirty_new += keep && !(e->flags & ENTRY_NEW);
+    e->flags = (uint8_t)(ENTRY_LIVE | ENTRY_DIRTY | keep);
+    e->rlen = (uint32_t)rlen;
+    e->ref = 1;
+    e->seg = seg;
+    c->slots[i].token = token | SLOT_DIRTY;
+    pin(c, seg);
+    return e->data + e->klen;
+}
+
+bool store_cache_dirty(const store_cache *c, const uint8_t *k, size_t klen)
+{
+    size_t i;
+    return c->dirty_n && c->slots[i = probe(c, token_of(k, klen), k, klen)].e &&
+           (c->slots[i].token & SLOT_DIRTY);
+}
+
+/* Hands the dirty entry at slot i to fn, unless it was handed already. */
+static int flush_at(store_cache *c, size_t i, cache_flush_fn fn, void *arg)
+{
+    cache_entry *e = c->slots[i].e;
+    if (e->flags & ENTRY_FLUSHING)
+        return 0;
+    if (c->nflushing == c->flushing_cap) {
+        size_t cap = c->flushing_cap ? c->flushing_cap * 2 : 256;
+        struct cache_flushing *f = realloc(c->flushing, cap * sizeof *f);
+        if (!f)
+            return -1;
+        c->flushing = f, c->flushing_cap = cap;
+    }
+    if (fn(arg, e->data, e->klen, e->data + e->klen, e->rlen) != 0)
+        return -1;
+    e->flags |= ENTRY_FLUSHING;
+    c->flushing[c->nflushing++] = (struct cache_flushing){e, i};
+    return 1;
+}
+
+/* The walk reads each dirty entry it meets, a CPU cache miss apiece: ask
+ * for one further on before reading this one. */
+#define FLUSH_PREFETCH 16
+
+static void prefetch_ahead(const store_cache *c, size_t i)
+{
+    const cache_slot *sl = &c->slots[(i + FLUSH_PREFETCH) & c->mask];
+    if (sl->e && (sl->token & SLOT_DIRTY))
+        __builtin_prefetch(sl->e);
+}
+
+long store_cache_flush(store_cache *c, size_t slots, cache_flush_fn fn, void *arg, bool *wrapped)
+{
+    long handed = 0;
+    *wrapped = false;
+    if (!c->dirty_n)
+        return 0;
+    if (slots > c->mask + 1)
+        slots = c->mask + 1;
+    for (size_t n = 0; n < slots; n++) {
+        size_t i = c->cursor & c->mask;
+        prefetch_ahead(c, i);
+        if (c->slots[i].e && (c->slots[i].token & SLOT_DIRTY)) {
+            int r = flush_at(c, i, fn, arg);
+            if (r < 0)
+                return -1;
+            handed += r;
+        }
+        c->cursor = (i + 1) & c->mask;
+        if (c->cursor == 0)
+            *wrapped = true;
+    }
+    return handed;
+}
+
+long store_cache_flush_all(store_cache *c, cache_flush_fn fn, void *arg)
+{
+    long handed = 0;
+    for (size_t i = 0; c->dirty_n && i <= c->mask; i++) {
+        prefetch_ahead(c, i);
+        if (c->slots[i].e && (c->slots[i].token & SLOT_DIRTY)) {
+            int r = flush_at(c, i, fn, arg);
+            if (r < 0)
+                return -1;
+            handed += r;
+        }
+    }
+    return handed;
+}
+
+int store_cache_flush_key(store_cache *c, const uint8_t *k, size_t klen, cache_flush_fn fn,
+                          void *arg)
+{
+    size_t i;
+    if (!c->dirty_n || !c->slots[i = probe(c, token_of(k, klen), k, klen)].e ||
+        !(c->slots[i].token & SLOT_DIRTY))
+        return 0;
+    return flush_at(c, i, fn, arg) < 0 ? -1 : 1;
+}
+
+void store_cache_flush_commit(store_cache *c)
+{
+    for (size_t j = 0; j < c->nflushing; j++) {
+        cache_entry *e = c->flushing[j].e;
+        size_t i = c->flushing[j].slot;
+        if ((e->flags & (ENTRY_LIVE | ENTRY_FLUSHING)) != (ENTRY_LIVE | ENTRY_FLUSHING))
+            continue; /* dropped, or written again since */
+        if (i > c->mask || c->slots[i].e != e) /* moved since */
+            i = probe(c, token_of(e->data, e->klen), e->data, e->klen);
+        undirty(c, i);
+        c->flushed++;
+    }
+    c->nflushing = 0;
+}
+
+void store_cache_flush_abort(store_cache *c)
+{
+    for (size_t j = 0; j < c->nflushing; j++)
+        c->flushing[j].e->flags &= (uint8_t)~ENTRY_FLUSHING;
+    c->nflushing = 0;
+}
+
+uint64_t store_cache_pins(const store_cache *c, uint64_t seq)
+{
+    if (seq < c->pins.base || seq - c->pins.base >= c->pins.len)
+        return 0;
+    return c->pins.n[seq - c->pins.base];
+}
+
+void store_cache_pins_drop(store_cache *c, uint64_t seq)
+{
+    cache_pins *p = &c->pins;
+    if (seq <= p->base)
+        return;
+    size_t d = (size_t)(seq - p->base);
+    if (d >= p->len) {
+        p->len = 0;
+    } else {
+        memmove(p->n, p->n + d, (p->len - d) * sizeof *p->n);
+        p->len -= d;
+    }
+    p->base = seq;
 }

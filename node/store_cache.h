@@ -17,6 +17,16 @@
  * the end of a batch. Entries dropped before that wait in a list, and
  * eviction down to the byte budget happens only there too, so reading other
  * keys never ends a record's life.
+ *
+ * Write-behind (the store under `fsync everysec`): the cache is then also
+ * the store's memtable. A write makes its key's entry dirty instead of
+ * writing LMDB: the entry holds the new record, which is newer than LMDB's,
+ * and stays (no eviction, no forgetting) until a flush has written it into
+ * LMDB and that write has committed. Each dirty entry pins the log segment
+ * (store_wal.h) that holds its record; a segment no entry pins may go once
+ * LMDB is synced. Slots are placed by the token's high bits, so the table
+ * is in ring order and a flush that walks it writes LMDB in key order, a
+ * few dirty records to each page it copies.
  */
 #ifndef RINGKV_STORE_CACHE_H
 #define RINGKV_STORE_CACHE_H
@@ -29,15 +39,24 @@ typedef struct cache_entry cache_entry;
 
 /* A slot keeps its entry's hash beside the pointer, so a probe reads the
  * entry only when the hash matches: one CPU cache miss per probe instead of
- * two. */
+ * two. The token's lowest bit is replaced by the entry's dirty flag, so a
+ * flush finds dirty entries without reading the clean ones. */
 typedef struct cache_slot {
     uint64_t token;
     cache_entry *e; /* NULL: empty */
 } cache_slot;
 
+/* Dirty entries per log segment: n[i] for segment base + i. */
+typedef struct cache_pins {
+    uint64_t base;
+    uint64_t *n;
+    size_t len, cap;
+} cache_pins;
+
 typedef struct store_cache {
     cache_slot *slots;   /* open addressing, linear probing */
     size_t mask;         /* slots - 1 (a power of two), or 0 before the first add */
+    int shift;           /* a token's home slot is token >> shift */
     size_t n;            /* entries in slots */
     size_t bytes, max_bytes;
     size_t hand;         /* the CLOCK hand: the next slot eviction looks at */
@@ -45,6 +64,17 @@ typedef struct store_cache {
     cache_entry **batch; /* entries written in this batch */
     size_t nbatch, batch_cap;
     uint64_t hits, misses, evictions;
+
+    /* write-behind */
+    size_t cursor;          /* the next slot the flush looks at */
+    size_t dirty_n, dirty_bytes, dirty_new; /* dirty_new: of keys LMDB has no record of */
+    struct cache_flushing {
+        cache_entry *e;
+        size_t slot;        /* where it was; checked, since entries move */
+    } *flushing;            /* entries written into the uncommitted LMDB batch */
+    size_t nflushing, flushing_cap;
+    cache_pins pins;
+    uint64_t flushed;       /* records written back, all time */
 } store_cache;
 
 /* max_bytes 0 turns the cache off: finds miss and adds are ignored. */
@@ -96,7 +126,52 @@ void store_cache_commit(store_cache *c);
  * records as they were before it. */
 void store_cache_abort(store_cache *c);
 
-/* End of a batch: frees what was dropped and evicts down to max_bytes. */
+/* End of a batch: frees what was dropped and evicts down to max_bytes,
+ * dirty entries excepted. */
 void store_cache_settle(store_cache *c);
+
+/* ---- write-behind ---- */
+
+/* As store_cache_find, without counting a hit or a miss (a write's read of
+ * the version it replaces). */
+bool store_cache_peek(store_cache *c, const uint8_t *k, size_t klen, cache_hit *out);
+
+/* Makes k's entry dirty with a record of rlen bytes, which the caller writes
+ * at the pointer returned (valid until the next call into the cache), and
+ * pins log segment seg with it. lmdb_absent says LMDB has no record of k;
+ * it matters only for an entry not dirty yet. NULL: out of memory, nothing
+ * changed. Allocates when the entry is missing or too small, whatever the
+ * budget: dirty records stay until written back. */
+uint8_t *store_cache_put_dirty(store_cache *c, const uint8_t *k, size_t klen, size_t rlen,
+                               bool lmdb_absent, uint64_t seg);
+
+/* Writes a dirty record back: fn puts it into LMDB's batch, returning 0 or
+ * an error that stops the flush. */
+typedef int (*cache_flush_fn)(void *arg, const uint8_t *k, size_t klen, const uint8_t *rec,
+                              size_t rlen);
+
+/* Whether k's entry is dirty. */
+bool store_cache_dirty(const store_cache *c, const uint8_t *k, size_t klen);
+
+/* Hands fn the dirty entries among the next `slots` slots from the cursor
+ * on; *wrapped is set when the cursor passed the table's end. Returns how
+ * many it handed, or -1 when fn failed. */
+long store_cache_flush(store_cache *c, size_t slots, cache_flush_fn fn, void *arg, bool *wrapped);
+/* Hands fn every dirty entry not handed yet in this batch. */
+long store_cache_flush_all(store_cache *c, cache_flush_fn fn, void *arg);
+/* Hands fn k's entry if it is dirty: 1, 0 if not, -1 when fn failed. */
+int store_cache_flush_key(store_cache *c, const uint8_t *k, size_t klen, cache_flush_fn fn,
+                          void *arg);
+/* LMDB committed the batch: what was handed to fn and not written again
+ * since is clean now, and unpins its segment. */
+void store_cache_flush_commit(store_cache *c);
+/* LMDB's batch was discarded: those entries stay dirty. */
+void store_cache_flush_abort(store_cache *c);
+
+/* Dirty entries whose record is in segment seq. */
+uint64_t store_cache_pins(const store_cache *c, uint64_t seq);
+/* Segments below seq hold no pins any more (the caller checked): forgets
+ * their counts. */
+void store_cache_pins_drop(store_cache *c, uint64_t seq);
 
 #endif
