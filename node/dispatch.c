@@ -112,7 +112,8 @@ static int node_apply_local(void *ctx, const replica_record *rec, const char *hi
                          : store_put(s->st, rec->key, rec->klen, rec->value, rec->vlen,
                                      rec->expires_ms, &rec->version, err, sizeof err);
     if (r != STORE_OK && r != STORE_STALE) {
-        server_batch_failed(s, r, err);
+        if (store_write_errors_discard(s->st))
+            server_batch_failed(s, r, err);
         replica_reply rr = {.ok = false, .error = err};
         cb(arg, a->id, &rr);
         free(a);

@@ -53,11 +53,11 @@ store_result replica_store(replica *r, const replica_record *rec, const char *hi
     hlc_observe(&r->srv->clock, rec->version.hlc);
     if (res == STORE_STALE)
         res = STORE_OK;
-    if (res != STORE_OK) {
+    if (res != STORE_OK && (hint || store_write_errors_discard(st))) {
         if (res != STORE_ERR_FULL) /* the store logs a full disk once per episode */
             log_error("replica write failed, this pass's writes are lost: %s", err);
         server_batch_failed(r->srv, res, err);
-    } else if (hint) {
+    } else if (res == STORE_OK && hint) {
         r->n.hints_stored++;
     }
     return res;

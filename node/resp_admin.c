@@ -292,7 +292,8 @@ static void info_stats(server *s, info_buf *b)
            "ringkv_tombstones:%llu\r\nringkv_fsync:%s\r\n"
            "ringkv_cache_hits:%llu\r\nringkv_cache_misses:%llu\r\n"
            "ringkv_cache_evictions:%llu\r\nringkv_cache_entries:%llu\r\n"
-           "ringkv_cache_bytes:%llu\r\n",
+           "ringkv_cache_bytes:%llu\r\nringkv_writeback_dirty:%llu\r\n"
+           "ringkv_written_back:%llu\r\n",
         (unsigned long long)n->connections_total, (unsigned long long)cmds,
         (unsigned long long)n->bytes_in, (unsigned long long)n->bytes_out,
         (unsigned long long)n->connections_rejected,
@@ -303,7 +304,8 @@ static void info_stats(server *s, info_buf *b)
         (unsigned long long)ss.purged, (unsigned long long)ss.tombstones,
         config_fsync_name(s->cfg->fsync), (unsigned long long)ss.cache_hits,
         (unsigned long long)ss.cache_misses, (unsigned long long)ss.cache_evictions,
-        (unsigned long long)ss.cache_entries, (unsigned long long)ss.cache_bytes);
+        (unsigned long long)ss.cache_entries, (unsigned long long)ss.cache_bytes,
+        (unsigned long long)ss.dirty, (unsigned long long)ss.written_back);
 }
 
 /* Redis leaves an empty database out of the section. */

@@ -28,6 +28,7 @@
 #define SWEEP_BUDGET 10000   /* records examined per sweep tick, */
 #define SWEEP_SLICE 500      /* in slices this large, one per loop pass */
 #define DRAIN_TIMEOUT_MS 2000
+#define WRITEBACK_TICK_MS 10 /* how often an idle node lets the store write back */
 
 uint64_t server_now_ms(server *s)
 {
@@ -48,6 +49,7 @@ void server_schedule_pass_end(server *s)
 static void fail_batch(server *s, wire_status st, const char *msg)
 {
     s->n.commit_failures++;
+    snprintf(s->batch_err, sizeof s->batch_err, "%s", msg);
     for (conn *c = s->dirty; c; c = c->dirty_next)
         conn_fail_marked(c, st, msg);
     for (size_t i = 0; i < s->ncommit_cbs; i++)
@@ -99,8 +101,7 @@ static void run_commit_cbs(server *s, bool ok, const char *err)
     s->commit_cbs = NULL;
     s->ncommit_cbs = s->capcommit_cbs = 0;
     for (size_t i = 0; i < n; i++)
-        cbs[i].fn(cbs[i].arg, ok && !cbs[i].failed,
-                  cbs[i].failed ? "the write's batch failed to commit" : err);
+        cbs[i].fn(cbs[i].arg, ok && !cbs[i].failed, ok && cbs[i].failed ? s->batch_err : err);
     if (s->commit_cbs == NULL) { /* keep the array for the next pass */
         s->commit_cbs = cbs;
         s->capcommit_cbs = cap;
@@ -194,7 +195,7 @@ store_result server_write(server *s, wire_op op, const void *key, size_t klen, c
      * write is overwritten, which is a success for the client. */
     if (r == STORE_STALE)
         return STORE_OK;
-    if (r != STORE_OK) {
+    if (r != STORE_OK && store_write_errors_discard(s->st)) {
         if (r != STORE_ERR_FULL) /* the store logs a full disk once per episode */
             log_error("write failed, this pass's writes are lost and answered with an error: %s",
                       err);
@@ -258,6 +259,10 @@ static void do_stats(server *s, conn *c, const wire_request *req)
         NUM("cache_evictions", ss.cache_evictions),
         NUM("cache_entries", ss.cache_entries),
         NUM("cache_bytes", ss.cache_bytes),
+        NUM("writeback_dirty", ss.dirty),
+        NUM("writeback_dirty_bytes", ss.dirty_bytes),
+        NUM("written_back", ss.written_back),
+        NUM("log_segments", ss.wal_segments),
         NUM("max_key_bytes", s->cfg->max_key_bytes),
         NUM("max_value_bytes", s->cfg->max_value_bytes),
     };
@@ -582,6 +587,17 @@ static void on_sweep(evutil_socket_t fd, short what, void *arg)
     on_sweep_slice(fd, what, arg);
 }
 
+/* Under write-behind the store writes its cached writes back in commits;
+ * when no request asks for one, this timer does. */
+static void on_writeback(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    server *s = arg;
+    if (store_writeback_pending(s->st))
+        server_schedule_pass_end(s);
+}
+
 static void on_drain(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
@@ -664,7 +680,9 @@ server *server_new(struct event_base *base, const config *cfg, store *st, char *
     s->sweep_more_ev = evtimer_new(base, on_sweep_slice, s);
     s->relisten_ev = evtimer_new(base, on_relisten, s);
     s->drain_ev = evtimer_new(base, on_drain, s);
-    if (!s->pass_end_ev || !s->sweep_ev || !s->sweep_more_ev || !s->relisten_ev || !s->drain_ev) {
+    s->writeback_ev = event_new(base, -1, EV_PERSIST, on_writeback, s);
+    if (!s->pass_end_ev || !s->sweep_ev || !s->sweep_more_ev || !s->relisten_ev || !s->drain_ev ||
+        !s->writeback_ev) {
         snprintf(err, errlen, "out of memory");
         goto fail;
     }
@@ -673,6 +691,8 @@ server *server_new(struct event_base *base, const config *cfg, store *st, char *
     struct timeval tv = {.tv_sec = (time_t)(cfg->sweep_interval_ms / 1000),
                          .tv_usec = (suseconds_t)(cfg->sweep_interval_ms % 1000) * 1000};
     event_add(s->sweep_ev, &tv);
+    struct timeval wb = {0, WRITEBACK_TICK_MS * 1000};
+    event_add(s->writeback_ev, &wb);
     return s;
 
 fail:
@@ -714,6 +734,8 @@ void server_free(server *s)
         event_free(s->pass_end_ev);
     if (s->sweep_ev)
         event_free(s->sweep_ev);
+    if (s->writeback_ev)
+        event_free(s->writeback_ev);
     if (s->sweep_more_ev)
         event_free(s->sweep_more_ev);
     if (s->relisten_ev)

@@ -71,9 +71,11 @@ typedef struct server {
     size_t nlisteners;
     struct event *pass_end_ev;       /* activated once per pass that did work */
     bool pass_end_scheduled;
+    char batch_err[256]; /* why this pass's batch failed (fail_batch) */
     server_commit_cb *commit_cbs;    /* after-commit callbacks of this pass */
     size_t ncommit_cbs, capcommit_cbs;
     struct event *sweep_ev;
+    struct event *writeback_ev; /* commits now and then while the store writes back */
     struct event *sweep_more_ev; /* the next slice of this tick's sweep */
     size_t sweep_left;           /* records this tick may still examine */
     struct event *relisten_ev;       /* re-enables accept after EMFILE */

@@ -10,6 +10,11 @@
  * LMDB transaction (the server calls store_commit once per event-loop pass),
  * so `fsync always` is a group commit. Event-loop thread only, except for the
  * `everysec` syncer thread that the store runs itself.
+ *
+ * Write-behind (`fsync everysec` with a cache, store_wb.c): puts and deletes
+ * go to the record cache and a write-ahead log instead of LMDB; the commit
+ * writes the log, and LMDB gets the records later, a slice of the cache per
+ * commit, in key order. Reads, scans and the rest see the same store.
  */
 #ifndef RINGKV_STORE_H
 #define RINGKV_STORE_H
@@ -48,6 +53,9 @@ typedef struct store_options {
                           * LMDB (store_cache.h); 0: no cache */
     const char *boot_id; /* NULL: the kernel's (/proc/sys/kernel/random/
                           * boot_id); tests pass their own */
+    size_t writeback_slots; /* tests: the write-behind flush looks at this
+                             * many cache slots in every commit; 0: paced
+                             * by time (store_wb.c) */
 } store_options;
 
 /* A record's version: newest (hlc, origin) wins; ties on hlc break by origin. */
@@ -75,6 +83,9 @@ typedef struct store_stats {
     uint64_t purged;     /* expired records and tombstones removed */
     uint64_t cache_hits, cache_misses, cache_evictions;
     uint64_t cache_entries, cache_bytes; /* now */
+    /* Write-behind (fsync everysec): records written but not yet in LMDB,
+     * and their bytes; records written back since open; log segments kept. */
+    uint64_t dirty, dirty_bytes, written_back, wal_segments;
 } store_stats;
 
 /* Opens (creating if needed) the store in opts->dir. Returns NULL and a
@@ -84,6 +95,11 @@ store *store_open(const store_options *opts, char *err, size_t errlen);
 /* Commits what is pending, syncs, stops the syncer thread and closes. NULL is
  * a no-op. */
 void store_close(store *s);
+
+/* For tests: frees the store as a killed process would leave it. Nothing
+ * pending is committed or logged, nothing is written back or synced; the
+ * files keep what a kill -9 would leave. */
+void store_abandon(store *s);
 
 /* Reads key. now_ms decides expiry. Returns STORE_OK with *out filled,
  * STORE_NOT_FOUND, or an error with a message in err (STORE_ERR_IO for a
@@ -98,7 +114,8 @@ store_result store_get(store *s, const void *key, size_t klen, uint64_t now_ms,
  * store_commit(). Any error (STORE_ERR_FULL, STORE_ERR_IO: also an empty key,
  * a corrupt stored record, or a different key with the same hashes) discards
  * the whole current batch: every write since the last commit is lost and must
- * be reported as failed. */
+ * be reported as failed. Except under write-behind (store_write_errors_discard
+ * false): there an error changes nothing, and the batch stands. */
 store_result store_put(store *s, const void *key, size_t klen,
                        const void *value, size_t vlen, uint64_t expires_ms,
                        const store_version *ver, char *err, size_t errlen);
@@ -109,12 +126,29 @@ store_result store_put(store *s, const void *key, size_t klen,
 store_result store_del(store *s, const void *key, size_t klen,
                        const store_version *ver, char *err, size_t errlen);
 
+/* Whether a failed store_put or store_del discards the batch: true, except
+ * under write-behind (`fsync everysec` with a cache), where the write goes
+ * to the cache and the log only after every check passed. */
+bool store_write_errors_discard(const store *s);
+
 /* True while this batch has uncommitted writes. */
 bool store_batch_dirty(const store *s);
 
-/* Ends the batch: commits pending writes (synced first under `always`) and
- * releases the read snapshot. On failure the batch's writes are lost and the
- * result says why (err has the message). */
+/* Under write-behind, writes every write waiting in the cache into LMDB's
+ * batch now (the next store_commit commits it), instead of a slice per
+ * commit; a no-op otherwise. 0, or -1 with a message (batch discarded; the
+ * writes keep waiting). */
+int store_write_back(store *s, char *err, size_t errlen);
+
+/* Under write-behind: true while writes wait in memory to be written into
+ * LMDB, or the log has a segment to retire; commits (store_commit, even of
+ * an empty batch) do that work a slice at a time. */
+bool store_writeback_pending(const store *s);
+
+/* Ends the batch: commits pending writes (synced first under `always`;
+ * under write-behind, written to the log) and releases the read snapshot.
+ * On failure the batch's writes are lost, or at least not made durable, and
+ * the result says why (err has the message). */
 store_result store_commit(store *s, char *err, size_t errlen);
 
 /* Looks at up to budget records, within the current batch, and purges those

@@ -14,6 +14,7 @@
 
 #include "store.h"
 #include "store_cache.h"
+#include "store_wal.h"
 
 #define REC_FORMAT 1
 #define REC_TOMBSTONE 0x01
@@ -46,7 +47,8 @@ struct store {
     size_t map_size; /* LMDB's map now: the bytes reserved in the data file */
     size_t map_max;  /* [storage] map_size: the most the map grows to */
     bool hit_end;    /* a write of this batch met the end of the map */
-    bool disk_full;  /* the last reservation failed for lack of space */
+    bool disk_full;  /* the last reservation (or log write) failed for lack of space */
+    bool wal_full;   /* the last log write failed for lack of space */
     bool env_broken; /* LMDB lost its map or panicked: reopen before use */
     uint64_t retry_ms;       /* monotonic: no new reservation before */
     uint64_t reopen_ms;      /* monotonic: no new reopen before */
@@ -75,6 +77,26 @@ struct store {
     int64_t batch_tombstones;
 
     store_cache cache; /* committed records in memory (store_cache.h) */
+
+    /* Write-behind (fsync everysec with a cache; store_wb.c): writes go to
+     * dirty cache entries and the log, and a flush writes them into LMDB. */
+    bool wb;
+    size_t wb_slots;     /* store_options.writeback_slots */
+    store_wal wal;
+    uint64_t wal_first;  /* the oldest segment not yet handed to the syncer to delete */
+    uint64_t flush_us, rotate_ms; /* monotonic: the last flush step, segment start */
+    double flush_debt;   /* cache slots the flush walk owes */
+    uint64_t wb_max_hlc; /* this batch's writes, applied when the log has them */
+    int64_t wb_tombstones;
+    int flush_rc;        /* the LMDB error that stopped a flush */
+    bool flush_dirty;    /* the LMDB batch holds records written back */
+    uint64_t flush_warn_ms; /* monotonic: the last "write-back failed" warning */
+    /* Shared with the syncer, under mu. */
+    int *old_fds;        /* segments rotated out: synced and closed by the syncer */
+    size_t nold_fds, old_fds_cap;
+    struct wal_retired { uint64_t seq, commit; } *retired; /* deleted once LMDB is synced */
+    size_t nretired, retired_cap;
+    _Atomic uint64_t commits_a; /* commits, for the syncer */
 
     uint8_t *kbuf;      /* the data key being built, maxkey bytes */
     uint8_t *hkbuf;     /* the hint key being built, maxkey bytes */
@@ -126,5 +148,49 @@ void store_syncer_stop(store *s);
 
 /* Parses a data record; returns NULL, or what is wrong with it. */
 const char *store_rec_parse(const MDB_val *v, rec *r);
+
+/* Builds key's LMDB key in s->kbuf and returns its length; *longk: stored
+ * under token + hash. */
+size_t store_data_key(store *s, const void *key, size_t klen, bool *longk);
+/* Whether the record under key's LMDB key is key's (long keys share it
+ * with any key of equal hashes). */
+bool store_rec_is_key(const rec *r, bool longk, const void *key, size_t klen);
+/* <0, 0, >0 as the record's version is older, equal, newer than v. */
+int store_rec_version_cmp(const rec *r, const store_version *v);
+/* The length of a record, and the record written at p. */
+size_t store_rec_len(size_t olen, bool longk, size_t klen, size_t vlen);
+void store_rec_encode(uint8_t *p, bool tomb, bool longk, const store_version *ver, size_t olen,
+                      uint64_t expires_ms, const void *key, size_t klen, const void *value,
+                      size_t vlen);
+/* The store's commit of the LMDB batch (store.c). */
+store_result store_commit_lmdb(store *s, char *err, size_t errlen);
+uint64_t store_mono_ms(void);
+uint64_t store_mono_us(void);
+
+/* ---- write-behind (store_wb.c) ---- */
+
+/* At open, before anything else is written: replays the log segments left
+ * in the data dir into LMDB, syncs it and deletes them; then, under
+ * write-behind, starts a new segment. 0, or -1 with a message. */
+int store_wb_open(store *s, char *err, size_t errlen);
+/* store_put/store_del under write-behind. */
+store_result store_wb_apply(store *s, const void *key, size_t klen, const void *value,
+                            size_t vlen, uint64_t expires_ms, const store_version *ver, bool tomb,
+                            char *err, size_t errlen);
+/* store_commit under write-behind: the log write, a flush step, LMDB's
+ * commit, and the segments that can go. */
+store_result store_wb_commit(store *s, char *err, size_t errlen);
+/* Writes every dirty record into the batch (scans and range drops see
+ * them then), or one key's. 0, or -1 with a message (batch discarded). */
+int store_wb_flush_all(store *s, char *err, size_t errlen);
+int store_wb_flush_key(store *s, const uint8_t *k, size_t klen, char *err, size_t errlen);
+/* Under write-behind, logs that the record v under LMDB key k is removed
+ * for good (purged, or its range dropped), so that a replay does not bring
+ * it back. 0, or -1 with a message (out of memory). */
+int store_wb_log_purge(store *s, const uint8_t *k, size_t klen, const MDB_val *v, char *err,
+                       size_t errlen);
+/* At close, after the last commit and the syncer's stop: syncs the rest
+ * and deletes the segments (kept when LMDB could not be synced). */
+void store_wb_close(store *s, bool lmdb_synced);
 
 #endif

@@ -97,6 +97,10 @@ long store_scan(store *s, uint64_t lo, uint64_t hi, const uint8_t *after, size_t
     int rc, in;
 
     *done = false;
+    /* Under write-behind, records newer than LMDB's wait in the cache:
+     * written into the batch first, the scan reads them there. */
+    if (s->wb && s->cache.dirty_n && store_wb_flush_all(s, err, errlen) != 0)
+        return -1;
     if (scan_txn(s, &txn, err, errlen) != 0)
         return -1;
     if ((rc = mdb_cursor_open(txn, s->data, &w.c)) != 0) {
@@ -158,6 +162,8 @@ long store_drop_range(store *s, uint64_t lo, uint64_t hi, size_t budget, char *e
 
     if (budget == 0)
         return 0;
+    if (s->wb && s->cache.dirty_n && store_wb_flush_all(s, err, errlen) != 0)
+        return -1;
     if (store_batch_begin(s, err, errlen) != STORE_OK)
         return -1;
     if ((rc = mdb_cursor_open(s->wtxn, s->data, &w.c)) != 0)
@@ -174,6 +180,11 @@ long store_drop_range(store *s, uint64_t lo, uint64_t hi, size_t budget, char *e
         }
         lastlen = k.mv_size;
         memcpy(last, k.mv_data, lastlen);
+        if (s->wb && store_wb_log_purge(s, last, lastlen, &v, err, errlen) != 0) {
+            mdb_cursor_close(w.c);
+            store_batch_discard(s);
+            return -1;
+        }
         store_cache_forget(&s->cache, last, lastlen);
         if ((rc = mdb_cursor_del(w.c, 0)) != 0)
             goto fail;

@@ -121,8 +121,13 @@ void store_space_check(store *s)
     size_t low = s->map_size >> SPACE_LOW_SHIFT;
     if (low < SPACE_LOW_MIN)
         low = SPACE_LOW_MIN;
-    if (room >= low && !s->hit_end)
+    if (room >= low && !s->hit_end) {
+        if (s->disk_full && !s->wal_full) { /* the log was full, and is written again */
+            log_info("store: disk space is back in %s; writes are accepted again", s->dir);
+            s->disk_full = false;
+        }
         goto done;
+    }
     uint64_t now = mono_ms();
     if (s->disk_full && now < s->retry_ms)
         goto done;

@@ -77,9 +77,17 @@ long store_sweep(store *s, uint64_t now_ms, uint64_t tombstone_ttl_ms, size_t bu
         memcpy(s->sweep_key, k.mv_data, k.mv_size);
         s->sweep_klen = k.mv_size;
         s->sweep_at = true;
-        if (!sweep_due(&k, &v, now_ms, tombstone_ttl_ms, &tomb)) {
+        /* A key written since (under write-behind) has a newer record
+         * waiting in the cache: LMDB's is not the one to judge. */
+        if (!sweep_due(&k, &v, now_ms, tombstone_ttl_ms, &tomb) ||
+            (s->wb && store_cache_dirty(&s->cache, k.mv_data, k.mv_size))) {
             rc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
             continue;
+        }
+        if (s->wb && store_wb_log_purge(s, k.mv_data, k.mv_size, &v, err, errlen) != 0) {
+            mdb_cursor_close(c);
+            store_batch_discard(s);
+            return -1;
         }
         store_cache_forget(&s->cache, k.mv_data, k.mv_size);
         if ((rc = mdb_cursor_del(c, 0)) != 0)

@@ -1,18 +1,49 @@
 /* store_sync: the `everysec` syncer thread of the store (see store.h). */
 #include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
 #include <pthread.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "log.h"
 #include "store_int.h"
 
+/* Deletes the retired log segments whose last record LMDB committed by
+ * commit number `synced`, which an LMDB sync has made durable. */
+static void delete_retired(store *s, uint64_t synced)
+{
+    char path[PATH_MAX + 32];
+    uint64_t gone[64];
+    size_t n = 0;
+
+    pthread_mutex_lock(&s->mu);
+    size_t keep = 0;
+    for (size_t i = 0; i < s->nretired; i++) {
+        if (s->retired[i].commit <= synced && n < sizeof gone / sizeof gone[0])
+            gone[n++] = s->retired[i].seq;
+        else
+            s->retired[keep++] = s->retired[i];
+    }
+    s->nretired = keep;
+    pthread_mutex_unlock(&s->mu);
+    for (size_t i = 0; i < n; i++) {
+        wal_path(path, sizeof path, s->dir, gone[i]);
+        if (unlink(path) != 0 && errno != ENOENT)
+            log_warn("store: deleting the log segment %s: %s", path, strerror(errno));
+    }
+}
+
 /* The `everysec` syncer: the only code off the event-loop thread. It touches
- * nothing but the env (mdb_env_sync is safe beside a writer) and the stop
- * flag under mu; the condvar lets store_close stop it without waiting. */
+ * nothing but the env (mdb_env_sync is safe beside a writer), the log's
+ * segment files, and what store_int.h marks as shared under mu; the
+ * condvar lets store_close stop it without waiting. */
 static void *syncer_main(void *arg)
 {
     store *s = arg;
+    uint64_t dir_synced = 0; /* the segment whose directory entry was synced */
     struct timespec deadline;
     int rc;
 
@@ -25,10 +56,41 @@ static void *syncer_main(void *arg)
             rc = pthread_cond_timedwait(&s->cv, &s->mu, &deadline);
         if (s->syncer_stop)
             break;
+        /* Write-behind: the log first (it is what the acknowledged writes
+         * rely on), then LMDB, after which segments whose records it holds
+         * can go. Only this thread closes rotated-out segments. */
+        int *fds = s->old_fds, cur = s->wb ? s->wal.fd : -1;
+        uint64_t seq = s->wal.seq;
+        size_t nfds = s->nold_fds;
+        uint64_t synced = atomic_load(&s->commits_a);
+        s->old_fds = NULL;
+        s->nold_fds = s->old_fds_cap = 0;
         pthread_mutex_unlock(&s->mu);
+        rc = 0;
+        for (size_t i = 0; i < nfds; i++) {
+            if (fdatasync(fds[i]) != 0 && rc == 0)
+                rc = errno;
+            close(fds[i]);
+        }
+        free(fds);
+        if (cur >= 0 && fdatasync(cur) != 0 && rc == 0)
+            rc = errno;
+        /* A new segment's name must survive a power loss as its bytes do. */
+        if (cur >= 0 && seq != dir_synced && rc == 0) {
+            int dfd = open(s->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+            if (dfd < 0 || fsync(dfd) != 0)
+                rc = errno;
+            else
+                dir_synced = seq;
+            if (dfd >= 0)
+                close(dfd);
+        }
         pthread_mutex_lock(&s->map_mu); /* not while the map moves */
-        rc = s->env ? mdb_env_sync(s->env, 1) : 0;
+        if (rc == 0)
+            rc = s->env ? mdb_env_sync(s->env, 1) : 0;
         pthread_mutex_unlock(&s->map_mu);
+        if (rc == 0 && s->wb)
+            delete_retired(s, synced);
         if (rc != 0 && atomic_load(&s->sync_error) == 0)
             log_error("store: background fsync failed: %s; refusing writes until a "
                       "sync succeeds", mdb_strerror(rc));

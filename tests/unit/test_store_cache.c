@@ -1,7 +1,10 @@
 /* Unit tests for the store's row cache: the table itself (store_cache.c),
  * and the store with a cache against the same store without one, op for op,
  * so any way the cache could show a record LMDB does not hold (a discarded
- * batch, a purge, a dropped range, an eviction) shows as a difference.
+ * batch, a purge, a dropped range, an eviction) shows as a difference. The
+ * same comparison runs with the cache as write-behind (fsync everysec),
+ * with crashes: both stores are abandoned as a kill -9 would leave them and
+ * opened again, and must agree on every key after the replay of the log.
  */
 #include "store_fx.h"
 #include "store_cache.h"
@@ -146,21 +149,34 @@ static void test_table_abort_forgets_the_batch(void **state)
 typedef struct pair {
     char dir[2][64];
     store *s[2]; /* [0] with a small cache, [1] without */
+    size_t cache;
+    store_fsync fsync; /* [0]'s; [1] has no cache, so no write-behind */
 } pair;
 
-static void pair_open(pair *p, size_t cache)
+static void pair_reopen(pair *p, int i)
 {
     char err[256];
+    store_options o = {.dir = p->dir[i], .map_size = 64 * MB,
+                       .fsync = i == 0 ? p->fsync : STORE_FSYNC_NO,
+                       .cache_size = i == 0 ? p->cache : 0,
+                       .writeback_slots = 7}; /* the flush walk in small steps */
+    p->s[i] = store_open(&o, err, sizeof err);
+    if (!p->s[i])
+        fail_msg("store_open: %s", err);
+}
+
+static void pair_open_fsync(pair *p, size_t cache, store_fsync fsync)
+{
+    p->cache = cache;
+    p->fsync = fsync;
     for (int i = 0; i < 2; i++) {
         strcpy(p->dir[i], "/tmp/ringkv-cache-XXXXXX");
         assert_non_null(mkdtemp(p->dir[i]));
-        store_options o = {.dir = p->dir[i], .map_size = 64 * MB, .fsync = STORE_FSYNC_NO,
-                           .cache_size = i == 0 ? cache : 0};
-        p->s[i] = store_open(&o, err, sizeof err);
-        if (!p->s[i])
-            fail_msg("store_open: %s", err);
+        pair_reopen(p, i);
     }
 }
+
+static void pair_open(pair *p, size_t cache) { pair_open_fsync(p, cache, STORE_FSYNC_NO); }
 
 static void pair_close(pair *p)
 {
@@ -194,15 +210,49 @@ static void same_get(pair *p, const char *key, uint64_t now, int step)
                  (unsigned long long)r[1].version.hlc, r[1].value_len);
 }
 
-static void test_cache_changes_no_answer(void **state)
+/* A scan's records as "key:hlc:tombstone:value length" lines. */
+typedef struct listing {
+    char buf[64 * 1024];
+    size_t len;
+} listing;
+
+static int list_item(void *arg, const store_item *it)
 {
-    (void)state;
+    listing *l = arg;
+    int n = snprintf(l->buf + l->len, sizeof l->buf - l->len, "%.*s:%llu:%d:%zu\n",
+                     (int)it->klen, (const char *)it->key, (unsigned long long)it->version.hlc,
+                     it->tombstone, it->vlen);
+    if (n > 0 && (size_t)n < sizeof l->buf - l->len)
+        l->len += (size_t)n;
+    return 0;
+}
+
+static void same_scan(pair *p, uint64_t lo, uint64_t hi, int step)
+{
+    static listing l[2];
+    char err[256];
+    bool done;
+    for (int i = 0; i < 2; i++) {
+        l[i].len = 0;
+        assert_true(store_scan(p->s[i], lo, hi, NULL, 0, 10000, list_item, &l[i], &done, err,
+                               sizeof err) >= 0);
+        assert_true(done);
+    }
+    if (l[0].len != l[1].len || memcmp(l[0].buf, l[1].buf, l[0].len) != 0)
+        fail_msg("step %d: a scan lists with the cache\n%.*s\nand without\n%.*s", step,
+                 (int)l[0].len, l[0].buf, (int)l[1].len, l[1].buf);
+}
+
+static void differential(size_t cache, store_fsync fsync, bool crash)
+{
     pair p;
-    pair_open(&p, 8 * 1024); /* small: evictions all along, and large records not kept */
+    pair_open_fsync(&p, cache, fsync);
+    bool wb = fsync == STORE_FSYNC_EVERYSEC; /* the cached store writes behind */
     uint64_t x = 0x9e3779b97f4a7c15ULL, now = 1000000, hlc = 1;
     char key[32], err[256];
     static uint8_t val[700];
-    uint64_t hits = 0, evictions = 0; /* over every open of the cached store */
+    uint64_t hits = 0, evictions = 0, written = 0; /* over every open of the cached store */
+    int crashes = 0, crashes_dirty = 0;
     store_stats st[2];
     for (size_t i = 0; i < sizeof val; i++)
         val[i] = (uint8_t)i;
@@ -232,11 +282,22 @@ static void test_cache_changes_no_answer(void **state)
                 assert_int_equal(store_commit(p.s[i], err, sizeof err), STORE_OK);
         } else if (op < 91) { /* an empty key fails and discards the batch */
             store_version v = ver(at_ms(now) + ++hlc, "node-a");
-            for (int i = 0; i < 2; i++)
+            /* Written behind, a failed write changes nothing: the batch
+             * stands, so the store without a cache must keep its own. */
+            for (int i = 0; i < (wb ? 1 : 2); i++)
                 assert_int_equal(store_put(p.s[i], "", 0, val, 1, 0, &v, err, sizeof err),
                                  STORE_ERR_IO);
+            assert_int_equal(store_write_errors_discard(p.s[0]), !wb);
         } else if (op < 94) { /* time passes; the sweep purges */
             now += rnd(&x) % 100;
+            /* The sweep walks LMDB and leaves keys written behind alone:
+             * both must hold the same keys, committed, for its budget to
+             * reach the same ones. */
+            if (wb) {
+                assert_int_equal(store_write_back(p.s[0], err, sizeof err), 0);
+                for (int i = 0; i < 2; i++)
+                    assert_int_equal(store_commit(p.s[i], err, sizeof err), STORE_OK);
+            }
             for (int i = 0; i < 2; i++)
                 n[i] = store_sweep(p.s[i], now, 50, 20, NULL, err, sizeof err);
             assert_int_equal(n[0], n[1]);
@@ -254,16 +315,28 @@ static void test_cache_changes_no_answer(void **state)
                 n[i] = store_drop_range(p.s[i], lo, hi, 30, err, sizeof err);
             assert_int_equal(n[0], n[1]);
         } else if (rnd(&x) % 30 == 0) {
-            /* reopen: the cache starts empty, LMDB keeps what was committed */
+            /* reopen: the cache starts empty, LMDB keeps what was committed;
+             * after a crash, what was committed is what was logged */
+            bool kill = crash && rnd(&x) % 2;
             store_get_stats(p.s[0], &st[0]);
             hits += st[0].cache_hits, evictions += st[0].cache_evictions;
+            written += st[0].written_back;
+            crashes += kill;
+            crashes_dirty += kill && st[0].dirty > 0;
             for (int i = 0; i < 2; i++) {
-                store_options o = {.dir = p.dir[i], .map_size = 64 * MB,
-                                   .fsync = STORE_FSYNC_NO, .cache_size = i == 0 ? 8 * 1024 : 0};
-                store_close(p.s[i]);
-                p.s[i] = store_open(&o, err, sizeof err);
-                assert_non_null(p.s[i]);
+                if (kill)
+                    store_abandon(p.s[i]);
+                else
+                    store_close(p.s[i]);
+                pair_reopen(&p, i);
             }
+            for (unsigned k = 0; kill && k < 600; k++) { /* every key, after the replay */
+                snprintf(key, sizeof key, "k%u", k);
+                same_get(&p, key, now, step);
+            }
+        } else if (rnd(&x) % 3 == 0) { /* a range scanned (anti-entropy, streaming) */
+            uint64_t lo = rnd(&x), hi = lo + (rnd(&x) >> 2);
+            same_scan(&p, lo, hi, step);
         } else {
             same_get(&p, key, now, step);
         }
@@ -277,15 +350,42 @@ static void test_cache_changes_no_answer(void **state)
         store_get_stats(p.s[i], &st[i]);
     }
     hits += st[0].cache_hits, evictions += st[0].cache_evictions;
+    written += st[0].written_back;
     /* The run used the cache (or it proved nothing), and the store without
      * one counted nothing. */
-    print_message("cache: %llu hits, %llu evictions\n", (unsigned long long)hits,
-                  (unsigned long long)evictions);
+    print_message("cache %zu bytes%s: %llu hits, %llu evictions, %llu written back, %d crashes "
+                  "(%d with writes not yet in LMDB)\n", cache, wb ? " (write-behind)" : "",
+                  (unsigned long long)hits, (unsigned long long)evictions,
+                  (unsigned long long)written, crashes, crashes_dirty);
     assert_true(hits > 2000);
-    assert_true(evictions > 1000);
-    assert_true(st[0].cache_bytes <= 8 * 1024);
+    assert_true(evictions > 1000 || cache > 8 * 1024);
+    /* Dirty entries may outgrow the budget until written back. */
+    assert_true(st[0].cache_bytes - st[0].dirty_bytes <= cache);
     assert_int_equal(st[1].cache_hits + st[1].cache_misses + st[1].cache_entries, 0);
+    if (wb) {
+        assert_true(written > 1000);
+        if (crash)
+            assert_true(crashes_dirty >= 5); /* the replay had work to do */
+    } else {
+        assert_int_equal(written, 0);
+    }
     pair_close(&p);
+}
+
+static void test_cache_changes_no_answer(void **state)
+{
+    (void)state;
+    differential(8 * 1024, STORE_FSYNC_NO, false); /* small: evictions all along */
+}
+
+/* Write-behind with a budget so small that dirty records alone exceed it
+ * (every commit writes all of them back), and with one that holds them
+ * (a slice per commit): both through kill -9 crashes. */
+static void test_write_behind_changes_no_answer(void **state)
+{
+    (void)state;
+    differential(8 * 1024, STORE_FSYNC_EVERYSEC, true);
+    differential(64 * 1024, STORE_FSYNC_EVERYSEC, true);
 }
 
 /* The store's statistics count hits, misses and what is held. */
@@ -323,6 +423,7 @@ int main(void)
         cmocka_unit_test(test_table_evicts_to_its_budget),
         cmocka_unit_test(test_table_abort_forgets_the_batch),
         cmocka_unit_test(test_cache_changes_no_answer),
+        cmocka_unit_test(test_write_behind_changes_no_answer),
         cmocka_unit_test(test_store_counts_hits),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,0 +1,556 @@
+/* store_wb: write-behind, the store's write path under `fsync everysec`
+ * (with a record cache). A put or delete checks the version it replaces as
+ * always, then makes its key's cache entry dirty with the new record and
+ * appends the record to the batch's log buffer (store_wal.h); it writes
+ * nothing into LMDB. The commit writes the buffer to the log with one
+ * write() before any reply of the batch goes out, so nothing acknowledged
+ * is lost to a killed process; the syncer fdatasyncs the log once a second.
+ *
+ * A flush step in every commit walks a slice of the cache table, which is
+ * in ring order, and writes the dirty records it finds into LMDB's batch:
+ * the slice is in proportion to the time since the last step, so that the
+ * walk goes round the table about once a CYCLE_MS (faster as dirty bytes
+ * grow) in steps of microseconds, not in pauses. So LMDB sees each page's writes
+ * together, in key order, once a cycle, instead of a page copy for every
+ * write. A record stays dirty until LMDB has committed it; a log segment
+ * is deleted by the syncer once no dirty record pins it and LMDB has been
+ * synced after the commit that wrote its last one. At open, the segments
+ * left behind by a crash are replayed into LMDB.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "store_int.h"
+
+#define CYCLE_MS 1000
+#define REPLAY_BATCH 10000
+
+/* cache_flush_fn: one dirty record into LMDB's batch. */
+static int flush_put(void *arg, const uint8_t *k, size_t klen, const uint8_t *rec, size_t rlen)
+{
+    store *s = arg;
+    MDB_val kv = {.mv_size = klen, .mv_data = (void *)k};
+    MDB_val vv = {.mv_size = rlen, .mv_data = (void *)rec};
+    s->flush_rc = mdb_put(s->wtxn, s->data, &kv, &vv, 0);
+    return s->flush_rc;
+}
+
+/* -1, or -2 when the disk or the map is full (store_space.c logs that
+ * once per episode). */
+static int flush_failed(store *s, char *err, size_t errlen)
+{
+    store_result r = STORE_ERR_IO;
+    if (s->flush_rc)
+        r = store_mdb_result(s, s->flush_rc, "writing cached records back", err, errlen);
+    else
+        store_set_err(err, errlen, "out of memory writing cached records back");
+    store_batch_discard(s); /* the records stay dirty */
+    return r == STORE_ERR_FULL ? -2 : -1;
+}
+
+int store_wb_flush_all(store *s, char *err, size_t errlen)
+{
+    if (!s->wb || !s->cache.dirty_n)
+        return 0;
+    if (store_batch_begin(s, err, errlen) != STORE_OK)
+        return -1;
+    s->flush_rc = 0;
+    long n = store_cache_flush_all(&s->cache, flush_put, s);
+    if (n < 0 && flush_failed(s, err, errlen))
+        return -1;
+    if (n)
+        s->flush_dirty = true;
+    return 0;
+}
+
+int store_wb_flush_key(store *s, const uint8_t *k, size_t klen, char *err, size_t errlen)
+{
+    if (!s->wb || !s->cache.dirty_n)
+        return 0;
+    if (store_batch_begin(s, err, errlen) != STORE_OK)
+        return -1;
+    s->flush_rc = 0;
+    int n = store_cache_flush_key(&s->cache, k, klen, flush_put, s);
+    if (n < 0 && flush_failed(s, err, errlen))
+        return -1;
+    if (n)
+        s->flush_dirty = true;
+    return 0;
+}
+
+store_result store_wb_apply(store *s, const void *key, size_t klen, const void *value,
+                            size_t vlen, uint64_t expires_ms, const store_version *ver, bool tomb,
+                            char *err, size_t errlen)
+{
+    size_t olen = strnlen(ver->origin, sizeof ver->origin);
+    bool longk, had = false, was_tomb = false, absent;
+    store_result res;
+    const char *why;
+    cache_hit hit;
+    MDB_val k, v;
+    rec r;
+    int rc;
+
+    /* Every error below leaves the store as it was: nothing else of the
+     * batch is lost. */
+    if (klen == 0 || klen > UINT32_MAX || olen > STORE_ORIGIN_MAX) {
+        store_set_err(err, errlen, klen ? "key or origin too long" : "empty key");
+        return STORE_ERR_IO;
+    }
+    if ((rc = atomic_load(&s->sync_error)) != 0) {
+        store_set_err(err, errlen, "background fsync failed (%s); writes are refused until a "
+                      "sync succeeds", mdb_strerror(rc));
+        return STORE_ERR_IO;
+    }
+    /* Full: the log, or the map for what waits to be written back. Once a
+     * second a write goes through to find out whether space is back. */
+    if ((s->disk_full || s->wal_full) && store_mono_ms() < s->retry_ms) {
+        store_set_err(err, errlen, "disk full: no space left in %s; writes are refused until "
+                      "space is freed", s->dir);
+        return STORE_ERR_FULL;
+    }
+    k.mv_size = store_data_key(s, key, klen, &longk);
+    k.mv_data = s->kbuf;
+    if (store_cache_peek(&s->cache, s->kbuf, k.mv_size, &hit)) {
+        absent = hit.absent;
+        v.mv_data = (void *)hit.rec, v.mv_size = hit.rlen;
+    } else {
+        MDB_txn *txn = s->wtxn;
+        if (!txn) {
+            if ((res = store_snapshot(s, err, errlen)) != STORE_OK)
+                return res;
+            txn = s->rtxn;
+        }
+        rc = mdb_get(txn, s->data, &k, &v);
+        if (rc != 0 && rc != MDB_NOTFOUND)
+            return store_mdb_result(s, rc, "reading", err, errlen);
+        absent = rc == MDB_NOTFOUND;
+    }
+    if (!absent) {
+        if ((why = store_rec_parse(&v, &r)) != NULL)
+            return store_corrupt(s, why, err, errlen);
+        if (!store_rec_is_key(&r, longk, key, klen)) {
+            store_set_err(err, errlen, "key hash collision (token %016llx) with a different "
+                          "stored key; not written",
+                          (unsigned long long)store_get_be(s->kbuf, 8));
+            return STORE_ERR_IO;
+        }
+        if (store_rec_version_cmp(&r, ver) >= 0)
+            return STORE_STALE;
+        had = true;
+        was_tomb = r.flags & REC_TOMBSTONE;
+    }
+
+    size_t rlen = store_rec_len(olen, longk, klen, vlen), at = s->wal.len;
+    uint8_t *p;
+    if (wal_add(&s->wal, s->kbuf, k.mv_size, NULL, rlen) != 0 ||
+        !(p = store_cache_put_dirty(&s->cache, s->kbuf, k.mv_size, rlen, absent, s->wal.seq))) {
+        s->wal.len = at;
+        store_set_err(err, errlen, "out of memory");
+        return STORE_ERR_IO;
+    }
+    store_rec_encode(p, tomb, longk, ver, olen, expires_ms, key, klen, value, vlen);
+    wal_seal(&s->wal, at, p, rlen);
+
+    if (tomb && !was_tomb)
+        s->wb_tombstones++;
+    else if (!tomb && had && was_tomb)
+        s->wb_tombstones--;
+    if (ver->hlc > s->wb_max_hlc)
+        s->wb_max_hlc = ver->hlc;
+    return STORE_OK;
+}
+
+/* Starts segment seq + 1; the old one goes to the syncer. 0 or -1. */
+static int rotate(store *s, char *err, size_t errlen)
+{
+    int old = -1, rc;
+    if (s->syncer_on)
+        pthread_mutex_lock(&s->mu);
+    rc = wal_start_segment(&s->wal, s->wal.seq + 1, &old, err, errlen);
+    if (rc == 0 && old >= 0) {
+        if (s->nold_fds == s->old_fds_cap) {
+            size_t cap = s->old_fds_cap ? s->old_fds_cap * 2 : 8;
+            int *f = realloc(s->old_fds, cap * sizeof *f);
+            if (f)
+                s->old_fds = f, s->old_fds_cap = cap;
+        }
+        if (s->nold_fds < s->old_fds_cap)
+            s->old_fds[s->nold_fds++] = old;
+        else if (fdatasync(old) != 0 || close(old) != 0) /* out of memory: sync it here */
+            log_warn("store: syncing a log segment failed: %s", strerror(errno));
+    }
+    if (s->syncer_on)
+        pthread_mutex_unlock(&s->mu);
+    s->rotate_ms = store_mono_ms();
+    return rc;
+}
+
+/* Segments no dirty record pins any more go to the syncer, which deletes
+ * them once LMDB is synced past this commit. */
+static void retire(store *s)
+{
+    if (s->syncer_on)
+        pthread_mutex_lock(&s->mu);
+    while (s->wal_first < s->wal.seq && store_cache_pins(&s->cache, s->wal_first) == 0) {
+        if (s->nretired == s->retired_cap) {
+            size_t cap = s->retired_cap ? s->retired_cap * 2 : 8;
+            struct wal_retired *r = realloc(s->retired, cap * sizeof *r);
+            if (!r)
+                break; /* tried again at the next commit */
+            s->retired = r, s->retired_cap = cap;
+        }
+        s->retired[s->nretired++] = (struct wal_retired){.seq = s->wal_first,
+                                                         .commit = s->commits};
+        s->wal_first++;
+    }
+    if (s->syncer_on)
+        pthread_mutex_unlock(&s->mu);
+    store_cache_pins_drop(&s->cache, s->wal_first);
+}
+
+/* One flush step: the slots the cursor owes since the last one. */
+static int flush_step(store *s, bool *wrapped, char *err, size_t errlen)
+{
+    store_cache *c = &s->cache;
+    uint64_t now = store_mono_us(), dt = now - s->flush_us;
+    *wrapped = false;
+    s->flush_us = now;
+    if (!c->dirty_n) {
+        s->flush_debt = 0;
+        return 0;
+    }
+    size_t nslots = c->mask + 1, slots;
+    bool over = c->dirty_bytes > c->max_bytes; /* dirty records alone fill the budget */
+    /* Faster as dirty bytes grow: at half the budget the walk goes round
+     * three times as often. */
+    double speed = 1.0 + 4.0 * (double)c->dirty_bytes / (double)(c->max_bytes ? c->max_bytes : 1);
+    s->flush_debt += (double)nslots * (double)dt * speed / (CYCLE_MS * 1000.0);
+    if (s->flush_debt > (double)nslots)
+        s->flush_debt = (double)nslots;
+    if (over)
+        slots = nslots;
+    else if (s->wb_slots)
+        slots = s->wb_slots;
+    else if ((slots = (size_t)s->flush_debt) == 0)
+        return 0;
+    s->flush_debt = slots < s->flush_debt ? s->flush_debt - (double)slots : 0;
+    if (store_batch_begin(s, err, errlen) != STORE_OK)
+        return -1;
+    s->flush_rc = 0;
+    long n = store_cache_flush(c, slots, flush_put, s, wrapped);
+    if (n < 0)
+        return flush_failed(s, err, errlen);
+    if (n)
+        s->flush_dirty = true;
+    return 0;
+}
+
+/* A failed log write (e: its errno): a full disk starts a "disk full"
+ * episode, as a full map does. */
+static store_result log_failed(store *s, int e, const char *why, char *err, size_t errlen)
+{
+    if (e == ENOSPC || e == EDQUOT) {
+        if (!s->disk_full)
+            log_error("store: disk full: cannot write the log in %s: %s; writes are refused, "
+                      "reads go on, retrying every second", s->dir, why);
+        s->disk_full = s->wal_full = true;
+        s->retry_ms = store_mono_ms() + 1000;
+        store_set_err(err, errlen, "disk full: no space left in %s to log the writes; writes "
+                      "are refused until space is freed", s->dir);
+        return STORE_ERR_FULL;
+    }
+    store_set_err(err, errlen, "storage error: %s", why);
+    return STORE_ERR_IO;
+}
+
+store_result store_wb_commit(store *s, char *err, size_t errlen)
+{
+    store_result res = STORE_OK;
+    char why[256];
+    uint64_t now;
+    bool wrapped = false;
+
+    if (s->wal.len) {
+        int e = 0;
+        if ((s->wal.torn && rotate(s, why, sizeof why) != 0) ||
+            (e = wal_write(&s->wal, why, sizeof why)) != 0) {
+            s->wal.len = 0;
+            res = log_failed(s, e, why, err, errlen);
+        } else if (s->wal_full) {
+            s->wal_full = false; /* store_space_check ends the episode */
+        }
+        /* The writes stand in the cache either way (and may yet reach
+         * LMDB); a failed log write only means they were not made
+         * durable, and the batch is answered with an error. */
+        if (s->wb_max_hlc > s->max_hlc)
+            s->max_hlc = s->wb_max_hlc;
+        if (s->wb_tombstones < 0 && (uint64_t)-s->wb_tombstones > s->tombstones)
+            s->tombstones = 0;
+        else
+            s->tombstones += (uint64_t)s->wb_tombstones;
+        s->wb_max_hlc = 0, s->wb_tombstones = 0;
+    }
+
+    now = store_mono_ms();
+    if (flush_step(s, &wrapped, why, sizeof why) == -1)
+        log_warn("store: writing cached records back failed (they stay in memory and in the "
+                 "log; retried): %s", why);
+    /* The persisted HLC ceiling moves with the clock even when no flush
+     * did; store_commit_lmdb writes it. */
+    if (s->max_hlc > s->hlc_ceiling && store_batch_begin(s, why, sizeof why) == STORE_OK)
+        s->flush_dirty = true;
+
+    bool own = s->dirty; /* the batch's own LMDB writes (hints, purges, ...) */
+    store_result r = store_commit_lmdb(s, why, sizeof why);
+    if (r != STORE_OK) {
+        if (own && res == STORE_OK) {
+            store_set_err(err, errlen, "%s", why);
+            res = r;
+        } else if (!own && r != STORE_ERR_FULL && now - s->flush_warn_ms >= 1000) {
+            /* (a full disk or map is logged once per episode, store_space.c) */
+            s->flush_warn_ms = now;
+            log_warn("store: committing cached records to LMDB failed (they stay in memory and "
+                     "in the log; retried): %s", why);
+        }
+    }
+
+    if (wrapped || (!s->cache.dirty_n && s->wal.size > WAL_MAGIC_LEN &&
+                    now - s->rotate_ms >= CYCLE_MS)) {
+        if (rotate(s, why, sizeof why) != 0)
+            log_warn("store: starting a new log segment failed (the current one grows): %s", why);
+    }
+    retire(s);
+    return res;
+}
+
+int store_wb_log_purge(store *s, const uint8_t *k, size_t klen, const MDB_val *v, char *err,
+                       size_t errlen)
+{
+    uint8_t b[10 + STORE_ORIGIN_MAX];
+    rec r;
+    if (store_rec_parse(v, &r) != NULL)
+        return 0; /* the sweep leaves corrupt records alone */
+    b[0] = WAL_OP_PURGE;
+    store_put_be(b + 1, r.hlc, 8);
+    b[9] = (uint8_t)r.olen;
+    memcpy(b + 10, r.origin, r.olen);
+    if (wal_add(&s->wal, k, klen, b, 10 + r.olen) != 0) {
+        store_set_err(err, errlen, "out of memory");
+        return -1;
+    }
+    return 0;
+}
+
+/* ---- open and close ---- */
+
+/* A logged purge: the record goes if it still has the version purged. */
+static int replay_purge(store *s, const wal_rec *w, char *err, size_t errlen)
+{
+    MDB_val k = {.mv_size = w->klen, .mv_data = (void *)w->key}, v;
+    size_t olen = w->rlen >= 10 ? w->rec[9] : 0;
+    rec r;
+    int rc;
+
+    if (w->rlen < 10 || olen > STORE_ORIGIN_MAX || w->rlen != 10 + olen)
+        return 1;
+    if (store_batch_begin(s, err, errlen) != STORE_OK)
+        return -1;
+    if ((rc = mdb_get(s->wtxn, s->data, &k, &v)) == MDB_NOTFOUND)
+        return 0;
+    if (rc == 0 && (store_rec_parse(&v, &r) != NULL || r.hlc != store_get_be(w->rec + 1, 8) ||
+                    r.olen != olen || memcmp(r.origin, w->rec + 10, olen) != 0))
+        return 0; /* rewritten since: it stays */
+    if (rc == 0) {
+        bool tomb = r.flags & REC_TOMBSTONE;
+        if ((rc = mdb_del(s->wtxn, s->data, &k, NULL)) == 0) {
+            s->batch_tombstones -= tomb;
+            s->batch_purged++;
+            s->dirty = true;
+            return 0;
+        }
+    }
+    store_mdb_result(s, rc, "replaying a purge", err, errlen);
+    store_batch_discard(s);
+    return -1;
+}
+
+/* One logged record back into LMDB, through the write-through path
+ * (s->wb is still off), which skips it when LMDB has it or a newer one. */
+static int replay_one(store *s, const char *path, const wal_rec *w, uint64_t *applied, char *err,
+                      size_t errlen)
+{
+    MDB_val v = {.mv_size = w->rlen, .mv_data = (void *)w->rec};
+    store_version ver;
+    int rc = 1;
+    rec r;
+
+    if (w->rlen && w->rec[0] == WAL_OP_PURGE)
+        rc = replay_purge(s, w, err, errlen);
+    else if (store_rec_parse(&v, &r) == NULL && ((r.flags & REC_LONGKEY) || w->klen > TOKEN_LEN)) {
+        const void *key = (r.flags & REC_LONGKEY) ? (const void *)r.key
+                                                  : (const void *)(w->key + TOKEN_LEN);
+        size_t klen = (r.flags & REC_LONGKEY) ? r.klen : w->klen - TOKEN_LEN;
+        ver.hlc = r.hlc;
+        memcpy(ver.origin, r.origin, r.olen);
+        ver.origin[r.olen] = '\0';
+        store_result res = (r.flags & REC_TOMBSTONE)
+                               ? store_del(s, key, klen, &ver, err, errlen)
+                               : store_put(s, key, klen, r.val, r.vlen, r.expires_ms, &ver, err,
+                                           errlen);
+        *applied += res == STORE_OK;
+        return res == STORE_OK || res == STORE_STALE ? 0 : -1;
+    }
+    if (rc > 0)
+        log_warn("store: %s: skipping a record that does not parse", path);
+    return rc < 0 ? -1 : 0;
+}
+
+static int replay_segment(store *s, uint64_t seq, uint64_t *records, uint64_t *applied,
+                          char *err, size_t errlen)
+{
+    char path[PATH_MAX + 32], why[256];
+    struct stat st;
+    size_t pending = 0;
+    int fd, rc = 0;
+
+    wal_path(path, sizeof path, s->dir, seq);
+    if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0 || fstat(fd, &st) != 0) {
+        store_set_err(err, errlen, "reading the log segment %s: %s", path, strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        return -1;
+    }
+    size_t size = (size_t)st.st_size;
+    const uint8_t *p = size ? mmap(NULL, size, PROT_READ, MAP_PRIVATE, fd, 0) : NULL;
+    close(fd);
+    if (p == MAP_FAILED) {
+        store_set_err(err, errlen, "reading the log segment %s: %s", path, strerror(errno));
+        return -1;
+    }
+    if (size < WAL_MAGIC_LEN || memcmp(p, WAL_MAGIC, WAL_MAGIC_LEN) != 0) {
+        /* A crash between creating a segment and its header: nothing in it. */
+        if (size)
+            log_warn("store: %s is not a log segment; skipped", path);
+        goto out;
+    }
+    for (size_t off = WAL_MAGIC_LEN; off < size;) {
+        wal_rec w;
+        long n = wal_parse(p + off, size - off, &w);
+        if (n == 0) {
+            log_warn("store: %s ends in a record cut short at byte %zu (a write torn by a "
+                     "crash, never acknowledged)", path, off);
+            break;
+        }
+        if (n < 0) {
+            log_error("store: %s: a corrupt record at byte %zu; the rest of the segment is "
+                      "skipped", path, off);
+            break;
+        }
+        off += (size_t)n;
+        (*records)++;
+        if (replay_one(s, path, &w, applied, why, sizeof why) != 0) {
+            store_set_err(err, errlen, "replaying %s: %s", path, why);
+            rc = -1;
+            goto out;
+        }
+        if (++pending == REPLAY_BATCH) {
+            pending = 0;
+            if (store_commit(s, why, sizeof why) != STORE_OK) {
+                store_set_err(err, errlen, "replaying %s: %s", path, why);
+                rc = -1;
+                goto out;
+            }
+        }
+    }
+out:
+    if (p)
+        munmap((void *)p, size);
+    return rc;
+}
+
+int store_wb_open(store *s, char *err, size_t errlen)
+{
+    uint64_t *seqs, records = 0, applied = 0, next;
+    char why[256];
+    size_t n;
+    int old, rc;
+
+    if (wal_list(s->dir, &seqs, &n, err, errlen) != 0)
+        return -1;
+    next = n ? seqs[n - 1] + 1 : 1;
+    for (size_t i = 0; i < n; i++)
+        if (replay_segment(s, seqs[i], &records, &applied, err, errlen) != 0) {
+            free(seqs);
+            return -1;
+        }
+    if (n) {
+        if (store_commit(s, why, sizeof why) != STORE_OK) {
+            store_set_err(err, errlen, "replaying the log: %s", why);
+            free(seqs);
+            return -1;
+        }
+        if ((rc = mdb_env_sync(s->env, 1)) != 0) {
+            store_set_err(err, errlen, "syncing the replayed log: %s", mdb_strerror(rc));
+            free(seqs);
+            return -1;
+        }
+        for (size_t i = 0; i < n; i++) {
+            wal_path(why, sizeof why, s->dir, seqs[i]);
+            if (unlink(why) != 0)
+                log_warn("store: deleting the replayed %s: %s", why, strerror(errno));
+        }
+        log_info("store: replayed %" PRIu64 " logged writes from %zu segment(s); %" PRIu64
+                 " were newer than LMDB's", records, n, applied);
+    }
+    free(seqs);
+    if (s->fsync != STORE_FSYNC_EVERYSEC || !s->cache.max_bytes)
+        return 0;
+    if (wal_start_segment(&s->wal, next, &old, err, errlen) != 0)
+        return -1;
+    s->wal_first = next;
+    s->cache.pins.base = next;
+    s->rotate_ms = store_mono_ms();
+    s->flush_us = store_mono_us();
+    s->wb = true;
+    return 0;
+}
+
+void store_wb_close(store *s, bool lmdb_synced)
+{
+    char path[PATH_MAX + 32];
+    bool clean = s->wb && lmdb_synced && !s->cache.dirty_n && !s->wal.len;
+    /* The syncer has stopped: what it had not synced yet is synced here. */
+    for (size_t i = 0; i < s->nold_fds; i++) {
+        if (!clean && fdatasync(s->old_fds[i]) != 0)
+            log_error("store: syncing a log segment at close failed: %s", strerror(errno));
+        close(s->old_fds[i]);
+    }
+    if (s->wb && !clean && s->wal.fd >= 0 && fdatasync(s->wal.fd) != 0)
+        log_error("store: syncing the log at close failed: %s", strerror(errno));
+    if (s->wb && clean) {
+        for (uint64_t seq = s->nretired ? s->retired[0].seq : s->wal_first; seq <= s->wal.seq;
+             seq++) {
+            wal_path(path, sizeof path, s->dir, seq);
+            if (unlink(path) != 0 && errno != ENOENT)
+                log_warn("store: deleting %s: %s", path, strerror(errno));
+        }
+    } else if (s->wb) {
+        log_warn("store: closing with writes not yet in LMDB; the log keeps them and the "
+                 "next start replays it");
+    }
+    wal_close(&s->wal);
+    free(s->old_fds);
+    free(s->retired);
+    s->old_fds = NULL, s->retired = NULL;
+    s->nold_fds = s->nretired = 0;
+}

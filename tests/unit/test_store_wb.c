@@ -1,0 +1,235 @@
+/* Unit tests for write-behind (store_wb.c, store_wal.c): the log's record
+ * format, a kill -9 in the middle of a write load losing nothing that was
+ * committed, a torn log tail, and a clean close leaving no log behind. The
+ * op-for-op comparison with crashes is in test_store_cache.c.
+ */
+#include "store_fx.h" /* first: it defines _GNU_SOURCE */
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/wait.h>
+
+#include "store_wal.h"
+
+static store *open_wb(fx *f)
+{
+    store_options o = {.dir = f->dir, .map_size = 256 * MB, .fsync = STORE_FSYNC_EVERYSEC,
+                       .cache_size = 64 * MB};
+    store *s = store_open(&o, f->err, sizeof f->err);
+    if (!s)
+        fail_msg("store_open: %s", f->err);
+    return s;
+}
+
+static int count_segments(const char *dir)
+{
+    DIR *d = opendir(dir);
+    struct dirent *de;
+    int n = 0;
+    assert_non_null(d);
+    while ((de = readdir(d)) != NULL)
+        n += strncmp(de->d_name, "wal-", 4) == 0;
+    closedir(d);
+    return n;
+}
+
+/* The value written under key i: its length and bytes depend on i. */
+static size_t value_of(unsigned i, char *buf)
+{
+    size_t n = 1 + (i * 7919u) % 300;
+    for (size_t j = 0; j < n; j++)
+        buf[j] = (char)('a' + (i + j) % 26);
+    return n;
+}
+
+static void test_record_format(void **state)
+{
+    (void)state;
+    store_wal w = {.fd = -1};
+    uint8_t key[20] = "0123456789abcdefghi", rec[100];
+    wal_rec r;
+    for (size_t i = 0; i < sizeof rec; i++)
+        rec[i] = (uint8_t)i;
+    assert_int_equal(wal_add(&w, key, sizeof key, rec, sizeof rec), 0);
+    assert_int_equal(wal_add(&w, key, 9, rec, 0), 0);
+    size_t first = WAL_REC_HDR + sizeof key + sizeof rec;
+    assert_int_equal(w.len, first + WAL_REC_HDR + 9);
+
+    assert_int_equal(wal_parse(w.buf, w.len, &r), (long)first);
+    assert_int_equal(r.klen, sizeof key);
+    assert_memory_equal(r.key, key, sizeof key);
+    assert_int_equal(r.rlen, sizeof rec);
+    assert_memory_equal(r.rec, rec, sizeof rec);
+    assert_int_equal(wal_parse(w.buf + first, w.len - first, &r), WAL_REC_HDR + 9);
+    assert_int_equal(r.rlen, 0);
+
+    /* Cut anywhere inside: more is needed, never a record. */
+    for (size_t n = 0; n < first; n++)
+        assert_int_equal(wal_parse(w.buf, n, &r), 0);
+    /* A flipped bit anywhere after the length fails the checksum. */
+    for (size_t at = 4; at < first; at++) {
+        w.buf[at] ^= 0x10;
+        assert_int_equal(wal_parse(w.buf, w.len, &r), -1);
+        w.buf[at] ^= 0x10;
+    }
+    /* Lengths that cannot be: no key, or a key longer than LMDB's. */
+    store_wal z = {.fd = -1};
+    assert_int_equal(wal_add(&z, key, 0, rec, 1), -1);
+    uint8_t big[WAL_KEY_MAX + 1] = {0};
+    assert_int_equal(wal_add(&z, big, sizeof big, rec, 1), -1);
+    free(w.buf);
+    free(z.buf);
+}
+
+/* A child writes and commits in a loop, reporting every commit through a
+ * pipe, and is killed at a random point; everything it reported must be
+ * there when the store opens again. */
+static void test_kill_loses_nothing_committed(void **state)
+{
+    fx *f = *state;
+    int fds[2];
+    assert_int_equal(pipe(fds), 0);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        close(fds[0]);
+        store *s = open_wb(f);
+        char key[32], val[300], err[256];
+        for (unsigned i = 0;; i++) {
+            store_version v = ver(at_ms(1000) + i, "n1");
+            snprintf(key, sizeof key, "key%u", i % 20000);
+            size_t n = value_of(i, val);
+            if (store_put(s, key, strlen(key), val, n, 0, &v, err, sizeof err) != STORE_OK)
+                _exit(2);
+            if (i % 16 == 15) {
+                if (store_commit(s, err, sizeof err) != STORE_OK)
+                    _exit(3);
+                unsigned done = i + 1;
+                if (write(fds[1], &done, sizeof done) != sizeof done)
+                    _exit(4);
+            }
+        }
+    }
+    close(fds[1]);
+    unsigned done = 0, got;
+    srand((unsigned)getpid());
+    unsigned target = 30000 + (unsigned)rand() % 30000;
+    while (done < target && read(fds[0], &got, sizeof got) == sizeof got)
+        done = got;
+    kill(pid, SIGKILL);
+    int st;
+    assert_int_equal(waitpid(pid, &st, 0), pid);
+    assert_true(WIFSIGNALED(st)); /* it was still writing */
+    while (read(fds[0], &got, sizeof got) == sizeof got)
+        done = got;
+    close(fds[0]);
+    assert_true(done >= target);
+    assert_true(count_segments(f->dir) > 0);
+
+    f->s = open_wb(f);
+    /* Each key holds the last write to it that was reported committed, or
+     * one of the next batch's, committed but killed before it was reported
+     * (the version says which write it is). */
+    char key[32], val[300];
+    for (unsigned k = 0; k < 20000; k++) {
+        unsigned last = k + ((done - 1 - k) / 20000) * 20000;
+        snprintf(key, sizeof key, "key%u", k);
+        store_record r;
+        EXPECT(f, store_get(f->s, key, strlen(key), 1, &r, f->err, sizeof f->err), STORE_OK);
+        uint64_t i = r.version.hlc - at_ms(1000);
+        if (r.version.hlc < at_ms(1000) + last || i >= done + 16 || i % 20000 != k)
+            fail_msg("%s: version %llu, but %u writes were committed (want %llu)", key,
+                     (unsigned long long)r.version.hlc, done,
+                     (unsigned long long)(at_ms(1000) + last));
+        size_t n = value_of((unsigned)i, val);
+        assert_int_equal(r.value_len, n);
+        assert_memory_equal(r.value, val, n);
+    }
+    /* The replay was written into LMDB and its segments deleted. */
+    assert_int_equal(count_segments(f->dir), 1); /* the new run's own */
+    store_close(f->s);
+    f->s = NULL;
+    assert_int_equal(count_segments(f->dir), 0);
+}
+
+/* A crash in the middle of a log write leaves part of a record at the end of
+ * the last segment: the replay stops there, and keeps what came before. */
+static void test_torn_tail(void **state)
+{
+    fx *f = *state;
+    f->s = open_wb(f);
+    put(f, "a", 1, "one", 3, at_ms(10));
+    commit(f);
+    put(f, "b", 1, "two", 3, at_ms(11));
+    commit(f);
+    store_abandon(f->s);
+    f->s = NULL;
+
+    DIR *d = opendir(f->dir);
+    struct dirent *de;
+    char path[512] = "";
+    while ((de = readdir(d)) != NULL)
+        if (strncmp(de->d_name, "wal-", 4) == 0)
+            snprintf(path, sizeof path, "%s/%s", f->dir, de->d_name);
+    closedir(d);
+    assert_true(path[0]);
+    int fd = open(path, O_WRONLY | O_APPEND);
+    assert_true(fd >= 0);
+    const uint8_t torn[] = {200, 0, 0, 0, 1, 2, 3, 4, 5, 0, 'c'}; /* says 200 bytes follow */
+    assert_int_equal(write(fd, torn, sizeof torn), (ssize_t)sizeof torn);
+    close(fd);
+
+    f->s = open_wb(f);
+    check_value(f, "a", 1, "one", 3);
+    check_value(f, "b", 1, "two", 3);
+    check_absent(f, "c", 1);
+    put(f, "c", 1, "three", 5, at_ms(12));
+    commit(f);
+    store_close(f->s);
+    f->s = open_wb(f);
+    check_value(f, "c", 1, "three", 5);
+}
+
+/* A clean close writes everything back and deletes the log; what the
+ * records counted before it, it counts after. */
+static void test_close_leaves_no_log(void **state)
+{
+    fx *f = *state;
+    char key[16], val[300];
+    f->s = open_wb(f);
+    for (unsigned i = 0; i < 5000; i++) {
+        snprintf(key, sizeof key, "k%u", i);
+        put(f, key, strlen(key), val, value_of(i, val), at_ms(100) + i);
+        if (i % 100 == 99)
+            commit(f);
+    }
+    del(f, "k7", 2, at_ms(100000));
+    commit(f);
+    store_stats st = stats(f);
+    assert_int_equal(st.records, 5000);
+    assert_int_equal(st.tombstones, 1);
+    assert_true(st.dirty > 0); /* still only in memory and the log */
+    assert_true(count_segments(f->dir) > 0);
+    store_close(f->s);
+    f->s = NULL;
+    assert_int_equal(count_segments(f->dir), 0);
+    f->s = open_wb(f);
+    st = stats(f);
+    assert_int_equal(st.records, 5000);
+    assert_int_equal(st.tombstones, 1);
+    assert_int_equal(st.dirty, 0);
+    check_absent(f, "k7", 2);
+    check_value(f, "k4999", 5, val, value_of(4999, val));
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_record_format),
+        cmocka_unit_test_setup_teardown(test_kill_loses_nothing_committed, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_torn_tail, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_close_leaves_no_log, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
