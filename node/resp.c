@@ -540,6 +540,29 @@ static void protocol_error(struct conn *c, const char *msg)
     conn_close_after_reply(c);
 }
 
+/* Pipelined commands wait in the input buffer behind the one about to run:
+ * the next one's cache entry and the one after's slot are asked for now,
+ * so that by their turn the memory is there (a software pipeline over the
+ * record cache's two dependent misses). Keys are hashed once per stage.
+ * (Three places ahead for the slot, and the slot array in 2 MiB pages,
+ * measured no better.) */
+#define PREFETCH_SLOT_AHEAD 2
+
+static void prefetch_ahead(server *s, const char *p, size_t n)
+{
+    const char *key;
+    size_t klen, len;
+    for (int i = 1; i <= PREFETCH_SLOT_AHEAD; i++) {
+        if (!resp_sniff_key(p, n, &key, &klen, &len))
+            return;
+        if (i == 1)
+            store_prefetch(s->st, key, klen, true);
+        else if (i == PREFETCH_SLOT_AHEAD)
+            store_prefetch(s->st, key, klen, false);
+        p += len, n -= len;
+    }
+}
+
 static void resp_on_input(struct conn *c)
 {
     server *s = c->srv;
@@ -577,6 +600,7 @@ static void resp_on_input(struct conn *c)
         }
         size_t used = rc->parser.consumed;
         s->n.bytes_in += used;
+        prefetch_ahead(s, (const char *)v.iov_base + used, v.iov_len - used);
         if (rc->parser.argc > 0) {
             resp_ctx x = {.s = s, .c = c, .rc = rc, .buf = v.iov_base,
                           .argv = rc->parser.argv, .argc = rc->parser.argc};

@@ -126,6 +126,13 @@ store_result store_put(store *s, const void *key, size_t klen,
 store_result store_del(store *s, const void *key, size_t klen,
                        const store_version *ver, char *err, size_t errlen);
 
+/* Asks the CPU to start fetching what a read or write of key will touch in
+ * the record cache: its slot, or (entry true, some time after a call for
+ * the slot) its entry. Only a hint, for requests whose keys are known
+ * before their turn (pipelined ones): two dependent cache misses were a
+ * quarter of a node's time under pipelined writes. */
+void store_prefetch(const store *s, const void *key, size_t klen, bool entry);
+
 /* Whether a failed store_put or store_del discards the batch: true, except
  * under write-behind (`fsync everysec` with a cache), where the write goes
  * to the cache and the log only after every check passed. */

@@ -290,6 +290,17 @@ void store_cache_prefetch_entry(const store_cache *c, const uint8_t *k, size_t k
         __builtin_prefetch(sl->e);
 }
 
+void store_cache_prefetch_token(const store_cache *c, uint64_t token, bool entry)
+{
+    if (!c->n)
+        return;
+    const cache_slot *sl = &c->slots[home(c, token)];
+    if (!entry)
+        __builtin_prefetch(sl);
+    else if (sl->e && ((sl->token ^ token) & ~SLOT_DIRTY) == 0)
+        __builtin_prefetch(sl->e, 1); /* a write, or a read that sets its CLOCK bit */
+}
+
 void store_cache_forget(store_cache *c, const uint8_t *k, size_t klen)
 {
     size_t i;

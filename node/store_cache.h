@@ -113,6 +113,9 @@ void store_cache_write(store_cache *c, const uint8_t *k, size_t klen, const uint
 void store_cache_prefetch_slot(const store_cache *c, const uint8_t *k, size_t klen);
 void store_cache_prefetch_entry(const store_cache *c, const uint8_t *k, size_t klen);
 
+/* The same for a key known only by its token (the probe's first slot). */
+void store_cache_prefetch_token(const store_cache *c, uint64_t token, bool entry);
+
 /* Forgets k, whatever it held (a purge or a delete the caller does not
  * describe). */
 void store_cache_forget(store_cache *c, const uint8_t *k, size_t klen);
