@@ -11,12 +11,12 @@
  * finds into LMDB's batch: the slice is in proportion to the time since the
  * last step, so that the walk goes round the table about once a CYCLE_MS
  * (faster as dirty bytes grow) in steps of about a hundred microseconds,
- * not in pauses. So LMDB sees each page's writes
- * together, in key order, once a cycle, instead of a page copy for every
- * write. A record stays dirty until LMDB has committed it; a log segment
- * is deleted by the syncer once no dirty record pins it and LMDB has been
- * synced after the commit that wrote its last one. At open, the segments
- * left behind by a crash are replayed into LMDB.
+ * not in pauses. So LMDB sees each page's writes together, in key order,
+ * once a cycle, instead of a page copy for every write. A record stays
+ * dirty until LMDB has committed it; a log segment is deleted by the
+ * syncer once no dirty record pins it and LMDB has been synced after the
+ * commit that wrote its last one. At open, the segments left behind by a
+ * crash are replayed into LMDB.
  */
 #include <errno.h>
 #include <fcntl.h>
