@@ -585,6 +585,17 @@ fail:
     return NULL;
 }
 
+/* The end of close and abandon: the environment and the memory. */
+static void free_store(store *s)
+{
+    mdb_env_close(s->env);
+    pthread_mutex_destroy(&s->map_mu);
+    store_cache_free(&s->cache);
+    free(s->kbuf);
+    free(s->dir);
+    free(s);
+}
+
 void store_close(store *s)
 {
     char err[256];
@@ -616,12 +627,7 @@ void store_close(store *s)
     if (s->env && rc != 0)
         log_error("store: fsync at close failed: %s", mdb_strerror(rc));
     store_wb_close(s, rc == 0);
-    mdb_env_close(s->env);
-    pthread_mutex_destroy(&s->map_mu);
-    store_cache_free(&s->cache);
-    free(s->kbuf);
-    free(s->dir);
-    free(s);
+    free_store(s);
 }
 
 void store_abandon(store *s)
@@ -638,12 +644,7 @@ void store_abandon(store *s)
     free(s->old_fds);
     free(s->retired);
     wal_close(&s->wal);
-    mdb_env_close(s->env);
-    pthread_mutex_destroy(&s->map_mu);
-    store_cache_free(&s->cache);
-    free(s->kbuf);
-    free(s->dir);
-    free(s);
+    free_store(s);
 }
 
 store_result store_get(store *s, const void *key, size_t klen, uint64_t now_ms,
@@ -721,6 +722,26 @@ void store_rec_encode(uint8_t *p, bool tomb, bool longk, const store_version *ve
         memcpy(p, value, vlen);
 }
 
+store_result store_rec_check(store *s, const MDB_val *v, bool longk, const void *key,
+                             size_t klen, const store_version *ver, bool *was_tomb, char *err,
+                             size_t errlen)
+{
+    const char *why;
+    rec r;
+    if ((why = store_rec_parse(v, &r)) != NULL)
+        return store_corrupt(s, why, err, errlen);
+    if (!store_rec_is_key(&r, longk, key, klen)) {
+        /* Overwriting would silently lose the other key. */
+        store_set_err(err, errlen, "key hash collision (token %016llx) with a different stored "
+                      "key; not written", (unsigned long long)store_get_be(s->kbuf, 8));
+        return STORE_ERR_IO;
+    }
+    if (store_rec_version_cmp(&r, ver) >= 0)
+        return STORE_STALE;
+    *was_tomb = r.flags & REC_TOMBSTONE;
+    return STORE_OK;
+}
+
 /* store_put and store_del: last-write-wins against the stored version, then
  * one record written in place through MDB_RESERVE (or, under write-behind,
  * into the cache and the log: store_wb.c). */
@@ -732,9 +753,7 @@ static store_result apply(store *s, const void *key, size_t klen,
     size_t olen = strnlen(ver->origin, sizeof ver->origin);
     bool longk, had = false, was_tomb = false;
     store_result res = STORE_ERR_IO;
-    const char *why;
     MDB_val k, v;
-    rec r;
     int rc;
 
     if (s->wb)
@@ -756,22 +775,12 @@ static store_result apply(store *s, const void *key, size_t klen,
     k.mv_data = s->kbuf;
     store_cache_prefetch_slot(&s->cache, s->kbuf, k.mv_size);
     if ((rc = mdb_cursor_get(s->wcur, &k, &v, MDB_SET_KEY)) == 0) {
-        res = STORE_ERR_IO;
-        if ((why = store_rec_parse(&v, &r)) != NULL) {
-            store_corrupt(s, why, err, errlen);
-            goto fail;
-        }
-        if (!store_rec_is_key(&r, longk, key, klen)) {
-            /* Overwriting would silently lose the other key. */
-            store_set_err(err, errlen, "key hash collision (token %016llx) with a "
-                    "different stored key; not written",
-                    (unsigned long long)store_get_be(s->kbuf, 8));
-            goto fail;
-        }
-        if (store_rec_version_cmp(&r, ver) >= 0)
+        if ((res = store_rec_check(s, &v, longk, key, klen, ver, &was_tomb, err, errlen)) ==
+            STORE_STALE)
             return STORE_STALE;
+        if (res != STORE_OK)
+            goto fail;
         had = true;
-        was_tomb = r.flags & REC_TOMBSTONE;
     } else if (rc != MDB_NOTFOUND) {
         res = store_mdb_result(s, rc, "reading", err, errlen);
         goto fail;

@@ -466,6 +466,18 @@ static void prefetch_ahead(const store_cache *c, size_t i)
         __builtin_prefetch(sl->e);
 }
 
+/* One slot of a flush walk: its entry to fn if dirty (counted in *handed). */
+static int flush_slot(store_cache *c, size_t i, cache_flush_fn fn, void *arg, long *handed)
+{
+    prefetch_ahead(c, i);
+    if (!c->slots[i].e || !(c->slots[i].token & SLOT_DIRTY))
+        return 0;
+    int r = flush_at(c, i, fn, arg);
+    if (r > 0)
+        *handed += r;
+    return r;
+}
+
 long store_cache_flush(store_cache *c, size_t slots, cache_flush_fn fn, void *arg, bool *wrapped)
 {
     long handed = 0;
@@ -476,13 +488,8 @@ long store_cache_flush(store_cache *c, size_t slots, cache_flush_fn fn, void *ar
         slots = c->mask + 1;
     for (size_t n = 0; n < slots; n++) {
         size_t i = c->cursor & c->mask;
-        prefetch_ahead(c, i);
-        if (c->slots[i].e && (c->slots[i].token & SLOT_DIRTY)) {
-            int r = flush_at(c, i, fn, arg);
-            if (r < 0)
-                return -1;
-            handed += r;
-        }
+        if (flush_slot(c, i, fn, arg, &handed) < 0)
+            return -1;
         c->cursor = (i + 1) & c->mask;
         if (c->cursor == 0)
             *wrapped = true;
@@ -493,15 +500,9 @@ long store_cache_flush(store_cache *c, size_t slots, cache_flush_fn fn, void *ar
 long store_cache_flush_all(store_cache *c, cache_flush_fn fn, void *arg)
 {
     long handed = 0;
-    for (size_t i = 0; c->dirty_n && i <= c->mask; i++) {
-        prefetch_ahead(c, i);
-        if (c->slots[i].e && (c->slots[i].token & SLOT_DIRTY)) {
-            int r = flush_at(c, i, fn, arg);
-            if (r < 0)
-                return -1;
-            handed += r;
-        }
-    }
+    for (size_t i = 0; c->dirty_n && i <= c->mask; i++)
+        if (flush_slot(c, i, fn, arg, &handed) < 0)
+            return -1;
     return handed;
 }
 

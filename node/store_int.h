@@ -157,6 +157,12 @@ size_t store_data_key(store *s, const void *key, size_t klen, bool *longk);
 bool store_rec_is_key(const rec *r, bool longk, const void *key, size_t klen);
 /* <0, 0, >0 as the record's version is older, equal, newer than v. */
 int store_rec_version_cmp(const rec *r, const store_version *v);
+/* A write of key with version *ver against the record v stored under its
+ * LMDB key: STORE_OK (it may go ahead; *was_tomb says what it replaces),
+ * STORE_STALE, or STORE_ERR_IO with a message (corrupt, or another key's). */
+store_result store_rec_check(store *s, const MDB_val *v, bool longk, const void *key,
+                             size_t klen, const store_version *ver, bool *was_tomb, char *err,
+                             size_t errlen);
 /* The length of a record, and the record written at p. */
 size_t store_rec_len(size_t olen, bool longk, size_t klen, size_t vlen);
 void store_rec_encode(uint8_t *p, bool tomb, bool longk, const store_version *ver, size_t olen,

@@ -99,10 +99,8 @@ store_result store_wb_apply(store *s, const void *key, size_t klen, const void *
     size_t olen = strnlen(ver->origin, sizeof ver->origin);
     bool longk, had = false, was_tomb = false, absent;
     store_result res;
-    const char *why;
     cache_hit hit;
     MDB_val k, v;
-    rec r;
     int rc;
 
     /* Every error below leaves the store as it was: nothing else of the
@@ -141,18 +139,10 @@ store_result store_wb_apply(store *s, const void *key, size_t klen, const void *
         absent = rc == MDB_NOTFOUND;
     }
     if (!absent) {
-        if ((why = store_rec_parse(&v, &r)) != NULL)
-            return store_corrupt(s, why, err, errlen);
-        if (!store_rec_is_key(&r, longk, key, klen)) {
-            store_set_err(err, errlen, "key hash collision (token %016llx) with a different "
-                          "stored key; not written",
-                          (unsigned long long)store_get_be(s->kbuf, 8));
-            return STORE_ERR_IO;
-        }
-        if (store_rec_version_cmp(&r, ver) >= 0)
-            return STORE_STALE;
+        if ((res = store_rec_check(s, &v, longk, key, klen, ver, &was_tomb, err, errlen)) !=
+            STORE_OK)
+            return res;
         had = true;
-        was_tomb = r.flags & REC_TOMBSTONE;
     }
 
     size_t rlen = store_rec_len(olen, longk, klen, vlen), at = s->wal.len;
