@@ -1,7 +1,9 @@
 /* Durability against a real ringkvd: every acknowledged write survives kill -9
  * under `fsync always` (including pipelined writes acknowledged by one group
- * commit), survives a graceful stop under `everysec`, and the node keeps its
- * identity across restarts.
+ * commit) and under `everysec` (where it is in the write-ahead log, and
+ * written into LMDB only later: the restart replays the log), survives a
+ * graceful stop under `everysec`, and the node keeps its identity across
+ * restarts.
  */
 #include <setjmp.h>
 #include <signal.h>
@@ -74,11 +76,10 @@ static void write_all(const nodeproc *np, int n, int round)
     rkv_close(c);
 }
 
-static void kill9_after_acks_fsync_always(void **state)
+static void kill9_after_acks(const char *fsync)
 {
-    (void)state;
     nodeproc np;
-    const char *args[] = {"--fsync", "always", NULL};
+    const char *args[] = {"--fsync", fsync, NULL};
     assert_int_equal(nodeproc_start(&np, args), 0);
     write_all(&np, NKEYS, 1);
     nodeproc_kill(&np, SIGKILL);
@@ -94,14 +95,25 @@ static void kill9_after_acks_fsync_always(void **state)
     nodeproc_cleanup(&np);
 }
 
-/* Many PUTs in flight on one connection: each acknowledgement arrives only
- * after the group commit that holds it, so kill -9 right after the last
- * acknowledgement loses none. */
-static void kill9_after_pipelined_acks(void **state)
+static void kill9_after_acks_fsync_always(void **state)
 {
     (void)state;
+    kill9_after_acks("always");
+}
+
+static void kill9_after_acks_everysec(void **state)
+{
+    (void)state;
+    kill9_after_acks("everysec");
+}
+
+/* Many PUTs in flight on one connection: each acknowledgement arrives only
+ * after the group commit (or, under everysec, the log write) that holds it,
+ * so kill -9 right after the last acknowledgement loses none. */
+static void kill9_after_pipelined(const char *fsync)
+{
     nodeproc np;
-    const char *args[] = {"--fsync", "always", NULL};
+    const char *args[] = {"--fsync", fsync, NULL};
     assert_int_equal(nodeproc_start(&np, args), 0);
     int fd = raw_connect(np.port);
     assert_true(fd >= 0);
@@ -149,6 +161,18 @@ static void kill9_after_pipelined_acks(void **state)
     }
     rkv_close(c);
     nodeproc_cleanup(&np);
+}
+
+static void kill9_after_pipelined_acks(void **state)
+{
+    (void)state;
+    kill9_after_pipelined("always");
+}
+
+static void kill9_after_pipelined_acks_everysec(void **state)
+{
+    (void)state;
+    kill9_after_pipelined("everysec");
 }
 
 /* Under everysec, SIGTERM syncs before exit: nothing acknowledged is lost
@@ -215,6 +239,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(kill9_after_acks_fsync_always),
         cmocka_unit_test(kill9_after_pipelined_acks),
+        cmocka_unit_test(kill9_after_acks_everysec),
+        cmocka_unit_test(kill9_after_pipelined_acks_everysec),
         cmocka_unit_test(graceful_stop_everysec),
         cmocka_unit_test(identity_survives_restart),
     };
