@@ -552,44 +552,53 @@ void store_abandon(store *s)
     free_store(s);
 }
 
+store_result store_lookup(store *s, MDB_val *k, MDB_val *v, bool read, char *err,
+                          size_t errlen)
+{
+    MDB_txn *txn = s->wtxn;
+    store_result res;
+    cache_hit hit;
+    int rc;
+
+    if (read ? store_cache_find(&s->cache, k->mv_data, k->mv_size, &hit)
+             : store_cache_peek(&s->cache, k->mv_data, k->mv_size, &hit)) {
+        if (hit.absent)
+            return STORE_NOT_FOUND;
+        v->mv_data = (void *)hit.rec, v->mv_size = hit.rlen;
+        return STORE_OK;
+    }
+    if (!txn) {
+        if ((res = store_snapshot(s, err, errlen)) != STORE_OK)
+            return res;
+        txn = s->rtxn;
+    }
+    rc = mdb_get(txn, s->data, k, v);
+    if (rc != 0 && rc != MDB_NOTFOUND)
+        return store_mdb_result(s, rc, "reading", err, errlen);
+    /* Only the committed snapshot fills the cache: what the batch's write
+     * txn shows may still be discarded. */
+    if (read && txn == s->rtxn)
+        store_cache_add_read(&s->cache, k->mv_data, k->mv_size, rc ? NULL : v->mv_data,
+                             rc ? 0 : v->mv_size);
+    return rc == MDB_NOTFOUND ? STORE_NOT_FOUND : STORE_OK;
+}
+
 store_result store_get(store *s, const void *key, size_t klen, uint64_t now_ms,
                        store_record *out, char *err, size_t errlen)
 {
-    MDB_txn *txn = s->wtxn;
     MDB_val k, v;
     store_result res;
     const char *why;
     bool longk;
-    cache_hit hit;
     rec r;
-    int rc;
 
     memset(out, 0, sizeof *out);
     if (klen == 0)
         return STORE_NOT_FOUND;
     k.mv_size = store_data_key(s, key, klen, &longk);
     k.mv_data = s->kbuf;
-    if (store_cache_find(&s->cache, s->kbuf, k.mv_size, &hit)) {
-        if (hit.absent)
-            return STORE_NOT_FOUND;
-        v.mv_data = (void *)hit.rec, v.mv_size = hit.rlen;
-    } else {
-        if (!txn) {
-            if ((res = store_snapshot(s, err, errlen)) != STORE_OK)
-                return res;
-            txn = s->rtxn;
-        }
-        rc = mdb_get(txn, s->data, &k, &v);
-        if (rc != 0 && rc != MDB_NOTFOUND)
-            return store_mdb_result(s, rc, "reading", err, errlen);
-        /* Only the committed snapshot fills the cache: what the batch's
-         * write txn shows may still be discarded. */
-        if (txn == s->rtxn)
-            store_cache_add_read(&s->cache, s->kbuf, k.mv_size, rc ? NULL : v.mv_data,
-                                 rc ? 0 : v.mv_size);
-        if (rc == MDB_NOTFOUND)
-            return STORE_NOT_FOUND;
-    }
+    if ((res = store_lookup(s, &k, &v, true, err, errlen)) != STORE_OK)
+        return res;
     if ((why = store_rec_parse(&v, &r)) != NULL)
         return store_corrupt(s, why, err, errlen);
     if (!store_rec_is_key(&r, longk, key, klen))
@@ -713,6 +722,14 @@ uint64_t store_mono_us(void)
 
 uint64_t store_mono_ms(void) { return store_mono_us() / 1000; }
 
+void store_count_tombstones(store *s, int64_t delta)
+{
+    if (delta < 0 && (uint64_t)-delta > s->tombstones)
+        s->tombstones = 0;
+    else
+        s->tombstones += (uint64_t)delta;
+}
+
 store_result store_commit_lmdb(store *s, char *err, size_t errlen)
 {
     uint64_t max = store_max_hlc(s);
@@ -758,10 +775,7 @@ store_result store_commit_lmdb(store *s, char *err, size_t errlen)
     s->hlc_ceiling = ceiling;
     s->records = st.ms_entries;
     s->hints_pending = hst.ms_entries;
-    if (s->batch_tombstones < 0 && (uint64_t)-s->batch_tombstones > s->tombstones)
-        s->tombstones = 0;
-    else
-        s->tombstones += (uint64_t)s->batch_tombstones;
+    store_count_tombstones(s, s->batch_tombstones);
     s->purged += s->batch_purged;
     s->commits++;
     atomic_store(&s->commits_a, s->commits);

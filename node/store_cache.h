@@ -10,7 +10,8 @@
  * writes), or is marked stale. So every write to the data database goes
  * through here: a put or delete updates the entry in place (dropped again
  * if the batch is discarded) or marks it stale, and a purge forgets it.
- * Only reads of the committed snapshot add entries or refill stale ones.
+ * Only reads of the committed snapshot add entries or refill stale ones
+ * (write-behind, below, is the exception).
  *
  * Lifetimes: a record returned by store_cache_find stays valid until the
  * next write to its key or store_cache_settle, which the store calls only at

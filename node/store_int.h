@@ -168,6 +168,14 @@ size_t store_rec_len(size_t olen, bool longk, size_t klen, size_t vlen);
 void store_rec_encode(uint8_t *p, bool tomb, bool longk, const store_version *ver, size_t olen,
                       uint64_t expires_ms, const void *key, size_t klen, const void *value,
                       size_t vlen);
+/* The record under LMDB key k (in s->kbuf): from the cache, else from the
+ * batch's write txn or the committed snapshot. A read counts a cache hit
+ * or miss and fills the cache from the snapshot; a write's lookup (read
+ * false) does neither. STORE_OK with *v, STORE_NOT_FOUND, or an error. */
+store_result store_lookup(store *s, MDB_val *k, MDB_val *v, bool read, char *err,
+                          size_t errlen);
+/* Applies a change of the tombstone count (never below zero). */
+void store_count_tombstones(store *s, int64_t delta);
 /* The store's commit of the LMDB batch (store.c). */
 store_result store_commit_lmdb(store *s, char *err, size_t errlen);
 uint64_t store_mono_ms(void);

@@ -78,14 +78,16 @@ static int flush_failed(store *s, char *err, size_t errlen)
     return r == STORE_ERR_FULL ? -2 : -1;
 }
 
-int store_wb_flush_all(store *s, char *err, size_t errlen)
+/* Writes back key k's record, or (k NULL) every dirty one. */
+static int write_back(store *s, const uint8_t *k, size_t klen, char *err, size_t errlen)
 {
     if (!s->wb || !s->cache.dirty_n)
         return 0;
     if (store_batch_begin(s, err, errlen) != STORE_OK)
         return -1;
     s->flush_rc = 0;
-    long n = store_cache_flush_all(&s->cache, flush_put, s);
+    long n = k ? store_cache_flush_key(&s->cache, k, klen, flush_put, s)
+               : store_cache_flush_all(&s->cache, flush_put, s);
     if (n < 0 && flush_failed(s, err, errlen))
         return -1;
     if (n)
@@ -93,19 +95,14 @@ int store_wb_flush_all(store *s, char *err, size_t errlen)
     return 0;
 }
 
+int store_wb_flush_all(store *s, char *err, size_t errlen)
+{
+    return write_back(s, NULL, 0, err, errlen);
+}
+
 int store_wb_flush_key(store *s, const uint8_t *k, size_t klen, char *err, size_t errlen)
 {
-    if (!s->wb || !s->cache.dirty_n)
-        return 0;
-    if (store_batch_begin(s, err, errlen) != STORE_OK)
-        return -1;
-    s->flush_rc = 0;
-    int n = store_cache_flush_key(&s->cache, k, klen, flush_put, s);
-    if (n < 0 && flush_failed(s, err, errlen))
-        return -1;
-    if (n)
-        s->flush_dirty = true;
-    return 0;
+    return write_back(s, k, klen, err, errlen);
 }
 
 store_result store_wb_apply(store *s, const void *key, size_t klen, const void *value,
@@ -115,7 +112,6 @@ store_result store_wb_apply(store *s, const void *key, size_t klen, const void *
     size_t olen = strnlen(ver->origin, sizeof ver->origin);
     bool longk, had = false, was_tomb = false, absent;
     store_result res;
-    cache_hit hit;
     MDB_val k, v;
     int rc;
 
@@ -139,21 +135,10 @@ store_result store_wb_apply(store *s, const void *key, size_t klen, const void *
     }
     k.mv_size = store_data_key(s, key, klen, &longk);
     k.mv_data = s->kbuf;
-    if (store_cache_peek(&s->cache, s->kbuf, k.mv_size, &hit)) {
-        absent = hit.absent;
-        v.mv_data = (void *)hit.rec, v.mv_size = hit.rlen;
-    } else {
-        MDB_txn *txn = s->wtxn;
-        if (!txn) {
-            if ((res = store_snapshot(s, err, errlen)) != STORE_OK)
-                return res;
-            txn = s->rtxn;
-        }
-        rc = mdb_get(txn, s->data, &k, &v);
-        if (rc != 0 && rc != MDB_NOTFOUND)
-            return store_mdb_result(s, rc, "reading", err, errlen);
-        absent = rc == MDB_NOTFOUND;
-    }
+    if ((res = store_lookup(s, &k, &v, false, err, errlen)) != STORE_OK &&
+        res != STORE_NOT_FOUND)
+        return res;
+    absent = res == STORE_NOT_FOUND;
     if (!absent) {
         if ((res = store_rec_check(s, &v, longk, key, klen, ver, &was_tomb, err, errlen)) !=
             STORE_OK)
@@ -230,10 +215,10 @@ static void retire(store *s)
 }
 
 /* One flush step: the slots the cursor owes since the last one. */
-static int flush_step(store *s, bool *wrapped, char *err, size_t errlen)
+static int flush_step(store *s, uint64_t now, bool *wrapped, char *err, size_t errlen)
 {
     store_cache *c = &s->cache;
-    uint64_t now = store_mono_us(), dt = now - s->flush_us;
+    uint64_t dt = now - s->flush_us;
     *wrapped = false;
     if (dt < FLUSH_TICK_US && c->dirty_bytes <= c->max_bytes && !s->wb_slots)
         return 0;
@@ -307,17 +292,20 @@ store_result store_wb_commit(store *s, char *err, size_t errlen)
          * durable, and the batch is answered with an error. */
         if (s->wb_max_hlc > s->max_hlc)
             s->max_hlc = s->wb_max_hlc;
-        if (s->wb_tombstones < 0 && (uint64_t)-s->wb_tombstones > s->tombstones)
-            s->tombstones = 0;
-        else
-            s->tombstones += (uint64_t)s->wb_tombstones;
+        store_count_tombstones(s, s->wb_tombstones);
         s->wb_max_hlc = 0, s->wb_tombstones = 0;
     }
 
-    now = store_mono_ms();
-    if (flush_step(s, &wrapped, why, sizeof why) == -1)
+    uint64_t now_us = store_mono_us();
+    now = now_us / 1000;
+    /* Failures are retried every step: warned about once a second (a full
+     * disk or map, once per episode by store_space.c). */
+    if (flush_step(s, now_us, &wrapped, why, sizeof why) == -1 &&
+        now - s->flush_warn_ms >= 1000) {
+        s->flush_warn_ms = now;
         log_warn("store: writing cached records back failed (they stay in memory and in the "
                  "log; retried): %s", why);
+    }
     /* The persisted HLC ceiling moves with the clock even when no flush
      * did; store_commit_lmdb writes it. */
     if (s->max_hlc > s->hlc_ceiling && store_batch_begin(s, why, sizeof why) == STORE_OK)
