@@ -509,12 +509,22 @@ void store_close(store *s)
         return;
     if (store_commit(s, err, sizeof err) != STORE_OK)
         log_error("store: commit at close failed: %s", err);
-    /* Write-behind: every dirty record into LMDB, so the log can go. */
-    if (s->wb && s->cache.dirty_n &&
-        (store_wb_flush_all(s, err, sizeof err) != 0 ||
-         store_commit(s, err, sizeof err) != STORE_OK))
-        log_error("store: writing the cached writes back at close failed (the log keeps "
-                  "them for the next start): %s", err);
+    /* Write-behind: every dirty record into LMDB, so the log can go. The
+     * batch can be larger than the room reserved so far: the map grows and
+     * the write-back is tried again. */
+    while (s->wb && s->cache.dirty_n) {
+        size_t was = s->map_size;
+        if (store_wb_flush_all(s, err, sizeof err) == 0 &&
+            store_commit(s, err, sizeof err) == STORE_OK)
+            break;
+        bool grow = s->hit_end;
+        store_space_check(s);
+        if (!grow || s->map_size == was) {
+            log_error("store: writing the cached writes back at close failed (the log keeps "
+                      "them for the next start): %s", err);
+            break;
+        }
+    }
     /* A clean close records the exact largest HLC instead of the ceiling,
      * and that the store is no longer open unsynced. */
     s->open_unsynced = false;

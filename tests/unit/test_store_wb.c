@@ -1,6 +1,7 @@
 /* Unit tests for write-behind (store_wb.c, store_wal.c): the log's record
  * format, a kill -9 in the middle of a write load losing nothing that was
- * committed, a torn log tail, and a clean close leaving no log behind. The
+ * committed, a torn log tail, and a clean close leaving no log behind (also
+ * when writing back needs the map to grow). The
  * op-for-op comparison with crashes is in test_store_cache.c.
  */
 #include "store_fx.h" /* first: it defines _GNU_SOURCE */
@@ -223,6 +224,36 @@ static void test_close_leaves_no_log(void **state)
     check_value(f, "k4999", 5, val, value_of(4999, val));
 }
 
+/* The write-back at close can need more room than the map has reserved
+ * (here ~24 MiB of records, nearly all still dirty, against a map that
+ * started at 1 MiB): the map grows and the log still goes. */
+static void test_close_grows_the_map(void **state)
+{
+    fx *f = *state;
+    char key[16], val[2048];
+    f->s = open_wb(f);
+    memset(val, 'v', sizeof val);
+    for (unsigned i = 0; i < 12000; i++) {
+        snprintf(key, sizeof key, "big%u", i);
+        snprintf(val, 16, "%u:", i);
+        put(f, key, strlen(key), val, sizeof val, at_ms(100) + i);
+        if (i % 100 == 99)
+            commit(f);
+    }
+    commit(f);
+    store_stats st = stats(f);
+    assert_true(st.dirty_bytes > 16 * MB);
+    store_close(f->s);
+    f->s = NULL;
+    assert_int_equal(count_segments(f->dir), 0);
+    f->s = open_wb(f);
+    st = stats(f);
+    assert_int_equal(st.records, 12000);
+    assert_int_equal(st.dirty, 0);
+    snprintf(val, 16, "%u:", 11999);
+    check_value(f, "big11999", 8, val, sizeof val);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -230,6 +261,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_kill_loses_nothing_committed, setup, teardown),
         cmocka_unit_test_setup_teardown(test_torn_tail, setup, teardown),
         cmocka_unit_test_setup_teardown(test_close_leaves_no_log, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_close_grows_the_map, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
