@@ -506,6 +506,38 @@ long store_cache_flush_all(store_cache *c, cache_flush_fn fn, void *arg)
     return handed;
 }
 
+long store_cache_flush_range(store_cache *c, uint64_t lo, uint64_t hi, cache_flush_fn fn,
+                             void *arg)
+{
+    long handed = 0;
+    if (!c->dirty_n)
+        return 0;
+    /* A range covering every home slot but one: the whole table. */
+    if (lo == hi || ((hi - lo) >> c->shift) >= c->mask)
+        return store_cache_flush_all(c, fn, arg);
+    /* An entry of the range has its home in [home(lo), home(hi)] and sits
+     * at or after it, before the next empty slot. */
+    size_t i = home(c, lo), span = (home(c, hi) - i) & c->mask;
+    for (size_t n = 0; n <= c->mask && c->dirty_n; n++, i = (i + 1) & c->mask) {
+        const cache_slot *sl = &c->slots[i];
+        if (!sl->e) {
+            if (n > span)
+                break;
+            continue;
+        }
+        if (!(sl->token & SLOT_DIRTY))
+            continue;
+        uint64_t t = token_of(sl->e->data, sl->e->klen);
+        if (t - lo - 1 >= hi - lo) /* not in (lo, hi] */
+            continue;
+        int r = flush_at(c, i, fn, arg);
+        if (r < 0)
+            return -1;
+        handed += r;
+    }
+    return handed;
+}
+
 int store_cache_flush_key(store_cache *c, const uint8_t *k, size_t klen, cache_flush_fn fn,
                           void *arg)
 {

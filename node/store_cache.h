@@ -163,6 +163,10 @@ bool store_cache_dirty(const store_cache *c, const uint8_t *k, size_t klen);
 long store_cache_flush(store_cache *c, size_t slots, cache_flush_fn fn, void *arg, bool *wrapped);
 /* Hands fn every dirty entry not handed yet in this batch. */
 long store_cache_flush_all(store_cache *c, cache_flush_fn fn, void *arg);
+/* The same for the dirty entries whose token lies in the ring range
+ * (lo, hi] (wrapping when hi <= lo; lo == hi: all of them). */
+long store_cache_flush_range(store_cache *c, uint64_t lo, uint64_t hi, cache_flush_fn fn,
+                             void *arg);
 /* Hands fn k's entry if it is dirty: 1, 0 if not, -1 when fn failed. */
 int store_cache_flush_key(store_cache *c, const uint8_t *k, size_t klen, cache_flush_fn fn,
                           void *arg);

@@ -194,10 +194,12 @@ store_result store_wb_apply(store *s, const void *key, size_t klen, const void *
 /* store_commit under write-behind: the log write, a flush step, LMDB's
  * commit, and the segments that can go. */
 store_result store_wb_commit(store *s, char *err, size_t errlen);
-/* Writes every dirty record into the batch (scans and range drops see
- * them then), or one key's. 0, or -1 with a message (batch discarded). */
+/* Writes every dirty record into the batch, or one key's, or those of the
+ * ring range (lo, hi] (scans and range drops see them then). 0, or -1 with
+ * a message (batch discarded). */
 int store_wb_flush_all(store *s, char *err, size_t errlen);
 int store_wb_flush_key(store *s, const uint8_t *k, size_t klen, char *err, size_t errlen);
+int store_wb_flush_range(store *s, uint64_t lo, uint64_t hi, char *err, size_t errlen);
 /* Under write-behind, logs that the record v under LMDB key k is removed
  * for good (purged, or its range dropped), so that a replay does not bring
  * it back. 0, or -1 with a message (out of memory). */

@@ -98,8 +98,9 @@ long store_scan(store *s, uint64_t lo, uint64_t hi, const uint8_t *after, size_t
 
     *done = false;
     /* Under write-behind, records newer than LMDB's wait in the cache:
-     * written into the batch first, the scan reads them there. */
-    if (s->wb && s->cache.dirty_n && store_wb_flush_all(s, err, errlen) != 0)
+     * the range's are written into the batch first, the scan reads them
+     * there. */
+    if (s->wb && s->cache.dirty_n && store_wb_flush_range(s, lo, hi, err, errlen) != 0)
         return -1;
     if (scan_txn(s, &txn, err, errlen) != 0)
         return -1;
@@ -162,7 +163,7 @@ long store_drop_range(store *s, uint64_t lo, uint64_t hi, size_t budget, char *e
 
     if (budget == 0)
         return 0;
-    if (s->wb && s->cache.dirty_n && store_wb_flush_all(s, err, errlen) != 0)
+    if (s->wb && s->cache.dirty_n && store_wb_flush_range(s, lo, hi, err, errlen) != 0)
         return -1;
     if (store_batch_begin(s, err, errlen) != STORE_OK)
         return -1;

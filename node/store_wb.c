@@ -78,16 +78,21 @@ static int flush_failed(store *s, char *err, size_t errlen)
     return r == STORE_ERR_FULL ? -2 : -1;
 }
 
-/* Writes back key k's record, or (k NULL) every dirty one. */
-static int write_back(store *s, const uint8_t *k, size_t klen, char *err, size_t errlen)
+/* Writes the records fn hands over (flush: key k's, a ring range's, or
+ * every dirty one) into the batch. */
+enum wb_what { WB_ALL, WB_KEY, WB_RANGE };
+
+static int write_back(store *s, enum wb_what what, const uint8_t *k, size_t klen, uint64_t lo,
+                      uint64_t hi, char *err, size_t errlen)
 {
     if (!s->wb || !s->cache.dirty_n)
         return 0;
     if (store_batch_begin(s, err, errlen) != STORE_OK)
         return -1;
     s->flush_rc = 0;
-    long n = k ? store_cache_flush_key(&s->cache, k, klen, flush_put, s)
-               : store_cache_flush_all(&s->cache, flush_put, s);
+    long n = what == WB_KEY     ? store_cache_flush_key(&s->cache, k, klen, flush_put, s)
+             : what == WB_RANGE ? store_cache_flush_range(&s->cache, lo, hi, flush_put, s)
+                                : store_cache_flush_all(&s->cache, flush_put, s);
     if (n < 0 && flush_failed(s, err, errlen))
         return -1;
     if (n)
@@ -97,12 +102,17 @@ static int write_back(store *s, const uint8_t *k, size_t klen, char *err, size_t
 
 int store_wb_flush_all(store *s, char *err, size_t errlen)
 {
-    return write_back(s, NULL, 0, err, errlen);
+    return write_back(s, WB_ALL, NULL, 0, 0, 0, err, errlen);
 }
 
 int store_wb_flush_key(store *s, const uint8_t *k, size_t klen, char *err, size_t errlen)
 {
-    return write_back(s, k, klen, err, errlen);
+    return write_back(s, WB_KEY, k, klen, 0, 0, err, errlen);
+}
+
+int store_wb_flush_range(store *s, uint64_t lo, uint64_t hi, char *err, size_t errlen)
+{
+    return write_back(s, WB_RANGE, NULL, 0, lo, hi, err, errlen);
 }
 
 store_result store_wb_apply(store *s, const void *key, size_t klen, const void *value,
