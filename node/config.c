@@ -79,6 +79,7 @@ static const entry entries[] = {
     /* map_size ends up in a size_t (store_options, mdb_env_set_mapsize). */
     NUM("storage", "map_size", T_SIZE, map_size, MiB, SIZE_MAX, "64GiB"),
     NUM("storage", "cache_size", T_SIZE, cache_size, 0, SIZE_MAX, "256MiB"),
+    NUM("storage", "log_size", T_SIZE, log_size, MiB, SIZE_MAX, "1GiB"),
     NUM("storage", "tombstone_ttl", T_DURATION, tombstone_ttl_ms, 0, UINT64_MAX, "86400s"),
     NUM("storage", "sweep_interval", T_DURATION, sweep_interval_ms, 1, UINT64_MAX, "1s"),
     /* Capped so a typo cannot size preference lists and quorum sets absurdly. */

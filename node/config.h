@@ -39,6 +39,7 @@ typedef struct config {
     /* [storage] */
     uint64_t map_size;
     uint64_t cache_size;               /* row cache in front of LMDB; 0 = off */
+    uint64_t log_size;                 /* write-behind log size to keep near */
     uint64_t tombstone_ttl_ms;
     uint64_t sweep_interval_ms;
     /* [replication] (replication issue) */

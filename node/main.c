@@ -271,7 +271,8 @@ int main(int argc, char **argv)
     raise_fd_limit(&cfg);
 
     store_options so = {.dir = cfg.data_dir, .map_size = cfg.map_size, .fsync = cfg.fsync,
-                        .cache_size = cfg.cache_size};
+                        .cache_size = cfg.cache_size,
+                        .log_size = cfg.log_size};
     st = store_open(&so, err, sizeof err);
     if (!st)
         goto fail;

@@ -405,6 +405,7 @@ store *store_open(const store_options *opts, char *err, size_t errlen)
     s->wal.dir = s->dir;
     s->fsync = opts->fsync;
     s->wb_slots = opts->writeback_slots;
+    s->log_size = opts->log_size ? opts->log_size : STORE_LOG_SIZE_DEFAULT;
     s->env_flags = MDB_NOTLS;
     /* Under `no` (and everysec without a cache), pages are written straight
      * into the shared map (MDB_WRITEMAP): a commit is memory writes, no

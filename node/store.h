@@ -41,6 +41,8 @@ typedef enum store_result {
     STORE_ERR_IO,     /* any other LMDB or system error */
 } store_result;
 
+#define STORE_LOG_SIZE_DEFAULT ((size_t)1 << 30)
+
 typedef struct store_options {
     const char *dir;     /* created if missing (mkdir -p; the leaf 0700) */
     size_t map_size;     /* the most the store can hold, bytes: the LMDB map
@@ -53,6 +55,9 @@ typedef struct store_options {
                           * LMDB (store_cache.h); 0: no cache */
     const char *boot_id; /* NULL: the kernel's (/proc/sys/kernel/random/
                           * boot_id); tests pass their own */
+    size_t log_size;     /* write-behind: the log's size to keep near (the
+                          * write-back goes round faster when writes fill
+                          * it); 0: STORE_LOG_SIZE_DEFAULT */
     size_t writeback_slots; /* tests: the write-behind flush looks at this
                              * many cache slots in every commit; 0: paced
                              * by time (store_wb.c) */

@@ -24,6 +24,7 @@ static void test_defaults(void **state)
     assert_int_equal(c.idle_timeout_ms, 300000);
     assert_int_equal(c.max_output_buffer, 64 * MiB);
     assert_int_equal(c.map_size, 64 * GiB);
+    assert_int_equal(c.log_size, GiB);
     assert_int_equal(c.tombstone_ttl_ms, 86400000);
     assert_int_equal(c.sweep_interval_ms, 1000);
     assert_int_equal(c.n, 3);
@@ -196,6 +197,9 @@ static void test_set_numbers(void **state)
         {"storage", "map_size", "1TiB", offsetof(config, map_size), 1024 * GiB},
         {"storage", "map_size", "1048575", 0, UINT64_MAX},
         {"storage", "map_size", "17179869184GiB", 0, UINT64_MAX},
+        {"storage", "log_size", "1MiB", offsetof(config, log_size), MiB},
+        {"storage", "log_size", "4GiB", offsetof(config, log_size), 4 * GiB},
+        {"storage", "log_size", "1048575", 0, UINT64_MAX},
         {"storage", "tombstone_ttl", "10d", offsetof(config, tombstone_ttl_ms), 864000000},
         {"storage", "tombstone_ttl", "0", offsetof(config, tombstone_ttl_ms), 0},
         {"storage", "tombstone_ttl", "1y", 0, UINT64_MAX},
