@@ -56,6 +56,8 @@ struct link {
 /* Work that waits for this pass's commit. */
 typedef enum pending_kind { PENDING_ACK, PENDING_READ, PENDING_LOCAL } pending_kind;
 
+#define PENDING_KEY_INLINE 64
+
 typedef struct pending {
     replica *r;
     pending_kind kind;
@@ -63,9 +65,12 @@ typedef struct pending {
     uint64_t id;
     replica_cb cb; /* LOCAL */
     void *arg;
-    uint8_t *key; /* READ */
+    uint8_t *key; /* READ: kinline, or malloc'd when longer */
     size_t klen;
     struct pending *prev, *next;
+    /* Most keys: a malloc per read went to malloc's slow path under
+     * pipelined quorum GETs (a pass queues more than its per-size cache). */
+    uint8_t kinline[PENDING_KEY_INLINE];
 } pending;
 
 typedef struct dead_bev {
