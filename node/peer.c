@@ -75,6 +75,8 @@ struct peer {
     size_t cache_next;
     peer_stats n;
     peer_arena arena; /* the envelope being handled (one at a time) */
+    peer_prefetch_fn prefetch;
+    void *prefetch_ctx;
 };
 
 static uint64_t mono_ms(void)
@@ -191,6 +193,71 @@ static bool nested_field_zero(const Ringkv__Envelope *env)
     default:
         return false;
     }
+}
+
+/* A varint at *p, before end: false when cut short or over ten bytes. */
+static bool sniff_varint(const uint8_t **p, const uint8_t *end, uint64_t *v)
+{
+    uint64_t x = 0;
+    for (int shift = 0; shift < 64 && *p < end; shift += 7) {
+        uint8_t b = *(*p)++;
+        x |= (uint64_t)(b & 0x7f) << shift;
+        if (!(b & 0x80)) {
+            *v = x;
+            return true;
+        }
+    }
+    return false;
+}
+
+/* The last length-delimited field numbered field in the message [p, end). */
+static bool sniff_field(const uint8_t *p, const uint8_t *end, uint64_t field, const uint8_t **out,
+                        size_t *outlen)
+{
+    bool found = false;
+    while (p < end) {
+        uint64_t tag, n;
+        if (!sniff_varint(&p, end, &tag))
+            return false;
+        switch (tag & 7) {
+        case 0: /* varint */
+            if (!sniff_varint(&p, end, &n))
+                return false;
+            break;
+        case 1: /* 64-bit */
+            if (end - p < 8)
+                return false;
+            p += 8;
+            break;
+        case 5: /* 32-bit */
+            if (end - p < 4)
+                return false;
+            p += 4;
+            break;
+        case 2: /* length-delimited */
+            if (!sniff_varint(&p, end, &n) || n > (uint64_t)(end - p))
+                return false;
+            if (tag >> 3 == field) {
+                *out = p;
+                *outlen = (size_t)n;
+                found = true;
+            }
+            p += n;
+            break;
+        default:
+            return false;
+        }
+    }
+    return found;
+}
+
+bool peer_sniff_write_key(const uint8_t *body, size_t len, const uint8_t **key, size_t *klen)
+{
+    const uint8_t *w, *rec;
+    size_t wlen, rlen;
+    return sniff_field(body, body + len, 12, &w, &wlen) && /* Envelope.write */
+           sniff_field(w, w + wlen, 2, &rec, &rlen) &&     /* ReplicaWrite.record */
+           sniff_field(rec, rec + rlen, 1, key, klen) && *klen > 0; /* Record.key */
 }
 
 static Ringkv__Envelope *decode_with(ProtobufCAllocator *alloc, const uint8_t *body, size_t len,
@@ -497,6 +564,35 @@ int peer_reply(peer_conn *pc, const Ringkv__Envelope *env)
 }
 
 /* Handles whole frames in the input; stops at a partial one. */
+void peer_set_prefetch(peer *p, peer_prefetch_fn fn, void *ctx)
+{
+    p->prefetch = fn;
+    p->prefetch_ctx = ctx;
+}
+
+/* The frames at the head of in that sit whole in its first chain: the keys
+ * of the first two, if writes, to p->prefetch. */
+static void prefetch_next(peer *p, struct evbuffer *in)
+{
+    struct evbuffer_iovec v;
+    if (evbuffer_peek(in, -1, NULL, &v, 1) < 1)
+        return;
+    const uint8_t *at = v.iov_base, *end = at + v.iov_len;
+    for (int i = 0; i < 2; i++) {
+        uint32_t blen;
+        const uint8_t *key;
+        size_t klen;
+        char err[128];
+        if ((size_t)(end - at) < PEER_HEADER_BYTES ||
+            peer_header_check(at, PEER_MAX_FRAME, &blen, err, sizeof err) != 0 ||
+            (size_t)(end - at) - PEER_HEADER_BYTES < blen)
+            return;
+        if (peer_sniff_write_key(at + PEER_HEADER_BYTES, blen, &key, &klen))
+            p->prefetch(p->prefetch_ctx, key, klen, i == 0);
+        at += PEER_HEADER_BYTES + blen;
+    }
+}
+
 static void on_read(struct bufferevent *bev, void *arg)
 {
     peer_conn *pc = arg;
@@ -530,6 +626,8 @@ static void on_read(struct bufferevent *bev, void *arg)
             return;
         }
         p->n.frames_in++;
+        if (p->prefetch && !pc->outbound)
+            prefetch_next(p, in);
         if (pc->outbound) {
             finish(pc, env, NULL);
             peer_envelope_free_in(&p->arena, env);

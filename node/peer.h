@@ -101,6 +101,15 @@ bool peer_conn_is_open(const peer_conn *pc);
  * route. Returns 0, or -1 when PEER_MAX_ROUTES are taken. */
 int peer_route(peer *p, int body, peer_message_fn fn, void *ctx);
 
+/* Before each inbound frame is handled, fn gets the keys of the replica
+ * writes in the frames that follow it, when they have arrived whole: the
+ * next one's (entry true) and the one after's (entry false), so that it can
+ * ask the CPU for the memory their handling will touch (two dependent
+ * misses: the slot at two frames' distance, its entry at one). fn NULL
+ * turns it off. */
+typedef void (*peer_prefetch_fn)(void *ctx, const uint8_t *key, size_t klen, bool entry);
+void peer_set_prefetch(peer *p, peer_prefetch_fn fn, void *ctx);
+
 /* Connects to addr (non-blocking), sends env, and waits for one Envelope in
  * answer; fn reports it, or the failure, within timeout_ms. Returns 0, or -1
  * with a message in err (then fn is never called): a bad address, out of
@@ -144,6 +153,13 @@ int peer_frame_append(struct evbuffer *out, const Ringkv__Envelope *env, size_t 
  * other than PEER_VERSION. */
 Ringkv__Envelope *peer_envelope_decode(const uint8_t *body, size_t len, char *err, size_t errlen);
 void peer_envelope_free(Ringkv__Envelope *env);
+
+/* The key of the replica write (Envelope.write.record.key) in a frame body,
+ * read without decoding it: true with *key and *klen pointing into body, or
+ * false when body is not a write or is cut short. A hint only (a field
+ * repeated or malformed may give a key the decoder would not): it lets the
+ * next frames' keys be prefetched before their turn. */
+bool peer_sniff_write_key(const uint8_t *body, size_t len, const uint8_t **key, size_t *klen);
 
 /* A bump allocator for decoding one envelope at a time: protobuf-c asks for
  * memory once per message, string and bytes field, and a replica write is

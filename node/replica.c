@@ -565,6 +565,14 @@ fail:
 
 static const int routed[] = {RINGKV__ENVELOPE__BODY_WRITE, RINGKV__ENVELOPE__BODY_READ};
 
+/* peer_prefetch_fn: the key of a replica write a frame or two ahead. Its
+ * cache probe's two misses were 13% of a node's time under quorum SETs. */
+static void prefetch_write(void *ctx, const uint8_t *key, size_t klen, bool entry)
+{
+    replica *r = ctx;
+    store_prefetch(r->srv->st, key, klen, entry);
+}
+
 replica *replica_new(struct server *srv, struct cluster *cl, uint64_t timeout_ms, char *err,
                      size_t errlen)
 {
@@ -588,6 +596,8 @@ replica *replica_new(struct server *srv, struct cluster *cl, uint64_t timeout_ms
         replica_say(err, errlen, "the peer port has no room for replication's messages");
         goto fail;
     }
+    if (r->pr)
+        peer_set_prefetch(r->pr, prefetch_write, r);
     if (!(r->ho = handoff_new(srv, cl, r, err, errlen)))
         goto fail;
     return r;
@@ -600,9 +610,11 @@ void replica_free(replica *r)
 {
     if (!r)
         return;
-    if (r->pr)
+    if (r->pr) {
         for (size_t i = 0; i < sizeof routed / sizeof routed[0]; i++)
             peer_route(r->pr, routed[i], NULL, NULL);
+        peer_set_prefetch(r->pr, NULL, NULL);
+    }
     /* As peer_free does: requests in flight are dropped without their
      * callbacks (their owners are going away too); handoff_free, last,
      * frees what its own requests carried. */

@@ -1,8 +1,11 @@
 /* libFuzzer target for node/peer.c's frame codec: arbitrary bytes as a
  * frame (header check, then the Envelope decoder) and as a bare body. What
- * is accepted must re-encode to a frame that decodes to the same Envelope;
- * any mismatch abort()s, which libFuzzer reports as a crash.
+ * is accepted must re-encode to a frame that decodes to the same Envelope,
+ * and in which the write-key sniffer finds the decoded write's key (or
+ * nothing, for other bodies); any mismatch abort()s, which libFuzzer
+ * reports as a crash.
  */
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,6 +36,19 @@ static void round_trip(const Ringkv__Envelope *env)
         abort();
     /* Every body, replication's included: decoding and packing again gives
      * the same bytes, so nothing a node accepts is changed by a relay. */
+    /* The write-key sniffer finds, in a frame as a node packs it, the key
+     * the decoder found. */
+    const uint8_t *key;
+    size_t klen;
+    bool sniffed = peer_sniff_write_key(buf + PEER_HEADER_BYTES, blen, &key, &klen);
+    if (env->body_case == RINGKV__ENVELOPE__BODY_WRITE && env->write->record &&
+        env->write->record->key.len > 0) {
+        if (!sniffed || klen != env->write->record->key.len ||
+            memcmp(key, env->write->record->key.data, klen) != 0)
+            abort();
+    } else if (sniffed) {
+        abort();
+    }
     uint8_t *buf2;
     size_t len2;
     if (peer_frame_encode(again, &buf2, &len2) != 0 || len2 != len || memcmp(buf, buf2, len) != 0)
@@ -45,6 +61,12 @@ static void round_trip(const Ringkv__Envelope *env)
 static void decode_body(const uint8_t *body, size_t len)
 {
     char err[256] = "";
+    const uint8_t *key;
+    size_t klen;
+    /* The sniffer reads any bytes, and what it finds lies inside them. */
+    if (peer_sniff_write_key(body, len, &key, &klen) &&
+        (key < body || klen == 0 || klen > len || (size_t)(key - body) > len - klen))
+        abort();
     Ringkv__Envelope *env = peer_envelope_decode(body, len, err, sizeof err);
     if (!env) {
         if (!err[0])

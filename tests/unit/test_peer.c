@@ -100,6 +100,62 @@ static void test_envelope_round_trip(void **state)
     free(buf);
 }
 
+/* The write-key sniffer finds a replica write's key in its packed frame,
+ * with every other field set around it, and nothing in a read, in a frame
+ * cut short or in a write without a record. */
+static void test_sniff_write_key(void **state)
+{
+    (void)state;
+    Ringkv__Envelope env = RINGKV__ENVELOPE__INIT;
+    Ringkv__ReplicaWrite w = RINGKV__REPLICA_WRITE__INIT;
+    Ringkv__Record rec = RINGKV__RECORD__INIT;
+    uint8_t value[200];
+    memset(value, 'v', sizeof value);
+    env.version = PEER_VERSION;
+    env.body_case = RINGKV__ENVELOPE__BODY_WRITE;
+    env.write = &w;
+    w.id = 0x123456789abcULL;
+    w.hint_for = "node7";
+    w.record = &rec;
+    rec.key.data = (uint8_t *)"user:42";
+    rec.key.len = 7;
+    rec.value.data = value;
+    rec.value.len = sizeof value;
+    rec.tombstone = true;
+    rec.expires_ms = 1ULL << 40;
+    rec.hlc = ~0ULL;
+    rec.origin = "node3";
+    uint8_t *buf;
+    size_t len;
+    const uint8_t *key;
+    size_t klen;
+    assert_int_equal(peer_frame_encode(&env, &buf, &len), 0);
+    const uint8_t *body = buf + PEER_HEADER_BYTES;
+    size_t blen = len - PEER_HEADER_BYTES;
+    assert_true(peer_sniff_write_key(body, blen, &key, &klen));
+    assert_int_equal(klen, 7);
+    assert_memory_equal(key, "user:42", 7);
+    assert_true(key > body && key + klen <= body + blen);
+    for (size_t cut = 0; cut < blen; cut++)
+        assert_false(peer_sniff_write_key(body, cut, &key, &klen));
+    free(buf);
+
+    w.record = NULL;
+    assert_int_equal(peer_frame_encode(&env, &buf, &len), 0);
+    assert_false(peer_sniff_write_key(buf + PEER_HEADER_BYTES, len - PEER_HEADER_BYTES, &key, &klen));
+    free(buf);
+
+    Ringkv__ReplicaRead rd = RINGKV__REPLICA_READ__INIT;
+    rd.id = 9;
+    rd.key.data = (uint8_t *)"user:42";
+    rd.key.len = 7;
+    env.body_case = RINGKV__ENVELOPE__BODY_READ;
+    env.read = &rd;
+    assert_int_equal(peer_frame_encode(&env, &buf, &len), 0);
+    assert_false(peer_sniff_write_key(buf + PEER_HEADER_BYTES, len - PEER_HEADER_BYTES, &key, &klen));
+    free(buf);
+}
+
 /* The error frame shown in proto/README.md, "Peer frames", byte for byte. */
 static void test_readme_example(void **state)
 {
@@ -374,6 +430,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_header_check),
         cmocka_unit_test(test_envelope_round_trip),
+        cmocka_unit_test(test_sniff_write_key),
         cmocka_unit_test(test_readme_example),
         cmocka_unit_test(test_readme_stream_pull),
         cmocka_unit_test(test_envelope_rejections),
