@@ -158,6 +158,59 @@ const conn_proto conn_native_proto = {
     .encode_error = native_encode_error,
 };
 
+/* Without pipelining, each connection of a pass brings one command, and
+ * its lookup in the record cache waited on two misses in the CPU's cache
+ * (the slot, then the entry): 13% of a node serving GETs of 1 KiB values
+ * to 50 clients. A connection read is queued instead, its first key's slot
+ * asked for, and the queue runs once the pass's socket events are all
+ * handled, asking for the next connection's entry before each one runs: a
+ * software pipeline across connections, as the RESP loop has within one. */
+static void ready_add(struct conn *c, const char *key, size_t klen)
+{
+    server *s = c->srv;
+    c->ready_token = store_token(key, klen);
+    store_prefetch_token(s->st, c->ready_token, false);
+    if (c->in_ready)
+        return;
+    c->in_ready = true;
+    c->ready_next = NULL;
+    if (s->ready_tail)
+        s->ready_tail->ready_next = c;
+    else
+        s->ready_head = c;
+    s->ready_tail = c;
+    event_active(s->ready_ev, 0, 0);
+}
+
+static void ready_remove(struct conn *c)
+{
+    server *s = c->srv;
+    struct conn **pp = &s->ready_head, *prev = NULL;
+    while (*pp && *pp != c)
+        prev = *pp, pp = &(*pp)->ready_next;
+    if (*pp) {
+        *pp = c->ready_next;
+        if (s->ready_tail == c)
+            s->ready_tail = prev;
+    }
+    c->in_ready = false;
+}
+
+void conn_run_ready(server *s)
+{
+    struct conn *c;
+    while ((c = s->ready_head) != NULL) {
+        s->ready_head = c->ready_next;
+        if (!s->ready_head)
+            s->ready_tail = NULL;
+        c->in_ready = false;
+        if (s->ready_head)
+            store_prefetch_token(s->st, s->ready_head->ready_token, true);
+        if (!c->closing)
+            c->proto->on_input(c);
+    }
+}
+
 static void on_read(evutil_socket_t fd, short what, void *arg)
 {
     struct conn *c = arg;
@@ -206,6 +259,12 @@ static void on_read(evutil_socket_t fd, short what, void *arg)
     }
     evbuffer_commit_space(in, v, used);
     evbuffer_freeze(in, 0);
+    const char *key;
+    size_t klen;
+    if (c->proto->first_key && c->proto->first_key(c, &key, &klen)) {
+        ready_add(c, key, klen);
+        return;
+    }
     c->proto->on_input(c);
 }
 
@@ -318,6 +377,8 @@ void conn_close(struct conn *c, const char *why)
 void conn_free(struct conn *c)
 {
     server *s = c->srv;
+    if (c->in_ready)
+        ready_remove(c);
     if (c->prev)
         c->prev->next = c->next;
     else

@@ -43,6 +43,10 @@ typedef struct conn_proto {
                          const char *msg);
     int (*on_open)(struct conn *c);  /* 0, or -1 to refuse the connection */
     void (*on_free)(struct conn *c);
+    /* Optional: the key of the first command waiting in c's input, without
+     * parsing it for real; lets a pass prefetch what the commands of all
+     * its connections will touch before it runs them (conn_run_ready). */
+    bool (*first_key)(struct conn *c, const char **key, size_t *klen);
 } conn_proto;
 
 extern const conn_proto conn_native_proto;
@@ -93,6 +97,9 @@ struct conn {
     conn_slot *slot_spare;        /* released slots kept for reuse */
     bool detached;                /* freed by the server, waiting for slots */
     bool slots_paused;            /* reading paused: too many slots */
+    bool in_ready;                /* read this pass, waiting in server->ready */
+    struct conn *ready_next;
+    uint64_t ready_token;         /* the store token of its first command's key */
 };
 
 /* Most replies one connection may have waiting in its FIFO; past it reading
@@ -110,6 +117,11 @@ void conn_close(struct conn *c, const char *why);
 
 /* Frees c now. Only the server calls this, never from c's callbacks. */
 void conn_free(struct conn *c);
+
+/* Runs the input of the connections read this pass (server->ready), in the
+ * order they were read; the server's ready event calls it once the pass's
+ * socket events have all been handled. */
+void conn_run_ready(struct server *s);
 
 /* Queues c to be closed with a logged reason, counting it as dropped. */
 void conn_drop(struct conn *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

@@ -665,9 +665,19 @@ static void resp_on_free(struct conn *c)
     c->proto_data = NULL;
 }
 
+/* conn_proto.first_key: the key of the first command in c's input. */
+static bool resp_first_key(struct conn *c, const char **key, size_t *klen)
+{
+    struct evbuffer_iovec v;
+    size_t len;
+    return evbuffer_peek(bufferevent_get_input(c->bev), -1, NULL, &v, 1) == 1 &&
+           resp_sniff_key(v.iov_base, v.iov_len, key, klen, &len);
+}
+
 const conn_proto resp_proto = {
     .name = "resp",
     .on_input = resp_on_input,
+    .first_key = resp_first_key,
     .encode_error = resp_encode_error,
     .on_open = resp_on_open,
     .on_free = resp_on_free,

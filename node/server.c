@@ -110,6 +110,14 @@ static void run_commit_cbs(server *s, bool ok, const char *err)
     free(cbs);
 }
 
+/* The connections read this pass, once epoll's events are all handled. */
+static void on_ready(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    conn_run_ready(arg);
+}
+
 static void on_pass_end(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
@@ -676,12 +684,13 @@ server *server_new(struct event_base *base, const config *cfg, store *st, char *
     s->started_ms = server_now_ms(s);
 
     s->pass_end_ev = event_new(base, -1, 0, on_pass_end, s);
+    s->ready_ev = event_new(base, -1, 0, on_ready, s);
     s->sweep_ev = event_new(base, -1, EV_PERSIST, on_sweep, s);
     s->sweep_more_ev = evtimer_new(base, on_sweep_slice, s);
     s->relisten_ev = evtimer_new(base, on_relisten, s);
     s->drain_ev = evtimer_new(base, on_drain, s);
     s->writeback_ev = event_new(base, -1, EV_PERSIST, on_writeback, s);
-    if (!s->pass_end_ev || !s->sweep_ev || !s->sweep_more_ev || !s->relisten_ev || !s->drain_ev ||
+    if (!s->pass_end_ev || !s->ready_ev || !s->sweep_ev || !s->sweep_more_ev || !s->relisten_ev || !s->drain_ev ||
         !s->writeback_ev) {
         snprintf(err, errlen, "out of memory");
         goto fail;
@@ -734,6 +743,8 @@ void server_free(server *s)
         event_free(s->pass_end_ev);
     if (s->sweep_ev)
         event_free(s->sweep_ev);
+    if (s->ready_ev)
+        event_free(s->ready_ev);
     if (s->writeback_ev)
         event_free(s->writeback_ev);
     if (s->sweep_more_ev)

@@ -70,6 +70,8 @@ typedef struct server {
     server_listener listeners[SERVER_MAX_LISTENERS]; /* [0]: the client protocol */
     size_t nlisteners;
     struct event *pass_end_ev;       /* activated once per pass that did work */
+    struct event *ready_ev;          /* runs the connections read this pass */
+    struct conn *ready_head, *ready_tail;
     bool pass_end_scheduled;
     char batch_err[256]; /* why this pass's batch failed (fail_batch) */
     server_commit_cb *commit_cbs;    /* after-commit callbacks of this pass */

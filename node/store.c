@@ -713,6 +713,12 @@ void store_prefetch(const store *s, const void *key, size_t klen, bool entry)
         store_cache_prefetch_token(&s->cache, store_token(key, klen), entry);
 }
 
+void store_prefetch_token(const store *s, uint64_t token, bool entry)
+{
+    if (s->cache.n)
+        store_cache_prefetch_token(&s->cache, token, entry);
+}
+
 int store_write_back(store *s, char *err, size_t errlen)
 {
     return store_wb_flush_all(s, err, errlen);

@@ -137,6 +137,8 @@ store_result store_del(store *s, const void *key, size_t klen,
  * before their turn (pipelined ones): two dependent cache misses were a
  * quarter of a node's time under pipelined writes. */
 void store_prefetch(const store *s, const void *key, size_t klen, bool entry);
+/* The same for a key whose store_token is token. */
+void store_prefetch_token(const store *s, uint64_t token, bool entry);
 
 /* Whether a failed store_put or store_del discards the batch: true, except
  * under write-behind (`fsync everysec` with a cache), where the write goes
