@@ -94,6 +94,8 @@ struct replica {
     pending *pending;
     pending *spare; /* freed pendings kept for reuse: one per write otherwise */
     size_t nspare;
+    req *req_spare; /* finished requests kept for reuse (REPLICA_SPARE_REQS) */
+    size_t nreq_spare;
     handoff *ho;
     replica_stats n;
     peer_arena arena; /* the answer being handled (one at a time) */
@@ -102,6 +104,7 @@ struct replica {
 uint64_t replica_mono_ms(void);
 /* snprintf for messages: truncating a long one is fine. */
 void replica_say(char *buf, size_t len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+void replica_copy_id(char *dst, size_t cap, const char *id);
 const char *replica_self_id(const replica *r);
 
 /* Work that waits for this pass's commit (replica_serve.c). */
