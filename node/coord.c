@@ -361,7 +361,7 @@ static void on_reply(void *arg, const char *from, const replica_reply *r)
             note_latency(op->co, now > op->sent_ms[i] ? now - op->sent_ms[i] : 0);
         }
         int before = op->q.newest;
-        quorum_on_reply(&op->q, from, &qr);
+        quorum_on_reply_at(&op->q, (size_t)i, &qr);
         if (op->is_read && op->q.newest == i && op->q.newest != before)
             keep_record(op, &r->rec);
         answer_outcome(op);

@@ -150,8 +150,13 @@ static void decide(quorum *q)
 quorum_outcome quorum_on_reply(quorum *q, const char *replica, const quorum_reply *r)
 {
     int i = slot_of(q, replica);
-    if (i < 0 || q->state[i] != QUORUM_WAITING)
-        return q->outcome; /* a stranger or a duplicate */
+    return i < 0 ? q->outcome /* a stranger */ : quorum_on_reply_at(q, (size_t)i, r);
+}
+
+quorum_outcome quorum_on_reply_at(quorum *q, size_t i, const quorum_reply *r)
+{
+    if (i >= q->n || q->state[i] != QUORUM_WAITING)
+        return q->outcome; /* out of range, or a duplicate */
     q->reply[i] = *r;
     for (size_t g = 0; g < q->ngroups; g++) {
         if (q->group[g].mask & ((uint32_t)1 << i)) {

@@ -111,6 +111,9 @@ size_t quorum_reserves(const quorum *q);
  * change the outcome. Returns the outcome (still QUORUM_PENDING, or the
  * decision). */
 quorum_outcome quorum_on_reply(quorum *q, const char *replica, const quorum_reply *r);
+/* The same for the replica at index i of the list quorum_init was given
+ * (a caller that has looked it up already). */
+quorum_outcome quorum_on_reply_at(quorum *q, size_t i, const quorum_reply *r);
 
 /* Replica could not be reached (down, link broken): a failed answer. */
 quorum_outcome quorum_on_failure(quorum *q, const char *replica);
