@@ -192,6 +192,19 @@ static void test_torn_tail(void **state)
     check_value(f, "c", 1, "three", 5);
 }
 
+/* Closes cleanly, checks that no log is left, opens again: the stats then,
+ * with nothing waiting to be written back. */
+static store_stats close_and_reopen(fx *f)
+{
+    store_close(f->s);
+    f->s = NULL;
+    assert_int_equal(count_segments(f->dir), 0);
+    f->s = open_wb(f);
+    store_stats st = stats(f);
+    assert_int_equal(st.dirty, 0);
+    return st;
+}
+
 /* A clean close writes everything back and deletes the log; what the
  * records counted before it, it counts after. */
 static void test_close_leaves_no_log(void **state)
@@ -212,14 +225,9 @@ static void test_close_leaves_no_log(void **state)
     assert_int_equal(st.tombstones, 1);
     assert_true(st.dirty > 0); /* still only in memory and the log */
     assert_true(count_segments(f->dir) > 0);
-    store_close(f->s);
-    f->s = NULL;
-    assert_int_equal(count_segments(f->dir), 0);
-    f->s = open_wb(f);
-    st = stats(f);
+    st = close_and_reopen(f);
     assert_int_equal(st.records, 5000);
     assert_int_equal(st.tombstones, 1);
-    assert_int_equal(st.dirty, 0);
     check_absent(f, "k7", 2);
     check_value(f, "k4999", 5, val, value_of(4999, val));
 }
@@ -243,13 +251,8 @@ static void test_close_grows_the_map(void **state)
     commit(f);
     store_stats st = stats(f);
     assert_true(st.dirty_bytes > 16 * MB);
-    store_close(f->s);
-    f->s = NULL;
-    assert_int_equal(count_segments(f->dir), 0);
-    f->s = open_wb(f);
-    st = stats(f);
+    st = close_and_reopen(f);
     assert_int_equal(st.records, 12000);
-    assert_int_equal(st.dirty, 0);
     snprintf(val, 16, "%u:", 11999);
     check_value(f, "big11999", 8, val, sizeof val);
 }
