@@ -36,6 +36,10 @@ struct cluster {
     size_t nrep; /* [replication] n, capped at CLUSTER_MAX_N */
     ring *r;       /* current: members and leaving members */
     ring *pending; /* after the joins and leaves in progress; NULL when none */
+    /* Per member index of r: MEMBER_SELF, MEMBER_UP. Every request asks
+     * whether its replicas are this node and up; by id that was a dozen
+     * strcmp a request. Kept with r (rebuild) and with each state change. */
+    uint8_t *flags;
     cmember *members;
     size_t nmembers, capmembers;
     struct {
@@ -80,6 +84,23 @@ static cmember *find(const cluster *c, const char *id)
     return NULL;
 }
 
+#define MEMBER_SELF 1
+#define MEMBER_UP 2
+
+static bool member_up(const cmember *cm)
+{
+    return cm->state == GOSSIP_ALIVE || cm->state == GOSSIP_SUSPECT;
+}
+
+/* cm's flags, if it is on the current ring. */
+static void set_flags(cluster *c, const cmember *cm)
+{
+    long idx = c->r ? ring_find(c->r, cm->id) : -1;
+    if (idx >= 0 && c->flags)
+        c->flags[idx] = (uint8_t)((strcmp(cm->id, c->self) == 0 ? MEMBER_SELF : 0) |
+                                  (member_up(cm) ? MEMBER_UP : 0));
+}
+
 /* Builds the ring of the members that pass `keep`; NULL with a message. */
 static ring *build(cluster *c, bool (*keep)(const cmember *), char *err, size_t errlen)
 {
@@ -113,9 +134,20 @@ static int rebuild(cluster *c, const char *why_id, bool decommissioned, char *er
         ring_free(p);
         p = NULL;
     }
+    uint8_t *flags = calloc(ring_members(r) ? ring_members(r) : 1, 1);
+    if (!flags) {
+        ring_free(r);
+        ring_free(p);
+        snprintf(err, errlen, "out of memory building the ring");
+        return -1;
+    }
     ring *old = c->r, *oldp = c->pending;
     c->r = r;
     c->pending = p;
+    free(c->flags);
+    c->flags = flags;
+    for (size_t i = 0; i < c->nmembers; i++)
+        set_flags(c, &c->members[i]);
     bool changed = !old || ring_epoch(old) != ring_epoch(r) ||
                    (oldp ? ring_epoch(oldp) : 0) != (p ? ring_epoch(p) : 0);
     if (old && changed) {
@@ -183,6 +215,7 @@ void cluster_apply_member(cluster *c, const gossip_member *gm)
                      gm->id, gossip_role_name(cm->role), ring_members(c->pending),
                      (unsigned long long)ring_epoch(c->pending));
     }
+    set_flags(c, cm);
     bool is_self = strcmp(gm->id, c->self) == 0;
     if (!is_self && gm->state == GOSSIP_ALIVE && (is_new || old != GOSSIP_ALIVE)) {
         char id[GOSSIP_ID_MAX + 1]; /* a callback may not keep cm stable */
@@ -249,6 +282,7 @@ void cluster_free(cluster *c)
         membership_unsubscribe(c->m, on_member_event, c);
     ring_free(c->r);
     ring_free(c->pending);
+    free(c->flags);
     free(c->members);
     free(c);
 }
@@ -279,13 +313,20 @@ bool cluster_is_up(const cluster *c, const char *id)
     if (strcmp(id, c->self) == 0)
         return true;
     const cmember *cm = find(c, id);
-    return cm && (cm->state == GOSSIP_ALIVE || cm->state == GOSSIP_SUSPECT);
+    return cm && member_up(cm);
 }
 
 static cluster_target target_of(const cluster *c, size_t idx)
 {
-    const char *id = ring_member_id(c->r, idx);
-    return (cluster_target){.id = id, .local = strcmp(id, c->self) == 0, .hint_for = NULL};
+    return (cluster_target){.id = ring_member_id(c->r, idx),
+                            .local = (c->flags[idx] & MEMBER_SELF) != 0,
+                            .hint_for = NULL};
+}
+
+/* Ring member idx is this node, or up. */
+static bool idx_up(const cluster *c, size_t idx)
+{
+    return (c->flags[idx] & (MEMBER_SELF | MEMBER_UP)) != 0;
 }
 
 size_t cluster_owners(const cluster *c, uint64_t token, cluster_target *out, size_t max)
@@ -304,20 +345,25 @@ size_t cluster_targets(const cluster *c, uint64_t token, cluster_target *out, si
     if (total == 0 || max == 0)
         return 0;
     size_t stack[64];
-    size_t *pref = total <= 64 ? stack : malloc(total * sizeof *pref);
-    if (!pref)
-        return 0;
-    size_t np = ring_preference(c->r, token, total, pref);
-    size_t nown = cluster_n(c) < np ? cluster_n(c) : np;
+    size_t *pref = stack;
+    size_t nown = ring_preference(c->r, token, cluster_n(c), pref), np = nown;
+    bool all_up = true;
+    for (size_t i = 0; i < nown; i++)
+        all_up = all_up && idx_up(c, pref[i]);
+    if (!all_up && total > nown) { /* stand-ins: the rest of the preference list */
+        if (total > 64 && !(pref = malloc(total * sizeof *pref)))
+            return 0;
+        np = ring_preference(c->r, token, total, pref);
+    }
     size_t next = nown; /* the next stand-in candidate past the owners */
     size_t n = 0;
     for (size_t i = 0; i < nown && n < max; i++) {
         cluster_target t = target_of(c, pref[i]);
-        if (cluster_is_up(c, t.id)) {
+        if (idx_up(c, pref[i])) {
             out[n++] = t;
             continue;
         }
-        while (next < np && !cluster_is_up(c, ring_member_id(c->r, pref[next])))
+        while (next < np && !idx_up(c, pref[next]))
             next++;
         if (next == np)
             continue; /* nobody left to stand in */
