@@ -291,9 +291,10 @@ static bool call_reply_id(const Ringkv__Envelope *env, uint64_t *id)
     }
 }
 
+static void link_answer(link *ln, uint64_t id, const Ringkv__Envelope *env);
+
 static void link_handle(link *ln, const Ringkv__Envelope *env)
 {
-    replica *r = ln->r;
     uint64_t id;
     if (env->body_case == RINGKV__ENVELOPE__BODY_WRITE_ACK && env->write_ack)
         id = env->write_ack->id;
@@ -308,6 +309,17 @@ static void link_handle(link *ln, const Ringkv__Envelope *env)
         link_fail(ln, "unexpected answer (body %d)", (int)env->body_case);
         return;
     }
+    link_answer(ln, id, env);
+    /* A replica acknowledges a commit's writes in one message. */
+    if (env->body_case == RINGKV__ENVELOPE__BODY_WRITE_ACK && env->write_ack->ok)
+        for (size_t i = 0; i < env->write_ack->n_more_ids && ln->bev; i++)
+            link_answer(ln, env->write_ack->more_ids[i], env);
+}
+
+/* Request id's answer is env. */
+static void link_answer(link *ln, uint64_t id, const Ringkv__Envelope *env)
+{
+    replica *r = ln->r;
     req *q = table_find(r, id);
     if (!q || q->ln != ln)
         return; /* answered after its timeout: already reported */
@@ -601,6 +613,14 @@ fail:
 
 static const int routed[] = {RINGKV__ENVELOPE__BODY_WRITE, RINGKV__ENVELOPE__BODY_READ};
 
+/* The acknowledgements batched in the pass that just ended. */
+static void on_acks(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    replica_flush_acks(arg, true);
+}
+
 /* peer_prefetch_fn: the key of a replica write a frame or two ahead. Its
  * cache probe's two misses were 13% of a node's time under quorum SETs. */
 static void prefetch_write(void *ctx, const uint8_t *key, size_t klen, bool entry)
@@ -623,7 +643,8 @@ replica *replica_new(struct server *srv, struct cluster *cl, uint64_t timeout_ms
     r->base = srv->base;
     r->timeout_ms = timeout_ms ? timeout_ms : 1;
     r->done_ev = event_new(r->base, -1, 0, on_done, r);
-    if (!r->done_ev || table_grow(r) != 0) {
+    r->ack_ev = event_new(r->base, -1, 0, on_acks, r);
+    if (!r->done_ev || !r->ack_ev || table_grow(r) != 0) {
         replica_say(err, errlen, "out of memory");
         goto fail;
     }
@@ -695,6 +716,12 @@ void replica_free(replica *r)
     handoff_free(r->ho);
     if (r->done_ev)
         event_free(r->done_ev);
+    replica_flush_acks(r, false);
+    for (size_t i = 0; i < r->capacks; i++)
+        free(r->acks[i].ids);
+    free(r->acks);
+    if (r->ack_ev)
+        event_free(r->ack_ev);
     free(r->table);
     free(r);
 }

@@ -96,6 +96,17 @@ struct replica {
     size_t nspare;
     req *req_spare; /* finished requests kept for reuse (REPLICA_SPARE_REQS) */
     size_t nreq_spare;
+    /* Writes acknowledged ok after this pass's commit, per inbound peer
+     * connection (held), sent by replica_flush_acks: [0, nacks) in use,
+     * the rest keep their ids buffers for the next pass. */
+    struct ack_batch {
+        peer_conn *pc;
+        uint64_t *ids;
+        size_t n, cap;
+    } *acks;
+    size_t nacks, capacks;
+    struct event *ack_ev; /* runs replica_flush_acks after the pass end */
+    bool ack_armed;
     handoff *ho;
     replica_stats n;
     peer_arena arena; /* the answer being handled (one at a time) */
@@ -112,6 +123,9 @@ pending *replica_pending_get(replica *r);
 int replica_pending_add(replica *r, pending *p);
 void replica_pending_free(pending *p);
 void replica_on_committed(void *arg, bool ok, const char *err);
+/* Sends the acknowledgements batched in this pass (ack_ev); with send
+ * false (shutting down) only lets the connections go. */
+void replica_flush_acks(replica *r, bool send);
 /* The inbound handlers peer_route gives ReplicaWrite and ReplicaRead to. */
 void replica_on_peer_write(void *ctx, peer_conn *pc, const Ringkv__Envelope *env);
 void replica_on_peer_read(void *ctx, peer_conn *pc, const Ringkv__Envelope *env);

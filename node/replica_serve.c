@@ -7,6 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <event2/event.h>
+
 #include "log.h"
 #include "replica_int.h"
 
@@ -75,6 +77,76 @@ static void send_ack(peer_conn *pc, uint64_t id, bool ok, const char *error)
     ack.error = (char *)(ok || !error ? "" : error);
     if (peer_conn_is_open(pc))
         peer_reply(pc, &env);
+}
+
+/* At most this many ids in one acknowledgement frame (about 40 KB). */
+#define ACK_BATCH_MAX 4096
+
+/* A write applied and committed: its id joins the batch of its connection,
+ * sent once the pass's after-commit work is done. Acknowledging the writes
+ * of a pass in one frame per connection instead of one frame apiece saves
+ * a packed and an unpacked envelope per replicated write. */
+static void ack_later(replica *r, peer_conn *pc, uint64_t id)
+{
+    struct ack_batch *b = NULL;
+    for (size_t i = 0; i < r->nacks && !b; i++)
+        if (r->acks[i].pc == pc)
+            b = &r->acks[i];
+    if (!b) {
+        if (r->nacks == r->capacks) {
+            size_t cap = r->capacks ? r->capacks * 2 : 4;
+            struct ack_batch *a = realloc(r->acks, cap * sizeof *a);
+            if (!a) {
+                send_ack(pc, id, true, NULL);
+                return;
+            }
+            memset(a + r->capacks, 0, (cap - r->capacks) * sizeof *a);
+            r->acks = a, r->capacks = cap;
+        }
+        b = &r->acks[r->nacks++];
+        b->pc = pc;
+        b->n = 0;
+        peer_conn_hold(pc);
+    }
+    if (b->n == b->cap) {
+        size_t cap = b->cap ? b->cap * 2 : 64;
+        uint64_t *ids = realloc(b->ids, cap * sizeof *ids);
+        if (!ids) {
+            send_ack(pc, id, true, NULL);
+            return;
+        }
+        b->ids = ids, b->cap = cap;
+    }
+    b->ids[b->n++] = id;
+    if (!r->ack_armed) {
+        r->ack_armed = true;
+        event_active(r->ack_ev, EV_TIMEOUT, 1);
+    }
+}
+
+void replica_flush_acks(replica *r, bool send)
+{
+    for (size_t i = 0; i < r->nacks; i++) {
+        struct ack_batch *b = &r->acks[i];
+        for (size_t at = 0; send && at < b->n && peer_conn_is_open(b->pc); at += ACK_BATCH_MAX) {
+            size_t k = b->n - at < ACK_BATCH_MAX ? b->n - at : ACK_BATCH_MAX;
+            Ringkv__Envelope env = RINGKV__ENVELOPE__INIT;
+            Ringkv__ReplicaWriteAck ack = RINGKV__REPLICA_WRITE_ACK__INIT;
+            env.version = PEER_VERSION;
+            env.body_case = RINGKV__ENVELOPE__BODY_WRITE_ACK;
+            env.write_ack = &ack;
+            ack.id = b->ids[at];
+            ack.ok = true;
+            ack.n_more_ids = k - 1;
+            ack.more_ids = b->ids + at + 1;
+            peer_reply(b->pc, &env);
+        }
+        peer_conn_drop(b->pc);
+        b->pc = NULL;
+        b->n = 0;
+    }
+    r->nacks = 0;
+    r->ack_armed = false;
 }
 
 /* Answers a read from the committed store: a tombstone or an expired record
@@ -157,9 +229,12 @@ void replica_on_committed(void *arg, bool ok, const char *err)
     replica *r = p->r;
     switch (p->kind) {
     case PENDING_ACK:
-        if (ok)
+        if (ok) {
             r->n.writes_applied++;
-        send_ack(p->pc, p->id, ok, err ? err : "commit failed");
+            ack_later(r, p->pc, p->id);
+        } else {
+            send_ack(p->pc, p->id, false, err ? err : "commit failed");
+        }
         break;
     case PENDING_READ:
         answer_read(r, p->pc, p->id, p->key, p->klen);

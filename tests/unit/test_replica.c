@@ -308,6 +308,50 @@ static void test_write_ack_after_commit(void **state)
     assert_int_equal(st.writes_applied, 2);
 }
 
+/* A replica acknowledges the writes of one commit in one frame per
+ * connection: 500 writes sent at once come back acknowledged, each with its
+ * own callback, in a few frames (one apiece before). */
+static void test_acks_batched(void **state)
+{
+    fx *f = *state;
+    enum { NW = 500 };
+    static got g[NW];
+    int calls = 0;
+    char keys[NW][16];
+    memset(g, 0, sizeof g);
+    peer_stats before, after;
+    peer_get_stats(f->b.pr, &before);
+    for (int i = 0; i < NW; i++) {
+        snprintf(keys[i], sizeof keys[i], "batch%d", i);
+        replica_record rec = rec_of(keys[i], "v", false, ((uint64_t)1 << 50) + (uint64_t)i);
+        assert_int_equal(replica_write(f->a.r, "nb", &rec, NULL, on_reply, &g[i]), 0);
+    }
+    uint64_t deadline = mono_ms() + 5000;
+    while (mono_ms() < deadline) {
+        calls = 0;
+        for (int i = 0; i < NW; i++)
+            calls += g[i].calls;
+        if (calls == NW)
+            break;
+        event_base_loop(f->base, EVLOOP_ONCE);
+    }
+    assert_int_equal(calls, NW);
+    for (int i = 0; i < NW; i++) {
+        assert_int_equal(g[i].calls, 1);
+        if (!g[i].ok)
+            fail_msg("write %d failed: %s", i, g[i].err);
+        assert_string_equal(g[i].from, "nb");
+    }
+    peer_get_stats(f->b.pr, &after);
+    assert_true(after.frames_out - before.frames_out < NW / 10);
+    store_stats st;
+    store_get_stats(f->b.st, &st);
+    assert_int_equal(st.records, NW);
+    replica_stats rs;
+    replica_get_stats(f->b.r, &rs);
+    assert_int_equal(rs.writes_applied, NW);
+}
+
 static void read_key(fx *f, const char *key, got *g)
 {
     memset(g, 0, sizeof *g);
@@ -577,6 +621,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_documented_frames),
         cmocka_unit_test_setup_teardown(test_write_ack_after_commit, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_acks_batched, setup, teardown),
         cmocka_unit_test_setup_teardown(test_read, setup, teardown),
         cmocka_unit_test_setup_teardown(test_down_peer_fails_at_once, setup, teardown),
         cmocka_unit_test_setup_teardown(test_link_killed_mid_flight, setup, teardown),
