@@ -88,6 +88,8 @@ struct store {
     double flush_debt;   /* cache slots the flush walk owes */
     size_t log_size;     /* store_options.log_size */
     uint64_t log_written, flush_log; /* bytes written to the log: all, at the last step */
+    uint64_t wb_applies;     /* writes applied under write-behind */
+    uint64_t flush_activity; /* lookups and writes at the last step (idle when unchanged) */
     uint64_t wb_max_hlc; /* this batch's writes, applied when the log has them */
     int64_t wb_tombstones;
     int flush_rc;        /* the LMDB error that stopped a flush */

@@ -11,7 +11,8 @@
  * finds into LMDB's batch. The slice is in proportion to the time and the
  * log bytes since the last step: the walk goes round the table at least
  * once a CYCLE_MS (faster as dirty bytes grow) and once for every half of
- * log_size written to the log, in small steps, not in pauses. So LMDB sees
+ * log_size written to the log (once a IDLE_CYCLE_MS while nothing reads or
+ * writes), in small steps, not in pauses. So LMDB sees
  * each page's writes together, in key order, once a cycle, instead of a
  * page copy for every write; and a key written many times in a cycle is
  * written back once. The write-back is most of what a write costs beyond
@@ -39,6 +40,11 @@
 #include "store_int.h"
 
 #define CYCLE_MS 10000
+/* The walk's cycle while nothing reads or writes (no cache lookup and no
+ * write since the last step): an idle node has the CPU to spare, and
+ * writing back soon bounds how long written records (and expired ones,
+ * which the sweep finds in LMDB) wait in memory. */
+#define IDLE_CYCLE_MS 1000
 /* With nothing dirty, the segment is closed after this long, so that the
  * syncer can delete it. */
 #define IDLE_ROTATE_MS 1000
@@ -134,6 +140,7 @@ store_result store_wb_apply(store *s, const void *key, size_t klen, const void *
     MDB_val k, v;
     int rc;
 
+    s->wb_applies++;
     /* Every error below leaves the store as it was: nothing else of the
      * batch is lost. */
     if (klen == 0 || klen > UINT32_MAX || olen > STORE_ORIGIN_MAX) {
@@ -244,6 +251,11 @@ static int flush_step(store *s, uint64_t now, bool *wrapped, char *err, size_t e
     s->flush_us = now;
     uint64_t dlog = s->log_written - s->flush_log;
     s->flush_log = s->log_written;
+    /* Idle: no read or write since the last step (the sweep's purges do
+     * not count: they wait for the write-back themselves). */
+    uint64_t activity = c->hits + c->misses + s->wb_applies;
+    bool idle = activity == s->flush_activity;
+    s->flush_activity = activity;
     if (!c->dirty_n) {
         s->flush_debt = 0;
         return 0;
@@ -253,7 +265,8 @@ static int flush_step(store *s, uint64_t now, bool *wrapped, char *err, size_t e
     /* Faster as dirty bytes grow: at half the budget the walk goes round
      * three times as often. */
     double speed = 1.0 + 4.0 * (double)c->dirty_bytes / (double)(c->max_bytes ? c->max_bytes : 1);
-    s->flush_debt += (double)nslots * ((double)dt * speed / (CYCLE_MS * 1000.0) +
+    double cycle_us = (idle ? IDLE_CYCLE_MS : CYCLE_MS) * 1000.0;
+    s->flush_debt += (double)nslots * ((double)dt * speed / cycle_us +
                                        (double)dlog / ((double)s->log_size / 2));
     if (s->flush_debt > (double)nslots)
         s->flush_debt = (double)nslots;

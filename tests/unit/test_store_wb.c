@@ -1,8 +1,8 @@
 /* Unit tests for write-behind (store_wb.c, store_wal.c): the log's record
  * format, a kill -9 in the middle of a write load losing nothing that was
  * committed, a torn log tail, a clean close leaving no log behind (also
- * when writing back needs the map to grow), and the log kept near
- * log_size. The op-for-op comparison with crashes is in test_store_cache.c.
+ * when writing back needs the map to grow), the log kept near log_size,
+ * and an idle store writing back soon. The op-for-op comparison with crashes is in test_store_cache.c.
  */
 #include "store_fx.h" /* first: it defines _GNU_SOURCE */
 
@@ -306,6 +306,33 @@ static void test_log_stays_near_log_size(void **state)
     assert_int_equal(st.records, 4000);
 }
 
+/* With nothing read or written, the write-back goes round in about a
+ * second instead of ten: what a burst of writes left dirty is in LMDB
+ * within two seconds of idle commits (the server commits every 10 ms
+ * while anything waits). */
+static void test_idle_writes_back_soon(void **state)
+{
+    fx *f = *state;
+    char key[16], val[100];
+    f->s = open_wb(f);
+    memset(val, 'i', sizeof val);
+    for (unsigned i = 0; i < 4000; i++) {
+        snprintf(key, sizeof key, "idle%u", i);
+        put(f, key, strlen(key), val, sizeof val, at_ms(100) + i);
+        if (i % 100 == 99)
+            commit(f);
+    }
+    commit(f);
+    assert_true(stats(f).dirty > 3000);
+    uint64_t dirty = 1;
+    for (int t = 0; t < 200 && dirty > 0; t++) {
+        usleep(10 * 1000);
+        commit(f);
+        dirty = stats(f).dirty;
+    }
+    assert_int_equal(dirty, 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -315,6 +342,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_close_leaves_no_log, setup, teardown),
         cmocka_unit_test_setup_teardown(test_close_grows_the_map, setup, teardown),
         cmocka_unit_test_setup_teardown(test_log_stays_near_log_size, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_idle_writes_back_soon, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
