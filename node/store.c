@@ -707,16 +707,16 @@ bool store_batch_dirty(const store *s) { return s->dirty || s->wal.len > 0; }
 
 bool store_write_errors_discard(const store *s) { return !s->wb; }
 
-void store_prefetch(const store *s, const void *key, size_t klen, bool entry)
-{
-    if (s->cache.n && klen)
-        store_cache_prefetch_token(&s->cache, store_token(key, klen), entry);
-}
-
 void store_prefetch_token(const store *s, uint64_t token, bool entry)
 {
     if (s->cache.n)
         store_cache_prefetch_token(&s->cache, token, entry);
+}
+
+void store_prefetch(const store *s, const void *key, size_t klen, bool entry)
+{
+    if (s->cache.n && klen)
+        store_prefetch_token(s, store_token(key, klen), entry);
 }
 
 int store_write_back(store *s, char *err, size_t errlen)

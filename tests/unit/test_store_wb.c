@@ -232,28 +232,43 @@ static void test_close_leaves_no_log(void **state)
     check_value(f, "k4999", 5, val, value_of(4999, val));
 }
 
+/* The value write_burst writes under key index k: "k:" then filler. */
+static void burst_value(unsigned k, char *val, size_t vlen)
+{
+    memset(val, 'v', vlen);
+    snprintf(val, vlen < 16 ? vlen : 16, "%u:", k);
+}
+
+/* n puts of vlen-byte values (vlen <= 2048) under prefix<k>, k cycling over
+ * nkeys, with a commit every `every` puts and at the end. */
+static void write_burst(fx *f, const char *prefix, unsigned n, unsigned nkeys, size_t vlen,
+                        unsigned every)
+{
+    char key[32], val[2048];
+    for (unsigned i = 0; i < n; i++) {
+        snprintf(key, sizeof key, "%s%u", prefix, i % nkeys);
+        burst_value(i % nkeys, val, vlen);
+        put(f, key, strlen(key), val, vlen, at_ms(100) + i);
+        if (i % every == every - 1)
+            commit(f);
+    }
+    commit(f);
+}
+
 /* The write-back at close can need more room than the map has reserved
  * (here ~24 MiB of records, nearly all still dirty, against a map that
  * started at 1 MiB): the map grows and the log still goes. */
 static void test_close_grows_the_map(void **state)
 {
     fx *f = *state;
-    char key[16], val[2048];
+    char val[2048];
     f->s = open_wb(f);
-    memset(val, 'v', sizeof val);
-    for (unsigned i = 0; i < 12000; i++) {
-        snprintf(key, sizeof key, "big%u", i);
-        snprintf(val, 16, "%u:", i);
-        put(f, key, strlen(key), val, sizeof val, at_ms(100) + i);
-        if (i % 100 == 99)
-            commit(f);
-    }
-    commit(f);
+    write_burst(f, "big", 12000, 12000, sizeof val, 100);
     store_stats st = stats(f);
     assert_true(st.dirty_bytes > 16 * MB);
     st = close_and_reopen(f);
     assert_int_equal(st.records, 12000);
-    snprintf(val, 16, "%u:", 11999);
+    burst_value(11999, val, sizeof val);
     check_value(f, "big11999", 8, val, sizeof val);
 }
 
@@ -282,19 +297,11 @@ static size_t log_bytes(const char *dir)
 static void test_log_stays_near_log_size(void **state)
 {
     fx *f = *state;
-    char key[16], val[1024];
     store_options o = {.dir = f->dir, .map_size = 256 * MB, .fsync = STORE_FSYNC_EVERYSEC,
                        .cache_size = 64 * MB, .log_size = MB};
     f->s = store_open(&o, f->err, sizeof f->err);
     assert_non_null(f->s);
-    memset(val, 'w', sizeof val);
-    for (unsigned i = 0; i < 16384; i++) {
-        snprintf(key, sizeof key, "w%u", i % 4000);
-        put(f, key, strlen(key), val, sizeof val, at_ms(100) + i);
-        if (i % 50 == 49)
-            commit(f);
-    }
-    commit(f);
+    write_burst(f, "w", 16384, 4000, 1024, 50);
     size_t n = log_bytes(f->dir);
     for (int t = 0; t < 50 && n > 2 * MB; t++) {
         usleep(100 * 1000);
@@ -313,16 +320,8 @@ static void test_log_stays_near_log_size(void **state)
 static void test_idle_writes_back_soon(void **state)
 {
     fx *f = *state;
-    char key[16], val[100];
     f->s = open_wb(f);
-    memset(val, 'i', sizeof val);
-    for (unsigned i = 0; i < 4000; i++) {
-        snprintf(key, sizeof key, "idle%u", i);
-        put(f, key, strlen(key), val, sizeof val, at_ms(100) + i);
-        if (i % 100 == 99)
-            commit(f);
-    }
-    commit(f);
+    write_burst(f, "idle", 4000, 4000, 100, 100);
     assert_true(stats(f).dirty > 3000);
     uint64_t dirty = 1;
     for (int t = 0; t < 200 && dirty > 0; t++) {
