@@ -25,6 +25,13 @@
 #include "log.h"
 #include "quorum.h"
 
+/* The coordinator's own state for one replica of an operation. */
+typedef struct coord_slot {
+    bool local;
+    uint64_t sent_ms;                  /* read: when it was asked */
+    char hint[STORE_ORIGIN_MAX + 1];   /* stand-in for this owner; "" = none */
+} coord_slot;
+
 typedef struct coord_op {
     coord *co;
     struct coord_op *prev, *next; /* unanswered list, or the free list */
@@ -33,11 +40,8 @@ typedef struct coord_op {
     bool is_read, is_del, answered, listed, slisted, oom;
     int level;                    /* stats bucket */
     quorum q;
-    char hint[QUORUM_MAX_REPLICAS][STORE_ORIGIN_MAX + 1]; /* "" = none */
-    bool local[QUORUM_MAX_REPLICAS];
     uint64_t start_ms, epoch;
     uint64_t retry_ms;            /* when to ask a reserve replica (slisted) */
-    uint64_t sent_ms[QUORUM_MAX_REPLICAS]; /* read: when each replica was asked */
     coord_done_fn done;
     void *arg;
     uint8_t *key;                 /* copied: read repair needs it late */
@@ -48,6 +52,13 @@ typedef struct coord_op {
     bool tombstone;
     uint64_t expires_ms;
     char why[160];                /* the last replica error */
+    /* Per replica, sized for the most replicas an operation has needed on
+     * this node (N, more while the ring changes): at N = 3 an operation is
+     * under 1 KiB where arrays for CLUSTER_MAX_N made it 4, and the
+     * operations in flight missed the CPU caches that much more. */
+    size_t cap;
+    coord_slot *cs;               /* [cap], after qs */
+    quorum_slot qs[];             /* [cap] */
 } coord_op;
 
 struct coord {
@@ -60,6 +71,7 @@ struct coord {
     coord_op *shead, *stail;      /* reads with a reserve, next retry first */
     uint64_t timer_due;           /* when the pending timer fires */
     coord_op *spare;              /* the pool */
+    size_t slots;                 /* per-replica room of new operations */
     /* Remote replica read latency in 1 ms buckets (the last: 63 ms or
      * more) over the current window of samples; spec_ms: the wait before a
      * speculative ask, from the last full window. */
@@ -216,8 +228,8 @@ static void answer(coord_op *op, wire_status st, const char *msg)
     const char *names[QUORUM_MAX_REPLICAS];
     size_t n = 0;
     for (size_t i = 0; i < op->q.n; i++)
-        if (op->q.state[i] == QUORUM_ANSWERED_OK)
-            names[n++] = op->q.replica[i];
+        if (op->q.slot[i].state == QUORUM_ANSWERED_OK)
+            names[n++] = op->q.slot[i].replica;
     coord_result res = {.status = st, .msg = msg, .epoch = op->epoch, .replicas = names,
                         .nreplicas = n};
     if (st == WIRE_OK && op->is_read) {
@@ -289,12 +301,12 @@ static void read_repair(coord_op *op)
                           .expires_ms = op->expires_ms, .version = best->version};
     for (size_t k = 0; k < n; k++) {
         size_t i = stale[k];
-        const char *hint = op->hint[i][0] ? op->hint[i] : NULL;
+        const char *hint = op->cs[i].hint[0] ? op->cs[i].hint : NULL;
         co->st.read_repairs++;
-        if (op->local[i])
+        if (op->cs[i].local)
             co->ops.apply_local(co->ops.ctx, &rec, hint, on_repair_done, NULL);
         else
-            co->ops.write(co->ops.ctx, op->q.replica[i], &rec, hint, on_repair_done, NULL);
+            co->ops.write(co->ops.ctx, op->q.slot[i].replica, &rec, hint, on_repair_done, NULL);
     }
 }
 
@@ -307,8 +319,12 @@ static void op_unref(coord_op *op)
         answer(op, WIRE_ERR_INTERNAL, "replicas stopped answering");
     if (op->is_read)
         read_repair(op);
-    op->next = co->spare;
-    co->spare = op;
+    if (op->cap < co->slots) {
+        op_destroy(op); /* smaller than operations need now */
+    } else {
+        op->next = co->spare;
+        co->spare = op;
+    }
     co->live--;
     co->st.in_flight = co->live;
     if (co->freeing && co->live == 0)
@@ -318,7 +334,7 @@ static void op_unref(coord_op *op)
 static int slot_of(const coord_op *op, const char *id)
 {
     for (size_t i = 0; i < op->q.n; i++)
-        if (strcmp(op->q.replica[i], id) == 0)
+        if (strcmp(op->q.slot[i].replica, id) == 0)
             return (int)i;
     return -1;
 }
@@ -350,15 +366,15 @@ static void on_reply(void *arg, const char *from, const replica_reply *r)
 {
     coord_op *op = arg;
     int i = from ? slot_of(op, from) : -1;
-    if (i >= 0 && op->q.state[i] == QUORUM_WAITING) {
+    if (i >= 0 && op->q.slot[i].state == QUORUM_WAITING) {
         quorum_reply qr = {.ok = r->ok, .found = r->ok && r->found};
         if (qr.found)
             qr.version = r->rec.version;
         if (!r->ok && r->error)
             snprintf(op->why, sizeof op->why, "%s: %s", from, r->error);
-        if (op->is_read && r->ok && !op->local[i]) {
+        if (op->is_read && r->ok && !op->cs[i].local) {
             uint64_t now = op->co->ops.now_ms(op->co->ops.ctx);
-            note_latency(op->co, now > op->sent_ms[i] ? now - op->sent_ms[i] : 0);
+            note_latency(op->co, now > op->cs[i].sent_ms ? now - op->cs[i].sent_ms : 0);
         }
         int before = op->q.newest;
         quorum_on_reply_at(&op->q, (size_t)i, &qr);
@@ -371,15 +387,25 @@ static void on_reply(void *arg, const char *from, const replica_reply *r)
     op_unref(op);
 }
 
-static coord_op *op_get(coord *co)
+/* An operation with room for nt replicas, from the pool when it has one. */
+static coord_op *op_get(coord *co, size_t nt)
 {
-    coord_op *op = co->spare;
+    if (nt > co->slots)
+        co->slots = nt; /* the pool's smaller ones go as they come up */
+    coord_op *op;
+    while ((op = co->spare) && op->cap < co->slots) {
+        co->spare = op->next;
+        op_destroy(op);
+    }
     if (op) {
         co->spare = op->next;
     } else {
-        op = calloc(1, sizeof *op);
+        size_t cap = co->slots ? co->slots : 1;
+        op = calloc(1, sizeof *op + cap * (sizeof(quorum_slot) + sizeof(coord_slot)));
         if (!op)
             return NULL;
+        op->cap = cap;
+        op->cs = (coord_slot *)(op->qs + cap);
     }
     op->co = co;
     op->prev = op->next = NULL;
@@ -571,11 +597,11 @@ static bool op_start(coord_op *op, const uint8_t *key, size_t klen, bool is_read
     const char *ids[QUORUM_MAX_REPLICAS];
     for (size_t i = 0; i < nt; i++) {
         ids[i] = p->t[i].id;
-        op->local[i] = p->t[i].local;
-        copy_id(op->hint[i], sizeof op->hint[i], p->t[i].hint_for);
+        op->cs[i].local = p->t[i].local;
+        copy_id(op->cs[i].hint, sizeof op->cs[i].hint, p->t[i].hint_for);
     }
     if (nt < needed ||
-        quorum_init(&op->q, is_read, ids, nt, needed, op->start_ms + co->cfg.timeout_ms) != 0 ||
+        quorum_init(&op->q, op->qs, is_read, ids, nt, needed, op->start_ms + co->cfg.timeout_ms) != 0 ||
         (p->future_mask &&
          quorum_set_joint(&op->q, p->now_mask, needed, p->future_mask, p->future_needed) != 0)) {
         char msg[96];
@@ -668,7 +694,7 @@ static void hint_missing_owners(coord_op *op, const replica_record *rec)
     for (size_t i = 0; i < n; i++) {
         bool covered = own[i].local;
         for (size_t k = 0; k < op->q.n && !covered; k++)
-            covered = strcmp(op->q.replica[k], own[i].id) == 0 || strcmp(op->hint[k], own[i].id) == 0;
+            covered = strcmp(op->q.slot[k].replica, own[i].id) == 0 || strcmp(op->cs[k].hint, own[i].id) == 0;
         if (!covered)
             o->apply_local(o->ctx, rec, own[i].id, on_hint_stored, NULL);
     }
@@ -679,17 +705,17 @@ static void hint_missing_owners(coord_op *op, const replica_record *rec)
 static void send_to(coord_op *op, size_t i, const replica_record *rec)
 {
     const coord_ops *o = &op->co->ops;
-    const char *id = op->q.replica[i];
-    const char *hint = op->hint[i][0] ? op->hint[i] : NULL;
+    const char *id = op->q.slot[i].replica;
+    const char *hint = op->cs[i].hint[0] ? op->cs[i].hint : NULL;
     int rc;
     op->refs++;
     if (rec) {
-        rc = op->local[i] ? o->apply_local(o->ctx, rec, hint, on_reply, op)
+        rc = op->cs[i].local ? o->apply_local(o->ctx, rec, hint, on_reply, op)
                           : o->write(o->ctx, id, rec, hint, on_reply, op);
-    } else if (op->local[i]) {
+    } else if (op->cs[i].local) {
         rc = o->read_local(o->ctx, op->key, op->klen, on_reply, op);
     } else {
-        op->sent_ms[i] = o->now_ms(o->ctx);
+        op->cs[i].sent_ms = o->now_ms(o->ctx);
         rc = o->read(o->ctx, id, op->key, op->klen, on_reply, op);
     }
     if (rc != 0) {
@@ -741,7 +767,7 @@ int coord_get(coord *co, const uint8_t *key, size_t klen, int consistency, coord
         done(arg, &res);
         return 0;
     }
-    coord_op *op = op_get(co);
+    coord_op *op = op_get(co, p.nt);
     if (!op)
         return -1;
     op->done = done;
@@ -764,7 +790,7 @@ int coord_write(coord *co, bool del, const uint8_t *key, size_t klen, const uint
 {
     plan p;
     plan_targets(co, key, klen, consistency, false, &p);
-    coord_op *op = op_get(co);
+    coord_op *op = op_get(co, p.nt);
     if (!op)
         return -1;
     op->done = done;

@@ -40,13 +40,12 @@ int quorum_version_cmp(const store_version *a, const store_version *b)
     return strcmp(a->origin, b->origin);
 }
 
-int quorum_init(quorum *q, bool is_read, const char *const *replicas, size_t n, size_t needed,
-                uint64_t deadline_ms)
+int quorum_init(quorum *q, quorum_slot *slots, bool is_read, const char *const *replicas,
+                size_t n, size_t needed, uint64_t deadline_ms)
 {
     if (n == 0 || n > QUORUM_MAX_REPLICAS || needed == 0 || needed > n)
         return -1;
-    /* Only the n slots in use are set: this runs once per request, and the
-     * whole struct is a few KiB. */
+    q->slot = slots;
     q->is_read = is_read;
     q->n = n;
     q->needed = needed;
@@ -60,9 +59,9 @@ int quorum_init(quorum *q, bool is_read, const char *const *replicas, size_t n, 
         size_t len = strlen(replicas[i]);
         if (len > STORE_ORIGIN_MAX)
             return -1;
-        memcpy(q->replica[i], replicas[i], len + 1);
-        q->state[i] = QUORUM_WAITING;
-        memset(&q->reply[i], 0, sizeof q->reply[i]);
+        memcpy(slots[i].replica, replicas[i], len + 1);
+        slots[i].state = QUORUM_WAITING;
+        memset(&slots[i].reply, 0, sizeof slots[i].reply);
     }
     return 0;
 }
@@ -99,7 +98,7 @@ size_t quorum_reserves(const quorum *q) { return q->n - q->asked; }
 static int slot_of(const quorum *q, const char *replica)
 {
     for (size_t i = 0; i < q->asked; i++)
-        if (strcmp(q->replica[i], replica) == 0)
+        if (strcmp(q->slot[i].replica, replica) == 0)
             return (int)i;
     return -1;
 }
@@ -155,9 +154,9 @@ quorum_outcome quorum_on_reply(quorum *q, const char *replica, const quorum_repl
 
 quorum_outcome quorum_on_reply_at(quorum *q, size_t i, const quorum_reply *r)
 {
-    if (i >= q->n || q->state[i] != QUORUM_WAITING)
+    if (i >= q->n || q->slot[i].state != QUORUM_WAITING)
         return q->outcome; /* out of range, or a duplicate */
-    q->reply[i] = *r;
+    q->slot[i].reply = *r;
     for (size_t g = 0; g < q->ngroups; g++) {
         if (q->group[g].mask & ((uint32_t)1 << i)) {
             if (r->ok)
@@ -167,13 +166,13 @@ quorum_outcome quorum_on_reply_at(quorum *q, size_t i, const quorum_reply *r)
         }
     }
     if (!r->ok) {
-        q->state[i] = QUORUM_ANSWERED_FAIL;
+        q->slot[i].state = QUORUM_ANSWERED_FAIL;
         q->fails++;
     } else {
-        q->state[i] = QUORUM_ANSWERED_OK;
+        q->slot[i].state = QUORUM_ANSWERED_OK;
         q->oks++;
         if (q->is_read && r->found &&
-            (q->newest < 0 || quorum_version_cmp(&r->version, &q->reply[q->newest].version) > 0))
+            (q->newest < 0 || quorum_version_cmp(&r->version, &q->slot[q->newest].reply.version) > 0))
             q->newest = i;
     }
     decide(q);
@@ -195,7 +194,7 @@ quorum_outcome quorum_check_deadline(quorum *q, uint64_t now_ms)
 
 const quorum_reply *quorum_newest(const quorum *q)
 {
-    return q->newest < 0 ? NULL : &q->reply[q->newest];
+    return q->newest < 0 ? NULL : &q->slot[q->newest].reply;
 }
 
 size_t quorum_stale(const quorum *q, size_t *out)
@@ -205,9 +204,9 @@ size_t quorum_stale(const quorum *q, size_t *out)
     if (!q->is_read || !best)
         return 0;
     for (size_t i = 0; i < q->n; i++) {
-        if (q->state[i] != QUORUM_ANSWERED_OK || (int)i == q->newest)
+        if (q->slot[i].state != QUORUM_ANSWERED_OK || (int)i == q->newest)
             continue;
-        const quorum_reply *r = &q->reply[i];
+        const quorum_reply *r = &q->slot[i].reply;
         if (!r->found || quorum_version_cmp(&r->version, &best->version) < 0)
             out[k++] = i;
     }

@@ -50,13 +50,19 @@ typedef struct quorum_reply {
 
 typedef enum quorum_slot_state { QUORUM_WAITING = 0, QUORUM_ANSWERED_OK, QUORUM_ANSWERED_FAIL } quorum_slot_state;
 
+/* One replica's place in a quorum. The caller owns the array (sized for the
+ * replicas it asks), so an operation's state lies in one small block. */
+typedef struct quorum_slot {
+    quorum_slot_state state;
+    quorum_reply reply;
+    char replica[STORE_ORIGIN_MAX + 1];
+} quorum_slot;
+
 typedef struct quorum {
     bool is_read;
     size_t n, needed;
     size_t asked; /* replicas [0, asked) were asked; [asked, n) are in reserve */
-    char replica[QUORUM_MAX_REPLICAS][STORE_ORIGIN_MAX + 1];
-    quorum_slot_state state[QUORUM_MAX_REPLICAS];
-    quorum_reply reply[QUORUM_MAX_REPLICAS];
+    quorum_slot *slot; /* [0, n): the caller's, given to quorum_init */
     size_t oks, fails;
     uint64_t deadline_ms;
     quorum_outcome outcome; /* QUORUM_PENDING until decided; then fixed */
@@ -71,9 +77,10 @@ typedef struct quorum {
 } quorum;
 
 /* Starts the bookkeeping for replicas[0..n) (n <= QUORUM_MAX_REPLICAS,
- * 1 <= needed <= n). Returns 0, or -1 on bad arguments. */
-int quorum_init(quorum *q, bool is_read, const char *const *replicas, size_t n, size_t needed,
-                uint64_t deadline_ms);
+ * 1 <= needed <= n) in slots, which has room for n and stays the caller's:
+ * it must live as long as q is used. Returns 0, or -1 on bad arguments. */
+int quorum_init(quorum *q, quorum_slot *slots, bool is_read, const char *const *replicas,
+                size_t n, size_t needed, uint64_t deadline_ms);
 
 /* While the ring changes, a write must reach a quorum of the current
  * owners AND one of the future owners (joint consensus, as in Raft's

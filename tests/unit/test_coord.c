@@ -183,6 +183,57 @@ static void write_while_the_ring_grows(void **state)
     env_free(e);
 }
 
+/* An operation has room for as many replicas as operations have needed on
+ * this node so far. A write with one more (a future owner) arrives while
+ * writes sized for three are in flight: every one is answered with its own
+ * replicas, and the smaller ones, which go instead of back to the pool,
+ * still take their late replies (the sanitizer build checks the bounds). */
+static void operations_grow_with_the_targets(void **state)
+{
+    (void)state;
+    env *e = env_new(3, 2, 2, 2000);
+    result r[4] = {{0}};
+    for (size_t k = 0; k < 2; k++)
+        assert_int_equal(coord_write(e->co, false, K, 3, (const uint8_t *)"v1", 2, 0, -1, on_done,
+                                     &r[k]),
+                         0);
+    assert_int_equal(e->f.nreq, 6);
+    e->f.extra[0] = (cluster_target){.id = "d"};
+    e->f.nextra = 1;
+    e->f.extra_count = 1;
+    e->f.cur_new[0] = e->f.cur_new[1] = true;
+    assert_int_equal(coord_write(e->co, false, K, 3, (const uint8_t *)"v2", 2, 0, QUORUM_ALL,
+                                 on_done, &r[2]),
+                     0);
+    assert_int_equal(e->f.nreq, 10);
+    assert_string_equal(e->f.req[9].to, "d");
+    for (size_t i = 0; i < 6; i++) /* the two small writes end */
+        reply(&e->f, i, true, -1, NULL, false, 0);
+    for (size_t k = 0; k < 2; k++) {
+        assert_int_equal(r[k].st, WIRE_OK);
+        assert_int_equal(r[k].nreplicas, 2);
+    }
+    for (size_t i = 6; i < 10; i++)
+        reply(&e->f, i, true, -1, NULL, false, 0);
+    assert_int_equal(r[2].calls, 1);
+    assert_int_equal(r[2].st, WIRE_OK);
+    assert_int_equal(r[2].nreplicas, 4);
+    /* Back to three targets: an operation from the pool, with room for
+     * four, serves it. */
+    e->f.nextra = e->f.extra_count = 0;
+    assert_int_equal(coord_write(e->co, false, K, 3, (const uint8_t *)"v3", 2, 0, QUORUM_ALL,
+                                 on_done, &r[3]),
+                     0);
+    for (size_t i = 10; i < 13; i++)
+        reply(&e->f, i, true, -1, NULL, false, 0);
+    assert_int_equal(r[3].st, WIRE_OK);
+    assert_int_equal(r[3].nreplicas, 3);
+    coord_stats st;
+    coord_get_stats(e->co, &st);
+    assert_int_equal(st.in_flight, 0);
+    env_free(e);
+}
+
 static void write_ttl_and_delete(void **state)
 {
     (void)state;
@@ -363,6 +414,7 @@ int main(void)
         cmocka_unit_test(write_acks_at_w),
         cmocka_unit_test(write_during_ring_change),
         cmocka_unit_test(write_while_the_ring_grows),
+        cmocka_unit_test(operations_grow_with_the_targets),
         cmocka_unit_test(write_ttl_and_delete),
         cmocka_unit_test(unavailable_at_once),
         cmocka_unit_test(all_needs_every_replica),

@@ -13,6 +13,7 @@
 #include "quorum.h"
 
 static const char *const three[] = {"a", "b", "c"};
+static quorum_slot slots[QUORUM_MAX_REPLICAS]; /* the slots every test's quorum uses */
 
 static quorum_reply ok(void) { return (quorum_reply){.ok = true}; }
 
@@ -43,9 +44,9 @@ static void bad_init(void **state)
 {
     (void)state;
     quorum q;
-    assert_int_equal(quorum_init(&q, false, three, 3, 0, 100), -1);
-    assert_int_equal(quorum_init(&q, false, three, 3, 4, 100), -1);
-    assert_int_equal(quorum_init(&q, false, three, 0, 1, 100), -1);
+    assert_int_equal(quorum_init(&q, slots, false, three, 3, 0, 100), -1);
+    assert_int_equal(quorum_init(&q, slots, false, three, 3, 4, 100), -1);
+    assert_int_equal(quorum_init(&q, slots, false, three, 0, 1, 100), -1);
 }
 
 static void write_succeeds_at_w(void **state)
@@ -53,7 +54,7 @@ static void write_succeeds_at_w(void **state)
     (void)state;
     quorum q;
     quorum_reply r = ok();
-    assert_int_equal(quorum_init(&q, false, three, 3, 2, 100), 0);
+    assert_int_equal(quorum_init(&q, slots, false, three, 3, 2, 100), 0);
     assert_int_equal(quorum_on_reply(&q, "a", &r), QUORUM_PENDING);
     assert_int_equal(quorum_on_reply(&q, "a", &r), QUORUM_PENDING); /* duplicate */
     assert_int_equal(q.oks, 1);
@@ -68,7 +69,7 @@ static void write_fails_early_when_unreachable(void **state)
 {
     (void)state;
     quorum q;
-    assert_int_equal(quorum_init(&q, false, three, 3, 2, 100), 0);
+    assert_int_equal(quorum_init(&q, slots, false, three, 3, 2, 100), 0);
     assert_int_equal(quorum_on_failure(&q, "a"), QUORUM_PENDING);
     /* Two of three down: W=2 is out of reach before any deadline. */
     assert_int_equal(quorum_on_failure(&q, "b"), QUORUM_FAILED);
@@ -89,21 +90,21 @@ static void joint_quorum_needs_both_rings(void **state)
     quorum q;
     quorum_reply r = ok();
     /* a and b are owners in both rings: two acks are enough */
-    assert_int_equal(quorum_init(&q, false, four, 4, 2, 100), 0);
+    assert_int_equal(quorum_init(&q, slots, false, four, 4, 2, 100), 0);
     assert_int_equal(quorum_set_joint(&q, NOW_ABC, 2, FUTURE_ABD, 2), 0);
     assert_int_equal(quorum_on_reply(&q, "a", &r), QUORUM_PENDING);
     assert_int_equal(quorum_on_reply(&q, "b", &r), QUORUM_SUCCESS);
     assert_int_equal(q.oks, 2);
 
     /* a and c: a quorum of the current ring only; d completes the future one */
-    assert_int_equal(quorum_init(&q, false, four, 4, 2, 100), 0);
+    assert_int_equal(quorum_init(&q, slots, false, four, 4, 2, 100), 0);
     assert_int_equal(quorum_set_joint(&q, NOW_ABC, 2, FUTURE_ABD, 2), 0);
     assert_int_equal(quorum_on_reply(&q, "a", &r), QUORUM_PENDING);
     assert_int_equal(quorum_on_reply(&q, "c", &r), QUORUM_PENDING);
     assert_int_equal(quorum_on_reply(&q, "d", &r), QUORUM_SUCCESS);
 
     /* a and d: the future ring's quorum only; c or b completes it */
-    assert_int_equal(quorum_init(&q, false, four, 4, 2, 100), 0);
+    assert_int_equal(quorum_init(&q, slots, false, four, 4, 2, 100), 0);
     assert_int_equal(quorum_set_joint(&q, NOW_ABC, 2, FUTURE_ABD, 2), 0);
     assert_int_equal(quorum_on_reply(&q, "d", &r), QUORUM_PENDING);
     assert_int_equal(quorum_on_reply(&q, "a", &r), QUORUM_PENDING);
@@ -111,24 +112,24 @@ static void joint_quorum_needs_both_rings(void **state)
 
     /* b and d fail: the future ring can no longer reach 2, whatever a and
      * c answer */
-    assert_int_equal(quorum_init(&q, false, four, 4, 2, 100), 0);
+    assert_int_equal(quorum_init(&q, slots, false, four, 4, 2, 100), 0);
     assert_int_equal(quorum_set_joint(&q, NOW_ABC, 2, FUTURE_ABD, 2), 0);
     assert_int_equal(quorum_on_failure(&q, "b"), QUORUM_PENDING);
     assert_int_equal(quorum_on_failure(&q, "d"), QUORUM_FAILED);
 
     /* c and a fail: the current ring cannot */
-    assert_int_equal(quorum_init(&q, false, four, 4, 2, 100), 0);
+    assert_int_equal(quorum_init(&q, slots, false, four, 4, 2, 100), 0);
     assert_int_equal(quorum_set_joint(&q, NOW_ABC, 2, FUTURE_ABD, 2), 0);
     assert_int_equal(quorum_on_failure(&q, "c"), QUORUM_PENDING);
     assert_int_equal(quorum_on_reply(&q, "d", &r), QUORUM_PENDING);
     assert_int_equal(quorum_on_failure(&q, "a"), QUORUM_FAILED);
 
     /* a group smaller than what it needs, or empty, is refused */
-    assert_int_equal(quorum_init(&q, false, four, 4, 2, 100), 0);
+    assert_int_equal(quorum_init(&q, slots, false, four, 4, 2, 100), 0);
     assert_int_equal(quorum_set_joint(&q, NOW_ABC, 2, 0x8u, 2), -1);
     assert_int_equal(quorum_set_joint(&q, 0, 1, FUTURE_ABD, 2), -1);
     /* bits past the replicas do not count */
-    assert_int_equal(quorum_init(&q, false, four, 3, 2, 100), 0);
+    assert_int_equal(quorum_init(&q, slots, false, four, 3, 2, 100), 0);
     assert_int_equal(quorum_set_joint(&q, NOW_ABC, 2, FUTURE_ABD, 3), -1);
 }
 
@@ -137,7 +138,7 @@ static void all_needs_everyone(void **state)
     (void)state;
     quorum q;
     quorum_reply r = ok();
-    assert_int_equal(quorum_init(&q, false, three, 3, 3, 100), 0);
+    assert_int_equal(quorum_init(&q, slots, false, three, 3, 3, 100), 0);
     quorum_on_reply(&q, "a", &r);
     quorum_on_reply(&q, "b", &r);
     assert_int_equal(q.outcome, QUORUM_PENDING);
@@ -149,7 +150,7 @@ static void timeout_reports_acks(void **state)
     (void)state;
     quorum q;
     quorum_reply r = ok();
-    assert_int_equal(quorum_init(&q, false, three, 3, 2, 100), 0);
+    assert_int_equal(quorum_init(&q, slots, false, three, 3, 2, 100), 0);
     quorum_on_reply(&q, "b", &r);
     assert_int_equal(quorum_check_deadline(&q, 99), QUORUM_PENDING);
     assert_int_equal(quorum_check_deadline(&q, 100), QUORUM_TIMEOUT);
@@ -161,7 +162,7 @@ static void read_picks_newest_and_names_stale(void **state)
 {
     (void)state;
     quorum q;
-    assert_int_equal(quorum_init(&q, true, three, 3, 2, 100), 0);
+    assert_int_equal(quorum_init(&q, slots, true, three, 3, 2, 100), 0);
     quorum_reply old = found(10, "a"), newer = found(20, "b");
     assert_int_equal(quorum_on_reply(&q, "a", &old), QUORUM_PENDING);
     assert_int_equal(quorum_on_reply(&q, "b", &newer), QUORUM_SUCCESS);
@@ -179,7 +180,7 @@ static void read_ties_broken_by_origin(void **state)
 {
     (void)state;
     quorum q;
-    assert_int_equal(quorum_init(&q, true, three, 3, 3, 100), 0);
+    assert_int_equal(quorum_init(&q, slots, true, three, 3, 3, 100), 0);
     quorum_reply x = found(50, "node1"), y = found(50, "node2"), z = found(50, "node2");
     quorum_on_reply(&q, "a", &x);
     quorum_on_reply(&q, "b", &y);
@@ -195,7 +196,7 @@ static void read_of_absent_key(void **state)
     (void)state;
     quorum q;
     quorum_reply none = ok();
-    assert_int_equal(quorum_init(&q, true, three, 3, 2, 100), 0);
+    assert_int_equal(quorum_init(&q, slots, true, three, 3, 2, 100), 0);
     quorum_on_reply(&q, "a", &none);
     assert_int_equal(quorum_on_reply(&q, "c", &none), QUORUM_SUCCESS);
     assert_null(quorum_newest(&q));
@@ -210,7 +211,7 @@ static void reserve_asked_after_a_failure(void **state)
     (void)state;
     quorum q;
     quorum_reply r = found(10, "a");
-    assert_int_equal(quorum_init(&q, true, three, 3, 2, 100), 0);
+    assert_int_equal(quorum_init(&q, slots, true, three, 3, 2, 100), 0);
     assert_int_equal(quorum_hold(&q, 0), -1);
     assert_int_equal(quorum_hold(&q, 4), -1);
     assert_int_equal(quorum_hold(&q, 2), 0);
@@ -242,7 +243,7 @@ static void reserves_run_out(void **state)
     (void)state;
     static const char *const five[] = {"a", "b", "c", "d", "e"};
     quorum q;
-    assert_int_equal(quorum_init(&q, true, five, 5, 3, 100), 0);
+    assert_int_equal(quorum_init(&q, slots, true, five, 5, 3, 100), 0);
     assert_int_equal(quorum_hold(&q, 3), 0);
     assert_int_equal(quorum_ask_next(&q), 3); /* speculation: four out */
     assert_int_equal(quorum_short(&q), 0);
@@ -254,7 +255,7 @@ static void reserves_run_out(void **state)
     assert_int_equal(quorum_on_failure(&q, "e"), QUORUM_FAILED); /* 2 of 5 left */
     assert_int_equal(quorum_short(&q), 0);
     /* two failures at once want two reserves */
-    assert_int_equal(quorum_init(&q, true, five, 5, 3, 100), 0);
+    assert_int_equal(quorum_init(&q, slots, true, five, 5, 3, 100), 0);
     assert_int_equal(quorum_hold(&q, 3), 0);
     quorum_on_failure(&q, "a");
     quorum_on_failure(&q, "c");
