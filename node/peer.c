@@ -297,8 +297,10 @@ static void *arena_alloc(void *data, size_t size)
 {
     peer_arena *a = data;
     size_t need = (size + 15) & ~(size_t)15;
-    if (need < size || need > sizeof a->buf - a->used)
+    if (need < size || need > sizeof a->buf - a->used) {
+        a->spilled++;
         return malloc(size ? size : 1);
+    }
     void *p = a->buf + a->used;
     a->used += need;
     return p;
@@ -317,15 +319,19 @@ Ringkv__Envelope *peer_envelope_decode_in(peer_arena *a, const uint8_t *body, si
 {
     ProtobufCAllocator alloc = {.alloc = arena_alloc, .free = arena_free, .allocator_data = a};
     a->used = 0;
+    a->spilled = 0;
     return decode_with(&alloc, body, len, err, errlen);
 }
 
 void peer_envelope_free_in(peer_arena *a, Ringkv__Envelope *env)
 {
     ProtobufCAllocator alloc = {.alloc = arena_alloc, .free = arena_free, .allocator_data = a};
-    if (env)
+    /* When all of it is in the arena, walking the message to free each
+     * piece would only find pieces that emptying the arena frees. */
+    if (env && a->spilled)
         ringkv__envelope__free_unpacked(env, &alloc);
     a->used = 0;
+    a->spilled = 0;
 }
 
 /* ---- addresses ---- */

@@ -167,6 +167,7 @@ bool peer_sniff_write_key(const uint8_t *body, size_t len, const uint8_t **key, 
 #define PEER_ARENA_BYTES 8192
 typedef struct peer_arena {
     size_t used;
+    size_t spilled; /* allocations that went to malloc */
     _Alignas(16) unsigned char buf[PEER_ARENA_BYTES];
 } peer_arena;
 
