@@ -571,7 +571,7 @@ static void pump(antientropy *ae)
         x->inflight = p;
         x->ninflight++;
         x_sent(ae, p->bytes);
-        int rc = p->pull ? replica_read(ae->rep, x->peer, p->rec.key, p->rec.klen, on_item_done, p)
+        int rc = p->pull ? replica_read(ae->rep, x->peer, p->rec.key, p->rec.klen, NULL, on_item_done, p)
                          : replica_write(ae->rep, x->peer, &p->rec, NULL, on_item_done, p);
         if (rc != 0) {
             x->inflight = p->next;

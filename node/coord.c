@@ -366,6 +366,15 @@ static void on_reply(void *arg, const char *from, const replica_reply *r)
 {
     coord_op *op = arg;
     int i = from ? slot_of(op, from) : -1;
+    replica_reply bad;
+    const quorum_reply *best = quorum_newest(&op->q);
+    if (r->ok && r->version_only &&
+        (!best || quorum_version_cmp(&r->rec.version, &best->version) > 0)) {
+        /* Newer than any version the read was sent with, so its value is
+         * nowhere: not from a replica that follows the protocol. */
+        bad = (replica_reply){.error = "a version-only answer newer than the version asked with"};
+        r = &bad;
+    }
     if (i >= 0 && op->q.slot[i].state == QUORUM_WAITING) {
         quorum_reply qr = {.ok = r->ok, .found = r->ok && r->found};
         if (qr.found)
@@ -379,7 +388,7 @@ static void on_reply(void *arg, const char *from, const replica_reply *r)
         int before = op->q.newest;
         quorum_on_reply_at(&op->q, (size_t)i, &qr);
         if (op->is_read && op->q.newest == i && op->q.newest != before)
-            keep_record(op, &r->rec);
+            keep_record(op, &r->rec); /* never a version-only one: not newer */
         answer_outcome(op);
         if (!r->ok && op->is_read)
             ask_reserves(op);
@@ -715,8 +724,12 @@ static void send_to(coord_op *op, size_t i, const replica_record *rec)
     } else if (op->cs[i].local) {
         rc = o->read_local(o->ctx, op->key, op->klen, on_reply, op);
     } else {
+        /* The newest version seen so far (this node's own, asked first):
+         * a replica that holds no newer one answers with the version
+         * alone, and the value comes from op->val. */
+        const quorum_reply *best = quorum_newest(&op->q);
         op->cs[i].sent_ms = o->now_ms(o->ctx);
-        rc = o->read(o->ctx, id, op->key, op->klen, on_reply, op);
+        rc = o->read(o->ctx, id, op->key, op->klen, best ? &best->version : NULL, on_reply, op);
     }
     if (rc != 0) {
         op->refs--;

@@ -58,8 +58,9 @@ typedef struct coord_ops {
                           cluster_target *out, size_t max, cluster_future *fut);
     int (*write)(void *ctx, const char *to, const replica_record *rec, const char *hint_for,
                  replica_cb cb, void *arg);
-    int (*read)(void *ctx, const char *to, const uint8_t *key, size_t klen, replica_cb cb,
-                void *arg);
+    /* have: NULL, or the newest version the read has seen (replica_read) */
+    int (*read)(void *ctx, const char *to, const uint8_t *key, size_t klen,
+                const store_version *have, replica_cb cb, void *arg);
     int (*apply_local)(void *ctx, const replica_record *rec, const char *hint_for, replica_cb cb,
                        void *arg);
     /* The local replica's record of key (tombstones and expired records

@@ -72,11 +72,11 @@ static int node_write(void *ctx, const char *to, const replica_record *rec, cons
     return s->replica ? replica_write(s->replica, to, rec, hint, cb, arg) : -1;
 }
 
-static int node_read(void *ctx, const char *to, const uint8_t *key, size_t klen, replica_cb cb,
-                     void *arg)
+static int node_read(void *ctx, const char *to, const uint8_t *key, size_t klen,
+                     const store_version *have, replica_cb cb, void *arg)
 {
     server *s = ctx;
-    return s->replica ? replica_read(s->replica, to, key, klen, cb, arg) : -1;
+    return s->replica ? replica_read(s->replica, to, key, klen, have, cb, arg) : -1;
 }
 
 /* Without a replica layer (tests that run a bare server): this node's

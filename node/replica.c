@@ -356,6 +356,11 @@ static void link_answer(link *ln, uint64_t id, const Ringkv__Envelope *env)
                 rep.rec.value = (const uint8_t *)""; /* protobuf-c: NULL for empty bytes */
             rep.rec.version.hlc = rec->hlc;
             replica_copy_id(rep.rec.version.origin, sizeof rep.rec.version.origin, rec->origin);
+            rep.version_only = rr->version_only;
+        }
+        if (rep.version_only && !q->have) {
+            rep.ok = false; /* there is no value to fall back on */
+            rep.error = "a version-only answer to a read that named no version";
         }
     }
     if (!rep.ok) {
@@ -520,7 +525,8 @@ static int send_req(replica *r, const char *to, Ringkv__Envelope *env, uint64_t 
     req *q = req_get(r);
     if (!q)
         return -1;
-    *q = (req){.cb = cb, .env_cb = env_cb, .arg = arg, .id = ++r->next_id};
+    *q = (req){.cb = cb, .env_cb = env_cb, .arg = arg, .id = ++r->next_id,
+               .have = env->body_case == RINGKV__ENVELOPE__BODY_READ && env->read->have_hlc};
     *idfield = q->id;
     replica_copy_id(q->to, sizeof q->to, to);
 
@@ -752,8 +758,8 @@ int replica_call(replica *r, const char *to, Ringkv__Envelope *env, uint64_t *id
     return send_req(r, to, env, idfield, NULL, fn, arg);
 }
 
-int replica_read(replica *r, const char *to, const uint8_t *key, size_t klen, replica_cb cb,
-                 void *arg)
+int replica_read(replica *r, const char *to, const uint8_t *key, size_t klen,
+                 const store_version *have, replica_cb cb, void *arg)
 {
     Ringkv__Envelope env = RINGKV__ENVELOPE__INIT;
     Ringkv__ReplicaRead rd = RINGKV__REPLICA_READ__INIT;
@@ -762,6 +768,10 @@ int replica_read(replica *r, const char *to, const uint8_t *key, size_t klen, re
     env.read = &rd;
     rd.key.data = (uint8_t *)key;
     rd.key.len = klen;
+    if (have && have->hlc) {
+        rd.have_hlc = have->hlc;
+        rd.have_origin = (char *)have->origin;
+    }
     if (send_req(r, to, &env, &rd.id, cb, NULL, arg) != 0)
         return -1;
     r->n.reads_sent++;

@@ -40,6 +40,8 @@ typedef struct replica_reply {
     const char *error;   /* when !ok: why (link down, timeout, storage full...) */
     bool found;          /* read: the replica holds a record (maybe a tombstone) */
     replica_record rec;  /* read, when found; valid only during the callback */
+    bool version_only;   /* read with `have`: rec holds no key or value, its
+                          * version is not newer than have */
 } replica_reply;
 
 /* Called once per request with the replica's answer, a link failure, or a
@@ -65,9 +67,11 @@ void replica_free(replica *r);
 int replica_write(replica *r, const char *to, const replica_record *rec, const char *hint_for,
                   replica_cb cb, void *arg);
 
-/* Asks node `to` for its record of key. cb runs exactly once. */
-int replica_read(replica *r, const char *to, const uint8_t *key, size_t klen, replica_cb cb,
-                 void *arg);
+/* Asks node `to` for its record of key. cb runs exactly once. have (NULL:
+ * none) is a version the caller holds already: a replica whose version is
+ * not newer answers with the version alone (reply's version_only). */
+int replica_read(replica *r, const char *to, const uint8_t *key, size_t klen,
+                 const store_version *have, replica_cb cb, void *arg);
 
 /* Applies rec to the local store as a replica would (last-write-wins; with
  * hint_for naming another node, a durable hint for that owner instead of

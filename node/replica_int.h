@@ -29,6 +29,7 @@ typedef struct req {
     replica_env_fn env_cb; /* replica_call: the raw answer instead of cb */
     void *arg;
     uint64_t deadline_ms;
+    bool have; /* a read that named a version it has: may get it alone back */
     struct req *prev, *next; /* the link's send order, or the done list */
     struct req *hnext;       /* id table chain */
     char to[STORE_ORIGIN_MAX + 1];
@@ -67,6 +68,7 @@ typedef struct pending {
     void *arg;
     uint8_t *key; /* READ: kinline, or malloc'd when longer */
     size_t klen;
+    store_version have; /* READ: the asker's version (hlc 0: none) */
     struct pending *prev, *next;
     /* Most keys: a malloc per read went to malloc's slow path under
      * pipelined quorum GETs (a pass queues more than its per-size cache). */

@@ -10,6 +10,7 @@
 #include <event2/event.h>
 
 #include "log.h"
+#include "quorum.h"
 #include "replica_int.h"
 
 void replica_record_to_pb(const replica_record *rec, Ringkv__Record *pb)
@@ -150,8 +151,12 @@ void replica_flush_acks(replica *r, bool send)
 }
 
 /* Answers a read from the committed store: a tombstone or an expired record
- * is still "found", with its version, so the coordinator compares it. */
-static void answer_read(replica *r, peer_conn *pc, uint64_t id, const uint8_t *key, size_t klen)
+ * is still "found", with its version, so the coordinator compares it. When
+ * that version is not newer than the one the asker has, the version goes
+ * alone: under quorum reads most answers are that, and the value and key
+ * need not be copied, sent and decoded again. */
+static void answer_read(replica *r, peer_conn *pc, uint64_t id, const uint8_t *key, size_t klen,
+                        const store_version *have)
 {
     Ringkv__Envelope env = RINGKV__ENVELOPE__INIT;
     Ringkv__ReplicaReadReply rr = RINGKV__REPLICA_READ_REPLY__INIT;
@@ -175,6 +180,11 @@ static void answer_read(replica *r, peer_conn *pc, uint64_t id, const uint8_t *k
                                   .tombstone = rec.tombstone,
                                   .expires_ms = rec.expires_ms,
                                   .version = rec.version};
+        if (have->hlc && quorum_version_cmp(&rec.version, have) <= 0) {
+            rr_rec.key = rr_rec.value = NULL;
+            rr_rec.klen = rr_rec.vlen = 0;
+            rr.version_only = true;
+        }
         replica_record_to_pb(&rr_rec, &pb);
         rr.record = &pb;
     } else if (res == STORE_NOT_FOUND) {
@@ -237,7 +247,7 @@ void replica_on_committed(void *arg, bool ok, const char *err)
         }
         break;
     case PENDING_READ:
-        answer_read(r, p->pc, p->id, p->key, p->klen);
+        answer_read(r, p->pc, p->id, p->key, p->klen, &p->have);
         break;
     case PENDING_LOCAL: {
         if (ok)
@@ -359,6 +369,10 @@ void replica_on_peer_read(void *ctx, peer_conn *pc, const Ringkv__Envelope *env)
     p->id = rd->id;
     p->key = key;
     p->klen = rd->key.len;
+    if (rd->have_hlc) { /* else zero, from replica_pending_get */
+        p->have.hlc = rd->have_hlc;
+        replica_copy_id(p->have.origin, sizeof p->have.origin, rd->have_origin);
+    }
     if (replica_pending_add(r, p) != 0)
         peer_conn_close(pc, "out of memory");
 }

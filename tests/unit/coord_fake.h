@@ -25,6 +25,7 @@ typedef struct fake_req {
     bool is_write, local, done;
     char hint[STORE_ORIGIN_MAX + 1];
     replica_record rec; /* write: version/tombstone/expiry (value copied below) */
+    store_version have; /* read: the version it was sent with (hlc 0: none) */
     char value[64];
     replica_cb cb;
     void *arg;
@@ -98,12 +99,16 @@ static inline int f_write(void *ctx, const char *to, const replica_record *rec, 
 {
     return record(ctx, to, false, true, rec, hint, cb, arg);
 }
-static inline int f_read(void *ctx, const char *to, const uint8_t *key, size_t klen, replica_cb cb,
-                  void *arg)
+static inline int f_read(void *ctx, const char *to, const uint8_t *key, size_t klen,
+                         const store_version *have, replica_cb cb, void *arg)
 {
     (void)key;
     (void)klen;
-    return record(ctx, to, false, false, NULL, NULL, cb, arg);
+    fake *f = ctx;
+    int rc = record(ctx, to, false, false, NULL, NULL, cb, arg);
+    if (rc == 0 && have)
+        f->req[f->nreq - 1].have = *have;
+    return rc;
 }
 static inline int f_apply_local(void *ctx, const replica_record *rec, const char *hint, replica_cb cb,
                          void *arg)
@@ -173,6 +178,20 @@ static inline void reply(fake *f, size_t i, bool ok, int found_hlc, const char *
         r.rec.version.hlc = (uint64_t)found_hlc;
         snprintf(r.rec.version.origin, sizeof r.rec.version.origin, "%s", q->to);
     }
+    q->cb(q->arg, q->to, &r);
+}
+
+/* Request i answered with a version alone (hlc, origin), as a replica does
+ * whose version is not newer than the read's `have`. */
+static inline void reply_version_only(fake *f, size_t i, uint64_t hlc, const char *origin)
+{
+    fake_req *q = &f->req[i];
+    assert_false(q->done);
+    q->done = true;
+    replica_reply r = {.ok = true, .found = true, .version_only = true};
+    r.rec.value = (const uint8_t *)"";
+    r.rec.version.hlc = hlc;
+    snprintf(r.rec.version.origin, sizeof r.rec.version.origin, "%s", origin);
     q->cb(q->arg, q->to, &r);
 }
 

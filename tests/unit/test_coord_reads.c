@@ -128,6 +128,69 @@ static void quorum_read_asks_r_replicas(void **state)
     env_free(e);
 }
 
+/* A quorum read sends the version of this node's copy (asked first) with
+ * the peer read. A replica that holds the same version or an older one
+ * answers with the version alone: the value comes from the local copy, and
+ * an older replica is repaired. A version-only answer newer than what was
+ * sent has no value anywhere: it counts as a failure, and the reserve is
+ * asked. Without a local copy, nothing is sent along. */
+static void quorum_read_sends_its_version(void **state)
+{
+    (void)state;
+    env *e = env_new_retry(3, 2, 2, 2000, 20);
+    e->f.local_kind = LOCAL_FOUND; /* hlc 5, origin a, value "local" */
+    result r = {0};
+    assert_int_equal(coord_get(e->co, K, 3, QUORUM_QUORUM, on_done, &r), 0);
+    assert_int_equal(e->f.nreq, 1); /* the local read answers at once */
+    assert_string_equal(e->f.req[0].to, "b");
+    assert_int_equal(e->f.req[0].have.hlc, 5);
+    assert_string_equal(e->f.req[0].have.origin, "a");
+    reply_version_only(&e->f, 0, 5, "a");
+    assert_int_equal(r.st, WIRE_OK);
+    assert_string_equal(r.value, "local");
+    assert_int_equal(r.nreplicas, 2);
+    assert_int_equal(e->f.nreq, 1); /* the same version: nothing to repair */
+
+    result r2 = {0};
+    assert_int_equal(coord_get(e->co, K, 3, QUORUM_QUORUM, on_done, &r2), 0);
+    reply_version_only(&e->f, 1, 4, "z"); /* older */
+    assert_int_equal(r2.st, WIRE_OK);
+    assert_string_equal(r2.value, "local");
+    assert_int_equal(e->f.nreq, 3);
+    assert_true(e->f.req[2].is_write);
+    assert_string_equal(e->f.req[2].to, "b");
+    assert_int_equal(e->f.req[2].rec.version.hlc, 5);
+    assert_string_equal(e->f.req[2].value, "local");
+    reply(&e->f, 2, true, -1, NULL, false, 0);
+
+    result r3 = {0};
+    assert_int_equal(coord_get(e->co, K, 3, QUORUM_QUORUM, on_done, &r3), 0);
+    reply_version_only(&e->f, 3, 6, "b"); /* newer, without its value */
+    assert_int_equal(r3.calls, 0);
+    assert_int_equal(e->f.nreq, 5); /* c, from the reserve */
+    assert_string_equal(e->f.req[4].to, "c");
+    reply(&e->f, 4, true, 6, "newer", false, 0);
+    assert_int_equal(r3.st, WIRE_OK);
+    assert_string_equal(r3.value, "newer");
+    assert_int_equal(r3.nreplicas, 2);
+    for (size_t i = 5; i < e->f.nreq; i++) /* the repair of a */
+        reply(&e->f, i, true, -1, NULL, false, 0);
+
+    e->f.local_kind = LOCAL_ABSENT;
+    result r4 = {0};
+    size_t base = e->f.nreq;
+    assert_int_equal(coord_get(e->co, K, 3, QUORUM_QUORUM, on_done, &r4), 0);
+    assert_int_equal(e->f.req[base].have.hlc, 0);
+    reply(&e->f, base, true, 7, "remote", false, 0);
+    assert_string_equal(r4.value, "remote");
+    for (size_t i = base + 1; i < e->f.nreq; i++)
+        reply(&e->f, i, true, -1, NULL, false, 0);
+    coord_stats st;
+    coord_get_stats(e->co, &st);
+    assert_int_equal(st.in_flight, 0);
+    env_free(e);
+}
+
 /* Owners are asked before a stand-in, which holds the key only as a hint. */
 static void quorum_read_asks_stand_ins_last(void **state)
 {
@@ -516,6 +579,7 @@ int main(void)
         cmocka_unit_test(read_tombstone_and_expired_are_not_found),
         cmocka_unit_test(read_one_asks_only_the_local_replica),
         cmocka_unit_test(quorum_read_asks_r_replicas),
+        cmocka_unit_test(quorum_read_sends_its_version),
         cmocka_unit_test(quorum_read_asks_stand_ins_last),
         cmocka_unit_test(quorum_read_error_asks_the_reserve),
         cmocka_unit_test(quorum_read_speculates_after_read_retry),

@@ -60,7 +60,7 @@ typedef struct fx {
 
 typedef struct got {
     int calls;
-    bool ok, found, tomb;
+    bool ok, found, tomb, version_only;
     char err[256], val[64], from[STORE_ORIGIN_MAX + 1];
     uint64_t hlc;
     uint64_t b_records_at_ack; /* node b's committed record count when the ack came */
@@ -238,6 +238,7 @@ static void on_reply(void *arg, const char *from, const replica_reply *r)
     snprintf(g->err, sizeof g->err, "%s", r->error ? r->error : "");
     snprintf(g->from, sizeof g->from, "%s", from);
     g->found = r->found;
+    g->version_only = r->version_only;
     if (r->found) {
         g->tomb = r->rec.tombstone;
         g->hlc = r->rec.version.hlc;
@@ -352,10 +353,20 @@ static void test_acks_batched(void **state)
     assert_int_equal(rs.writes_applied, NW);
 }
 
+static void read_key_having(fx *f, const char *key, const store_version *have, got *g)
+{
+    memset(g, 0, sizeof *g);
+    assert_int_equal(
+        replica_read(f->a.r, "nb", (const uint8_t *)key, strlen(key), have, on_reply, g), 0);
+    assert_true(run_until(f, &g->calls, 1, 5000));
+    assert_int_equal(g->calls, 1);
+}
+
 static void read_key(fx *f, const char *key, got *g)
 {
     memset(g, 0, sizeof *g);
-    assert_int_equal(replica_read(f->a.r, "nb", (const uint8_t *)key, strlen(key), on_reply, g), 0);
+    assert_int_equal(
+        replica_read(f->a.r, "nb", (const uint8_t *)key, strlen(key), NULL, on_reply, g), 0);
     assert_true(run_until(f, &g->calls, 1, 5000));
     assert_int_equal(g->calls, 1);
 }
@@ -383,6 +394,39 @@ static void test_read(void **state)
     assert_true(g.found);
     assert_true(g.tomb);
     assert_int_equal(g.hlc, 200);
+}
+
+/* A read that names a version it has gets the version alone back when the
+ * replica's is not newer (the same, or older by HLC or by origin), and the
+ * whole record when it is newer or when the read names none. */
+static void test_read_with_a_version(void **state)
+{
+    fx *f = *state;
+    write_ok(f, "nb", "here", "value", false, 100); /* origin "na" */
+    store_version same = {.hlc = 100}, newer = {.hlc = 100}, older = {.hlc = 99};
+    snprintf(same.origin, sizeof same.origin, "na");
+    snprintf(newer.origin, sizeof newer.origin, "nz"); /* the tie goes to the origin */
+    snprintf(older.origin, sizeof older.origin, "nz");
+    const store_version *not_newer[] = {&same, &newer};
+    got g;
+    for (size_t i = 0; i < 2; i++) {
+        read_key_having(f, "here", not_newer[i], &g);
+        assert_true(g.ok);
+        assert_true(g.found);
+        assert_true(g.version_only);
+        assert_int_equal(g.hlc, 100);
+        assert_string_equal(g.val, "");
+    }
+    read_key_having(f, "here", &older, &g);
+    assert_true(g.ok);
+    assert_false(g.version_only);
+    assert_string_equal(g.val, "value");
+    read_key_having(f, "absent", &same, &g);
+    assert_true(g.ok);
+    assert_false(g.found);
+    read_key(f, "here", &g);
+    assert_false(g.version_only);
+    assert_string_equal(g.val, "value");
 }
 
 /* A node the ring view sees down fails at once, without a connection. */
@@ -623,6 +667,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_write_ack_after_commit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_acks_batched, setup, teardown),
         cmocka_unit_test_setup_teardown(test_read, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_read_with_a_version, setup, teardown),
         cmocka_unit_test_setup_teardown(test_down_peer_fails_at_once, setup, teardown),
         cmocka_unit_test_setup_teardown(test_link_killed_mid_flight, setup, teardown),
         cmocka_unit_test_setup_teardown(test_timeout, setup_short, teardown),
