@@ -15,11 +15,15 @@
 # ringkv: three ringkvd (N=3, fsync everysec, RESP on) on private ports and a
 # temp data dir, started afresh for each consistency: r = w = 1 ("one") and
 # r = w = 2 ("quorum"); the RESP port uses those default levels. Driven by
-# three redis-benchmark processes at once, one per node, $clients split over
-# them (17+17+16) and the requests split in three; throughput is the sum of
-# the three, p99 the largest of the three. Every node coordinates the
-# requests it receives, as each Redis master serves the clients
-# redis-benchmark --cluster sends it.
+# the same `redis-benchmark --cluster` command: ringkv's CLUSTER NODES gives
+# each node an equal share of the slots (node/resp_cluster.c), so the
+# connections spread over the three nodes as over Redis' masters, and every
+# node coordinates the requests it receives.
+#
+# In cluster mode redis-benchmark puts a random hash tag of the node's slots
+# into every key ("key:{tag}:<12 digits>"), so keys come from about 5,000
+# times $keyspace: nearly every SET makes a new key and nearly every GET
+# misses, on both sides alike.
 
 # ---- ports ----
 # Ports below the kernel's ephemeral range (32768 and up by default), so that
@@ -156,9 +160,8 @@ echo "versions: $(redis-server --version | cut -d' ' -f1-3), $(redis-benchmark -
 echo "settings: Redis Cluster 3 masters + 3 replicas, appendonly yes, appendfsync everysec, no RDB saves;"
 echo "          ringkv 3 nodes, N=3, fsync everysec, RESP at the default levels r=w=1 (one) or r=w=2 (quorum),"
 echo "          default record cache (256 MiB)"
-echo "clients: Redis Cluster: one redis-benchmark --cluster, $clients connections over the 3 masters;"
-echo "         ringkv: three redis-benchmark at once, one per node, 17+17+16 connections, requests split;"
-echo "         op/s summed, p99 the largest of the three"
+echo "clients: one redis-benchmark --cluster each, $clients connections over the 3 masters / 3 nodes;"
+echo "         keys carry a random slot tag, so GETs mostly miss on both sides"
 echo "runs: $rounds round(s), medians; $n1 requests without pipelining, $n16 with -P 16; random keys from $keyspace"
 echo
 
@@ -177,21 +180,11 @@ rc_bench() { # P size
 }
 
 rk_bench() { # level-name P size
-  local n=$n1 i c; [ "$2" = 16 ] && n=$n16
-  local bp=()
-  for i in 0 1 2; do
-    c=17; [ "$i" = 2 ] && c=$((clients - 34))
-    redis-benchmark -h 127.0.0.1 -p "${rk_resp[$i]}" -c "$c" -n "$((n / 3))" -d "$3" -P "$2" \
-      -r "$keyspace" -t set,get --csv >"$tmp/rk.$i.csv" 2>/dev/null &
-    bp+=("$!"); extra_pids="$rc_pids ${rk_pids[*]} ${bp[*]}"
-  done
-  for i in 0 1 2; do wait "${bp[$i]}" || echo "compare: redis-benchmark against ringkv node$((i + 1)) failed ($1, -P $2, $3 B)" >&2; done
-  extra_pids="$rc_pids ${rk_pids[*]}"
-  for t in SET GET; do
-    cat "$tmp"/rk.[012].csv | parse_csv | awk -v t="$t" '$1 == t { n++; s += $2; if ($3 > m) m = $3 }
-      END { if (n == 3) printf "%.2f %.3f\n", s, m }' | { read -r rps p99 || exit 0
-        add "rk.$1.$t.$2.$3.rps" "$rps"; add "rk.$1.$t.$2.$3.p99" "$p99"; }
-  done
+  local n=$n1; [ "$2" = 16 ] && n=$n16
+  redis-benchmark --cluster -h 127.0.0.1 -p "${rk_resp[0]}" -c "$clients" -n "$n" -d "$3" -P "$2" \
+    -r "$keyspace" -t set,get --csv 2>/dev/null | parse_csv | while read -r t rps p99; do
+      add "rk.$1.$t.$2.$3.rps" "$rps"; add "rk.$1.$t.$2.$3.p99" "$p99"
+    done
 }
 
 for r in $(seq "$rounds"); do

@@ -465,6 +465,9 @@ static const resp_command commands[] = {
         "O(N) where N is the total number of commands"),
     CMD("config", -2, resp_cmd_config, "", "@slow", 0, 0, 0, "server", "2.0.0",
         "A container for server configuration commands.", "Depends on subcommand."),
+    CMD("cluster", -2, resp_cmd_cluster, "", "@slow", 0, 0, 0, "cluster", "3.0.0",
+        "A container for Redis Cluster commands (a slot map that spreads clients).",
+        "Depends on subcommand."),
 };
 
 const resp_command *resp_commands(size_t *n)

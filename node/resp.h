@@ -81,6 +81,10 @@ void resp_reply_nil(resp_ctx *x);
 void resp_reply_arity(resp_ctx *x, const char *fullname);
 void resp_reply_syntax(resp_ctx *x);
 void resp_reply_not_integer(resp_ctx *x);
+/* Redis' answer to an unknown subcommand of container (e.g. "CONFIG"). */
+void resp_reply_unknown_sub(resp_ctx *x, const char *container);
+/* An array of status lines (NULL-terminated), as HELP subcommands answer. */
+void resp_reply_help(resp_ctx *x, const char *const *lines);
 
 /* Pieces of one reply, between conn_reply_begin and conn_reply_end. A map or
  * set is a flat array under RESP2. */
@@ -96,6 +100,7 @@ void resp_add_nil(resp_ctx *x);
 /* Server and connection commands (resp_admin.c). */
 void resp_cmd_auth(resp_ctx *x);
 void resp_cmd_client(resp_ctx *x);
+void resp_cmd_cluster(resp_ctx *x);
 void resp_cmd_command(resp_ctx *x);
 void resp_cmd_config(resp_ctx *x);
 void resp_cmd_dbsize(resp_ctx *x);

@@ -22,7 +22,7 @@
 #define REDIS_COMPAT_VERSION "7.0.0"
 #define CLIENT_NAME_MAX 256
 
-static void reply_unknown_sub(resp_ctx *x, const char *container)
+void resp_reply_unknown_sub(resp_ctx *x, const char *container)
 {
     int n = (int)strnlen((const char *)resp_arg(x, 1),
                          resp_arglen(x, 1) < 128 ? resp_arglen(x, 1) : 128);
@@ -30,8 +30,7 @@ static void reply_unknown_sub(resp_ctx *x, const char *container)
                      (const char *)resp_arg(x, 1), container);
 }
 
-/* An array of status lines, as Redis' HELP subcommands answer. */
-static void reply_help(resp_ctx *x, const char *const *lines)
+void resp_reply_help(resp_ctx *x, const char *const *lines)
 {
     size_t n = 0;
     while (lines[n])
@@ -212,9 +211,9 @@ void resp_cmd_client(resp_ctx *x)
         else
             resp_reply_ok(x);
     } else if (resp_arg_is(x, 1, "help")) {
-        reply_help(x, help);
+        resp_reply_help(x, help);
     } else {
-        reply_unknown_sub(x, "CLIENT");
+        resp_reply_unknown_sub(x, "CLIENT");
     }
 }
 
@@ -261,10 +260,10 @@ static void info_server(server *s, info_buf *b)
     uint64_t up = (server_now_ms(s) - s->started_ms) / 1000;
     if (uname(&u) != 0)
         memset(&u, 0, sizeof u);
-    put(b, "# Server\r\nredis_version:%s\r\nringkv_version:%s\r\nredis_mode:standalone\r\n"
+    put(b, "# Server\r\nredis_version:%s\r\nringkv_version:%s\r\nredis_mode:%s\r\n"
            "os:%s %s %s\r\narch_bits:%d\r\nmultiplexing_api:%s\r\nprocess_id:%ld\r\n"
            "tcp_port:%s\r\nuptime_in_seconds:%llu\r\nuptime_in_days:%llu\r\n",
-        REDIS_COMPAT_VERSION, RINGKV_VERSION, u.sysname, u.release, u.machine,
+        REDIS_COMPAT_VERSION, RINGKV_VERSION, s->cfg->peer[0] ? "cluster" : "standalone", u.sysname, u.release, u.machine,
         (int)(sizeof(void *) * 8), event_base_get_method(s->base), (long)getpid(), resp_port(s),
         (unsigned long long)up, (unsigned long long)(up / 86400));
 }
@@ -321,8 +320,8 @@ size_t resp_info_cluster(server *s, char *buf, size_t cap)
 {
     info_buf b = {buf, cap, 0};
     buf[0] = '\0';
-    put(&b, "cluster_enabled:0\r\nringkv_node_id:%s\r\nringkv_membership:%s\r\n", s->node_id,
-        s->cfg->peer[0] ? "on" : "off");
+    put(&b, "cluster_enabled:%d\r\nringkv_node_id:%s\r\nringkv_membership:%s\r\n",
+        s->cfg->peer[0] ? 1 : 0, s->node_id, s->cfg->peer[0] ? "on" : "off");
     return b.len;
 }
 
@@ -473,9 +472,9 @@ void resp_cmd_command(resp_ctx *x)
         }
         conn_reply_end(x->c, 0, begin);
     } else if (resp_arg_is(x, 1, "help")) {
-        reply_help(x, help);
+        resp_reply_help(x, help);
     } else {
-        reply_unknown_sub(x, "COMMAND");
+        resp_reply_unknown_sub(x, "COMMAND");
     }
 }
 
@@ -563,8 +562,8 @@ void resp_cmd_config(resp_ctx *x)
         resp_reply_error(x, "ERR CONFIG SET is not supported: ringkvd reads its settings from "
                             "its config file and flags at start");
     } else if (resp_arg_is(x, 1, "help")) {
-        reply_help(x, help);
+        resp_reply_help(x, help);
     } else {
-        reply_unknown_sub(x, "CONFIG");
+        resp_reply_unknown_sub(x, "CONFIG");
     }
 }

@@ -287,6 +287,8 @@ static void test_errors(void **state)
     EXPECT(f, "(error) ERR wrong number of arguments for 'get' command\n", "GET", "a", "b");
     EXPECT(f, "(error) ERR wrong number of arguments for 'set' command\n", "SET", "a");
     EXPECT(f, "(error) ERR unknown subcommand 'nope'. Try CONFIG HELP.\n", "CONFIG", "nope");
+    /* No membership (no peer port): no slot map, as a Redis without cluster. */
+    EXPECT(f, "ERR This instance has cluster support disabled\n", "CLUSTER", "NODES"); /* raw */
     EXPECT(f, "(error) ERR empty keys are not supported (ringkv keys are 1 to 1024 bytes)\n",
            "SET", "", "v");
 
