@@ -25,8 +25,14 @@
 #include "log.h"
 #include "quorum.h"
 
-/* The coordinator's own state for one replica of an operation. */
+struct coord_op;
+
+/* The coordinator's own state for one replica of an operation; a request
+ * to the replica carries a pointer to it, so its answer finds the
+ * operation and the replica's place without comparing node ids (the
+ * compares' misses in the CPU's cache were 8% of a node under SETs). */
 typedef struct coord_slot {
+    struct coord_op *op;
     bool local;
     uint64_t sent_ms;                  /* read: when it was asked */
     char hint[STORE_ORIGIN_MAX + 1];   /* stand-in for this owner; "" = none */
@@ -331,14 +337,6 @@ static void op_unref(coord_op *op)
         coord_destroy(co);
 }
 
-static int slot_of(const coord_op *op, const char *id)
-{
-    for (size_t i = 0; i < op->q.n; i++)
-        if (strcmp(op->q.slot[i].replica, id) == 0)
-            return (int)i;
-    return -1;
-}
-
 /* Keeps a copy of the newest record a read has seen. */
 static void keep_record(coord_op *op, const replica_record *rec)
 {
@@ -362,10 +360,14 @@ static void keep_record(coord_op *op, const replica_record *rec)
 
 static void ask_reserves(coord_op *op);
 
+/* arg: the replica's coord_slot. */
 static void on_reply(void *arg, const char *from, const replica_reply *r)
 {
-    coord_op *op = arg;
-    int i = from ? slot_of(op, from) : -1;
+    coord_slot *cs = arg;
+    coord_op *op = cs->op;
+    int i = (int)(cs - op->cs);
+    if (!from || strcmp(op->q.slot[i].replica, from) != 0)
+        i = -1; /* not the replica asked: cannot happen, but never counted */
     replica_reply bad;
     const quorum_reply *best = quorum_newest(&op->q);
     if (r->ok && r->version_only &&
@@ -415,6 +417,8 @@ static coord_op *op_get(coord *co, size_t nt)
             return NULL;
         op->cap = cap;
         op->cs = (coord_slot *)(op->qs + cap);
+        for (size_t i = 0; i < cap; i++)
+            op->cs[i].op = op;
     }
     op->co = co;
     op->prev = op->next = NULL;
@@ -719,17 +723,18 @@ static void send_to(coord_op *op, size_t i, const replica_record *rec)
     int rc;
     op->refs++;
     if (rec) {
-        rc = op->cs[i].local ? o->apply_local(o->ctx, rec, hint, on_reply, op)
-                          : o->write(o->ctx, id, rec, hint, on_reply, op);
+        rc = op->cs[i].local ? o->apply_local(o->ctx, rec, hint, on_reply, &op->cs[i])
+                          : o->write(o->ctx, id, rec, hint, on_reply, &op->cs[i]);
     } else if (op->cs[i].local) {
-        rc = o->read_local(o->ctx, op->key, op->klen, on_reply, op);
+        rc = o->read_local(o->ctx, op->key, op->klen, on_reply, &op->cs[i]);
     } else {
         /* The newest version seen so far (this node's own, asked first):
          * a replica that holds no newer one answers with the version
          * alone, and the value comes from op->val. */
         const quorum_reply *best = quorum_newest(&op->q);
         op->cs[i].sent_ms = o->now_ms(o->ctx);
-        rc = o->read(o->ctx, id, op->key, op->klen, best ? &best->version : NULL, on_reply, op);
+        rc = o->read(o->ctx, id, op->key, op->klen, best ? &best->version : NULL, on_reply,
+                     &op->cs[i]);
     }
     if (rc != 0) {
         op->refs--;

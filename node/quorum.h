@@ -54,8 +54,8 @@ typedef enum quorum_slot_state { QUORUM_WAITING = 0, QUORUM_ANSWERED_OK, QUORUM_
  * replicas it asks), so an operation's state lies in one small block. */
 typedef struct quorum_slot {
     quorum_slot_state state;
+    char replica[STORE_ORIGIN_MAX + 1]; /* a short id shares state's cache line */
     quorum_reply reply;
-    char replica[STORE_ORIGIN_MAX + 1];
 } quorum_slot;
 
 typedef struct quorum {
