@@ -283,7 +283,7 @@ static void on_write(struct bufferevent *bev, void *arg)
     }
     if (c->read_paused && !c->srv->stopping) {
         c->read_paused = false;
-        if (!c->slots_paused)
+        if (!c->slots_paused && !c->srv->clients_paused)
             read_enable(c);
         c->proto->on_input(c); /* requests may already be waiting in the input */
     }
@@ -333,7 +333,8 @@ struct conn *conn_new(server *s, evutil_socket_t fd, const char *peer, const con
     if (proto->on_open && proto->on_open(c) != 0)
         goto fail;
     bufferevent_enable(c->bev, EV_WRITE);
-    read_enable(c);
+    if (!s->clients_paused)
+        read_enable(c);
 
     c->next = s->conns;
     if (s->conns)
@@ -519,7 +520,8 @@ static void slots_pump(struct conn *c)
     }
     if (c->slots_paused && c->nslots < CONN_MAX_SLOTS / 2 && !c->closing) {
         c->slots_paused = false;
-        if (!c->read_paused && !c->close_when_flushed && !c->srv->stopping) {
+        if (!c->read_paused && !c->close_when_flushed && !c->srv->stopping &&
+            !c->srv->clients_paused) {
             read_enable(c);
             /* Requests may wait in the input already: on_read handles them
              * even when the socket has nothing new. */
@@ -763,3 +765,19 @@ void conn_release(struct conn *c)
 }
 
 void conn_stop_reading(struct conn *c) { read_disable(c); }
+
+void conn_pause_all(struct server *s, bool paused)
+{
+    if (s->clients_paused == paused)
+        return;
+    s->clients_paused = paused;
+    for (struct conn *c = s->conns; c; c = c->next) {
+        if (paused) {
+            read_disable(c);
+        } else if (!c->read_paused && !c->slots_paused && !c->closing && !c->close_when_flushed &&
+                   !s->stopping) {
+            read_enable(c);
+            event_active(c->read_ev, EV_READ, 1); /* requests may wait in the input */
+        }
+    }
+}

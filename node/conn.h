@@ -184,4 +184,9 @@ size_t conn_output_len(const struct conn *c);
 /* Stops reading new requests (graceful shutdown). */
 void conn_stop_reading(struct conn *c);
 
+/* Stops (paused) or restarts reading requests on every client connection
+ * of s, new ones included, on top of each connection's own pauses: the
+ * replication layer's backpressure (replica.c). */
+void conn_pause_all(struct server *s, bool paused);
+
 #endif

@@ -29,6 +29,7 @@
 #include "handoff.h"
 #include "log.h"
 #include "peer.h"
+#include "conn.h"
 #include "server.h"
 
 #define REPLICA_MAX_QUEUE_BYTES ((size_t)64 << 20) /* output queued to one peer */
@@ -292,6 +293,7 @@ static bool call_reply_id(const Ringkv__Envelope *env, uint64_t *id)
 }
 
 static void link_answer(link *ln, uint64_t id, const Ringkv__Envelope *env);
+static void pressure_update(replica *r);
 
 static void link_handle(link *ln, const Ringkv__Envelope *env)
 {
@@ -324,7 +326,9 @@ static void link_answer(link *ln, uint64_t id, const Ringkv__Envelope *env)
     if (!q || q->ln != ln)
         return; /* answered after its timeout: already reported */
     link_unlink_req(ln, q);
-    ln->last_active_ms = replica_mono_ms();
+    ln->last_active_ms = ln->progress_ms = replica_mono_ms();
+    if (r->pressed && ln->ninflight <= REPLICA_PRESSURE_LOW)
+        pressure_update(r);
     /* The timer stays set for the deadline of the request answered, or an
      * earlier one: when it fires, on_link_timer sets it for what is left.
      * (Setting it at every answer was 3% of a node under pipelined SETs.) */
@@ -414,7 +418,7 @@ static void on_link_event(struct bufferevent *bev, short what, void *arg)
     link *ln = arg;
     if (what & BEV_EVENT_CONNECTED) {
         ln->state = LINK_UP;
-        ln->last_active_ms = replica_mono_ms();
+        ln->last_active_ms = ln->progress_ms = replica_mono_ms();
         ln->backoff_ms = 0;
         ln->r->n.links_up++;
         int one = 1;
@@ -516,6 +520,36 @@ static int link_connect(link *ln)
     return 0;
 }
 
+/* Pauses or resumes the clients after the links' queues changed. */
+static void pressure_update(replica *r)
+{
+    uint64_t now = replica_mono_ms();
+    size_t mark = r->pressed ? REPLICA_PRESSURE_LOW : REPLICA_PRESSURE_HIGH;
+    bool want = false;
+    for (link *ln = r->links; ln && !want; ln = ln->next)
+        want = ln->state == LINK_UP && ln->ninflight >= mark &&
+               now < ln->progress_ms + REPLICA_STALL_MS;
+    if (want != r->pressed) {
+        r->pressed = want;
+        if (want)
+            r->n.pressure_pauses++;
+        conn_pause_all(r->srv, want);
+        log_debug("replication %s clients: a peer has %s requests in flight",
+                  want ? "pauses" : "resumes", want ? "too many" : "few enough");
+    }
+    if (r->pressed && !evtimer_pending(r->pressure_ev, NULL)) {
+        struct timeval tv = {0, 50 * 1000}; /* a peer that stops answering lets go */
+        evtimer_add(r->pressure_ev, &tv);
+    }
+}
+
+static void on_pressure(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    pressure_update(arg);
+}
+
 /* Sends env to `to`, with a new request id written to *idfield (a field of
  * env) before it is packed. Every failure after q exists goes through
  * fail_later. Returns 0, or -1 when out of memory (cb will not run). */
@@ -609,6 +643,8 @@ static int send_req(replica *r, const char *to, Ringkv__Envelope *env, uint64_t 
     r->nreqs++;
     if (ln->head == q)
         link_arm(ln);
+    if (ln->ninflight >= REPLICA_PRESSURE_HIGH && !r->pressed)
+        pressure_update(r);
     return 0;
 fail:
     fail_later(r, q);
@@ -650,7 +686,8 @@ replica *replica_new(struct server *srv, struct cluster *cl, uint64_t timeout_ms
     r->timeout_ms = timeout_ms ? timeout_ms : 1;
     r->done_ev = event_new(r->base, -1, 0, on_done, r);
     r->ack_ev = event_new(r->base, -1, 0, on_acks, r);
-    if (!r->done_ev || !r->ack_ev || table_grow(r) != 0) {
+    r->pressure_ev = evtimer_new(r->base, on_pressure, r);
+    if (!r->done_ev || !r->ack_ev || !r->pressure_ev || table_grow(r) != 0) {
         replica_say(err, errlen, "out of memory");
         goto fail;
     }
@@ -728,6 +765,10 @@ void replica_free(replica *r)
     free(r->acks);
     if (r->ack_ev)
         event_free(r->ack_ev);
+    if (r->pressure_ev)
+        event_free(r->pressure_ev);
+    if (r->pressed)
+        conn_pause_all(r->srv, false);
     free(r->table);
     free(r);
 }
@@ -806,6 +847,7 @@ int replica_apply_local(replica *r, const replica_record *rec, const char *hint_
 void replica_get_stats(const replica *r, replica_stats *out)
 {
     *out = r->n;
+    out->pressed = r->pressed;
     out->hints_delivered = r->ho ? handoff_delivered(r->ho) : 0;
     out->hints_pending = store_hint_count(r->srv->st);
 }

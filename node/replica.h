@@ -105,11 +105,26 @@ store_result replica_store(replica *r, const replica_record *rec, const char *hi
 void replica_record_to_pb(const replica_record *rec, Ringkv__Record *pb);
 int replica_record_from_pb(const Ringkv__Record *pb, replica_record *out);
 
+/* Backpressure: while a peer that answers has this many requests in
+ * flight, the node stops reading client requests, until it is down to the
+ * low mark. At `one` a write is acknowledged before its peers apply it, and
+ * pipelined writes outran them: a quarter to a third of the replica writes
+ * were dropped at REPLICA_MAX_INFLIGHT ("queue full"), left to read repair
+ * and anti-entropy. A peer with nothing answered for REPLICA_STALL_MS
+ * (stopped, cut off) does not pause anyone: gossip will mark it down, and
+ * until then its queue fills and drops as before, so that a hung peer does
+ * not stall writes at `one`. */
+#define REPLICA_PRESSURE_HIGH   16384
+#define REPLICA_PRESSURE_LOW    8192
+#define REPLICA_STALL_MS        500
+
 typedef struct replica_stats {
     uint64_t writes_sent, reads_sent, failures, timeouts;
     uint64_t writes_applied, reads_served;
     uint64_t hints_stored, hints_delivered, hints_pending;
     uint64_t links_up, reconnects, queue_drops;
+    uint64_t pressure_pauses; /* times clients were paused for a peer behind */
+    bool pressed;             /* paused now */
 } replica_stats;
 void replica_get_stats(const replica *r, replica_stats *out);
 

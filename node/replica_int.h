@@ -47,6 +47,7 @@ struct link {
     bool failed_before; /* a reconnect, for the stats */
     uint64_t connect_deadline_ms, retry_at_ms, backoff_ms;
     uint64_t last_active_ms; /* last request sent or answer received */
+    uint64_t progress_ms;    /* last answer received, or when the link came up */
     char last_err[160];
     req *head, *tail;
     size_t ninflight;
@@ -97,6 +98,8 @@ struct replica {
     pending *spare; /* freed pendings kept for reuse: one per write otherwise */
     size_t nspare;
     req *req_spare; /* finished requests kept for reuse (REPLICA_SPARE_REQS) */
+    bool pressed;            /* clients paused: a peer is too far behind */
+    struct event *pressure_ev; /* re-checks that while pressed */
     size_t nreq_spare;
     /* Writes acknowledged ok after this pass's commit, per inbound peer
      * connection (held), sent by replica_flush_acks: [0, nacks) in use,

@@ -84,6 +84,7 @@ typedef struct server {
     struct event *drain_ev;          /* shutdown: waits for replies to drain */
     uint64_t drain_deadline_ms;
     bool stopping;
+    bool clients_paused;             /* conn_pause_all: replication is behind */
 
     conn *conns;                     /* every open connection */
     uint64_t nconns;

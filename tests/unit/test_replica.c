@@ -353,6 +353,82 @@ static void test_acks_batched(void **state)
     assert_int_equal(rs.writes_applied, NW);
 }
 
+/* Backpressure: more than REPLICA_PRESSURE_HIGH writes in flight to a peer
+ * that answers pause the node's clients (server clients_paused), until the
+ * peer has worked its way down to the low mark; every write is applied and
+ * none dropped. */
+static void test_backpressure(void **state)
+{
+    fx *f = *state;
+    enum { NW = REPLICA_PRESSURE_HIGH + 1000 };
+    static got g[NW];
+    memset(g, 0, sizeof g);
+    write_ok(f, "nb", "first", "v", false, 1); /* the link is up and answering */
+    replica_record rec = rec_of("k", "v", false, 2);
+    replica_stats st;
+    for (int i = 0; i < NW; i++) {
+        assert_int_equal(replica_write(f->a.r, "nb", &rec, NULL, on_reply, &g[i]), 0);
+        if (i == REPLICA_PRESSURE_HIGH - 2) {
+            replica_get_stats(f->a.r, &st);
+            assert_false(st.pressed);
+            assert_false(f->a.srv->clients_paused);
+        }
+    }
+    replica_get_stats(f->a.r, &st);
+    assert_true(st.pressed);
+    assert_int_equal(st.pressure_pauses, 1);
+    assert_true(f->a.srv->clients_paused);
+    int calls = 0;
+    for (uint64_t end = mono_ms() + 20000; calls < NW && mono_ms() < end;) {
+        event_base_loop(f->base, EVLOOP_ONCE);
+        calls = 0;
+        for (int i = 0; i < NW; i++)
+            calls += g[i].calls;
+    }
+    assert_int_equal(calls, NW);
+    for (int i = 0; i < NW; i++)
+        assert_true(g[i].ok);
+    replica_get_stats(f->a.r, &st);
+    assert_false(st.pressed);
+    assert_false(f->a.srv->clients_paused);
+    assert_int_equal(st.queue_drops, 0);
+}
+
+/* A peer that stops answering pauses no one: writes to it queue (and, past
+ * REPLICA_MAX_INFLIGHT, drop) as before, so that a stopped node does not
+ * stall the writes of a cluster at `one`. */
+static void test_stalled_peer_does_not_pause(void **state)
+{
+    fx *f = *state;
+    enum { NW = REPLICA_PRESSURE_HIGH + 10 };
+    static got g[NW];
+    memset(g, 0, sizeof g);
+    replica_record rec = rec_of("k", "v", false, 1);
+    assert_int_equal(replica_write(f->a.r, "hole", &rec, NULL, on_reply, &g[0]), 0);
+    uint64_t end = mono_ms() + 2000;
+    while (f->h.fd < 0 && mono_ms() < end)
+        event_base_loop(f->base, EVLOOP_ONCE);
+    assert_true(f->h.fd >= 0);
+    run_for(f, 600); /* past REPLICA_STALL_MS without an answer */
+    for (int i = 1; i < NW; i++)
+        assert_int_equal(replica_write(f->a.r, "hole", &rec, NULL, on_reply, &g[i]), 0);
+    replica_stats st;
+    replica_get_stats(f->a.r, &st);
+    assert_false(st.pressed);
+    assert_int_equal(st.pressure_pauses, 0);
+    assert_false(f->a.srv->clients_paused);
+    close(f->h.fd); /* every write fails, once */
+    f->h.fd = -1;
+    int calls = 0;
+    for (end = mono_ms() + 5000; calls < NW && mono_ms() < end;) {
+        event_base_loop(f->base, EVLOOP_ONCE);
+        calls = 0;
+        for (int i = 0; i < NW; i++)
+            calls += g[i].calls;
+    }
+    assert_int_equal(calls, NW);
+}
+
 static void read_key_having(fx *f, const char *key, const store_version *have, got *g)
 {
     memset(g, 0, sizeof *g);
@@ -668,6 +744,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_acks_batched, setup, teardown),
         cmocka_unit_test_setup_teardown(test_read, setup, teardown),
         cmocka_unit_test_setup_teardown(test_read_with_a_version, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_backpressure, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_stalled_peer_does_not_pause, setup, teardown),
         cmocka_unit_test_setup_teardown(test_down_peer_fails_at_once, setup, teardown),
         cmocka_unit_test_setup_teardown(test_link_killed_mid_flight, setup, teardown),
         cmocka_unit_test_setup_teardown(test_timeout, setup_short, teardown),
