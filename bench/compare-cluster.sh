@@ -20,6 +20,11 @@
 # connections spread over the three nodes as over Redis' masters, and every
 # node coordinates the requests it receives.
 #
+# Run lengths: in cluster mode redis-benchmark runs one thread per master,
+# and a run's end is seen only at its next 250 ms tick, so a run of 1 s
+# could read up to a fifth slow. Each shape gets enough requests for about
+# 4 s or more (cluster_n), on both sides alike.
+#
 # In cluster mode redis-benchmark puts a random hash tag of the node's slots
 # into every key ("key:{tag}:<12 digits>"), so keys come from about 5,000
 # times $keyspace: nearly every SET makes a new key and nearly every GET
@@ -162,7 +167,14 @@ echo "          ringkv 3 nodes, N=3, fsync everysec, RESP at the default levels 
 echo "          default record cache (256 MiB)"
 echo "clients: one redis-benchmark --cluster each, $clients connections over the 3 masters / 3 nodes;"
 echo "         keys carry a random slot tag, so GETs mostly miss on both sides"
-echo "runs: $rounds round(s), medians; $n1 requests without pipelining, $n16 with -P 16; random keys from $keyspace"
+# Requests for P and size: about 4 s or more of each test here.
+cluster_n() { # P size
+  if [ "$quick" = 1 ]; then [ "$1" = 16 ] && echo "$n16" || echo "$n1"; return; fi
+  case $1.$2 in
+    1.3) echo 800000 ;; 1.1024) echo 500000 ;; 16.3) echo 4000000 ;; *) echo 1200000 ;;
+  esac
+}
+echo "runs: $rounds round(s), medians; requests per test (SET, then GET): without pipelining $(cluster_n 1 3) at 3 B and $(cluster_n 1 1024) at 1 KiB, with -P 16 $(cluster_n 16 3) and $(cluster_n 16 1024); random keys from $keyspace"
 echo
 
 # ---- runs ----
@@ -172,7 +184,7 @@ parse_csv() { tr -d '"' | while IFS=, read -r t rps _ _ _ _ p99 _; do
   case $t in SET|GET) echo "$t $rps $p99" ;; esac; done; }
 
 rc_bench() { # P size
-  local n=$n1; [ "$1" = 16 ] && n=$n16
+  local n; n=$(cluster_n "$1" "$2")
   redis-benchmark --cluster -h 127.0.0.1 -p "${rc_ports[0]}" -c "$clients" -n "$n" -d "$2" -P "$1" \
     -r "$keyspace" -t set,get --csv 2>/dev/null | parse_csv | while read -r t rps p99; do
       add "rc.$t.$1.$2.rps" "$rps"; add "rc.$t.$1.$2.p99" "$p99"
@@ -180,7 +192,7 @@ rc_bench() { # P size
 }
 
 rk_bench() { # level-name P size
-  local n=$n1; [ "$2" = 16 ] && n=$n16
+  local n; n=$(cluster_n "$2" "$3")
   redis-benchmark --cluster -h 127.0.0.1 -p "${rk_resp[0]}" -c "$clients" -n "$n" -d "$3" -P "$2" \
     -r "$keyspace" -t set,get --csv 2>/dev/null | parse_csv | while read -r t rps p99; do
       add "rk.$1.$t.$2.$3.rps" "$rps"; add "rk.$1.$t.$2.$3.p99" "$p99"
