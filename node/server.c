@@ -271,6 +271,7 @@ static void do_stats(server *s, conn *c, const wire_request *req)
         NUM("writeback_dirty_bytes", ss.dirty_bytes),
         NUM("written_back", ss.written_back),
         NUM("log_segments", ss.wal_segments),
+        NUM("log_bytes", ss.log_bytes),
         NUM("max_key_bytes", s->cfg->max_key_bytes),
         NUM("max_value_bytes", s->cfg->max_value_bytes),
     };

@@ -942,7 +942,8 @@ void store_get_stats(const store *s, store_stats *out)
                          .cache_entries = s->cache.n, .cache_bytes = s->cache.bytes,
                          .dirty = s->cache.dirty_n, .dirty_bytes = s->cache.dirty_bytes,
                          .written_back = s->cache.flushed,
-                         .wal_segments = s->wb ? s->wal.seq - s->wal_first + 1 : 0};
+                         .wal_segments = s->wb ? s->wal.seq - s->wal_first + 1 : 0,
+                         .log_bytes = s->wb ? atomic_load(&s->log_bytes) : 0};
 }
 
 uint64_t store_token(const void *key, size_t klen)

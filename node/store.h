@@ -91,6 +91,8 @@ typedef struct store_stats {
     /* Write-behind (fsync everysec): records written but not yet in LMDB,
      * and their bytes; records written back since open; log segments kept. */
     uint64_t dirty, dirty_bytes, written_back, wal_segments;
+    uint64_t log_bytes; /* the log's segment files on disk, those waiting to
+                         * be deleted included: near [storage] log_size */
 } store_stats;
 
 /* Opens (creating if needed) the store in opts->dir. Returns NULL and a

@@ -101,6 +101,9 @@ struct store {
     struct wal_retired { uint64_t seq, commit; } *retired; /* deleted once LMDB is synced */
     size_t nretired, retired_cap;
     _Atomic uint64_t commits_a; /* commits, for the syncer */
+    /* Bytes of the log's segment files on disk: added as they are written,
+     * taken off by the syncer as it deletes them. */
+    _Atomic uint64_t log_bytes;
 
     uint8_t *kbuf;      /* the data key being built, maxkey bytes */
     uint8_t *hkbuf;     /* the hint key being built, maxkey bytes */

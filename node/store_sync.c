@@ -5,6 +5,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -30,9 +31,13 @@ static void delete_retired(store *s, uint64_t synced)
     s->nretired = keep;
     pthread_mutex_unlock(&s->mu);
     for (size_t i = 0; i < n; i++) {
+        struct stat st;
         wal_path(path, sizeof path, s->dir, gone[i]);
+        bool sized = stat(path, &st) == 0;
         if (unlink(path) != 0 && errno != ENOENT)
             log_warn("store: deleting the log segment %s: %s", path, strerror(errno));
+        else if (sized)
+            atomic_fetch_sub(&s->log_bytes, (uint64_t)st.st_size);
     }
 }
 

@@ -199,6 +199,8 @@ static int rotate(store *s, char *err, size_t errlen)
     if (s->syncer_on)
         pthread_mutex_lock(&s->mu);
     rc = wal_start_segment(&s->wal, s->wal.seq + 1, &old, err, errlen);
+    if (rc == 0)
+        atomic_fetch_add(&s->log_bytes, WAL_MAGIC_LEN);
     if (rc == 0 && old >= 0) {
         if (s->nold_fds == s->old_fds_cap) {
             size_t cap = s->old_fds_cap ? s->old_fds_cap * 2 : 8;
@@ -322,6 +324,7 @@ store_result store_wb_commit(store *s, char *err, size_t errlen)
             res = log_failed(s, e, why, err, errlen);
         } else {
             s->log_written += n;
+            atomic_fetch_add(&s->log_bytes, n);
             if (s->wal_full)
                 s->wal_full = false; /* store_space_check ends the episode */
         }
@@ -560,6 +563,7 @@ int store_wb_open(store *s, char *err, size_t errlen)
         return 0;
     if (wal_start_segment(&s->wal, next, &old, err, errlen) != 0)
         return -1;
+    atomic_store(&s->log_bytes, WAL_MAGIC_LEN); /* the replayed segments are gone */
     s->wal_first = next;
     s->cache.pins.base = next;
     s->rotate_ms = store_mono_ms();
