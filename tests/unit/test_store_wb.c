@@ -351,6 +351,46 @@ static void test_idle_writes_back_soon(void **state)
     assert_int_equal(dirty, 0);
 }
 
+/* Reads with no writes hold the walk off while dirty records fill less
+ * than half the cache: a burst stays dirty through two seconds of reads
+ * (two idle seconds write it back, test_idle_writes_back_soon), then the
+ * reads stop and it is written back. Past half the cache, the walk goes
+ * on under reads. */
+static void read_for(fx *f, const char *key, int ms)
+{
+    store_record r;
+    for (int t = 0; t < ms / 10; t++) {
+        EXPECT(f, store_get(f->s, key, strlen(key), 1, &r, f->err, sizeof f->err), STORE_OK);
+        commit(f);
+        usleep(10 * 1000);
+    }
+}
+
+static void test_reads_hold_the_walk_off(void **state)
+{
+    fx *f = *state;
+    f->s = open_wb(f); /* 64 MiB of cache */
+    write_burst(f, "r", 4000, 4000, 100, 100);
+    read_for(f, "r1", 50); /* the step after the writes may still walk */
+    uint64_t dirty = stats(f).dirty;
+    assert_true(dirty > 3000);
+    read_for(f, "r1", 2000);
+    assert_int_equal(stats(f).dirty, dirty);
+    for (int t = 0; t < 200 && dirty > 0; t++) {
+        usleep(10 * 1000);
+        commit(f);
+        dirty = stats(f).dirty;
+    }
+    assert_int_equal(dirty, 0);
+
+    /* 40 MiB dirty of 64: written back under the same reads. */
+    write_burst(f, "big", 20000, 20000, 2000, 500);
+    uint64_t big = stats(f).dirty_bytes;
+    assert_true(big > 32 * MB);
+    read_for(f, "r1", 2000);
+    assert_true(stats(f).dirty_bytes < big);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -361,6 +401,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_close_grows_the_map, setup, teardown),
         cmocka_unit_test_setup_teardown(test_log_stays_near_log_size, setup, teardown),
         cmocka_unit_test_setup_teardown(test_idle_writes_back_soon, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_reads_hold_the_walk_off, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
