@@ -46,6 +46,15 @@ static void read_enable(struct conn *c)
 
 static void read_disable(struct conn *c) { event_del(c->read_ev); }
 
+/* Nothing holds c's reading: its output is not over the limit, its slots
+ * not too many, it is not closing, and neither the node (stopping) nor the
+ * replication layer (conn_pause_all) holds every connection. */
+static bool may_read(const struct conn *c)
+{
+    return !c->read_paused && !c->slots_paused && !c->closing && !c->close_when_flushed &&
+           !c->srv->stopping && !c->srv->clients_paused;
+}
+
 static void detached_free(struct conn *c);
 
 void conn_drop(struct conn *c, const char *fmt, ...)
@@ -283,7 +292,7 @@ static void on_write(struct bufferevent *bev, void *arg)
     }
     if (c->read_paused && !c->srv->stopping) {
         c->read_paused = false;
-        if (!c->slots_paused && !c->srv->clients_paused)
+        if (may_read(c))
             read_enable(c);
         c->proto->on_input(c); /* requests may already be waiting in the input */
     }
@@ -333,7 +342,7 @@ struct conn *conn_new(server *s, evutil_socket_t fd, const char *peer, const con
     if (proto->on_open && proto->on_open(c) != 0)
         goto fail;
     bufferevent_enable(c->bev, EV_WRITE);
-    if (!s->clients_paused)
+    if (may_read(c))
         read_enable(c);
 
     c->next = s->conns;
@@ -520,8 +529,7 @@ static void slots_pump(struct conn *c)
     }
     if (c->slots_paused && c->nslots < CONN_MAX_SLOTS / 2 && !c->closing) {
         c->slots_paused = false;
-        if (!c->read_paused && !c->close_when_flushed && !c->srv->stopping &&
-            !c->srv->clients_paused) {
+        if (may_read(c)) {
             read_enable(c);
             /* Requests may wait in the input already: on_read handles them
              * even when the socket has nothing new. */
@@ -774,8 +782,7 @@ void conn_pause_all(struct server *s, bool paused)
     for (struct conn *c = s->conns; c; c = c->next) {
         if (paused) {
             read_disable(c);
-        } else if (!c->read_paused && !c->slots_paused && !c->closing && !c->close_when_flushed &&
-                   !s->stopping) {
+        } else if (may_read(c)) {
             read_enable(c);
             event_active(c->read_ev, EV_READ, 1); /* requests may wait in the input */
         }
