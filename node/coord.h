@@ -147,4 +147,9 @@ int coord_write(coord *co, bool del, const uint8_t *key, size_t klen, const uint
 
 void coord_get_stats(const coord *co, coord_stats *out);
 
+/* A replica_prefetch_fn for the replica layer (replica_set_prefetch):
+ * fetches the operation an answer to this node's coordinator will update
+ * into the CPU's cache; other answers are left alone. */
+void coord_prefetch_answer(replica_cb cb, void *arg);
+
 #endif

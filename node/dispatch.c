@@ -173,6 +173,8 @@ coord *dispatch_coord(server *s)
     s->coord = coord_new(s->base, &s->clock, &ops, &cfg, err, sizeof err);
     if (!s->coord)
         log_error("cannot start the coordinator: %s", err);
+    else if (s->replica)
+        replica_set_prefetch(s->replica, coord_prefetch_answer);
     return s->coord;
 }
 

@@ -293,6 +293,7 @@ static bool call_reply_id(const Ringkv__Envelope *env, uint64_t *id)
 }
 
 static void link_answer(link *ln, uint64_t id, const Ringkv__Envelope *env);
+static void answer_more(link *ln, const Ringkv__Envelope *env);
 static void pressure_update(replica *r);
 
 static void link_handle(link *ln, const Ringkv__Envelope *env)
@@ -314,8 +315,38 @@ static void link_handle(link *ln, const Ringkv__Envelope *env)
     link_answer(ln, id, env);
     /* A replica acknowledges a commit's writes in one message. */
     if (env->body_case == RINGKV__ENVELOPE__BODY_WRITE_ACK && env->write_ack->ok)
-        for (size_t i = 0; i < env->write_ack->n_more_ids && ln->bev; i++)
-            link_answer(ln, env->write_ack->more_ids[i], env);
+        answer_more(ln, env);
+}
+
+/* How many answers ahead each step of answer_more runs. */
+#define ANSWER_AHEAD 4
+
+/* The further ids of an acknowledgement, answered in order. A write's
+ * request and its callback's state have gone cold in the CPU's cache while
+ * the writes queued, and a miss after a miss per answer was 8-14% of a node
+ * under pipelined SETs; so each is fetched some answers ahead, in steps
+ * that each read only what the step before fetched: the request (its
+ * table bucket is warm: ids are consecutive), its argument, then what the
+ * callback reads (r->prefetch). Prefetches never fault, and every step
+ * looks its request up again, so an answer that ends another request (or
+ * the link) on the way is harmless. */
+static void answer_more(link *ln, const Ringkv__Envelope *env)
+{
+    replica *r = ln->r;
+    const uint64_t *ids = env->write_ack->more_ids;
+    size_t n = env->write_ack->n_more_ids;
+    for (size_t j = 0; j < n + 3 * ANSWER_AHEAD && ln->bev; j++) {
+        req *q;
+        if (j < n && r->nbuckets)
+            __builtin_prefetch(r->table[ids[j] & (r->nbuckets - 1)]);
+        if (j >= ANSWER_AHEAD && j - ANSWER_AHEAD < n && (q = table_find(r, ids[j - ANSWER_AHEAD])))
+            __builtin_prefetch(q->arg);
+        if (r->prefetch && j >= 2 * ANSWER_AHEAD && j - 2 * ANSWER_AHEAD < n &&
+            (q = table_find(r, ids[j - 2 * ANSWER_AHEAD])) && q->cb)
+            r->prefetch(q->cb, q->arg);
+        if (j >= 3 * ANSWER_AHEAD)
+            link_answer(ln, ids[j - 3 * ANSWER_AHEAD], env);
+    }
 }
 
 /* Request id's answer is env. */
@@ -713,6 +744,11 @@ replica *replica_new(struct server *srv, struct cluster *cl, uint64_t timeout_ms
 fail:
     replica_free(r);
     return NULL;
+}
+
+void replica_set_prefetch(replica *r, replica_prefetch_fn fn)
+{
+    r->prefetch = fn;
 }
 
 void replica_free(replica *r)

@@ -48,11 +48,20 @@ typedef struct replica_reply {
  * timeout (ok = false). */
 typedef void (*replica_cb)(void *arg, const char *from_id, const replica_reply *r);
 
+/* Optional (replica_set_prefetch): called with an answer's callback and
+ * argument some answers before the callback runs, when one message answers
+ * many requests (a replica acknowledges a commit's writes at once); it may
+ * fetch what the callback will read into the CPU's cache. */
+typedef void (*replica_prefetch_fn)(replica_cb cb, void *arg);
+
 /* Creates the replication layer of a node: inbound handling on the peer
  * port (through node/peer.c) and outbound links. timeout_ms bounds every
  * request. Returns NULL with a message. */
 replica *replica_new(struct server *srv, struct cluster *cl, uint64_t timeout_ms, char *err,
                      size_t errlen);
+/* Sets r's replica_prefetch_fn (NULL: none). */
+void replica_set_prefetch(replica *r, replica_prefetch_fn fn);
+
 /* Frees r. Requests in flight are dropped without their callbacks (as
  * peer_free does); free r before the peer port and the cluster view, and
  * not from inside one of its callbacks. NULL is a no-op. */

@@ -113,6 +113,7 @@ struct replica {
     struct event *ack_ev; /* runs replica_flush_acks after the pass end */
     bool ack_armed;
     handoff *ho;
+    replica_prefetch_fn prefetch; /* replica_set_prefetch */
     replica_stats n;
     peer_arena arena; /* the answer being handled (one at a time) */
 };

@@ -65,7 +65,12 @@ typedef struct got {
     uint64_t hlc;
     uint64_t b_records_at_ack; /* node b's committed record count when the ack came */
     store *b_st;
+    int prefetched;          /* calls of the replica_prefetch_fn with this got */
+    int prefetched_at_reply; /* prefetched, when the callback came */
+    int order;               /* the callback's place among all the callbacks */
 } got;
+
+static int reply_order; /* callbacks so far, for got.order */
 
 static uint64_t mono_ms(void)
 {
@@ -234,6 +239,8 @@ static void on_reply(void *arg, const char *from, const replica_reply *r)
 {
     got *g = arg;
     g->calls++;
+    g->prefetched_at_reply = g->prefetched;
+    g->order = ++reply_order;
     g->ok = r->ok;
     snprintf(g->err, sizeof g->err, "%s", r->error ? r->error : "");
     snprintf(g->from, sizeof g->from, "%s", from);
@@ -309,9 +316,17 @@ static void test_write_ack_after_commit(void **state)
     assert_int_equal(st.writes_applied, 2);
 }
 
+static void count_prefetch(replica_cb cb, void *arg)
+{
+    if (cb == on_reply)
+        ((got *)arg)->prefetched++;
+}
+
 /* A replica acknowledges the writes of one commit in one frame per
  * connection: 500 writes sent at once come back acknowledged, each with its
- * own callback, in a few frames (one apiece before). */
+ * own callback, once and in the order sent, in a few frames (one apiece
+ * before). The answers after an acknowledgement's first go through the
+ * replica_prefetch_fn before their callbacks. */
 static void test_acks_batched(void **state)
 {
     fx *f = *state;
@@ -320,6 +335,7 @@ static void test_acks_batched(void **state)
     int calls = 0;
     char keys[NW][16];
     memset(g, 0, sizeof g);
+    replica_set_prefetch(f->a.r, count_prefetch);
     peer_stats before, after;
     peer_get_stats(f->b.pr, &before);
     for (int i = 0; i < NW; i++) {
@@ -337,14 +353,22 @@ static void test_acks_batched(void **state)
         event_base_loop(f->base, EVLOOP_ONCE);
     }
     assert_int_equal(calls, NW);
+    int prefetched = 0;
     for (int i = 0; i < NW; i++) {
         assert_int_equal(g[i].calls, 1);
         if (!g[i].ok)
             fail_msg("write %d failed: %s", i, g[i].err);
         assert_string_equal(g[i].from, "nb");
+        if (i > 0)
+            assert_true(g[i].order > g[i - 1].order);
+        assert_true(g[i].prefetched <= 1);
+        prefetched += g[i].prefetched_at_reply;
     }
     peer_get_stats(f->b.pr, &after);
-    assert_true(after.frames_out - before.frames_out < NW / 10);
+    uint64_t frames = after.frames_out - before.frames_out;
+    assert_true(frames < NW / 10);
+    /* Every answer but each frame's first was fetched ahead. */
+    assert_true(prefetched >= NW - (int)frames);
     store_stats st;
     store_get_stats(f->b.st, &st);
     assert_int_equal(st.records, NW);
