@@ -80,6 +80,7 @@ static const entry entries[] = {
     NUM("storage", "map_size", T_SIZE, map_size, MiB, SIZE_MAX, "64GiB"),
     NUM("storage", "cache_size", T_SIZE, cache_size, 0, SIZE_MAX, "256MiB"),
     NUM("storage", "log_size", T_SIZE, log_size, MiB, SIZE_MAX, "1GiB"),
+    NUM("storage", "checkpoints", T_BOOL, checkpoints, 0, 1, "yes"),
     NUM("storage", "tombstone_ttl", T_DURATION, tombstone_ttl_ms, 0, UINT64_MAX, "86400s"),
     NUM("storage", "sweep_interval", T_DURATION, sweep_interval_ms, 1, UINT64_MAX, "1s"),
     /* Capped so a typo cannot size preference lists and quorum sets absurdly. */

@@ -40,6 +40,7 @@ typedef struct config {
     uint64_t map_size;
     uint64_t cache_size;               /* row cache in front of LMDB; 0 = off */
     uint64_t log_size;                 /* write-behind log size to keep near */
+    uint64_t checkpoints;              /* 1: LMDB checkpoints under fsync everysec */
     uint64_t tombstone_ttl_ms;
     uint64_t sweep_interval_ms;
     /* [replication] (replication issue) */

@@ -272,7 +272,7 @@ int main(int argc, char **argv)
 
     store_options so = {.dir = cfg.data_dir, .map_size = cfg.map_size, .fsync = cfg.fsync,
                         .cache_size = cfg.cache_size,
-                        .log_size = cfg.log_size};
+                        .log_size = cfg.log_size, .no_checkpoints = !cfg.checkpoints};
     st = store_open(&so, err, sizeof err);
     if (!st)
         goto fail;

@@ -272,6 +272,9 @@ static void do_stats(server *s, conn *c, const wire_request *req)
         NUM("written_back", ss.written_back),
         NUM("log_segments", ss.wal_segments),
         NUM("log_bytes", ss.log_bytes),
+        NUM("store_checkpoints", ss.checkpoints),
+        NUM("store_checkpoint_txn", ss.checkpoint_txn),
+        NUM("store_checkpoint_restored", ss.checkpoint_restored),
         NUM("max_key_bytes", s->cfg->max_key_bytes),
         NUM("max_value_bytes", s->cfg->max_value_bytes),
     };

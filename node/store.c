@@ -348,6 +348,10 @@ static int env_reopen(store *s, char *err, size_t errlen)
         s->rtxn_live = false;
     }
     pthread_mutex_lock(&s->map_mu);
+    /* The checkpoint's pages are held by a read of this environment: with
+     * it gone they may be reused, so the file goes first (the next
+     * checkpoint comes within a second). */
+    store_ckpt_forget(s, true);
     mdb_env_close(s->env);
     s->env = NULL;
     s->env_broken = false;
@@ -392,6 +396,7 @@ store *store_open(const store_options *opts, char *err, size_t errlen)
     pthread_mutex_init(&s->map_mu, NULL);
     store_cache_init(&s->cache, opts ? opts->cache_size : 0);
     s->wal.fd = -1;
+    s->ckpt_fd = -1;
     if (!opts || !opts->dir) {
         store_set_err(err, errlen, "storage dir not set");
         goto fail;
@@ -405,6 +410,7 @@ store *store_open(const store_options *opts, char *err, size_t errlen)
     s->wal.dir = s->dir;
     s->fsync = opts->fsync;
     s->wb_slots = opts->writeback_slots;
+    s->no_ckpt = opts->no_checkpoints;
     s->log_size = opts->log_size ? opts->log_size : STORE_LOG_SIZE_DEFAULT;
     s->env_flags = MDB_NOTLS;
     /* Under `no` (and everysec without a cache), pages are written straight
@@ -424,6 +430,9 @@ store *store_open(const store_options *opts, char *err, size_t errlen)
         s->env_flags |= MDB_NOSYNC;
     else if (s->fsync != STORE_FSYNC_ALWAYS)
         s->env_flags |= MDB_NOSYNC | MDB_WRITEMAP;
+    boot_id_read(opts->boot_id, s->boot_id, sizeof s->boot_id);
+    if (store_ckpt_restore(s, err, errlen) != 0)
+        goto fail;
     {
         char why[200];
         if (env_create(s, opts->map_size, why, sizeof why) != 0) {
@@ -441,10 +450,12 @@ store *store_open(const store_options *opts, char *err, size_t errlen)
 
     if ((rc = mdb_txn_begin(s->env, NULL, 0, &txn)) != 0 || (rc = dbi_open_all(s, txn)) != 0)
         goto fail_mdb;
-    boot_id_read(opts->boot_id, s->boot_id, sizeof s->boot_id);
     if (meta_load(s, txn, opts->dir, err, errlen) != 0)
         goto fail;
-    if (s->crash_suspect)
+    if (s->crash_suspect && s->ckpt_restored)
+        log_info("store: %s was open when the machine went down; LMDB went back to its last "
+                 "checkpoint, and the log replays the writes after it", opts->dir);
+    else if (s->crash_suspect)
         log_error("store: %s was open with fsync everysec or no when the machine went down "
                   "(it has booted since, and the store was not closed): LMDB's file may be "
                   "inconsistent. If reads report corrupt records or the node misbehaves, stop "
@@ -467,6 +478,7 @@ store *store_open(const store_options *opts, char *err, size_t errlen)
         goto fail_mdb;
     if (store_wb_open(s, err, errlen) != 0)
         goto fail;
+    store_ckpt_begin(s);
     if (s->fsync == STORE_FSYNC_EVERYSEC && store_syncer_start(s, err, errlen) != 0)
         goto fail;
     return s;
@@ -480,6 +492,8 @@ fail_mdb:
 fail:
     if (txn)
         mdb_txn_abort(txn);
+    store_ckpt_forget(s, false);
+    free(s->ckpt_page);
     if (s->env)
         mdb_env_close(s->env);
     pthread_mutex_destroy(&s->map_mu);
@@ -494,6 +508,7 @@ fail:
 /* The end of close and abandon: the environment and the memory. */
 static void free_store(store *s)
 {
+    free(s->ckpt_page);
     mdb_env_close(s->env);
     pthread_mutex_destroy(&s->map_mu);
     store_cache_free(&s->cache);
@@ -542,6 +557,8 @@ void store_close(store *s)
     rc = s->env ? mdb_env_sync(s->env, 1) : -1;
     if (s->env && rc != 0)
         log_error("store: fsync at close failed: %s", mdb_strerror(rc));
+    /* LMDB is whole on disk: the checkpoint goes before the log does. */
+    store_ckpt_forget(s, rc == 0);
     store_wb_close(s, rc == 0);
     free_store(s);
 }
@@ -555,6 +572,7 @@ void store_abandon(store *s)
         mdb_txn_abort(s->wtxn);
     if (s->rtxn)
         mdb_txn_abort(s->rtxn);
+    store_ckpt_forget(s, false); /* the file stays, as a kill -9 leaves it */
     for (size_t i = 0; i < s->nold_fds; i++)
         close(s->old_fds[i]);
     free(s->old_fds);
@@ -943,7 +961,10 @@ void store_get_stats(const store *s, store_stats *out)
                          .dirty = s->cache.dirty_n, .dirty_bytes = s->cache.dirty_bytes,
                          .written_back = s->cache.flushed,
                          .wal_segments = s->wb ? s->wal.seq - s->wal_first + 1 : 0,
-                         .log_bytes = s->wb ? atomic_load(&s->log_bytes) : 0};
+                         .log_bytes = s->wb ? atomic_load(&s->log_bytes) : 0,
+                         .checkpoints = atomic_load(&s->checkpoints),
+                         .checkpoint_txn = atomic_load(&s->ckpt_txnid),
+                         .checkpoint_restored = s->ckpt_restored};
 }
 
 uint64_t store_token(const void *key, size_t klen)

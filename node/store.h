@@ -61,6 +61,9 @@ typedef struct store_options {
     size_t writeback_slots; /* tests: the write-behind flush looks at this
                              * many cache slots in every commit; 0: paced
                              * by time (store_wb.c) */
+    bool no_checkpoints; /* everysec without LMDB checkpoints: a machine
+                          * crash may leave LMDB inconsistent
+                          * (store_checkpoint.c) */
 } store_options;
 
 /* A record's version: newest (hlc, origin) wins; ties on hlc break by origin. */
@@ -93,6 +96,9 @@ typedef struct store_stats {
     uint64_t dirty, dirty_bytes, written_back, wal_segments;
     uint64_t log_bytes; /* the log's segment files on disk, those waiting to
                          * be deleted included: near [storage] log_size */
+    /* LMDB checkpoints (everysec): written since open, the last one's txn,
+     * and the txn this open went back to after a machine crash (0: none). */
+    uint64_t checkpoints, checkpoint_txn, checkpoint_restored;
 } store_stats;
 
 /* Opens (creating if needed) the store in opts->dir. Returns NULL and a
@@ -107,6 +113,10 @@ void store_close(store *s);
  * pending is committed or logged, nothing is written back or synced; the
  * files keep what a kill -9 would leave. */
 void store_abandon(store *s);
+
+/* For tests: while hold, no checkpoint is taken (as when writing them
+ * fails): the last one and the log segments after it stay. */
+void store_hold_checkpoints(store *s, bool hold);
 
 /* Reads key. now_ms decides expiry. Returns STORE_OK with *out filled,
  * STORE_NOT_FOUND, or an error with a message in err (STORE_ERR_IO for a

@@ -112,6 +112,25 @@ struct store {
     size_t sweep_klen;
     bool sweep_at; /* false: the next sweep starts at the first key */
 
+    /* LMDB checkpoints under everysec (store_checkpoint.c). The syncer's,
+     * except at open and close; ckpt_cand and ckpt_pin change under map_mu
+     * (a reopen of the environment ends them). */
+    bool ckpt_on;             /* off: fsync is not everysec, or the layout is not known */
+    bool no_ckpt;             /* store_options.no_checkpoints */
+    int ckpt_fd;              /* the file, open from the first checkpoint written; -1 */
+    unsigned ckpt_fd_gen;     /* ckpt_gen when ckpt_fd was made */
+    _Atomic unsigned ckpt_gen; /* moves when the file is removed under the syncer */
+    unsigned ckpt_slot;       /* the file's slot the next checkpoint goes to */
+    _Atomic bool ckpt_hold;   /* store_hold_checkpoints */
+    uint8_t *ckpt_page;       /* the candidate's meta page, and room to check and write it */
+    MDB_txn *ckpt_cand;       /* a read of the next checkpoint's snapshot, until saved */
+    uint64_t ckpt_cand_commit; /* the commit number its snapshot holds */
+    MDB_txn *ckpt_pin;        /* the read of the checkpoint in the file: keeps its pages */
+    uint64_t ckpt_commit;     /* the commit number that checkpoint holds */
+    uint64_t ckpt_warn_ms;    /* monotonic: the last "checkpoint failed" warning */
+    uint64_t ckpt_restored;   /* this open went back to the checkpoint of this txn (0: no) */
+    _Atomic uint64_t checkpoints, ckpt_txnid; /* for the stats */
+
     bool syncer_on, syncer_stop;
     _Atomic int sync_error;   /* last background fsync error, 0 after a success */
     pthread_t syncer;
@@ -135,6 +154,28 @@ store_result store_batch_begin(store *s, char *err, size_t errlen);
 void store_batch_discard(store *s);
 /* The batch's read snapshot, begun on first use. */
 store_result store_snapshot(store *s, char *err, size_t errlen);
+
+/* ---- LMDB checkpoints (store_checkpoint.c) ---- */
+
+/* Before LMDB opens (s->dir, s->boot_id set): when the checkpoint file names
+ * another boot, its meta page goes over LMDB's. 0, or -1 with a message. */
+int store_ckpt_restore(store *s, char *err, size_t errlen);
+/* At open, after the open's sync (s->fd, s->psize, s->wb set): turns
+ * checkpoints on under everysec and writes the first. Never fails the open. */
+int store_ckpt_begin(store *s);
+/* The syncer, before its syncs: a read of the latest snapshot, which holds
+ * the commits up to `commit`, and a copy of its meta page. */
+bool store_ckpt_take(store *s, uint64_t commit);
+/* The syncer, after its syncs (synced: all of them worked): the file, and
+ * the taken read in place of the one before; or the taken read ended. */
+void store_ckpt_save(store *s, bool synced);
+/* The commit number up to which log segments may go: `synced`, or less
+ * while checkpoints are on (the segments after the checkpoint stay). */
+uint64_t store_ckpt_covered(const store *s, uint64_t synced);
+/* Ends the checkpoint reads (before the environment closes), and removes
+ * the file (durably) when remove_file. Under map_mu, or with the syncer
+ * stopped. */
+void store_ckpt_forget(store *s, bool remove_file);
 
 /* ---- the data file's reserved space (store_space.c) ---- */
 

@@ -13,7 +13,8 @@
 #include "store_int.h"
 
 /* Deletes the retired log segments whose last record LMDB committed by
- * commit number `synced`, which an LMDB sync has made durable. */
+ * commit number `synced`, which an LMDB sync and checkpoint have made
+ * durable. */
 static void delete_retired(store *s, uint64_t synced)
 {
     char path[PATH_MAX + 32];
@@ -68,9 +69,17 @@ static void *syncer_main(void *arg)
         uint64_t seq = s->wal.seq;
         size_t nfds = s->nold_fds;
         uint64_t synced = atomic_load(&s->commits_a);
+        bool ckpt = s->wb && s->ckpt_on;
         s->old_fds = NULL;
         s->nold_fds = s->old_fds_cap = 0;
         pthread_mutex_unlock(&s->mu);
+        /* The snapshot of the next LMDB checkpoint, before the syncs that
+         * make it whole on disk (store_checkpoint.c). Once a second, as the
+         * syncs: at 200 ms the data file grew less under a heavy write-back
+         * (+25% against +50%), but SET p99 rose by a tenth, from the extra
+         * journal commits. */
+        if (ckpt)
+            ckpt = store_ckpt_take(s, synced);
         rc = 0;
         for (size_t i = 0; i < nfds; i++) {
             if (fdatasync(fds[i]) != 0 && rc == 0)
@@ -94,8 +103,10 @@ static void *syncer_main(void *arg)
         if (rc == 0)
             rc = s->env ? mdb_env_sync(s->env, 1) : 0;
         pthread_mutex_unlock(&s->map_mu);
+        if (ckpt)
+            store_ckpt_save(s, rc == 0);
         if (rc == 0 && s->wb)
-            delete_retired(s, synced);
+            delete_retired(s, store_ckpt_covered(s, synced));
         if (rc != 0 && atomic_load(&s->sync_error) == 0)
             log_error("store: background fsync failed: %s; refusing writes until a "
                       "sync succeeds", mdb_strerror(rc));

@@ -25,6 +25,7 @@ static void test_defaults(void **state)
     assert_int_equal(c.max_output_buffer, 64 * MiB);
     assert_int_equal(c.map_size, 64 * GiB);
     assert_int_equal(c.log_size, GiB);
+    assert_int_equal(c.checkpoints, 1);
     assert_int_equal(c.tombstone_ttl_ms, 86400000);
     assert_int_equal(c.sweep_interval_ms, 1000);
     assert_int_equal(c.n, 3);
@@ -199,6 +200,8 @@ static void test_set_numbers(void **state)
         {"storage", "map_size", "17179869184GiB", 0, UINT64_MAX},
         {"storage", "log_size", "1MiB", offsetof(config, log_size), MiB},
         {"storage", "log_size", "4GiB", offsetof(config, log_size), 4 * GiB},
+        {"storage", "checkpoints", "no", offsetof(config, checkpoints), 0},
+        {"storage", "checkpoints", "maybe", 0, UINT64_MAX},
         {"storage", "log_size", "1048575", 0, UINT64_MAX},
         {"storage", "tombstone_ttl", "10d", offsetof(config, tombstone_ttl_ms), 864000000},
         {"storage", "tombstone_ttl", "0", offsetof(config, tombstone_ttl_ms), 0},
