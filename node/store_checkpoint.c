@@ -30,12 +30,9 @@
  * whose pages nothing has overwritten, and the log replays the rest.
  *
  * The file has two slots, written in turn in place (a rename and a sync of
- * the directory five times a second would be as many journal commits); the
- * newest whole one counts, and the other holds the checkpoint before until
- * the new one is on disk. A slot: "RKVCKPT1", the page size (4 bytes,
- * little-endian), 4 zero bytes, the txn id and the store's commit number (8
- * bytes each), the boot id (40 bytes, NUL-padded), the meta page, and
- * XXH3-64 of all that before it (8 bytes).
+ * the directory would be a journal commit each time); the newest whole one
+ * counts, and the other holds the checkpoint before until the new one is on
+ * disk. The format is in store_ckpt_file.h.
  *
  * The meta page's layout is LMDB 0.9's on-disk format (the page header,
  * then the meta with its magic at byte 16, the last page at 136 and the txn
@@ -50,48 +47,14 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
-#include <xxhash.h>
 
 #include "log.h"
+#include "store_ckpt_file.h"
 #include "store_int.h"
-
-#define CKPT_MAGIC "RKVCKPT1"
-#define CKPT_HDR (8 + 4 + 4 + 8 + 8 + 40)
-/* LMDB 0.9's meta page. */
-#define META_FLAGS_AT 10
-#define META_FLAG 0x08
-#define META_MAGIC_AT 16
-#define META_MAGIC 0xBEEFC0DEu
-#define META_VERSION_AT 20
-#define META_LAST_PG_AT 136
-#define META_TXNID_AT 144
-
-static uint64_t get_le(const uint8_t *p, int n)
-{
-    uint64_t v = 0;
-    for (int i = n - 1; i >= 0; i--)
-        v = v << 8 | p[i];
-    return v;
-}
-
-static void put_le(uint8_t *p, uint64_t v, int n)
-{
-    for (int i = 0; i < n; i++, v >>= 8)
-        p[i] = (uint8_t)v;
-}
 
 static void ckpt_path(char *buf, size_t len, const char *dir, const char *name)
 {
     snprintf(buf, len, "%s/%s", dir, name);
-}
-
-/* A meta page of LMDB 0.9: its txn id, or 0 when page is not one. */
-static uint64_t meta_txnid(const uint8_t *page, size_t psize)
-{
-    if (psize < META_TXNID_AT + 8 || (get_le(page + META_FLAGS_AT, 2) & META_FLAG) == 0 ||
-        get_le(page + META_MAGIC_AT, 4) != META_MAGIC || get_le(page + META_VERSION_AT, 4) != 1)
-        return 0;
-    return get_le(page + META_TXNID_AT, 8);
 }
 
 static int sync_dir(const char *dir)
@@ -149,7 +112,7 @@ bool store_ckpt_take(store *s, uint64_t commit)
         /* The slot of X's meta page, read twice alike: a commit may be
          * writing it (then it is X + 2's, or torn, and X waits a second). */
         off_t at = (off_t)((x & 1) * s->psize);
-        if (pread(s->fd, page, s->psize, at) == (ssize_t)s->psize && meta_txnid(page, s->psize) == x &&
+        if (pread(s->fd, page, s->psize, at) == (ssize_t)s->psize && ckpt_meta_txnid(page, s->psize) == x &&
             pread(s->fd, page + s->psize, s->psize, at) == (ssize_t)s->psize &&
             memcmp(page, page + s->psize, s->psize) == 0) {
             s->ckpt_cand = txn, s->ckpt_cand_commit = commit;
@@ -177,7 +140,7 @@ static int file_fd(store *s)
     int fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd < 0)
         return -1;
-    if (ftruncate(fd, (off_t)(2 * (CKPT_HDR + s->psize + 8))) != 0 || fsync(fd) != 0 ||
+    if (ftruncate(fd, (off_t)(2 * CKPT_SLOT(s->psize))) != 0 || fsync(fd) != 0 ||
         sync_dir(s->dir) != 0) {
         int e = errno;
         close(fd);
@@ -196,19 +159,12 @@ static int file_fd(store *s)
  * whole on disk. 0, or -1 with errno. */
 static int write_file(store *s)
 {
-    size_t len = CKPT_HDR + s->psize + 8;
+    size_t len = CKPT_SLOT(s->psize);
     uint8_t *b = s->ckpt_page + 2 * s->psize; /* room for a slot, after the two reads */
     int fd = file_fd(s);
     if (fd < 0)
         return -1;
-    memset(b, 0, CKPT_HDR);
-    memcpy(b, CKPT_MAGIC, 8);
-    put_le(b + 8, s->psize, 4);
-    put_le(b + 16, meta_txnid(s->ckpt_page, s->psize), 8);
-    put_le(b + 24, s->ckpt_cand_commit, 8);
-    memcpy(b + 32, s->boot_id, strnlen(s->boot_id, 39));
-    memcpy(b + CKPT_HDR, s->ckpt_page, s->psize);
-    put_le(b + CKPT_HDR + s->psize, XXH3_64bits(b, CKPT_HDR + s->psize), 8);
+    ckpt_encode_slot(b, s->ckpt_page, s->psize, s->ckpt_cand_commit, s->boot_id);
     if (pwrite(fd, b, len, (off_t)(s->ckpt_slot * len)) != (ssize_t)len || fdatasync(fd) != 0)
         return -1;
     s->ckpt_slot ^= 1;
@@ -244,7 +200,7 @@ void store_ckpt_save(store *s, bool synced)
         end_read(&s->ckpt_pin);
         s->ckpt_pin = s->ckpt_cand, s->ckpt_cand = NULL;
         s->ckpt_commit = s->ckpt_cand_commit;
-        atomic_store(&s->ckpt_txnid, meta_txnid(s->ckpt_page, s->psize));
+        atomic_store(&s->ckpt_txnid, ckpt_meta_txnid(s->ckpt_page, s->psize));
         atomic_fetch_add(&s->checkpoints, 1);
     }
     pthread_mutex_unlock(&s->map_mu);
@@ -292,7 +248,7 @@ int store_ckpt_begin(store *s)
         store_ckpt_forget(s, true); /* a file of a run before names pages nothing holds now */
         return 0;
     }
-    if (!(s->ckpt_page = malloc(3 * s->psize + CKPT_HDR + 8))) {
+    if (!(s->ckpt_page = malloc(2 * s->psize + CKPT_SLOT(s->psize)))) {
         ckpt_off(s, "out of memory");
         return 0;
     }
@@ -317,43 +273,30 @@ int store_ckpt_begin(store *s)
 static uint64_t read_file(const char *dir, uint8_t **page, size_t *psize, char boot[40])
 {
     char path[PATH_MAX];
-    uint8_t hdr[CKPT_HDR];
+    size_t cap = 2 * CKPT_SLOT(CKPT_PSIZE_MAX), len = 0;
     ckpt_path(path, sizeof path, dir, "checkpoint");
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
         return 0;
-    uint64_t best = 0;
-    uint8_t *b = NULL;
-    size_t ps = 0;
-    if (read(fd, hdr, sizeof hdr) == (ssize_t)sizeof hdr && memcmp(hdr, CKPT_MAGIC, 8) == 0)
-        ps = (size_t)get_le(hdr + 8, 4);
-    size_t len = CKPT_HDR + ps + 8;
-    if (ps >= 512 && ps <= 65536 && (b = malloc(len)) != NULL) {
-        for (int slot = 0; slot < 2; slot++) {
-            uint64_t x;
-            if (pread(fd, b, len, (off_t)(slot * len)) != (ssize_t)len ||
-                memcmp(b, CKPT_MAGIC, 8) != 0 || get_le(b + 8, 4) != ps ||
-                XXH3_64bits(b, CKPT_HDR + ps) != get_le(b + CKPT_HDR + ps, 8) ||
-                !(x = meta_txnid(b + CKPT_HDR, ps)) || x != get_le(b + 16, 8) || x <= best)
-                continue; /* empty, torn, or older */
-            if (!*page && !(*page = malloc(ps)))
-                break;
-            best = x;
-            memcpy(boot, b + 32, 39);
-            boot[39] = '\0';
-            memcpy(*page, b + CKPT_HDR, ps);
-            *psize = ps;
-        }
-    }
-    free(b);
+    uint8_t *buf = malloc(cap);
+    ssize_t n = 0;
+    while (buf && len < cap && (n = pread(fd, buf + len, cap - len, (off_t)len)) > 0)
+        len += (size_t)n;
     close(fd);
-    return best;
+    const uint8_t *at;
+    uint64_t x = buf ? ckpt_parse(buf, len, &at, psize, boot) : 0;
+    if (x && (*page = malloc(*psize)) != NULL)
+        memcpy(*page, at, *psize);
+    else
+        x = 0;
+    free(buf);
+    return x;
 }
 
 int store_ckpt_restore(store *s, char *err, size_t errlen)
 {
     char path[PATH_MAX], boot[40];
-    uint8_t *page = NULL, cur[2][META_TXNID_AT + 8];
+    uint8_t *page = NULL, cur[2][CKPT_META_TXNID_AT + 8];
     boot[0] = '\0';
     size_t psize = 0;
     uint64_t x = read_file(s->dir, &page, &psize, boot);
@@ -373,9 +316,9 @@ int store_ckpt_restore(store *s, char *err, size_t errlen)
         rc = -1;
         goto out;
     }
-    uint64_t t0 = meta_txnid(cur[0], sizeof cur[0]), t1 = meta_txnid(cur[1], sizeof cur[1]);
+    uint64_t t0 = ckpt_meta_txnid(cur[0], sizeof cur[0]), t1 = ckpt_meta_txnid(cur[1], sizeof cur[1]);
     uint64_t newest = t0 > t1 ? t0 : t1;
-    uint64_t last_pg = get_le(page + META_LAST_PG_AT, 8);
+    uint64_t last_pg = ckpt_get_le(page + CKPT_META_LAST_PG_AT, 8);
     if (newest <= x) {
         goto out; /* LMDB is at the checkpoint: nothing after it reached the disk */
     }
@@ -388,7 +331,7 @@ int store_ckpt_restore(store *s, char *err, size_t errlen)
     /* The checkpoint's meta page in both slots (each with its own page
      * number), then synced: LMDB opens at X. */
     for (uint64_t slot = 0; slot < 2 && rc == 0; slot++) {
-        put_le(page, slot, 8);
+        ckpt_put_le(page, slot, 8);
         if (pwrite(fd, page, psize, (off_t)(slot * psize)) != (ssize_t)psize)
             rc = -1;
     }
