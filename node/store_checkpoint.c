@@ -57,16 +57,14 @@ static void ckpt_path(char *buf, size_t len, const char *dir, const char *name)
     snprintf(buf, len, "%s/%s", dir, name);
 }
 
-static int sync_dir(const char *dir)
+/* Removes the file, durably; a syncer holding it open makes it again. */
+static void remove_file(store *s)
 {
-    int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (dfd < 0)
-        return -1;
-    int rc = fsync(dfd);
-    int e = errno;
-    close(dfd);
-    errno = e;
-    return rc;
+    char path[PATH_MAX];
+    ckpt_path(path, sizeof path, s->dir, "checkpoint");
+    atomic_fetch_add(&s->ckpt_gen, 1);
+    if (unlink(path) == 0 ? store_sync_dir(s->dir) != 0 : errno != ENOENT)
+        log_warn("store: removing %s failed: %s", path, strerror(errno));
 }
 
 static void ckpt_off(store *s, const char *why)
@@ -141,7 +139,7 @@ static int file_fd(store *s)
     if (fd < 0)
         return -1;
     if (ftruncate(fd, (off_t)(2 * CKPT_SLOT(s->psize))) != 0 || fsync(fd) != 0 ||
-        sync_dir(s->dir) != 0) {
+        store_sync_dir(s->dir) != 0) {
         int e = errno;
         close(fd);
         unlink(path);
@@ -189,13 +187,10 @@ void store_ckpt_save(store *s, bool synced)
     } else if (!s->ckpt_cand) {
         /* A reopen of the environment ended the read while the file was
          * written: its pages are no longer held, so neither is the file. */
-        char path[PATH_MAX];
-        ckpt_path(path, sizeof path, s->dir, "checkpoint");
         if (s->ckpt_fd >= 0)
             close(s->ckpt_fd);
         s->ckpt_fd = -1;
-        if ((unlink(path) != 0 && errno != ENOENT) || sync_dir(s->dir) != 0)
-            log_warn("store: removing %s failed: %s", path, strerror(errno));
+        remove_file(s);
     } else {
         end_read(&s->ckpt_pin);
         s->ckpt_pin = s->ckpt_cand, s->ckpt_cand = NULL;
@@ -221,7 +216,7 @@ uint64_t store_ckpt_covered(const store *s, uint64_t synced)
     return s->ckpt_commit < synced ? s->ckpt_commit : synced;
 }
 
-void store_ckpt_forget(store *s, bool remove_file)
+void store_ckpt_forget(store *s, bool remove)
 {
     end_read(&s->ckpt_cand);
     end_read(&s->ckpt_pin);
@@ -232,13 +227,8 @@ void store_ckpt_forget(store *s, bool remove_file)
         close(s->ckpt_fd);
         s->ckpt_fd = -1;
     }
-    if (remove_file) {
-        char path[PATH_MAX];
-        ckpt_path(path, sizeof path, s->dir, "checkpoint");
-        atomic_fetch_add(&s->ckpt_gen, 1);
-        if (unlink(path) == 0 ? sync_dir(s->dir) != 0 : errno != ENOENT)
-            log_warn("store: removing %s failed: %s", path, strerror(errno));
-    }
+    if (remove)
+        remove_file(s);
 }
 
 int store_ckpt_begin(store *s)

@@ -155,6 +155,9 @@ void store_batch_discard(store *s);
 /* The batch's read snapshot, begun on first use. */
 store_result store_snapshot(store *s, char *err, size_t errlen);
 
+/* fsync of directory dir (store_sync.c): 0, or -1 with errno. */
+int store_sync_dir(const char *dir);
+
 /* ---- LMDB checkpoints (store_checkpoint.c) ---- */
 
 /* Before LMDB opens (s->dir, s->boot_id set): when the checkpoint file names
@@ -173,9 +176,9 @@ void store_ckpt_save(store *s, bool synced);
  * while checkpoints are on (the segments after the checkpoint stay). */
 uint64_t store_ckpt_covered(const store *s, uint64_t synced);
 /* Ends the checkpoint reads (before the environment closes), and removes
- * the file (durably) when remove_file. Under map_mu, or with the syncer
+ * the file (durably) when remove. Under map_mu, or with the syncer
  * stopped. */
-void store_ckpt_forget(store *s, bool remove_file);
+void store_ckpt_forget(store *s, bool remove);
 
 /* ---- the data file's reserved space (store_space.c) ---- */
 

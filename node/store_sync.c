@@ -12,6 +12,18 @@
 #include "log.h"
 #include "store_int.h"
 
+int store_sync_dir(const char *dir)
+{
+    int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd < 0)
+        return -1;
+    int rc = fsync(dfd);
+    int e = errno;
+    close(dfd);
+    errno = e;
+    return rc;
+}
+
 /* Deletes the retired log segments whose last record LMDB committed by
  * commit number `synced`, which an LMDB sync and checkpoint have made
  * durable. */
@@ -84,13 +96,10 @@ static void *syncer_main(void *arg)
             rc = errno;
         /* A new segment's name must survive a power loss as its bytes do. */
         if (cur >= 0 && seq != dir_synced && rc == 0) {
-            int dfd = open(s->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-            if (dfd < 0 || fsync(dfd) != 0)
+            if (store_sync_dir(s->dir) != 0)
                 rc = errno;
             else
                 dir_synced = seq;
-            if (dfd >= 0)
-                close(dfd);
         }
         /* The snapshot of the next LMDB checkpoint, just before the sync
          * that makes it whole on disk (store_checkpoint.c): the read that

@@ -10,7 +10,6 @@
  */
 #include "store_fx.h" /* first: it defines _GNU_SOURCE */
 
-#include <errno.h>
 #include <fcntl.h>
 
 static store *open_boot(fx *f, const char *boot)
@@ -28,6 +27,15 @@ static store *open_boot(fx *f, const char *boot)
 static void path_in(const fx *f, const char *name, char *buf, size_t len)
 {
     snprintf(buf, len, "%s/%s", f->dir, name);
+}
+
+/* Whether the data dir holds a checkpoint file. */
+static bool has_checkpoint(const fx *f)
+{
+    char path[128];
+    struct stat st;
+    path_in(f, "checkpoint", path, sizeof path);
+    return stat(path, &st) == 0;
 }
 
 static uint64_t le(const uint8_t *p, int n)
@@ -194,16 +202,12 @@ static void test_restore_after_machine_crash(void **state)
 static void test_clean_close_removes_it(void **state)
 {
     fx *f = *state;
-    char path[128];
-    struct stat st;
-    path_in(f, "checkpoint", path, sizeof path);
     f->s = open_boot(f, "boot-1");
-    assert_int_equal(stat(path, &st), 0);
+    assert_true(has_checkpoint(f));
     write_keys(f, "C", 0, 500, 100, at_ms(1000));
     store_close(f->s);
     f->s = NULL;
-    assert_int_equal(stat(path, &st), -1);
-    assert_int_equal(errno, ENOENT);
+    assert_false(has_checkpoint(f));
     f->s = open_boot(f, "boot-2");
     assert_int_equal(stats(f).checkpoint_restored, 0);
     assert_false(store_crash_suspect(f->s));
@@ -216,38 +220,35 @@ static void test_clean_close_removes_it(void **state)
 static void test_only_everysec(void **state)
 {
     fx *f = *state;
-    char path[128];
-    struct stat st;
-    path_in(f, "checkpoint", path, sizeof path);
     f->s = open_boot(f, "boot-1");
     store_abandon(f->s);
     f->s = NULL;
-    assert_int_equal(stat(path, &st), 0);
+    assert_true(has_checkpoint(f));
     reopen_fsync(f, 64 * MB, STORE_FSYNC_ALWAYS);
-    assert_int_equal(stat(path, &st), -1);
+    assert_false(has_checkpoint(f));
     put(f, "k", 1, "v", 1, at_ms(1));
     commit(f);
     assert_int_equal(stats(f).checkpoints, 0);
-    assert_int_equal(stat(path, &st), -1);
+    assert_false(has_checkpoint(f));
     reopen_fsync(f, 64 * MB, STORE_FSYNC_NO);
     assert_int_equal(stats(f).checkpoints, 0);
-    assert_int_equal(stat(path, &st), -1);
+    assert_false(has_checkpoint(f));
 
     /* everysec with checkpoints turned off ([storage] checkpoints = no). */
     store_close(f->s);
     f->s = open_boot(f, "boot-1");
     store_abandon(f->s);
-    assert_int_equal(stat(path, &st), 0);
+    assert_true(has_checkpoint(f));
     store_options o = {.dir = f->dir, .map_size = 256 * MB, .fsync = STORE_FSYNC_EVERYSEC,
                        .cache_size = 64 * MB, .boot_id = "boot-1", .no_checkpoints = true};
     f->s = store_open(&o, f->err, sizeof f->err);
     assert_non_null(f->s);
-    assert_int_equal(stat(path, &st), -1);
+    assert_false(has_checkpoint(f));
     put(f, "k", 1, "v", 1, at_ms(2));
     commit(f);
     usleep(1200 * 1000);
     assert_int_equal(stats(f).checkpoints, 0);
-    assert_int_equal(stat(path, &st), -1);
+    assert_false(has_checkpoint(f));
 }
 
 int main(void)
