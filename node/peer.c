@@ -166,33 +166,37 @@ int peer_frame_append(struct evbuffer *out, const Ringkv__Envelope *env, size_t 
 
 /* protobuf-c 1.4 keeps a field numbered 0 (invalid protobuf) as an unknown
  * field when its key is over-long, and cannot decode it once packed again;
- * such input is refused, so whatever a node accepts survives a relay. */
+ * such input is refused, so whatever a node accepts survives a relay. The
+ * walk follows the descriptors into every message set (the oneof body that
+ * is, repeated ones too): a list of the bodies known missed the records of
+ * an anti-entropy answer, which fuzz_peer found. */
 static bool has_field_zero(const ProtobufCMessage *m)
 {
     for (unsigned i = 0; i < m->n_unknown_fields; i++)
         if (m->unknown_fields[i].tag == 0)
             return true;
-    return false;
-}
-
-static bool nested_field_zero(const Ringkv__Envelope *env)
-{
-    switch (env->body_case) {
-    case RINGKV__ENVELOPE__BODY_ERROR:
-        return has_field_zero(&env->error->base);
-    case RINGKV__ENVELOPE__BODY_WRITE:
-        return has_field_zero(&env->write->base) ||
-               (env->write->record && has_field_zero(&env->write->record->base));
-    case RINGKV__ENVELOPE__BODY_WRITE_ACK:
-        return has_field_zero(&env->write_ack->base);
-    case RINGKV__ENVELOPE__BODY_READ:
-        return has_field_zero(&env->read->base);
-    case RINGKV__ENVELOPE__BODY_READ_REPLY:
-        return has_field_zero(&env->read_reply->base) ||
-               (env->read_reply->record && has_field_zero(&env->read_reply->record->base));
-    default:
-        return false;
+    const ProtobufCMessageDescriptor *d = m->descriptor;
+    const char *base = (const char *)m;
+    for (unsigned i = 0; i < d->n_fields; i++) {
+        const ProtobufCFieldDescriptor *f = &d->fields[i];
+        if (f->type != PROTOBUF_C_TYPE_MESSAGE)
+            continue;
+        if (f->label == PROTOBUF_C_LABEL_REPEATED) {
+            size_t n = *(const size_t *)(const void *)(base + f->quantifier_offset);
+            ProtobufCMessage *const *v = *(ProtobufCMessage *const *const *)(const void *)(base + f->offset);
+            for (size_t k = 0; k < n; k++)
+                if (v[k] && has_field_zero(v[k]))
+                    return true;
+            continue;
+        }
+        if ((f->flags & PROTOBUF_C_FIELD_FLAG_ONEOF) &&
+            *(const uint32_t *)(const void *)(base + f->quantifier_offset) != f->id)
+            continue; /* another member of the oneof is set */
+        const ProtobufCMessage *sub = *(ProtobufCMessage *const *)(const void *)(base + f->offset);
+        if (sub && has_field_zero(sub))
+            return true;
     }
+    return false;
 }
 
 /* A varint at *p, before end: false when cut short or over ten bytes. */
@@ -268,7 +272,7 @@ static Ringkv__Envelope *decode_with(ProtobufCAllocator *alloc, const uint8_t *b
         set_err(err, errlen, "frame body of %zu bytes is not a valid Envelope", len);
         return NULL;
     }
-    if (has_field_zero(&env->base) || nested_field_zero(env)) {
+    if (has_field_zero(&env->base)) {
         set_err(err, errlen, "frame body holds a field numbered 0 (invalid protobuf)");
         ringkv__envelope__free_unpacked(env, alloc);
         return NULL;

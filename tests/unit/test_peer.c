@@ -257,6 +257,27 @@ static void test_envelope_rejections(void **state)
     assert_non_null(strstr(err, "not a valid Envelope"));
     const uint8_t junk[] = {0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff};
     assert_null(peer_envelope_decode(junk, sizeof junk, err, sizeof err));
+    /* A field numbered 0 with an over-long key (0x80 0x00), which
+     * protobuf-c keeps but cannot read back once packed: in the envelope,
+     * in its body, and in a record of a repeated field of a body (found by
+     * fuzz_peer in a MerkleLeavesReply). */
+    const uint8_t zero_top[] = {0x08, 0x01, 0x80, 0x00, 0x4e};
+    const uint8_t zero_body[] = {0x08, 0x01, 0xba, 0x01, 0x05, 0x08, 0x08, 0x80, 0x00, 0x4e};
+    const uint8_t zero_record[] = {0x08, 0x01, 0xba, 0x01, 0x0b, 0x08, 0x08, 0x22, 0x07,
+                                   0x0a, 0x02, 'k', '1', 0x80, 0x00, 0x4e};
+    const uint8_t *zeros[] = {zero_top, zero_body, zero_record};
+    const size_t zlens[] = {sizeof zero_top, sizeof zero_body, sizeof zero_record};
+    for (int i = 0; i < 3; i++) {
+        assert_null(peer_envelope_decode(zeros[i], zlens[i], err, sizeof err));
+        assert_string_equal(err, "frame body holds a field numbered 0 (invalid protobuf)");
+    }
+    /* The same bodies with the field numbered 15 instead decode. */
+    const uint8_t ok_record[] = {0x08, 0x01, 0xba, 0x01, 0x0b, 0x08, 0x08, 0x22, 0x07,
+                                 0x0a, 0x02, 'k', '1', 0xf8, 0x00, 0x4e};
+    Ringkv__Envelope *env = peer_envelope_decode(ok_record, sizeof ok_record, err, sizeof err);
+    assert_non_null(env);
+    assert_int_equal(env->merkle_leaves_reply->n_records, 1);
+    peer_envelope_free(env);
     peer_envelope_free(NULL);
 }
 
