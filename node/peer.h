@@ -148,6 +148,15 @@ size_t peer_frame_size(const Ringkv__Envelope *env);
  * Returns 0, or -1 when out of memory (nothing appended). */
 int peer_frame_append(struct evbuffer *out, const Ringkv__Envelope *env, size_t len);
 
+struct bufferevent;
+/* Writes bev's output to its socket now, without arming EPOLLOUT: for a
+ * connection whose bufferevent has EV_WRITE disabled while it keeps up.
+ * True when all of it went out. What the socket does not take (or an
+ * error) is left to the bufferevent, with EV_WRITE enabled: it writes the
+ * rest, or reports the error to the event callback. With EV_WRITE already
+ * on, it leaves the output to the bufferevent. */
+bool peer_write_direct(struct bufferevent *bev);
+
 /* Decodes a frame body. Returns the Envelope (free it with
  * peer_envelope_free), or NULL with a message: not protobuf, or a version
  * other than PEER_VERSION. */

@@ -443,11 +443,39 @@ static void on_link_read(struct bufferevent *bev, void *arg)
     }
 }
 
+/* EV_WRITE is on while connecting and while the socket is full: once the
+ * output is all out, the link goes back to on_flush. */
+static void on_link_write(struct bufferevent *bev, void *arg)
+{
+    link *ln = arg;
+    if (ln->state == LINK_UP && evbuffer_get_length(bufferevent_get_output(bev)) == 0)
+        bufferevent_disable(bev, EV_WRITE);
+}
+
+/* The end of a pass: each link's requests go to its socket in one write,
+ * without arming EPOLLOUT (see peer_write_direct and peer.c's on_flush). */
+static void on_flush(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    replica *r = arg;
+    while (r->flush) {
+        link *ln = r->flush;
+        r->flush = ln->flush_next;
+        ln->flush_queued = false;
+        if (ln->bev && ln->state == LINK_UP)
+            peer_write_direct(ln->bev);
+    }
+}
+
 static void on_link_event(struct bufferevent *bev, short what, void *arg)
 {
-    (void)bev;
     link *ln = arg;
     if (what & BEV_EVENT_CONNECTED) {
+        /* Requests queued while connecting go out through the bufferevent,
+         * and then on_link_write hands the link to on_flush. */
+        if (evbuffer_get_length(bufferevent_get_output(bev)) == 0)
+            bufferevent_disable(bev, EV_WRITE);
         ln->state = LINK_UP;
         ln->last_active_ms = ln->progress_ms = replica_mono_ms();
         ln->backoff_ms = 0;
@@ -531,7 +559,7 @@ static int link_connect(link *ln)
         replica_say(ln->last_err, sizeof ln->last_err, "out of memory");
         return -1;
     }
-    bufferevent_setcb(ln->bev, on_link_read, NULL, on_link_event, ln);
+    bufferevent_setcb(ln->bev, on_link_read, on_link_write, on_link_event, ln);
     bufferevent_setwatermark(ln->bev, EV_READ, 0, PEER_HEADER_BYTES + PEER_MAX_FRAME);
     if (bufferevent_socket_connect(ln->bev, (struct sockaddr *)&ss, (int)sslen) != 0) {
         int e = EVUTIL_SOCKET_ERROR();
@@ -678,6 +706,13 @@ static int send_req(replica *r, const char *to, Ringkv__Envelope *env, uint64_t 
         ln->head = q;
     ln->tail = q;
     ln->ninflight++;
+    if (ln->state == LINK_UP && !ln->flush_queued) {
+        if (!r->flush)
+            event_active(r->flush_ev, EV_TIMEOUT, 1);
+        ln->flush_queued = true;
+        ln->flush_next = r->flush;
+        r->flush = ln;
+    }
     q->hnext = r->table[q->id & (r->nbuckets - 1)];
     r->table[q->id & (r->nbuckets - 1)] = q;
     r->nreqs++;
@@ -726,8 +761,9 @@ replica *replica_new(struct server *srv, struct cluster *cl, uint64_t timeout_ms
     r->timeout_ms = timeout_ms ? timeout_ms : 1;
     r->done_ev = event_new(r->base, -1, 0, on_done, r);
     r->ack_ev = event_new(r->base, -1, 0, on_acks, r);
+    r->flush_ev = event_new(r->base, -1, 0, on_flush, r);
     r->pressure_ev = evtimer_new(r->base, on_pressure, r);
-    if (!r->done_ev || !r->ack_ev || !r->pressure_ev || table_grow(r) != 0) {
+    if (!r->done_ev || !r->ack_ev || !r->flush_ev || !r->pressure_ev || table_grow(r) != 0) {
         replica_say(err, errlen, "out of memory");
         goto fail;
     }
@@ -810,6 +846,8 @@ void replica_free(replica *r)
     free(r->acks);
     if (r->ack_ev)
         event_free(r->ack_ev);
+    if (r->flush_ev)
+        event_free(r->flush_ev);
     if (r->pressure_ev)
         event_free(r->pressure_ev);
     if (r->pressed)

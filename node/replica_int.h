@@ -53,6 +53,8 @@ struct link {
     size_t ninflight;
     struct event *timer_ev;
     link *next;
+    bool flush_queued; /* in r->flush: requests to write at the pass's end */
+    link *flush_next;
 };
 
 /* Work that waits for this pass's commit. */
@@ -111,6 +113,8 @@ struct replica {
     } *acks;
     size_t nacks, capacks;
     struct event *ack_ev; /* runs replica_flush_acks after the pass end */
+    struct event *flush_ev; /* writes the links' requests (on_flush) */
+    link *flush;
     bool ack_armed;
     handoff *ho;
     replica_prefetch_fn prefetch; /* replica_set_prefetch */

@@ -14,7 +14,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "peer.h"
@@ -486,6 +490,142 @@ static void test_bad_input_dropped_server_goes_on(void **state)
     assert_string_equal(f->last_body, "ereh llits");
 }
 
+/* Answers that outgrow the socket: a peer sends requests and reads none of
+ * the answers until all are sent. The connection writes what the socket
+ * takes at each pass's end and leaves the rest to the bufferevent; once the
+ * peer reads, every answer arrives, in order, and the connection goes on
+ * answering. (Were the rest left for the next pass's write, the last
+ * answers would wait for a request that never comes.) */
+enum { OG_REQS = 150000, OG_BODY = 60 };
+
+static uint64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static void body_of(char *b, int i)
+{
+    memset(b, '.', OG_BODY);
+    char num[16];
+    int n = snprintf(num, sizeof num, "%d", i);
+    memcpy(b, num, (size_t)n);
+}
+
+/* Reads whole answer frames from fd into buf/len; checks each against the
+ * reversal of request *next and counts it. */
+static void take_answers(int fd, uint8_t *buf, size_t *len, size_t cap, int *next)
+{
+    ssize_t n;
+    while (*len < cap && (n = recv(fd, buf + *len, cap - *len, MSG_DONTWAIT)) > 0)
+        *len += (size_t)n;
+    size_t at = 0;
+    char err[128], want[OG_BODY];
+    uint32_t blen;
+    while (*len - at >= PEER_HEADER_BYTES) {
+        assert_int_equal(peer_header_check(buf + at, PEER_MAX_FRAME, &blen, err, sizeof err), 0);
+        if (*len - at - PEER_HEADER_BYTES < blen)
+            break;
+        Ringkv__Envelope *env = peer_envelope_decode(buf + at + PEER_HEADER_BYTES, blen, err,
+                                                     sizeof err);
+        assert_non_null(env);
+        assert_int_equal(env->body_case, RINGKV__ENVELOPE__BODY_PUSH_PULL);
+        assert_int_equal(env->push_pull.len, OG_BODY);
+        char body[OG_BODY];
+        body_of(body, *next);
+        for (int i = 0; i < OG_BODY; i++)
+            want[i] = body[OG_BODY - 1 - i];
+        assert_memory_equal(env->push_pull.data, want, OG_BODY);
+        peer_envelope_free(env);
+        (*next)++;
+        at += PEER_HEADER_BYTES + blen;
+    }
+    memmove(buf, buf + at, *len - at);
+    *len -= at;
+}
+
+static void test_answers_outgrow_the_socket(void **state)
+{
+    fx *f = *state;
+    struct sockaddr_in a = {.sin_family = AF_INET,
+                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK),
+                            .sin_port = htons((uint16_t)peer_bound_port(f->server))};
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    int small = 4096;
+    assert_int_equal(setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof small), 0);
+    assert_int_equal(connect(fd, (struct sockaddr *)&a, sizeof a), 0);
+    assert_int_equal(fcntl(fd, F_SETFL, O_NONBLOCK), 0);
+
+    /* All the requests, as one stream of frames, sent as the socket takes
+     * them while the loop runs; no answer is read meanwhile. */
+    Ringkv__Envelope env = RINGKV__ENVELOPE__INIT;
+    env.version = PEER_VERSION;
+    env.body_case = RINGKV__ENVELOPE__BODY_PUSH_PULL;
+    char body[OG_BODY];
+    env.push_pull.data = (uint8_t *)body;
+    env.push_pull.len = OG_BODY;
+    size_t flen = peer_frame_size(&env);
+    uint8_t *reqs = malloc(flen * OG_REQS);
+    assert_non_null(reqs);
+    for (int i = 0; i < OG_REQS; i++) {
+        uint8_t *one;
+        size_t len;
+        body_of(body, i);
+        assert_int_equal(peer_frame_encode(&env, &one, &len), 0);
+        assert_int_equal(len, flen);
+        memcpy(reqs + (size_t)i * flen, one, len);
+        free(one);
+    }
+    size_t total = flen * OG_REQS, sent = 0;
+    peer_stats ps;
+    uint64_t end = now_ms() + 20000;
+    do {
+        ssize_t n = send(fd, reqs + sent, total - sent, MSG_DONTWAIT);
+        if (n > 0)
+            sent += (size_t)n;
+        else
+            assert_true(errno == EAGAIN || errno == EWOULDBLOCK);
+        event_base_loop(f->base, EVLOOP_NONBLOCK);
+        peer_get_stats(f->server, &ps);
+    } while ((sent < total || ps.frames_in < OG_REQS) && now_ms() < end);
+    assert_int_equal(sent, total);
+    assert_int_equal(ps.frames_in, OG_REQS);
+    free(reqs);
+    /* The answers (as many bytes as the requests) are far more than the
+     * kernel holds for an unread socket: most are still queued in the node. */
+    int queued = 0;
+    assert_int_equal(ioctl(fd, FIONREAD, &queued), 0);
+    assert_true((size_t)queued < total / 2);
+
+    size_t cap = 1 << 16, len = 0;
+    uint8_t *buf = malloc(cap);
+    int next = 0;
+    while (next < OG_REQS && now_ms() < end) {
+        take_answers(fd, buf, &len, cap, &next);
+        event_base_loop(f->base, EVLOOP_NONBLOCK);
+    }
+    assert_int_equal(next, OG_REQS);
+    assert_int_equal(len, 0);
+
+    /* And one more request is answered at once. */
+    uint8_t *one;
+    size_t olen;
+    body_of(body, OG_REQS);
+    assert_int_equal(peer_frame_encode(&env, &one, &olen), 0);
+    assert_int_equal(send(fd, one, olen, 0), (ssize_t)olen);
+    free(one);
+    while (next < OG_REQS + 1 && now_ms() < end) {
+        event_base_loop(f->base, EVLOOP_NONBLOCK);
+        take_answers(fd, buf, &len, cap, &next);
+    }
+    assert_int_equal(next, OG_REQS + 1);
+    free(buf);
+    close(fd);
+    peer_get_stats(f->server, &ps);
+    assert_int_equal(ps.dropped, 0);
+}
+
 #define FT(t) cmocka_unit_test_setup_teardown(t, fx_setup, fx_teardown)
 
 int main(void)
@@ -502,6 +642,7 @@ int main(void)
         FT(test_refused_and_bad_address),
         FT(test_timeout),
         FT(test_bad_input_dropped_server_goes_on),
+        FT(test_answers_outgrow_the_socket),
     };
     return cmocka_run_group_tests_name("peer", tests, NULL, NULL);
 }

@@ -418,6 +418,45 @@ static void test_backpressure(void **state)
     assert_int_equal(st.queue_drops, 0);
 }
 
+/* Requests that outgrow the socket: a link writes what its socket takes at
+ * the pass's end and leaves the rest to the bufferevent. Every write of
+ * ten megabytes queued at once arrives and is acknowledged, and the link
+ * then goes on as before. */
+static void test_link_outgrows_socket(void **state)
+{
+    fx *f = *state;
+    enum { NW = 160, VLEN = 64 * 1024 };
+    static got g[NW];
+    static uint8_t val[VLEN];
+    static char keys[NW][16];
+    memset(g, 0, sizeof g);
+    memset(val, 'x', sizeof val);
+    write_ok(f, "nb", "first", "v", false, 1); /* the link is up */
+    for (int i = 0; i < NW; i++) {
+        snprintf(keys[i], sizeof keys[i], "big%03d", i);
+        replica_record rec = {.key = (const uint8_t *)keys[i], .klen = strlen(keys[i]),
+                              .value = val, .vlen = VLEN};
+        rec.version.hlc = 2 + (uint64_t)i;
+        snprintf(rec.version.origin, sizeof rec.version.origin, "na");
+        assert_int_equal(replica_write(f->a.r, "nb", &rec, NULL, on_reply, &g[i]), 0);
+    }
+    int calls = 0;
+    for (uint64_t end = mono_ms() + 20000; calls < NW && mono_ms() < end;) {
+        event_base_loop(f->base, EVLOOP_ONCE);
+        calls = 0;
+        for (int i = 0; i < NW; i++)
+            calls += g[i].calls;
+    }
+    assert_int_equal(calls, NW);
+    for (int i = 0; i < NW; i++)
+        if (!g[i].ok)
+            fail_msg("write %d failed: %s", i, g[i].err);
+    store_stats st;
+    store_get_stats(f->b.st, &st);
+    assert_int_equal(st.records, NW + 1);
+    write_ok(f, "nb", "last", "v", false, NW + 2);
+}
+
 /* A peer that stops answering pauses no one: writes to it queue (and, past
  * REPLICA_MAX_INFLIGHT, drop) as before, so that a stopped node does not
  * stall the writes of a cluster at `one`. */
@@ -769,6 +808,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_read, setup, teardown),
         cmocka_unit_test_setup_teardown(test_read_with_a_version, setup, teardown),
         cmocka_unit_test_setup_teardown(test_backpressure, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_link_outgrows_socket, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stalled_peer_does_not_pause, setup, teardown),
         cmocka_unit_test_setup_teardown(test_down_peer_fails_at_once, setup, teardown),
         cmocka_unit_test_setup_teardown(test_link_killed_mid_flight, setup, teardown),
