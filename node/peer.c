@@ -305,29 +305,71 @@ static void *arena_alloc(void *data, size_t size)
 {
     peer_arena *a = data;
     size_t need = (size + 15) & ~(size_t)15;
-    if (need < size || need > sizeof a->buf - a->used) {
-        a->spilled++;
-        return malloc(size ? size : 1);
+    if (need < size) /* wrapped: let malloc refuse it */
+        need = SIZE_MAX;
+    if (need <= sizeof a->buf - a->used) {
+        void *p = a->buf + a->used;
+        a->used += need;
+        return p;
     }
-    void *p = a->buf + a->used;
-    a->used += need;
-    return p;
+    if (a->more && need <= a->more_cap - a->more_used) {
+        void *p = a->more + a->more_used;
+        a->more_used += need;
+        return p;
+    }
+    a->spilled++;
+    a->spilled_bytes += need;
+    return malloc(size ? size : 1);
+}
+
+static bool in_arena(const peer_arena *a, const unsigned char *p)
+{
+    return (p >= a->buf && p < a->buf + sizeof a->buf) ||
+           (a->more && p >= a->more && p < a->more + a->more_cap);
 }
 
 static void arena_free(void *data, void *ptr)
 {
     peer_arena *a = data;
-    unsigned char *p = ptr;
-    if (p && (p < a->buf || p >= a->buf + sizeof a->buf))
-        free(p); /* did not fit */
+    if (ptr && !in_arena(a, ptr))
+        free(ptr); /* did not fit */
+}
+
+/* Empties a; after an envelope that spilled, the second block grows to
+ * hold it next time. */
+static void arena_reset(peer_arena *a)
+{
+    if (a->spilled && a->more_cap < PEER_ARENA_MAX_MORE) {
+        size_t want = a->more_used + a->spilled_bytes;
+        size_t cap = a->more_cap ? a->more_cap : 16384;
+        while (cap < want && cap < PEER_ARENA_MAX_MORE)
+            cap *= 2;
+        if (cap > PEER_ARENA_MAX_MORE)
+            cap = PEER_ARENA_MAX_MORE;
+        unsigned char *m = malloc(cap);
+        if (m) { /* else the old block stays */
+            free(a->more);
+            a->more = m;
+            a->more_cap = cap;
+        }
+    }
+    a->used = a->more_used = 0;
+    a->spilled = a->spilled_bytes = 0;
+}
+
+void peer_arena_release(peer_arena *a)
+{
+    free(a->more);
+    a->more = NULL;
+    a->more_cap = a->more_used = 0;
 }
 
 Ringkv__Envelope *peer_envelope_decode_in(peer_arena *a, const uint8_t *body, size_t len,
                                           char *err, size_t errlen)
 {
     ProtobufCAllocator alloc = {.alloc = arena_alloc, .free = arena_free, .allocator_data = a};
-    a->used = 0;
-    a->spilled = 0;
+    a->used = a->more_used = 0;
+    a->spilled = a->spilled_bytes = 0;
     return decode_with(&alloc, body, len, err, errlen);
 }
 
@@ -338,8 +380,7 @@ void peer_envelope_free_in(peer_arena *a, Ringkv__Envelope *env)
      * piece would only find pieces that emptying the arena frees. */
     if (env && a->spilled)
         ringkv__envelope__free_unpacked(env, &alloc);
-    a->used = 0;
-    a->spilled = 0;
+    arena_reset(a);
 }
 
 /* ---- addresses ---- */
@@ -966,6 +1007,7 @@ void peer_free(peer *p)
         event_free(p->relisten_ev);
     if (p->flush_ev)
         event_free(p->flush_ev);
+    peer_arena_release(&p->arena);
     free(p);
 }
 

@@ -172,13 +172,23 @@ bool peer_sniff_write_key(const uint8_t *body, size_t len, const uint8_t **key, 
 
 /* A bump allocator for decoding one envelope at a time: protobuf-c asks for
  * memory once per message, string and bytes field, and a replica write is
- * seven allocations. What does not fit goes to malloc. */
+ * seven allocations. A second block, grown to what the envelopes that did
+ * not fit needed (batches of read answers: about 200 bytes an answer), up
+ * to PEER_ARENA_MAX_MORE, takes what buf does not; the rest goes to
+ * malloc. */
 #define PEER_ARENA_BYTES 8192
+#define PEER_ARENA_MAX_MORE ((size_t)4 << 20)
 typedef struct peer_arena {
     size_t used;
-    size_t spilled; /* allocations that went to malloc */
+    size_t spilled;      /* allocations that went to malloc */
+    size_t spilled_bytes;
+    unsigned char *more; /* the second block */
+    size_t more_cap, more_used;
     _Alignas(16) unsigned char buf[PEER_ARENA_BYTES];
 } peer_arena;
+
+/* Frees a's second block (a itself belongs to its owner). */
+void peer_arena_release(peer_arena *a);
 
 /* As peer_envelope_decode, with the envelope's memory taken from a, which
  * must hold no other envelope: free it with peer_envelope_free_in before

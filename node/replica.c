@@ -292,7 +292,8 @@ static bool call_reply_id(const Ringkv__Envelope *env, uint64_t *id)
     }
 }
 
-static void link_answer(link *ln, uint64_t id, const Ringkv__Envelope *env);
+static void link_answer(link *ln, uint64_t id, const Ringkv__Envelope *env,
+                        const Ringkv__ReplicaReadReply *rr);
 static void answer_more(link *ln, const Ringkv__Envelope *env);
 static void pressure_update(replica *r);
 
@@ -303,7 +304,10 @@ static void link_handle(link *ln, const Ringkv__Envelope *env)
         id = env->write_ack->id;
     else if (env->body_case == RINGKV__ENVELOPE__BODY_READ_REPLY && env->read_reply)
         id = env->read_reply->id;
-    else if (call_reply_id(env, &id))
+    else if (env->body_case == RINGKV__ENVELOPE__BODY_READ_REPLIES && env->read_replies) {
+        answer_more(ln, env);
+        return;
+    } else if (call_reply_id(env, &id))
         ;
     else if (env->body_case == RINGKV__ENVELOPE__BODY_ERROR && env->error) {
         link_fail(ln, "refused: %s", env->error->message);
@@ -312,7 +316,8 @@ static void link_handle(link *ln, const Ringkv__Envelope *env)
         link_fail(ln, "unexpected answer (body %d)", (int)env->body_case);
         return;
     }
-    link_answer(ln, id, env);
+    link_answer(ln, id, env,
+                env->body_case == RINGKV__ENVELOPE__BODY_READ_REPLY ? env->read_reply : NULL);
     /* A replica acknowledges a commit's writes in one message. */
     if (env->body_case == RINGKV__ENVELOPE__BODY_WRITE_ACK && env->write_ack->ok)
         answer_more(ln, env);
@@ -321,36 +326,48 @@ static void link_handle(link *ln, const Ringkv__Envelope *env)
 /* How many answers ahead each step of answer_more runs. */
 #define ANSWER_AHEAD 4
 
-/* The further ids of an acknowledgement, answered in order. A write's
- * request and its callback's state have gone cold in the CPU's cache while
- * the writes queued, and a miss after a miss per answer was 8-14% of a node
- * under pipelined SETs; so each is fetched some answers ahead, in steps
- * that each read only what the step before fetched: the request (its
- * table bucket is warm: ids are consecutive), its argument, then what the
- * callback reads (r->prefetch). Prefetches never fault, and every step
- * looks its request up again, so an answer that ends another request (or
- * the link) on the way is harmless. */
+/* The j-th answer of a batch: an acknowledgement's further ids, or the
+ * replies of a ReadReplies. */
+static uint64_t batch_id(const Ringkv__Envelope *env, size_t j)
+{
+    return env->body_case == RINGKV__ENVELOPE__BODY_WRITE_ACK ? env->write_ack->more_ids[j]
+                                                              : env->read_replies->replies[j]->id;
+}
+
+/* The answers of a batch, in order: an acknowledgement's further ids, or
+ * the replies of a ReadReplies. A request and its callback's state have
+ * gone cold in the CPU's cache while the batch queued, and a miss after a
+ * miss per answer was 8-14% of a node under pipelined SETs; so each is
+ * fetched some answers ahead, in steps that each read only what the step
+ * before fetched: the request (its table bucket is warm: ids are
+ * consecutive), its argument, then what the callback reads (r->prefetch).
+ * Prefetches never fault, and every step looks its request up again, so an
+ * answer that ends another request (or the link) on the way is harmless. */
 static void answer_more(link *ln, const Ringkv__Envelope *env)
 {
     replica *r = ln->r;
-    const uint64_t *ids = env->write_ack->more_ids;
-    size_t n = env->write_ack->n_more_ids;
+    bool reads = env->body_case == RINGKV__ENVELOPE__BODY_READ_REPLIES;
+    size_t n = reads ? env->read_replies->n_replies : env->write_ack->n_more_ids;
     for (size_t j = 0; j < n + 3 * ANSWER_AHEAD && ln->bev; j++) {
         req *q;
         if (j < n && r->nbuckets)
-            __builtin_prefetch(r->table[ids[j] & (r->nbuckets - 1)]);
-        if (j >= ANSWER_AHEAD && j - ANSWER_AHEAD < n && (q = table_find(r, ids[j - ANSWER_AHEAD])))
+            __builtin_prefetch(r->table[batch_id(env, j) & (r->nbuckets - 1)]);
+        if (j >= ANSWER_AHEAD && j - ANSWER_AHEAD < n &&
+            (q = table_find(r, batch_id(env, j - ANSWER_AHEAD))))
             __builtin_prefetch(q->arg);
         if (r->prefetch && j >= 2 * ANSWER_AHEAD && j - 2 * ANSWER_AHEAD < n &&
-            (q = table_find(r, ids[j - 2 * ANSWER_AHEAD])) && q->cb)
+            (q = table_find(r, batch_id(env, j - 2 * ANSWER_AHEAD))) && q->cb)
             r->prefetch(q->cb, q->arg);
-        if (j >= 3 * ANSWER_AHEAD)
-            link_answer(ln, ids[j - 3 * ANSWER_AHEAD], env);
+        if (j >= 3 * ANSWER_AHEAD) {
+            size_t k = j - 3 * ANSWER_AHEAD;
+            link_answer(ln, batch_id(env, k), env, reads ? env->read_replies->replies[k] : NULL);
+        }
     }
 }
 
-/* Request id's answer is env. */
-static void link_answer(link *ln, uint64_t id, const Ringkv__Envelope *env)
+/* Request id's answer is env (rr: the read answer in it, if any). */
+static void link_answer(link *ln, uint64_t id, const Ringkv__Envelope *env,
+                        const Ringkv__ReplicaReadReply *rr)
 {
     replica *r = ln->r;
     req *q = table_find(r, id);
@@ -374,8 +391,9 @@ static void link_answer(link *ln, uint64_t id, const Ringkv__Envelope *env)
     if (env->body_case == RINGKV__ENVELOPE__BODY_WRITE_ACK) {
         rep.ok = env->write_ack->ok;
         rep.error = rep.ok ? NULL : env->write_ack->error;
+    } else if (!rr) {
+        rep.error = "an answer of another kind than the request's";
     } else {
-        const Ringkv__ReplicaReadReply *rr = env->read_reply;
         rep.ok = rr->ok;
         rep.error = rep.ok ? NULL : rr->error;
         if (rr->ok && rr->found && rr->record) {
@@ -841,9 +859,15 @@ void replica_free(replica *r)
     if (r->done_ev)
         event_free(r->done_ev);
     replica_flush_acks(r, false);
-    for (size_t i = 0; i < r->capacks; i++)
+    for (size_t i = 0; i < r->capacks; i++) {
         free(r->acks[i].ids);
+        free(r->acks[i].reads);
+    }
     free(r->acks);
+    free(r->rr_buf);
+    free(r->rr_ptrs);
+    free(r->rec_buf);
+    peer_arena_release(&r->arena);
     if (r->ack_ev)
         event_free(r->ack_ev);
     if (r->flush_ev)

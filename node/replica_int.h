@@ -78,6 +78,14 @@ typedef struct pending {
     uint8_t kinline[PENDING_KEY_INLINE];
 } pending;
 
+/* A read answered without a value: not found, or the version alone. */
+typedef struct read_answer {
+    uint64_t id;
+    bool found, tombstone;
+    uint64_t expires_ms;
+    store_version version;
+} read_answer;
+
 typedef struct dead_bev {
     struct bufferevent *bev;
     struct dead_bev *next;
@@ -103,15 +111,21 @@ struct replica {
     bool pressed;            /* clients paused: a peer is too far behind */
     struct event *pressure_ev; /* re-checks that while pressed */
     size_t nreq_spare;
-    /* Writes acknowledged ok after this pass's commit, per inbound peer
-     * connection (held), sent by replica_flush_acks: [0, nacks) in use,
-     * the rest keep their ids buffers for the next pass. */
+    /* Answers after this pass's commit, per inbound peer connection
+     * (held), sent by replica_flush_acks: writes acknowledged ok, and reads
+     * answered without a value. [0, nacks) in use, the rest keep their
+     * buffers for the next pass. */
     struct ack_batch {
         peer_conn *pc;
         uint64_t *ids;
         size_t n, cap;
+        struct read_answer *reads;
+        size_t nreads, capreads;
     } *acks;
     size_t nacks, capacks;
+    /* Room to pack a frame of read answers (READ_BATCH_MAX). */
+    Ringkv__ReplicaReadReply *rr_buf, **rr_ptrs;
+    Ringkv__Record *rec_buf;
     struct event *ack_ev; /* runs replica_flush_acks after the pass end */
     struct event *flush_ev; /* writes the links' requests (on_flush) */
     link *flush;

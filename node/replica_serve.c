@@ -83,52 +83,112 @@ static void send_ack(peer_conn *pc, uint64_t id, bool ok, const char *error)
 /* At most this many ids in one acknowledgement frame (about 40 KB). */
 #define ACK_BATCH_MAX 4096
 
+/* The answer batch of pc for this pass, started (pc held) when there is
+ * none; NULL when out of memory. */
+static struct ack_batch *batch_of(replica *r, peer_conn *pc)
+{
+    for (size_t i = 0; i < r->nacks; i++)
+        if (r->acks[i].pc == pc)
+            return &r->acks[i];
+    if (r->nacks == r->capacks) {
+        size_t cap = r->capacks ? r->capacks * 2 : 4;
+        struct ack_batch *a = realloc(r->acks, cap * sizeof *a);
+        if (!a)
+            return NULL;
+        memset(a + r->capacks, 0, (cap - r->capacks) * sizeof *a);
+        r->acks = a, r->capacks = cap;
+    }
+    struct ack_batch *b = &r->acks[r->nacks++];
+    b->pc = pc;
+    b->n = b->nreads = 0;
+    peer_conn_hold(pc);
+    if (!r->ack_armed) {
+        r->ack_armed = true;
+        event_active(r->ack_ev, EV_TIMEOUT, 1);
+    }
+    return b;
+}
+
+/* Room for one more element in *arr (of size each, *cap of them, n used). */
+static bool grow(void **arr, size_t *cap, size_t n, size_t size)
+{
+    if (n < *cap)
+        return true;
+    size_t c = *cap ? *cap * 2 : 64;
+    void *a = realloc(*arr, c * size);
+    if (!a)
+        return false;
+    *arr = a, *cap = c;
+    return true;
+}
+
 /* A write applied and committed: its id joins the batch of its connection,
  * sent once the pass's after-commit work is done. Acknowledging the writes
  * of a pass in one frame per connection instead of one frame apiece saves
  * a packed and an unpacked envelope per replicated write. */
 static void ack_later(replica *r, peer_conn *pc, uint64_t id)
 {
-    struct ack_batch *b = NULL;
-    for (size_t i = 0; i < r->nacks && !b; i++)
-        if (r->acks[i].pc == pc)
-            b = &r->acks[i];
-    if (!b) {
-        if (r->nacks == r->capacks) {
-            size_t cap = r->capacks ? r->capacks * 2 : 4;
-            struct ack_batch *a = realloc(r->acks, cap * sizeof *a);
-            if (!a) {
-                send_ack(pc, id, true, NULL);
-                return;
-            }
-            memset(a + r->capacks, 0, (cap - r->capacks) * sizeof *a);
-            r->acks = a, r->capacks = cap;
-        }
-        b = &r->acks[r->nacks++];
-        b->pc = pc;
-        b->n = 0;
-        peer_conn_hold(pc);
-    }
-    if (b->n == b->cap) {
-        size_t cap = b->cap ? b->cap * 2 : 64;
-        uint64_t *ids = realloc(b->ids, cap * sizeof *ids);
-        if (!ids) {
-            send_ack(pc, id, true, NULL);
-            return;
-        }
-        b->ids = ids, b->cap = cap;
+    struct ack_batch *b = batch_of(r, pc);
+    if (!b || !grow((void **)&b->ids, &b->cap, b->n, sizeof *b->ids)) {
+        send_ack(pc, id, true, NULL);
+        return;
     }
     b->ids[b->n++] = id;
-    if (!r->ack_armed) {
-        r->ack_armed = true;
-        event_active(r->ack_ev, EV_TIMEOUT, 1);
+}
+
+/* At most this many answers in one ReadReplies frame. */
+#define READ_BATCH_MAX 4096
+
+/* Packs the answers [at, at + k) of b into one ReadReplies frame. */
+static void send_reads(replica *r, struct ack_batch *b, size_t at, size_t k)
+{
+    if (!r->rr_buf) {
+        r->rr_buf = malloc(READ_BATCH_MAX * sizeof *r->rr_buf);
+        r->rr_ptrs = malloc(READ_BATCH_MAX * sizeof *r->rr_ptrs);
+        r->rec_buf = malloc(READ_BATCH_MAX * sizeof *r->rec_buf);
+        if (!r->rr_buf || !r->rr_ptrs || !r->rec_buf) {
+            free(r->rr_buf), free(r->rr_ptrs), free(r->rec_buf);
+            r->rr_buf = NULL, r->rr_ptrs = NULL, r->rec_buf = NULL;
+            peer_conn_close(b->pc, "out of memory answering reads");
+            return;
+        }
     }
+    for (size_t i = 0; i < k; i++) {
+        const read_answer *a = &b->reads[at + i];
+        Ringkv__ReplicaReadReply *rr = &r->rr_buf[i];
+        ringkv__replica_read_reply__init(rr);
+        rr->id = a->id;
+        rr->ok = true;
+        if (a->found) {
+            Ringkv__Record *pb = &r->rec_buf[i];
+            ringkv__record__init(pb);
+            pb->tombstone = a->tombstone;
+            pb->expires_ms = a->expires_ms;
+            pb->hlc = a->version.hlc;
+            pb->origin = (char *)a->version.origin;
+            rr->found = true;
+            rr->version_only = true;
+            rr->record = pb;
+        }
+        r->rr_ptrs[i] = rr;
+    }
+    Ringkv__Envelope env = RINGKV__ENVELOPE__INIT;
+    Ringkv__ReadReplies rs = RINGKV__READ_REPLIES__INIT;
+    env.version = PEER_VERSION;
+    env.body_case = RINGKV__ENVELOPE__BODY_READ_REPLIES;
+    env.read_replies = &rs;
+    rs.n_replies = k;
+    rs.replies = r->rr_ptrs;
+    peer_reply(b->pc, &env);
 }
 
 void replica_flush_acks(replica *r, bool send)
 {
     for (size_t i = 0; i < r->nacks; i++) {
         struct ack_batch *b = &r->acks[i];
+        for (size_t at = 0; send && at < b->nreads && peer_conn_is_open(b->pc);
+             at += READ_BATCH_MAX)
+            send_reads(r, b, at, b->nreads - at < READ_BATCH_MAX ? b->nreads - at : READ_BATCH_MAX);
         for (size_t at = 0; send && at < b->n && peer_conn_is_open(b->pc); at += ACK_BATCH_MAX) {
             size_t k = b->n - at < ACK_BATCH_MAX ? b->n - at : ACK_BATCH_MAX;
             Ringkv__Envelope env = RINGKV__ENVELOPE__INIT;
@@ -144,17 +204,29 @@ void replica_flush_acks(replica *r, bool send)
         }
         peer_conn_drop(b->pc);
         b->pc = NULL;
-        b->n = 0;
+        b->n = b->nreads = 0;
     }
     r->nacks = 0;
     r->ack_armed = false;
+}
+
+/* An answer without a value joins pc's batch (ReadReplies); false when
+ * out of memory, and it is then sent alone. */
+static bool answer_later(replica *r, peer_conn *pc, const read_answer *a)
+{
+    struct ack_batch *b = batch_of(r, pc);
+    if (!b || !grow((void **)&b->reads, &b->capreads, b->nreads, sizeof *b->reads))
+        return false;
+    b->reads[b->nreads++] = *a;
+    return true;
 }
 
 /* Answers a read from the committed store: a tombstone or an expired record
  * is still "found", with its version, so the coordinator compares it. When
  * that version is not newer than the one the asker has, the version goes
  * alone: under quorum reads most answers are that, and the value and key
- * need not be copied, sent and decoded again. */
+ * need not be copied, sent and decoded again. Those and "not found" go in
+ * the pass's batch for pc. */
 static void answer_read(replica *r, peer_conn *pc, uint64_t id, const uint8_t *key, size_t klen,
                         const store_version *have)
 {
@@ -193,8 +265,19 @@ static void answer_read(replica *r, peer_conn *pc, uint64_t id, const uint8_t *k
         rr.error = err;
     }
     r->n.reads_served++;
-    if (peer_conn_is_open(pc))
-        peer_reply(pc, &env);
+    if (!peer_conn_is_open(pc))
+        return;
+    if (rr.ok && (!rr.found || rr.version_only)) {
+        read_answer a = {.id = id, .found = rr.found};
+        if (rr.found) {
+            a.tombstone = rec.tombstone;
+            a.expires_ms = rec.expires_ms;
+            a.version = rec.version;
+        }
+        if (answer_later(r, pc, &a))
+            return;
+    }
+    peer_reply(pc, &env);
 }
 
 #define REPLICA_SPARE_MAX 4096 /* pendings kept for reuse */

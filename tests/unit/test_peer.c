@@ -168,7 +168,10 @@ static void test_arena_decode(void **state)
 {
     (void)state;
     static peer_arena arena;
-    static uint8_t big[3 * PEER_ARENA_BYTES];
+    enum { BIG = 3 * PEER_ARENA_BYTES };
+    size_t huge = PEER_ARENA_MAX_MORE + 1;
+    uint8_t *big = malloc(huge);
+    assert_non_null(big);
     Ringkv__Envelope env = RINGKV__ENVELOPE__INIT;
     Ringkv__ReplicaWrite w = RINGKV__REPLICA_WRITE__INIT;
     Ringkv__Record rec = RINGKV__RECORD__INIT;
@@ -179,8 +182,11 @@ static void test_arena_decode(void **state)
     rec.key.data = (uint8_t *)"k";
     rec.key.len = 1;
     rec.origin = "node1";
-    memset(big, 'b', sizeof big);
-    size_t sizes[] = {10, sizeof big, 10, sizeof big, sizeof big, 10};
+    memset(big, 'b', huge);
+    /* A value larger than the arena goes to malloc once; the second block
+     * then holds the next ones, up to its limit. */
+    size_t sizes[] = {10, BIG, 10, BIG, BIG, 10, huge, huge, BIG};
+    bool spills[] = {false, true, false, false, false, false, true, true, false};
     for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
         rec.value.data = big;
         rec.value.len = sizes[i];
@@ -195,11 +201,15 @@ static void test_arena_decode(void **state)
         assert_int_equal(got->write->id, i);
         assert_int_equal(got->write->record->value.len, sizes[i]);
         assert_memory_equal(got->write->record->value.data, big, sizes[i]);
-        assert_int_equal(arena.spilled > 0, sizes[i] > PEER_ARENA_BYTES);
+        assert_int_equal(arena.spilled > 0, spills[i]);
         peer_envelope_free_in(&arena, got);
         assert_int_equal(arena.used, 0);
+        assert_true(arena.more_cap <= PEER_ARENA_MAX_MORE);
         free(buf);
     }
+    assert_int_equal(arena.more_cap, PEER_ARENA_MAX_MORE);
+    peer_arena_release(&arena);
+    free(big);
 }
 
 /* The error frame shown in proto/README.md, "Peer frames", byte for byte. */

@@ -568,6 +568,66 @@ static void test_read_with_a_version(void **state)
     assert_string_equal(g.val, "value");
 }
 
+/* The reads of one pass answered without a value (the version alone, or
+ * not found) come back in one ReadReplies frame per connection; answers
+ * with a value go alone. 300 reads sent at once: each callback once, in
+ * the order sent, with its own answer, and the batched ones through the
+ * replica_prefetch_fn first. */
+static void test_reads_batched(void **state)
+{
+    fx *f = *state;
+    enum { NK = 100, NR = 3 * NK };
+    static got g[NR];
+    static char keys[NK][16], absent[NK][16];
+    write_ok(f, "nb", "warm", "v", false, 1);
+    for (int i = 0; i < NK; i++) {
+        snprintf(keys[i], sizeof keys[i], "rk%d", i);
+        snprintf(absent[i], sizeof absent[i], "ra%d", i);
+        write_ok(f, "nb", keys[i], "value", i % 2 == 1, 100 + (uint64_t)i); /* odd: deleted */
+    }
+    memset(g, 0, sizeof g);
+    replica_set_prefetch(f->a.r, count_prefetch);
+    peer_stats before, after;
+    peer_get_stats(f->b.pr, &before);
+    for (int i = 0; i < NK; i++) {
+        store_version have = {.hlc = 100 + (uint64_t)i};
+        snprintf(have.origin, sizeof have.origin, "na");
+        const uint8_t *k = (const uint8_t *)keys[i], *a = (const uint8_t *)absent[i];
+        assert_int_equal(replica_read(f->a.r, "nb", k, strlen(keys[i]), &have, on_reply, &g[3 * i]), 0);
+        assert_int_equal(replica_read(f->a.r, "nb", a, strlen(absent[i]), &have, on_reply, &g[3 * i + 1]), 0);
+        assert_int_equal(replica_read(f->a.r, "nb", k, strlen(keys[i]), NULL, on_reply, &g[3 * i + 2]), 0);
+    }
+    int calls = 0;
+    for (uint64_t end = mono_ms() + 5000; calls < NR && mono_ms() < end;) {
+        event_base_loop(f->base, EVLOOP_ONCE);
+        calls = 0;
+        for (int i = 0; i < NR; i++)
+            calls += g[i].calls;
+    }
+    assert_int_equal(calls, NR);
+    for (int i = 0; i < NK; i++) {
+        const got *v = &g[3 * i], *n = &g[3 * i + 1], *w = &g[3 * i + 2];
+        assert_int_equal(v->calls + n->calls + w->calls, 3);
+        assert_true(v->ok && v->found && v->version_only);
+        assert_int_equal(v->hlc, 100 + (uint64_t)i);
+        assert_int_equal(v->tomb, i % 2 == 1);
+        assert_true(n->ok && !n->found);
+        assert_true(w->ok && w->found && !w->version_only);
+        assert_int_equal(w->tomb, i % 2 == 1);
+        assert_string_equal(w->val, i % 2 == 1 ? "" : "value");
+        assert_true(v->order < n->order); /* the batch keeps its order */
+        assert_int_equal(v->prefetched_at_reply, 1);
+        assert_int_equal(n->prefetched_at_reply, 1);
+    }
+    peer_get_stats(f->b.pr, &after);
+    /* The 100 answers with a value, and the other 200 in a few frames. */
+    uint64_t frames = after.frames_out - before.frames_out;
+    assert_true(frames >= NK && frames < NK + 20);
+    replica_stats st;
+    replica_get_stats(f->b.r, &st);
+    assert_int_equal(st.reads_served, NR);
+}
+
 /* A node the ring view sees down fails at once, without a connection. */
 static void test_down_peer_fails_at_once(void **state)
 {
@@ -809,6 +869,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_read_with_a_version, setup, teardown),
         cmocka_unit_test_setup_teardown(test_backpressure, setup, teardown),
         cmocka_unit_test_setup_teardown(test_link_outgrows_socket, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_reads_batched, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stalled_peer_does_not_pause, setup, teardown),
         cmocka_unit_test_setup_teardown(test_down_peer_fails_at_once, setup, teardown),
         cmocka_unit_test_setup_teardown(test_link_killed_mid_flight, setup, teardown),
