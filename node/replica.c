@@ -74,8 +74,11 @@ void replica_copy_id(char *dst, size_t cap, const char *id)
 /* ---- requests: kept for reuse ----
  * A request per replica write and read: calloc and free apiece went to
  * malloc's slow path (a pass sends more than its per-size cache holds) and
- * were 9% of a node under pipelined SETs at consistency one. */
-#define REPLICA_SPARE_REQS 4096
+ * were 9% of a node under pipelined SETs at consistency one. As many are
+ * kept as two links can have in flight before backpressure (4096 kept
+ * still left malloc and free at 6% there): at 88 bytes a request (its
+ * failure message lives apart), at most 3 MB. */
+#define REPLICA_SPARE_REQS (2 * REPLICA_PRESSURE_HIGH)
 
 static req *req_get(replica *r)
 {
@@ -87,15 +90,37 @@ static req *req_get(replica *r)
     return q;
 }
 
+static void req_free(req *q)
+{
+    free(q->fail);
+    free(q);
+}
+
 static void req_put(replica *r, req *q)
 {
     if (r->nreq_spare >= REPLICA_SPARE_REQS) {
-        free(q);
+        req_free(q);
         return;
     }
+    free(q->fail);
+    q->fail = NULL;
     q->next = r->req_spare;
     r->req_spare = q;
     r->nreq_spare++;
+}
+
+/* Records why q failed and the node it was for, for its callback; without
+ * memory for that, the callback hears "out of memory". */
+__attribute__((format(printf, 3, 4))) static void req_fail(req *q, const char *to,
+                                                           const char *fmt, ...)
+{
+    if (!q->fail && !(q->fail = malloc(sizeof *q->fail)))
+        return;
+    replica_copy_id(q->fail->to, sizeof q->fail->to, to);
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(q->fail->why, sizeof q->fail->why, fmt, ap);
+    va_end(ap);
 }
 
 /* ---- the id table ---- */
@@ -171,11 +196,13 @@ static void on_done(evutil_socket_t fd, short what, void *arg)
         r->done_head = q->next;
         if (!r->done_head)
             r->done_tail = NULL;
+        const char *to = q->fail ? q->fail->to : "";
+        const char *why = q->fail ? q->fail->why : "out of memory";
         if (q->env_cb) {
-            q->env_cb(q->arg, q->to, NULL, q->why);
+            q->env_cb(q->arg, to, NULL, why);
         } else {
-            replica_reply rep = {.ok = false, .error = q->why};
-            q->cb(q->arg, q->to, &rep);
+            replica_reply rep = {.ok = false, .error = why};
+            q->cb(q->arg, to, &rep);
         }
         req_put(r, q);
     }
@@ -269,7 +296,7 @@ __attribute__((format(printf, 2, 3))) static void link_fail(link *ln, const char
     while (ln->head) {
         req *q = ln->head;
         link_unlink_req(ln, q);
-        replica_say(q->why, sizeof q->why, "link to %s lost: %s", ln->id, ln->last_err);
+        req_fail(q, ln->id, "link to %s lost: %s", ln->id, ln->last_err);
         fail_later(r, q);
     }
     event_del(ln->timer_ev);
@@ -533,8 +560,8 @@ static void on_link_timer(evutil_socket_t fd, short what, void *arg)
     while (ln->head && ln->head->deadline_ms <= now) {
         req *q = ln->head;
         link_unlink_req(ln, q);
-        replica_say(q->why, sizeof q->why, "timeout: no answer from %s within %llu ms", ln->id,
-                    (unsigned long long)r->timeout_ms);
+        req_fail(q, ln->id, "timeout: no answer from %s within %llu ms", ln->id,
+                 (unsigned long long)r->timeout_ms);
         r->n.timeouts++;
         fail_later(r, q);
     }
@@ -636,8 +663,6 @@ static int send_req(replica *r, const char *to, Ringkv__Envelope *env, uint64_t 
     req *q = req_get(r);
     if (!q)
         return -1;
-    /* Field by field: a compound literal would also clear `to` and `why`,
-     * six cache lines per request under pipelined SETs. */
     q->id = ++r->next_id;
     q->ln = NULL;
     q->cb = cb;
@@ -646,22 +671,21 @@ static int send_req(replica *r, const char *to, Ringkv__Envelope *env, uint64_t 
     q->deadline_ms = 0;
     q->have = env->body_case == RINGKV__ENVELOPE__BODY_READ && env->read->have_hlc;
     q->prev = q->next = q->hnext = NULL;
-    q->why[0] = '\0';
+    q->fail = NULL;
     *idfield = q->id;
-    replica_copy_id(q->to, sizeof q->to, to);
 
     const char *addr = NULL;
     if (!r->cl || !r->pr) {
-        replica_say(q->why, sizeof q->why, "node %s is unreachable: this node has no peer port",
+        req_fail(q, to, "node %s is unreachable: this node has no peer port",
                     to);
         goto fail;
     }
     if (!cluster_is_up(r->cl, to)) {
-        replica_say(q->why, sizeof q->why, "node %s is down", to);
+        req_fail(q, to, "node %s is down", to);
         goto fail;
     }
     if (!(addr = cluster_peer_addr(r->cl, to)) || !addr[0]) {
-        replica_say(q->why, sizeof q->why, "node %s has no known peer address", to);
+        req_fail(q, to, "node %s has no known peer address", to);
         goto fail;
     }
     link *ln = link_get(r, to);
@@ -679,7 +703,7 @@ static int send_req(replica *r, const char *to, Ringkv__Envelope *env, uint64_t 
     if (ln->state == LINK_IDLE) {
         uint64_t now = replica_mono_ms();
         if (now < ln->retry_at_ms) {
-            replica_say(q->why, sizeof q->why, "link to %s is down (retry in %llu ms): %s", to,
+            req_fail(q, to, "link to %s is down (retry in %llu ms): %s", to,
                         (unsigned long long)(ln->retry_at_ms - now), ln->last_err);
             goto fail;
         }
@@ -687,31 +711,31 @@ static int send_req(replica *r, const char *to, Ringkv__Envelope *env, uint64_t 
             char why[sizeof ln->last_err];
             replica_say(why, sizeof why, "%s", ln->last_err);
             link_fail(ln, "%s", why);
-            replica_say(q->why, sizeof q->why, "link to %s is down: %s", to, why);
+            req_fail(q, to, "link to %s is down: %s", to, why);
             goto fail;
         }
     }
     size_t len = peer_frame_size(env);
     if (!len) {
-        replica_say(q->why, sizeof q->why, "request too large (over %u bytes)", PEER_MAX_FRAME);
+        req_fail(q, to, "request too large (over %u bytes)", PEER_MAX_FRAME);
         goto fail;
     }
     struct evbuffer *out = bufferevent_get_output(ln->bev);
     if (ln->ninflight >= REPLICA_MAX_INFLIGHT ||
         evbuffer_get_length(out) + len > REPLICA_MAX_QUEUE_BYTES) {
         r->n.queue_drops++;
-        replica_say(q->why, sizeof q->why, "queue full: %zu requests and %zu bytes waiting for %s",
+        req_fail(q, to, "queue full: %zu requests and %zu bytes waiting for %s",
                     ln->ninflight, evbuffer_get_length(out), to);
         goto fail;
     }
     if (r->nreqs + 1 > r->nbuckets && table_grow(r) != 0) {
-        replica_say(q->why, sizeof q->why, "out of memory");
+        req_fail(q, to, "out of memory");
         goto fail;
     }
     /* Packed straight into the link's output: the frames of one pass share
      * chains and leave in a few writes. */
     if (peer_frame_append(out, env, len) != 0) {
-        replica_say(q->why, sizeof q->why, "out of memory queueing for %s", to);
+        req_fail(q, to, "out of memory queueing for %s", to);
         goto fail;
     }
     q->ln = ln;
@@ -823,7 +847,7 @@ void replica_free(replica *r)
         while (ln->head) {
             req *q = ln->head;
             ln->head = q->next;
-            free(q);
+            req_free(q);
         }
         if (ln->bev)
             bufferevent_free(ln->bev);
@@ -833,12 +857,12 @@ void replica_free(replica *r)
     while (r->done_head) {
         req *q = r->done_head;
         r->done_head = q->next;
-        free(q);
+        req_free(q);
     }
     while (r->req_spare) {
         req *q = r->req_spare;
         r->req_spare = q->next;
-        free(q);
+        req_free(q);
     }
     while (r->dead) {
         dead_bev *d = r->dead;
@@ -937,8 +961,7 @@ int replica_apply_local(replica *r, const replica_record *rec, const char *hint_
             return -1;
         q->cb = cb;
         q->arg = arg;
-        replica_say(q->to, sizeof q->to, "%s", replica_self_id(r));
-        replica_say(q->why, sizeof q->why, "%s", err);
+        req_fail(q, replica_self_id(r), "%s", err);
         fail_later(r, q);
         return 0;
     }

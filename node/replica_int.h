@@ -21,7 +21,15 @@
 
 typedef struct link link;
 
-/* One request, in flight on a link or failed and waiting to be reported. */
+/* Why a request failed, and the node it was for: memory taken only then. */
+typedef struct req_failure {
+    char to[STORE_ORIGIN_MAX + 1];
+    char why[200];
+} req_failure;
+
+/* One request, in flight on a link or failed and waiting to be reported.
+ * Two cache lines: under pipelined writes tens of thousands are in flight
+ * and kept for reuse (REPLICA_SPARE_REQS). */
 typedef struct req {
     uint64_t id;
     link *ln; /* NULL once failed */
@@ -32,8 +40,7 @@ typedef struct req {
     bool have; /* a read that named a version it has: may get it alone back */
     struct req *prev, *next; /* the link's send order, or the done list */
     struct req *hnext;       /* id table chain */
-    char to[STORE_ORIGIN_MAX + 1];
-    char why[200]; /* failure message */
+    req_failure *fail;       /* set by req_fail; NULL while all is well */
 } req;
 
 typedef enum link_state { LINK_IDLE, LINK_CONNECTING, LINK_UP } link_state;
