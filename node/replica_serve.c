@@ -290,6 +290,8 @@ pending *replica_pending_get(replica *r)
         return calloc(1, sizeof *p);
     r->spare = p->next;
     r->nspare--;
+    if (r->spare) /* its link, read by the next pop (see replica.c's req_get) */
+        __builtin_prefetch(&r->spare->next);
     memset(p, 0, sizeof *p);
     return p;
 }
