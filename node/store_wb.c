@@ -58,23 +58,23 @@
  * to under a quarter of what it replaces is deleted and put again rather
  * than replaced: LMDB merges a page only when a delete leaves it sparse, so
  * replacing 1 KiB values with 3-byte ones in place left ~33,000 leaves of a
- * few records each, and every write-back cycle copied and wrote them all. */
+ * few records each, and every write-back cycle copied and wrote them all.
+ * A new key (most of them, under a load of new keys) is put with one
+ * search of the tree: MDB_NOOVERWRITE stops at an existing record, hands
+ * it back and leaves the cursor on it. */
 static int flush_put(void *arg, const uint8_t *k, size_t klen, const uint8_t *rec, size_t rlen)
 {
     store *s = arg;
-    MDB_val kv = {.mv_size = klen, .mv_data = (void *)k}, old;
-    MDB_val vv = {.mv_size = rlen, .mv_data = (void *)rec};
+    MDB_val kv = {.mv_size = klen, .mv_data = (void *)k};
+    MDB_val vv = {.mv_size = rlen, .mv_data = (void *)rec}, old = vv;
     int rc = 0;
     if (!s->wcur && (rc = mdb_cursor_open(s->wtxn, s->data, &s->wcur)) != 0)
         s->wcur = NULL;
-    if (rc == 0 && (rc = mdb_cursor_get(s->wcur, &kv, &old, MDB_SET_KEY)) == 0) {
-        kv.mv_data = (void *)k; /* MDB_SET_KEY pointed it into the map */
+    if (rc == 0 && (rc = mdb_cursor_put(s->wcur, &kv, &old, MDB_NOOVERWRITE)) == MDB_KEYEXIST) {
         if (rlen >= old.mv_size / 4)
             rc = mdb_cursor_put(s->wcur, &kv, &vv, MDB_CURRENT);
         else if ((rc = mdb_cursor_del(s->wcur, 0)) == 0)
             rc = mdb_cursor_put(s->wcur, &kv, &vv, 0);
-    } else if (rc == MDB_NOTFOUND) {
-        rc = mdb_cursor_put(s->wcur, &kv, &vv, 0);
     }
     s->flush_rc = rc;
     return rc;
