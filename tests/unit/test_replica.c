@@ -235,6 +235,21 @@ static void run_for(fx *f, uint64_t ms)
     run_until(f, &never, 1, ms);
 }
 
+/* Runs the loop until each of g[0..n) has had its callback, or ms pass;
+ * returns the callbacks counted. */
+static int run_until_all(fx *f, const got *g, int n, uint64_t ms)
+{
+    int calls = 0;
+    for (uint64_t end = mono_ms() + ms;;) {
+        calls = 0;
+        for (int i = 0; i < n; i++)
+            calls += g[i].calls;
+        if (calls >= n || mono_ms() >= end)
+            return calls;
+        event_base_loop(f->base, EVLOOP_ONCE);
+    }
+}
+
 static void on_reply(void *arg, const char *from, const replica_reply *r)
 {
     got *g = arg;
@@ -332,7 +347,6 @@ static void test_acks_batched(void **state)
     fx *f = *state;
     enum { NW = 500 };
     static got g[NW];
-    int calls = 0;
     char keys[NW][16];
     memset(g, 0, sizeof g);
     replica_set_prefetch(f->a.r, count_prefetch);
@@ -343,16 +357,7 @@ static void test_acks_batched(void **state)
         replica_record rec = rec_of(keys[i], "v", false, ((uint64_t)1 << 50) + (uint64_t)i);
         assert_int_equal(replica_write(f->a.r, "nb", &rec, NULL, on_reply, &g[i]), 0);
     }
-    uint64_t deadline = mono_ms() + 5000;
-    while (mono_ms() < deadline) {
-        calls = 0;
-        for (int i = 0; i < NW; i++)
-            calls += g[i].calls;
-        if (calls == NW)
-            break;
-        event_base_loop(f->base, EVLOOP_ONCE);
-    }
-    assert_int_equal(calls, NW);
+    assert_int_equal(run_until_all(f, g, NW, 5000), NW);
     int prefetched = 0;
     for (int i = 0; i < NW; i++) {
         assert_int_equal(g[i].calls, 1);
@@ -402,14 +407,7 @@ static void test_backpressure(void **state)
     assert_true(st.pressed);
     assert_int_equal(st.pressure_pauses, 1);
     assert_true(f->a.srv->clients_paused);
-    int calls = 0;
-    for (uint64_t end = mono_ms() + 20000; calls < NW && mono_ms() < end;) {
-        event_base_loop(f->base, EVLOOP_ONCE);
-        calls = 0;
-        for (int i = 0; i < NW; i++)
-            calls += g[i].calls;
-    }
-    assert_int_equal(calls, NW);
+    assert_int_equal(run_until_all(f, g, NW, 20000), NW);
     for (int i = 0; i < NW; i++)
         assert_true(g[i].ok);
     replica_get_stats(f->a.r, &st);
@@ -440,14 +438,7 @@ static void test_link_outgrows_socket(void **state)
         snprintf(rec.version.origin, sizeof rec.version.origin, "na");
         assert_int_equal(replica_write(f->a.r, "nb", &rec, NULL, on_reply, &g[i]), 0);
     }
-    int calls = 0;
-    for (uint64_t end = mono_ms() + 20000; calls < NW && mono_ms() < end;) {
-        event_base_loop(f->base, EVLOOP_ONCE);
-        calls = 0;
-        for (int i = 0; i < NW; i++)
-            calls += g[i].calls;
-    }
-    assert_int_equal(calls, NW);
+    assert_int_equal(run_until_all(f, g, NW, 20000), NW);
     for (int i = 0; i < NW; i++)
         if (!g[i].ok)
             fail_msg("write %d failed: %s", i, g[i].err);
@@ -482,14 +473,7 @@ static void test_stalled_peer_does_not_pause(void **state)
     assert_false(f->a.srv->clients_paused);
     close(f->h.fd); /* every write fails, once */
     f->h.fd = -1;
-    int calls = 0;
-    for (end = mono_ms() + 5000; calls < NW && mono_ms() < end;) {
-        event_base_loop(f->base, EVLOOP_ONCE);
-        calls = 0;
-        for (int i = 0; i < NW; i++)
-            calls += g[i].calls;
-    }
-    assert_int_equal(calls, NW);
+    assert_int_equal(run_until_all(f, g, NW, 5000), NW);
 }
 
 static void read_key_having(fx *f, const char *key, const store_version *have, got *g)
@@ -597,14 +581,7 @@ static void test_reads_batched(void **state)
         assert_int_equal(replica_read(f->a.r, "nb", a, strlen(absent[i]), &have, on_reply, &g[3 * i + 1]), 0);
         assert_int_equal(replica_read(f->a.r, "nb", k, strlen(keys[i]), NULL, on_reply, &g[3 * i + 2]), 0);
     }
-    int calls = 0;
-    for (uint64_t end = mono_ms() + 5000; calls < NR && mono_ms() < end;) {
-        event_base_loop(f->base, EVLOOP_ONCE);
-        calls = 0;
-        for (int i = 0; i < NR; i++)
-            calls += g[i].calls;
-    }
-    assert_int_equal(calls, NR);
+    assert_int_equal(run_until_all(f, g, NR, 5000), NR);
     for (int i = 0; i < NK; i++) {
         const got *v = &g[3 * i], *n = &g[3 * i + 1], *w = &g[3 * i + 2];
         assert_int_equal(v->calls + n->calls + w->calls, 3);
