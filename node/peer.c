@@ -90,299 +90,6 @@ static uint64_t mono_ms(void)
     return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
-__attribute__((format(printf, 3, 4))) static int set_err(char *err, size_t errlen, const char *fmt,
-                                                         ...)
-{
-    if (err && errlen) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-    }
-    return -1;
-}
-
-/* ---- the frame codec ---- */
-
-int peer_header_check(const uint8_t hdr[PEER_HEADER_BYTES], uint32_t max_body, uint32_t *body_len,
-                      char *err, size_t errlen)
-{
-    if (hdr[0] != 'R' || hdr[1] != 'K')
-        return set_err(err, errlen,
-                       "not a ringkv peer frame (magic %02x %02x, expected "
-                       "52 4b \"RK\")",
-                       hdr[0], hdr[1]);
-    if (hdr[2] != PEER_VERSION)
-        return set_err(err, errlen, "peer protocol version %u; this node speaks %u", hdr[2],
-                       PEER_VERSION);
-    if (hdr[3] != 0)
-        return set_err(err, errlen, "unknown frame type %u (only 0 is defined)", hdr[3]);
-    uint32_t n =
-        (uint32_t)hdr[4] << 24 | (uint32_t)hdr[5] << 16 | (uint32_t)hdr[6] << 8 | (uint32_t)hdr[7];
-    if (n > max_body)
-        return set_err(err, errlen, "frame of %u bytes is over the limit of %u", n, max_body);
-    *body_len = n;
-    return 0;
-}
-
-/* The header, then env packed after it; buf holds len bytes. */
-static void frame_write(uint8_t *buf, const Ringkv__Envelope *env, size_t len)
-{
-    size_t body = len - PEER_HEADER_BYTES;
-    buf[0] = 'R';
-    buf[1] = 'K';
-    buf[2] = PEER_VERSION;
-    buf[3] = 0;
-    buf[4] = (uint8_t)(body >> 24);
-    buf[5] = (uint8_t)(body >> 16);
-    buf[6] = (uint8_t)(body >> 8);
-    buf[7] = (uint8_t)body;
-    ringkv__envelope__pack(env, buf + PEER_HEADER_BYTES);
-}
-
-size_t peer_frame_size(const Ringkv__Envelope *env)
-{
-    size_t body = ringkv__envelope__get_packed_size(env);
-    return body > PEER_MAX_FRAME ? 0 : PEER_HEADER_BYTES + body;
-}
-
-int peer_frame_encode(const Ringkv__Envelope *env, uint8_t **out, size_t *len)
-{
-    size_t n = peer_frame_size(env);
-    uint8_t *buf = n ? malloc(n) : NULL;
-    if (!buf)
-        return -1;
-    frame_write(buf, env, n);
-    *out = buf;
-    *len = n;
-    return 0;
-}
-
-int peer_frame_append(struct evbuffer *out, const Ringkv__Envelope *env, size_t len)
-{
-    struct evbuffer_iovec v;
-    if (evbuffer_reserve_space(out, (ev_ssize_t)len, &v, 1) != 1 || v.iov_len < len)
-        return -1;
-    frame_write(v.iov_base, env, len);
-    v.iov_len = len;
-    return evbuffer_commit_space(out, &v, 1);
-}
-
-/* protobuf-c 1.4 keeps a field numbered 0 (invalid protobuf) as an unknown
- * field when its key is over-long, and cannot decode it once packed again;
- * such input is refused, so whatever a node accepts survives a relay. The
- * walk follows the descriptors into every message set (the oneof body that
- * is, repeated ones too): a list of the bodies known missed the records of
- * an anti-entropy answer, which fuzz_peer found. */
-static bool has_field_zero(const ProtobufCMessage *m)
-{
-    for (unsigned i = 0; i < m->n_unknown_fields; i++)
-        if (m->unknown_fields[i].tag == 0)
-            return true;
-    const ProtobufCMessageDescriptor *d = m->descriptor;
-    const char *base = (const char *)m;
-    for (unsigned i = 0; i < d->n_fields; i++) {
-        const ProtobufCFieldDescriptor *f = &d->fields[i];
-        if (f->type != PROTOBUF_C_TYPE_MESSAGE)
-            continue;
-        if (f->label == PROTOBUF_C_LABEL_REPEATED) {
-            size_t n = *(const size_t *)(const void *)(base + f->quantifier_offset);
-            ProtobufCMessage *const *v = *(ProtobufCMessage *const *const *)(const void *)(base + f->offset);
-            for (size_t k = 0; k < n; k++)
-                if (v[k] && has_field_zero(v[k]))
-                    return true;
-            continue;
-        }
-        if ((f->flags & PROTOBUF_C_FIELD_FLAG_ONEOF) &&
-            *(const uint32_t *)(const void *)(base + f->quantifier_offset) != f->id)
-            continue; /* another member of the oneof is set */
-        const ProtobufCMessage *sub = *(ProtobufCMessage *const *)(const void *)(base + f->offset);
-        if (sub && has_field_zero(sub))
-            return true;
-    }
-    return false;
-}
-
-/* A varint at *p, before end: false when cut short or over ten bytes. */
-static bool sniff_varint(const uint8_t **p, const uint8_t *end, uint64_t *v)
-{
-    uint64_t x = 0;
-    for (int shift = 0; shift < 64 && *p < end; shift += 7) {
-        uint8_t b = *(*p)++;
-        x |= (uint64_t)(b & 0x7f) << shift;
-        if (!(b & 0x80)) {
-            *v = x;
-            return true;
-        }
-    }
-    return false;
-}
-
-/* The last length-delimited field numbered field in the message [p, end). */
-static bool sniff_field(const uint8_t *p, const uint8_t *end, uint64_t field, const uint8_t **out,
-                        size_t *outlen)
-{
-    bool found = false;
-    while (p < end) {
-        uint64_t tag, n;
-        if (!sniff_varint(&p, end, &tag))
-            return false;
-        switch (tag & 7) {
-        case 0: /* varint */
-            if (!sniff_varint(&p, end, &n))
-                return false;
-            break;
-        case 1: /* 64-bit */
-            if (end - p < 8)
-                return false;
-            p += 8;
-            break;
-        case 5: /* 32-bit */
-            if (end - p < 4)
-                return false;
-            p += 4;
-            break;
-        case 2: /* length-delimited */
-            if (!sniff_varint(&p, end, &n) || n > (uint64_t)(end - p))
-                return false;
-            if (tag >> 3 == field) {
-                *out = p;
-                *outlen = (size_t)n;
-                found = true;
-            }
-            p += n;
-            break;
-        default:
-            return false;
-        }
-    }
-    return found;
-}
-
-bool peer_sniff_write_key(const uint8_t *body, size_t len, const uint8_t **key, size_t *klen)
-{
-    const uint8_t *w, *rec;
-    size_t wlen, rlen;
-    return sniff_field(body, body + len, 12, &w, &wlen) && /* Envelope.write */
-           sniff_field(w, w + wlen, 2, &rec, &rlen) &&     /* ReplicaWrite.record */
-           sniff_field(rec, rec + rlen, 1, key, klen) && *klen > 0; /* Record.key */
-}
-
-static Ringkv__Envelope *decode_with(ProtobufCAllocator *alloc, const uint8_t *body, size_t len,
-                                     char *err, size_t errlen)
-{
-    Ringkv__Envelope *env = ringkv__envelope__unpack(alloc, len, body);
-    if (!env) {
-        set_err(err, errlen, "frame body of %zu bytes is not a valid Envelope", len);
-        return NULL;
-    }
-    if (has_field_zero(&env->base)) {
-        set_err(err, errlen, "frame body holds a field numbered 0 (invalid protobuf)");
-        ringkv__envelope__free_unpacked(env, alloc);
-        return NULL;
-    }
-    if (env->version != PEER_VERSION) {
-        set_err(err, errlen, "Envelope version %u; this node speaks %u", env->version,
-                PEER_VERSION);
-        ringkv__envelope__free_unpacked(env, alloc);
-        return NULL;
-    }
-    return env;
-}
-
-Ringkv__Envelope *peer_envelope_decode(const uint8_t *body, size_t len, char *err, size_t errlen)
-{
-    return decode_with(NULL, body, len, err, errlen);
-}
-
-void peer_envelope_free(Ringkv__Envelope *env)
-{
-    if (env)
-        ringkv__envelope__free_unpacked(env, NULL);
-}
-
-static void *arena_alloc(void *data, size_t size)
-{
-    peer_arena *a = data;
-    size_t need = (size + 15) & ~(size_t)15;
-    if (need < size) /* wrapped: let malloc refuse it */
-        need = SIZE_MAX;
-    if (need <= sizeof a->buf - a->used) {
-        void *p = a->buf + a->used;
-        a->used += need;
-        return p;
-    }
-    if (a->more && need <= a->more_cap - a->more_used) {
-        void *p = a->more + a->more_used;
-        a->more_used += need;
-        return p;
-    }
-    a->spilled++;
-    a->spilled_bytes += need;
-    return malloc(size ? size : 1);
-}
-
-static bool in_arena(const peer_arena *a, const unsigned char *p)
-{
-    return (p >= a->buf && p < a->buf + sizeof a->buf) ||
-           (a->more && p >= a->more && p < a->more + a->more_cap);
-}
-
-static void arena_free(void *data, void *ptr)
-{
-    peer_arena *a = data;
-    if (ptr && !in_arena(a, ptr))
-        free(ptr); /* did not fit */
-}
-
-/* Empties a; after an envelope that spilled, the second block grows to
- * hold it next time. */
-static void arena_reset(peer_arena *a)
-{
-    if (a->spilled && a->more_cap < PEER_ARENA_MAX_MORE) {
-        size_t want = a->more_used + a->spilled_bytes;
-        size_t cap = a->more_cap ? a->more_cap : 16384;
-        while (cap < want && cap < PEER_ARENA_MAX_MORE)
-            cap *= 2;
-        if (cap > PEER_ARENA_MAX_MORE)
-            cap = PEER_ARENA_MAX_MORE;
-        unsigned char *m = malloc(cap);
-        if (m) { /* else the old block stays */
-            free(a->more);
-            a->more = m;
-            a->more_cap = cap;
-        }
-    }
-    a->used = a->more_used = 0;
-    a->spilled = a->spilled_bytes = 0;
-}
-
-void peer_arena_release(peer_arena *a)
-{
-    free(a->more);
-    a->more = NULL;
-    a->more_cap = a->more_used = 0;
-}
-
-Ringkv__Envelope *peer_envelope_decode_in(peer_arena *a, const uint8_t *body, size_t len,
-                                          char *err, size_t errlen)
-{
-    ProtobufCAllocator alloc = {.alloc = arena_alloc, .free = arena_free, .allocator_data = a};
-    a->used = a->more_used = 0;
-    a->spilled = a->spilled_bytes = 0;
-    return decode_with(&alloc, body, len, err, errlen);
-}
-
-void peer_envelope_free_in(peer_arena *a, Ringkv__Envelope *env)
-{
-    ProtobufCAllocator alloc = {.alloc = arena_alloc, .free = arena_free, .allocator_data = a};
-    /* When all of it is in the arena, walking the message to free each
-     * piece would only find pieces that emptying the arena frees. */
-    if (env && a->spilled)
-        ringkv__envelope__free_unpacked(env, &alloc);
-    arena_reset(a);
-}
-
 /* ---- addresses ---- */
 
 void peer_format_addr(const struct sockaddr *sa, char *out, size_t outlen)
@@ -407,7 +114,7 @@ int peer_resolve(peer *p, const char *addr, struct sockaddr_storage *ss, socklen
     char host[CONFIG_ADDR_MAX];
     int port;
     if (config_split_addr(addr, host, sizeof host, &port) != 0 || port == 0)
-        return set_err(err, errlen, "'%s' is not a HOST:PORT address", addr);
+        return peer_set_err(err, errlen, "'%s' is not a HOST:PORT address", addr);
     memset(ss, 0, sizeof *ss);
     struct sockaddr_in *in = (struct sockaddr_in *)ss;
     struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)ss;
@@ -440,10 +147,10 @@ int peer_resolve(peer *p, const char *addr, struct sockaddr_storage *ss, socklen
     snprintf(portstr, sizeof portstr, "%d", port);
     int rc = getaddrinfo(host, portstr, &hints, &ai);
     if (rc != 0)
-        return set_err(err, errlen, "cannot resolve '%s': %s", host, gai_strerror(rc));
+        return peer_set_err(err, errlen, "cannot resolve '%s': %s", host, gai_strerror(rc));
     if (ai->ai_addrlen > sizeof *ss) {
         freeaddrinfo(ai);
-        return set_err(err, errlen, "cannot resolve '%s': address too long", host);
+        return peer_set_err(err, errlen, "cannot resolve '%s': address too long", host);
     }
     memcpy(ss, ai->ai_addr, ai->ai_addrlen);
     *sslen = (socklen_t)ai->ai_addrlen;
@@ -895,7 +602,7 @@ int peer_request(peer *p, const char *addr, const Ringkv__Envelope *env, uint32_
         return -1;
     peer_conn *pc = conn_new(p, -1, addr, true);
     if (!pc)
-        return set_err(err, errlen, "out of memory");
+        return peer_set_err(err, errlen, "out of memory");
     pc->fn = fn;
     pc->ctx = ctx;
     pc->timeout_ms = timeout_ms;
@@ -905,15 +612,15 @@ int peer_request(peer *p, const char *addr, const Ringkv__Envelope *env, uint32_
     pc->done = true;
     if (!pc->deadline_ev) {
         peer_conn_close(pc, NULL);
-        return set_err(err, errlen, "out of memory");
+        return peer_set_err(err, errlen, "out of memory");
     }
     if (peer_reply(pc, env) != 0) {
         peer_conn_close(pc, NULL);
-        return set_err(err, errlen, "cannot encode the request");
+        return peer_set_err(err, errlen, "cannot encode the request");
     }
     if (bufferevent_socket_connect(pc->bev, (struct sockaddr *)&ss, (int)sslen) != 0) {
         int e = EVUTIL_SOCKET_ERROR();
-        set_err(err, errlen, "cannot connect to %s: %s", addr,
+        peer_set_err(err, errlen, "cannot connect to %s: %s", addr,
                 e ? evutil_socket_error_to_string(e) : "socket error");
         peer_conn_close(pc, NULL);
         return -1;
@@ -936,12 +643,12 @@ peer *peer_new(struct event_base *base, const char *addr, peer_message_fn on_mes
     char host[CONFIG_ADDR_MAX];
     int port;
     if (config_split_addr(addr, host, sizeof host, &port) != 0) {
-        set_err(err, errlen, "peer address '%s' is not HOST:PORT", addr);
+        peer_set_err(err, errlen, "peer address '%s' is not HOST:PORT", addr);
         return NULL;
     }
     peer *p = calloc(1, sizeof *p);
     if (!p) {
-        set_err(err, errlen, "out of memory");
+        peer_set_err(err, errlen, "out of memory");
         return NULL;
     }
     p->base = base;
@@ -951,7 +658,7 @@ peer *peer_new(struct event_base *base, const char *addr, peer_message_fn on_mes
     p->relisten_ev = evtimer_new(base, on_relisten, p);
     p->flush_ev = event_new(base, -1, 0, on_flush, p);
     if (!p->reap_ev || !p->relisten_ev || !p->flush_ev) {
-        set_err(err, errlen, "out of memory");
+        peer_set_err(err, errlen, "out of memory");
         goto fail;
     }
     struct addrinfo hints = {.ai_family = AF_UNSPEC,
@@ -962,7 +669,7 @@ peer *peer_new(struct event_base *base, const char *addr, peer_message_fn on_mes
     snprintf(portstr, sizeof portstr, "%d", port);
     int rc = getaddrinfo(host, portstr, &hints, &ai);
     if (rc != 0) {
-        set_err(err, errlen, "cannot resolve peer host '%s': %s", host, gai_strerror(rc));
+        peer_set_err(err, errlen, "cannot resolve peer host '%s': %s", host, gai_strerror(rc));
         goto fail;
     }
     p->listener = evconnlistener_new_bind(
@@ -970,7 +677,7 @@ peer *peer_new(struct event_base *base, const char *addr, peer_message_fn on_mes
         ai->ai_addr, (int)ai->ai_addrlen);
     freeaddrinfo(ai);
     if (!p->listener) {
-        set_err(err, errlen, "cannot listen on peer address %s (tcp): %s", addr,
+        peer_set_err(err, errlen, "cannot listen on peer address %s (tcp): %s", addr,
                 evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
         goto fail;
     }
@@ -978,7 +685,7 @@ peer *peer_new(struct event_base *base, const char *addr, peer_message_fn on_mes
     struct sockaddr_storage ss;
     socklen_t len = sizeof ss;
     if (getsockname(evconnlistener_get_fd(p->listener), (struct sockaddr *)&ss, &len) != 0) {
-        set_err(err, errlen, "getsockname on the peer listener: %s", strerror(errno));
+        peer_set_err(err, errlen, "getsockname on the peer listener: %s", strerror(errno));
         goto fail;
     }
     peer_format_addr((struct sockaddr *)&ss, p->addr, sizeof p->addr);

@@ -148,6 +148,10 @@ size_t peer_frame_size(const Ringkv__Envelope *env);
  * Returns 0, or -1 when out of memory (nothing appended). */
 int peer_frame_append(struct evbuffer *out, const Ringkv__Envelope *env, size_t len);
 
+/* Formats a message into err (when err is not NULL and errlen > 0) and
+ * returns -1: the error paths of the peer modules. */
+int peer_set_err(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
 struct bufferevent;
 /* Writes bev's output to its socket now, without arming EPOLLOUT: for a
  * connection whose bufferevent has EV_WRITE disabled while it keeps up.
