@@ -461,6 +461,32 @@ static void test_reads_hold_the_walk_off(void **state)
     assert_true(stats(f).dirty_bytes < big);
 }
 
+/* The walk also waits under reads while the log is past half of log_size
+ * (it does not grow while nothing writes), up to log_size itself. */
+static void test_reads_hold_the_walk_off_past_half_the_log(void **state)
+{
+    fx *f = *state;
+    store_options o = {.dir = f->dir, .map_size = 256 * MB, .fsync = STORE_FSYNC_EVERYSEC,
+                       .cache_size = 64 * MB, .log_size = 8 * MB};
+    f->s = store_open(&o, f->err, sizeof f->err);
+    assert_non_null(f->s);
+    write_burst(f, "h", 5000, 5000, 1000, 5000); /* one commit: the walk has not gone round */
+    read_for(f, "h1", 50);
+    store_stats st = stats(f);
+    assert_true(st.log_bytes > 4 * MB && st.log_bytes < 8 * MB);
+    assert_true(st.dirty > 4000);
+    read_for(f, "h1", 1000);
+    assert_int_equal(stats(f).dirty, st.dirty);
+    /* Idle, it goes round within a second or two. */
+    uint64_t dirty = st.dirty;
+    for (int t = 0; t < 300 && dirty > 0; t++) {
+        usleep(10 * 1000);
+        commit(f);
+        dirty = stats(f).dirty;
+    }
+    assert_int_equal(dirty, 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -473,6 +499,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_log_stays_near_log_size, setup, teardown),
         cmocka_unit_test_setup_teardown(test_idle_writes_back_soon, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reads_hold_the_walk_off, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_reads_hold_the_walk_off_past_half_the_log, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
