@@ -332,6 +332,8 @@ static void pressure_update(replica *r);
 static void link_handle(link *ln, const Ringkv__Envelope *env)
 {
     uint64_t id;
+    /* Once a frame, not once an answer: a batch holds thousands. */
+    ln->last_active_ms = ln->progress_ms = replica_mono_ms();
     if (env->body_case == RINGKV__ENVELOPE__BODY_WRITE_ACK && env->write_ack)
         id = env->write_ack->id;
     else if (env->body_case == RINGKV__ENVELOPE__BODY_READ_REPLY && env->read_reply)
@@ -406,7 +408,6 @@ static void link_answer(link *ln, uint64_t id, const Ringkv__Envelope *env,
     if (!q || q->ln != ln)
         return; /* answered after its timeout: already reported */
     link_unlink_req(ln, q);
-    ln->last_active_ms = ln->progress_ms = replica_mono_ms();
     if (r->pressed && ln->ninflight <= REPLICA_PRESSURE_LOW)
         pressure_update(r);
     /* The timer stays set for the deadline of the request answered, or an
@@ -777,12 +778,12 @@ fail:
 
 static const int routed[] = {RINGKV__ENVELOPE__BODY_WRITE, RINGKV__ENVELOPE__BODY_READ};
 
-/* The acknowledgements batched in the pass that just ended. */
-static void on_acks(evutil_socket_t fd, short what, void *arg)
+/* The answers batched in the pass that just ended. */
+static void on_answers(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
     (void)what;
-    replica_flush_acks(arg, true);
+    replica_flush_answers(arg, true);
 }
 
 /* peer_prefetch_fn: the key of a replica write a frame or two ahead. Its
@@ -807,7 +808,7 @@ replica *replica_new(struct server *srv, struct cluster *cl, uint64_t timeout_ms
     r->base = srv->base;
     r->timeout_ms = timeout_ms ? timeout_ms : 1;
     r->done_ev = event_new(r->base, -1, 0, on_done, r);
-    r->ack_ev = event_new(r->base, -1, 0, on_acks, r);
+    r->ack_ev = event_new(r->base, -1, 0, on_answers, r);
     r->flush_ev = event_new(r->base, -1, 0, on_flush, r);
     r->pressure_ev = evtimer_new(r->base, on_pressure, r);
     if (!r->done_ev || !r->ack_ev || !r->flush_ev || !r->pressure_ev || table_grow(r) != 0) {
@@ -887,7 +888,7 @@ void replica_free(replica *r)
     handoff_free(r->ho);
     if (r->done_ev)
         event_free(r->done_ev);
-    replica_flush_acks(r, false);
+    replica_flush_answers(r, false);
     for (size_t i = 0; i < r->capacks; i++) {
         free(r->acks[i].ids);
         free(r->acks[i].reads);

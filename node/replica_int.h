@@ -119,10 +119,10 @@ struct replica {
     struct event *pressure_ev; /* re-checks that while pressed */
     size_t nreq_spare;
     /* Answers after this pass's commit, per inbound peer connection
-     * (held), sent by replica_flush_acks: writes acknowledged ok, and reads
+     * (held), sent by replica_flush_answers: writes acknowledged ok, and reads
      * answered without a value. [0, nacks) in use, the rest keep their
      * buffers for the next pass. */
-    struct ack_batch {
+    struct answer_batch {
         peer_conn *pc;
         uint64_t *ids;
         size_t n, cap;
@@ -133,7 +133,7 @@ struct replica {
     /* Room to pack a frame of read answers (READ_BATCH_MAX). */
     Ringkv__ReplicaReadReply *rr_buf, **rr_ptrs;
     Ringkv__Record *rec_buf;
-    struct event *ack_ev; /* runs replica_flush_acks after the pass end */
+    struct event *ack_ev; /* runs replica_flush_answers after the pass end */
     struct event *flush_ev; /* writes the links' requests (on_flush) */
     link *flush;
     bool ack_armed;
@@ -154,9 +154,10 @@ pending *replica_pending_get(replica *r);
 int replica_pending_add(replica *r, pending *p);
 void replica_pending_free(pending *p);
 void replica_on_committed(void *arg, bool ok, const char *err);
-/* Sends the acknowledgements batched in this pass (ack_ev); with send
- * false (shutting down) only lets the connections go. */
-void replica_flush_acks(replica *r, bool send);
+/* Sends the answers batched in this pass (ack_ev): acknowledgements and
+ * read answers without a value; with send false (shutting down) only lets
+ * the connections go. */
+void replica_flush_answers(replica *r, bool send);
 /* The inbound handlers peer_route gives ReplicaWrite and ReplicaRead to. */
 void replica_on_peer_write(void *ctx, peer_conn *pc, const Ringkv__Envelope *env);
 void replica_on_peer_read(void *ctx, peer_conn *pc, const Ringkv__Envelope *env);

@@ -85,20 +85,20 @@ static void send_ack(peer_conn *pc, uint64_t id, bool ok, const char *error)
 
 /* The answer batch of pc for this pass, started (pc held) when there is
  * none; NULL when out of memory. */
-static struct ack_batch *batch_of(replica *r, peer_conn *pc)
+static struct answer_batch *batch_of(replica *r, peer_conn *pc)
 {
     for (size_t i = 0; i < r->nacks; i++)
         if (r->acks[i].pc == pc)
             return &r->acks[i];
     if (r->nacks == r->capacks) {
         size_t cap = r->capacks ? r->capacks * 2 : 4;
-        struct ack_batch *a = realloc(r->acks, cap * sizeof *a);
+        struct answer_batch *a = realloc(r->acks, cap * sizeof *a);
         if (!a)
             return NULL;
         memset(a + r->capacks, 0, (cap - r->capacks) * sizeof *a);
         r->acks = a, r->capacks = cap;
     }
-    struct ack_batch *b = &r->acks[r->nacks++];
+    struct answer_batch *b = &r->acks[r->nacks++];
     b->pc = pc;
     b->n = b->nreads = 0;
     peer_conn_hold(pc);
@@ -128,7 +128,7 @@ static bool grow(void **arr, size_t *cap, size_t n, size_t size)
  * a packed and an unpacked envelope per replicated write. */
 static void ack_later(replica *r, peer_conn *pc, uint64_t id)
 {
-    struct ack_batch *b = batch_of(r, pc);
+    struct answer_batch *b = batch_of(r, pc);
     if (!b || !grow((void **)&b->ids, &b->cap, b->n, sizeof *b->ids)) {
         send_ack(pc, id, true, NULL);
         return;
@@ -140,7 +140,7 @@ static void ack_later(replica *r, peer_conn *pc, uint64_t id)
 #define READ_BATCH_MAX 4096
 
 /* Packs the answers [at, at + k) of b into one ReadReplies frame. */
-static void send_reads(replica *r, struct ack_batch *b, size_t at, size_t k)
+static void send_reads(replica *r, struct answer_batch *b, size_t at, size_t k)
 {
     if (!r->rr_buf) {
         r->rr_buf = malloc(READ_BATCH_MAX * sizeof *r->rr_buf);
@@ -182,10 +182,10 @@ static void send_reads(replica *r, struct ack_batch *b, size_t at, size_t k)
     peer_reply(b->pc, &env);
 }
 
-void replica_flush_acks(replica *r, bool send)
+void replica_flush_answers(replica *r, bool send)
 {
     for (size_t i = 0; i < r->nacks; i++) {
-        struct ack_batch *b = &r->acks[i];
+        struct answer_batch *b = &r->acks[i];
         for (size_t at = 0; send && at < b->nreads && peer_conn_is_open(b->pc);
              at += READ_BATCH_MAX)
             send_reads(r, b, at, b->nreads - at < READ_BATCH_MAX ? b->nreads - at : READ_BATCH_MAX);
@@ -214,7 +214,7 @@ void replica_flush_acks(replica *r, bool send)
  * out of memory, and it is then sent alone. */
 static bool answer_later(replica *r, peer_conn *pc, const read_answer *a)
 {
-    struct ack_batch *b = batch_of(r, pc);
+    struct answer_batch *b = batch_of(r, pc);
     if (!b || !grow((void **)&b->reads, &b->capreads, b->nreads, sizeof *b->reads))
         return false;
     b->reads[b->nreads++] = *a;
