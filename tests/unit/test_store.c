@@ -228,6 +228,75 @@ static void test_open_dirs(void **state)
     assert_null(store_open(NULL, f->err, sizeof f->err));
 }
 
+/* The VmFlags of the mapping of path in this process's smaps, or "". */
+static void map_flags(const char *path, char *out, size_t cap)
+{
+    FILE *fp = fopen("/proc/self/smaps", "r");
+    char line[512];
+    unsigned long lo, hi;
+    bool in = false;
+    out[0] = '\0';
+    assert_non_null(fp);
+    while (fgets(line, sizeof line, fp)) {
+        size_t n = strlen(line);
+        if (n && line[n - 1] == '\n')
+            line[--n] = '\0';
+        if (strncmp(line, "VmFlags:", 8) == 0) {
+            if (in) {
+                size_t k = strlen(line + 8) < cap - 1 ? strlen(line + 8) : cap - 1;
+                memcpy(out, line + 8, k);
+                out[k] = '\0';
+                break;
+            }
+        } else if (sscanf(line, "%lx-%lx ", &lo, &hi) == 2) { /* a mapping's first line */
+            in = n >= strlen(path) && strcmp(line + n - strlen(path), path) == 0;
+        }
+    }
+    fclose(fp);
+}
+
+/* LMDB's map is read at random: no readahead (MDB_NORDAHEAD, which is
+ * madvise MADV_RANDOM: "rr" in the mapping's VmFlags), in every fsync mode,
+ * and still after the map has grown (a new mapping). */
+static void test_map_without_readahead(void **state)
+{
+    fx *f = *state;
+    char path[128], flags[256];
+    snprintf(path, sizeof path, "%s/data.mdb", f->dir);
+    store_fsync modes[] = {STORE_FSYNC_ALWAYS, STORE_FSYNC_EVERYSEC, STORE_FSYNC_NO};
+    for (size_t m = 0; m < sizeof modes / sizeof *modes; m++) {
+        store_options o = {
+            .dir = f->dir, .map_size = 64 * MB, .fsync = modes[m], .cache_size = 4 * MB};
+        store *s = store_open(&o, f->err, sizeof f->err);
+        if (!s)
+            fail_msg("store_open: %s", f->err);
+        map_flags(path, flags, sizeof flags);
+        if (!strstr(flags, " rr"))
+            fail_msg("fsync mode %zu: data.mdb mapped without MADV_RANDOM, VmFlags:%s", m, flags);
+        /* 8 MB of records: the map, which starts at the file's size, grows. */
+        char v[1000];
+        store_version vv = ver(1, "n1");
+        memset(v, 'v', sizeof v);
+        for (int i = 0; i < 8000; i++) {
+            char k[32];
+            size_t kl = (size_t)snprintf(k, sizeof k, "k%d-%zu", i, m);
+            EXPECT(f, store_put(s, k, kl, v, sizeof v, 0, &vv, f->err, sizeof f->err), STORE_OK);
+            if (i % 500 == 499)
+                EXPECT(f, store_commit(s, f->err, sizeof f->err), STORE_OK);
+        }
+        EXPECT(f, store_commit(s, f->err, sizeof f->err), STORE_OK);
+        if (store_write_back(s, f->err, sizeof f->err) != 0)
+            fail_msg("store_write_back: %s", f->err);
+        struct stat st;
+        assert_int_equal(stat(path, &st), 0);
+        assert_true(st.st_size > 4 * MB); /* grown from 1 MiB: mapped again */
+        map_flags(path, flags, sizeof flags);
+        if (!strstr(flags, " rr"))
+            fail_msg("fsync mode %zu: data.mdb mapped without MADV_RANDOM, VmFlags:%s", m, flags);
+        store_close(s);
+    }
+}
+
 static void test_roundtrip(void **state)
 {
     fx *f = *state;
@@ -900,6 +969,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_open_dirs, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_map_without_readahead, setup, teardown),
         cmocka_unit_test_setup_teardown(test_roundtrip, setup, teardown),
         cmocka_unit_test_setup_teardown(test_disk_layout, setup, teardown),
         cmocka_unit_test_setup_teardown(test_batch_sees_own_writes, setup, teardown),
