@@ -286,6 +286,7 @@ size_t dispatch_stats(server *s, wire_stat *out)
     NUM("replica_timeouts", rs.timeouts);
     NUM("replica_queue_drops", rs.queue_drops);
     NUM("replica_pressure_pauses", rs.pressure_pauses);
+    NUM("replica_answers_on_link", rs.answers_on_link);
     NUM("replica_pressed", rs.pressed ? 1 : 0);
     NUM("replica_writes_applied", rs.writes_applied);
     NUM("replica_reads_served", rs.reads_served);

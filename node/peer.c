@@ -34,6 +34,7 @@ struct peer_conn {
     peer *p;
     struct bufferevent *bev;
     char remote[PEER_ADDR_MAX];
+    char node[PEER_NODE_ID_MAX + 1]; /* peer_conn_set_node; "" until then */
     peer_conn *prev, *next;  /* p->conns */
     peer_conn *closing_next; /* p->closing */
     bool closing, outbound, read_paused;
@@ -166,6 +167,18 @@ int peer_resolve(peer *p, const char *addr, struct sockaddr_storage *ss, socklen
 }
 
 /* ---- connections ---- */
+
+bool peer_conn_set_node(peer_conn *pc, const char *id)
+{
+    size_t n = strnlen(id, PEER_NODE_ID_MAX + 1);
+    if (n > PEER_NODE_ID_MAX)
+        return false;
+    memcpy(pc->node, id, n);
+    pc->node[n] = '\0';
+    return true;
+}
+
+const char *peer_conn_node(const peer_conn *pc) { return pc->node; }
 
 const char *peer_conn_remote(const peer_conn *pc)
 {

@@ -36,7 +36,8 @@
 #define PEER_MAX_CONNS       128                 /* inbound connections at once */
 #define PEER_IDLE_TIMEOUT_MS 10000               /* inbound: no progress this long closes */
 #define PEER_ADDR_MAX        128                 /* "HOST:PORT", NUL included */
-#define PEER_MAX_ROUTES      8                   /* peer_route entries */
+#define PEER_MAX_ROUTES      16                  /* peer_route entries */
+#define PEER_NODE_ID_MAX     64                  /* peer_conn_set_node, NUL excluded */
 
 typedef struct peer peer;
 typedef struct peer_conn peer_conn;
@@ -83,6 +84,12 @@ int peer_reply(peer_conn *pc, const Ringkv__Envelope *env);
 
 /* The remote end of pc, "ip:port", for logs. */
 const char *peer_conn_remote(const peer_conn *pc);
+
+/* The node that opened inbound pc, as its first frame said (replica.c's
+ * LinkHello); "" until set. An id over PEER_NODE_ID_MAX bytes is refused
+ * (false). */
+bool peer_conn_set_node(peer_conn *pc, const char *id);
+const char *peer_conn_node(const peer_conn *pc);
 
 /* Queues pc to be closed (why is logged at debug; NULL: a normal close). */
 void peer_conn_close(peer_conn *pc, const char *why);

@@ -8,7 +8,11 @@
  * and anti-entropy send their requests over the same links (replica_call).
  * Inbound, peer.c routes ReplicaWrite and ReplicaRead to replica_serve.c;
  * both are answered from server_after_commit, so an ack means durable and a
- * read sees only committed data. A write for a down owner is kept as a hint
+ * read sees only committed data. A link opens with a LinkHello naming this
+ * node; the node at the other end then sends its batched answers to this
+ * node's requests on its own link here when that is up (with its own
+ * requests, in one write), and they arrive on the inbound connection that
+ * link opened, routed back to this node's link (on_answer_inbound). A write for a down owner is kept as a hint
  * in the store; node/handoff.c replays hints to their owner.
  */
 #include "replica.h"
@@ -328,6 +332,7 @@ static void link_answer(link *ln, uint64_t id, const Ringkv__Envelope *env,
                         const Ringkv__ReplicaReadReply *rr);
 static void answer_more(link *ln, const Ringkv__Envelope *env);
 static void pressure_update(replica *r);
+static link *link_find(replica *r, const char *id);
 
 static void link_handle(link *ln, const Ringkv__Envelope *env)
 {
@@ -503,13 +508,22 @@ static void on_link_write(struct bufferevent *bev, void *arg)
         bufferevent_disable(bev, EV_WRITE);
 }
 
-/* The end of a pass: each link's requests go to its socket in one write,
- * without arming EPOLLOUT (see peer_write_direct and peer.c's on_flush). */
-static void on_flush(evutil_socket_t fd, short what, void *arg)
+/* ln has frames to write at the end of this pass. */
+static void link_queue_flush(link *ln)
 {
-    (void)fd;
-    (void)what;
-    replica *r = arg;
+    replica *r = ln->r;
+    if (ln->state != LINK_UP || ln->flush_queued)
+        return;
+    if (!r->flush)
+        event_active(r->flush_ev, EV_TIMEOUT, 1);
+    ln->flush_queued = true;
+    ln->flush_next = r->flush;
+    r->flush = ln;
+}
+
+void replica_flush_links(replica *r)
+{
+    r->flush_waited = false;
     while (r->flush) {
         link *ln = r->flush;
         r->flush = ln->flush_next;
@@ -517,6 +531,52 @@ static void on_flush(evutil_socket_t fd, short what, void *arg)
         if (ln->bev && ln->state == LINK_UP)
             peer_write_direct(ln->bev);
     }
+}
+
+/* The end of a pass: each link's requests go to its socket in one write,
+ * without arming EPOLLOUT (see peer_write_direct and peer.c's on_flush),
+ * together with the answers this node owes the link's node, which the
+ * pass's commit releases. When the pass has such answers coming, this
+ * waits once behind the commit, and while they are to be sent,
+ * replica_flush_answers writes the links after them. Requests and answers
+ * for one node then leave in one write, where they took two, on two
+ * connections, and two reads on the other side. Not under `fsync always`:
+ * there the commit is an fdatasync, which the requests would wait out. */
+static void on_flush(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    replica *r = arg;
+    if (r->ack_armed)
+        return;
+    if (r->npending_answers && r->srv->pass_end_scheduled && !r->flush_waited &&
+        r->srv->cfg->fsync != STORE_FSYNC_ALWAYS) {
+        r->flush_waited = true;
+        event_active(r->flush_ev, EV_TIMEOUT, 1);
+        return;
+    }
+    replica_flush_links(r);
+}
+
+link *replica_answer_link(replica *r, peer_conn *pc)
+{
+    const char *node = peer_conn_node(pc);
+    link *ln = node[0] ? link_find(r, node) : NULL;
+    return ln && ln->state == LINK_UP && ln->bev ? ln : NULL;
+}
+
+int replica_link_send(link *ln, const Ringkv__Envelope *env)
+{
+    size_t len = peer_frame_size(env);
+    if (!len || ln->state != LINK_UP || !ln->bev)
+        return -1;
+    struct evbuffer *out = bufferevent_get_output(ln->bev);
+    if (evbuffer_get_length(out) + len > REPLICA_MAX_QUEUE_BYTES ||
+        peer_frame_append(out, env, len) != 0)
+        return -1;
+    ln->r->n.answers_on_link++;
+    link_queue_flush(ln);
+    return 0;
 }
 
 static void on_link_event(struct bufferevent *bev, short what, void *arg)
@@ -574,12 +634,21 @@ static void on_link_timer(evutil_socket_t fd, short what, void *arg)
     link_arm(ln);
 }
 
-static link *link_get(replica *r, const char *id)
+/* This node's link to node id, or NULL if it never had one. */
+static link *link_find(replica *r, const char *id)
 {
     for (link *ln = r->links; ln; ln = ln->next)
         if (strcmp(ln->id, id) == 0)
             return ln;
-    link *ln = calloc(1, sizeof *ln);
+    return NULL;
+}
+
+static link *link_get(replica *r, const char *id)
+{
+    link *ln = link_find(r, id);
+    if (ln)
+        return ln;
+    ln = calloc(1, sizeof *ln);
     if (!ln)
         return NULL;
     ln->r = r;
@@ -612,6 +681,22 @@ static int link_connect(link *ln)
     }
     bufferevent_setcb(ln->bev, on_link_read, on_link_write, on_link_event, ln);
     bufferevent_setwatermark(ln->bev, EV_READ, 0, PEER_HEADER_BYTES + PEER_MAX_FRAME);
+    /* The first frame says who opened the link (LinkHello): the other node
+     * may then answer this node's requests on its own link to it. */
+    Ringkv__Envelope hello_env = RINGKV__ENVELOPE__INIT;
+    Ringkv__LinkHello hello = RINGKV__LINK_HELLO__INIT;
+    hello_env.version = PEER_VERSION;
+    hello_env.body_case = RINGKV__ENVELOPE__BODY_HELLO;
+    hello_env.hello = &hello;
+    hello.node_id = (char *)replica_self_id(r);
+    size_t hello_len = peer_frame_size(&hello_env);
+    if (!hello_len ||
+        peer_frame_append(bufferevent_get_output(ln->bev), &hello_env, hello_len) != 0) {
+        bufferevent_free(ln->bev);
+        ln->bev = NULL;
+        replica_say(ln->last_err, sizeof ln->last_err, "out of memory");
+        return -1;
+    }
     if (bufferevent_socket_connect(ln->bev, (struct sockaddr *)&ss, (int)sslen) != 0) {
         int e = EVUTIL_SOCKET_ERROR();
         bufferevent_free(ln->bev);
@@ -754,13 +839,7 @@ static int send_req(replica *r, const char *to, Ringkv__Envelope *env, uint64_t 
         ln->head = q;
     ln->tail = q;
     ln->ninflight++;
-    if (ln->state == LINK_UP && !ln->flush_queued) {
-        if (!r->flush)
-            event_active(r->flush_ev, EV_TIMEOUT, 1);
-        ln->flush_queued = true;
-        ln->flush_next = r->flush;
-        r->flush = ln;
-    }
+    link_queue_flush(ln);
     q->hnext = r->table[q->id & (r->nbuckets - 1)];
     r->table[q->id & (r->nbuckets - 1)] = q;
     r->nreqs++;
@@ -776,7 +855,30 @@ fail:
 
 /* ---- the API ---- */
 
-static const int routed[] = {RINGKV__ENVELOPE__BODY_WRITE, RINGKV__ENVELOPE__BODY_READ};
+static const int routed[] = {RINGKV__ENVELOPE__BODY_WRITE,       RINGKV__ENVELOPE__BODY_READ,
+                             RINGKV__ENVELOPE__BODY_HELLO,       RINGKV__ENVELOPE__BODY_WRITE_ACK,
+                             RINGKV__ENVELOPE__BODY_READ_REPLY,  RINGKV__ENVELOPE__BODY_READ_REPLIES};
+
+/* A link's first frame, on the inbound connection it opened. */
+static void on_hello(void *ctx, peer_conn *pc, const Ringkv__Envelope *env)
+{
+    replica *r = ctx;
+    const char *id = env->hello && env->hello->node_id ? env->hello->node_id : "";
+    if (!id[0] || strlen(id) > STORE_ORIGIN_MAX || strcmp(id, replica_self_id(r)) == 0 ||
+        !peer_conn_set_node(pc, id))
+        log_debug("peer %s: ignoring a link hello naming node '%.64s'", peer_conn_remote(pc), id);
+}
+
+/* Answers to this node's requests that their node sent on its own link to
+ * this node (see on_flush), not back on this node's link: they are this
+ * node's link's answers all the same. Others (no such link up now: its
+ * requests have failed already) are dropped. */
+static void on_answer_inbound(void *ctx, peer_conn *pc, const Ringkv__Envelope *env)
+{
+    link *ln = replica_answer_link(ctx, pc);
+    if (ln)
+        link_handle(ln, env);
+}
 
 /* The answers batched in the pass that just ended. */
 static void on_answers(evutil_socket_t fd, short what, void *arg)
@@ -816,7 +918,11 @@ replica *replica_new(struct server *srv, struct cluster *cl, uint64_t timeout_ms
         goto fail;
     }
     if (r->pr && (peer_route(r->pr, routed[0], replica_on_peer_write, r) != 0 ||
-                  peer_route(r->pr, routed[1], replica_on_peer_read, r) != 0)) {
+                  peer_route(r->pr, routed[1], replica_on_peer_read, r) != 0 ||
+                  peer_route(r->pr, routed[2], on_hello, r) != 0 ||
+                  peer_route(r->pr, routed[3], on_answer_inbound, r) != 0 ||
+                  peer_route(r->pr, routed[4], on_answer_inbound, r) != 0 ||
+                  peer_route(r->pr, routed[5], on_answer_inbound, r) != 0)) {
         replica_say(err, errlen, "the peer port has no room for replication's messages");
         goto fail;
     }

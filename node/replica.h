@@ -132,6 +132,7 @@ typedef struct replica_stats {
     uint64_t writes_applied, reads_served;
     uint64_t hints_stored, hints_delivered, hints_pending;
     uint64_t links_up, reconnects, queue_drops;
+    uint64_t answers_on_link; /* answer frames sent on this node's own link */
     uint64_t pressure_pauses; /* times clients were paused for a peer behind */
     bool pressed;             /* paused now */
 } replica_stats;

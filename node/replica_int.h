@@ -112,6 +112,7 @@ struct replica {
     dead_bev *dead;
     struct event *done_ev; /* reports failures and frees dead connections */
     pending *pending;
+    size_t npending_answers; /* of them, answers to peers (with a pc) */
     pending *spare; /* freed pendings kept for reuse: one per write otherwise */
     size_t nspare;
     req *req_spare; /* finished requests kept for reuse (REPLICA_SPARE_REQS) */
@@ -137,6 +138,7 @@ struct replica {
     struct event *flush_ev; /* writes the links' requests (on_flush) */
     link *flush;
     bool ack_armed;
+    bool flush_waited; /* on_flush let the pass's commit go first once */
     handoff *ho;
     replica_prefetch_fn prefetch; /* replica_set_prefetch */
     replica_stats n;
@@ -158,6 +160,18 @@ void replica_on_committed(void *arg, bool ok, const char *err);
  * read answers without a value; with send false (shutting down) only lets
  * the connections go. */
 void replica_flush_answers(replica *r, bool send);
+
+/* Writes the links queued for this pass's end (replica.c's on_flush). */
+void replica_flush_links(replica *r);
+
+/* This node's link to the node that opened inbound pc (its LinkHello),
+ * when that link is up; else NULL. */
+link *replica_answer_link(replica *r, peer_conn *pc);
+
+/* Queues env, an answer, on ln for the end of the pass. Returns 0, or -1
+ * (over the link's queue bound, out of memory): send it on the inbound
+ * connection instead. */
+int replica_link_send(link *ln, const Ringkv__Envelope *env);
 /* The inbound handlers peer_route gives ReplicaWrite and ReplicaRead to. */
 void replica_on_peer_write(void *ctx, peer_conn *pc, const Ringkv__Envelope *env);
 void replica_on_peer_read(void *ctx, peer_conn *pc, const Ringkv__Envelope *env);

@@ -139,8 +139,16 @@ static void ack_later(replica *r, peer_conn *pc, uint64_t id)
 /* At most this many answers in one ReadReplies frame. */
 #define READ_BATCH_MAX 4096
 
+/* One frame of answers for b's node: on this node's own link to it when
+ * that is up (see replica.c's on_flush), else back on b's connection. */
+static void send_answer(struct answer_batch *b, link *ln, const Ringkv__Envelope *env)
+{
+    if (!ln || replica_link_send(ln, env) != 0)
+        peer_reply(b->pc, env);
+}
+
 /* Packs the answers [at, at + k) of b into one ReadReplies frame. */
-static void send_reads(replica *r, struct answer_batch *b, size_t at, size_t k)
+static void send_reads(replica *r, struct answer_batch *b, link *ln, size_t at, size_t k)
 {
     if (!r->rr_buf) {
         r->rr_buf = malloc(READ_BATCH_MAX * sizeof *r->rr_buf);
@@ -179,16 +187,18 @@ static void send_reads(replica *r, struct answer_batch *b, size_t at, size_t k)
     env.read_replies = &rs;
     rs.n_replies = k;
     rs.replies = r->rr_ptrs;
-    peer_reply(b->pc, &env);
+    send_answer(b, ln, &env);
 }
 
 void replica_flush_answers(replica *r, bool send)
 {
     for (size_t i = 0; i < r->nacks; i++) {
         struct answer_batch *b = &r->acks[i];
+        link *ln = send && peer_conn_is_open(b->pc) ? replica_answer_link(r, b->pc) : NULL;
         for (size_t at = 0; send && at < b->nreads && peer_conn_is_open(b->pc);
              at += READ_BATCH_MAX)
-            send_reads(r, b, at, b->nreads - at < READ_BATCH_MAX ? b->nreads - at : READ_BATCH_MAX);
+            send_reads(r, b, ln, at,
+                       b->nreads - at < READ_BATCH_MAX ? b->nreads - at : READ_BATCH_MAX);
         for (size_t at = 0; send && at < b->n && peer_conn_is_open(b->pc); at += ACK_BATCH_MAX) {
             size_t k = b->n - at < ACK_BATCH_MAX ? b->n - at : ACK_BATCH_MAX;
             Ringkv__Envelope env = RINGKV__ENVELOPE__INIT;
@@ -200,7 +210,7 @@ void replica_flush_answers(replica *r, bool send)
             ack.ok = true;
             ack.n_more_ids = k - 1;
             ack.more_ids = b->ids + at + 1;
-            peer_reply(b->pc, &env);
+            send_answer(b, ln, &env);
         }
         peer_conn_drop(b->pc);
         b->pc = NULL;
@@ -208,6 +218,8 @@ void replica_flush_answers(replica *r, bool send)
     }
     r->nacks = 0;
     r->ack_armed = false;
+    /* The links' requests waited for these answers (on_flush). */
+    replica_flush_links(r);
 }
 
 /* An answer without a value joins pc's batch (ReadReplies); false when
@@ -305,8 +317,10 @@ void replica_pending_free(pending *p)
         r->pending = p->next;
     if (p->next)
         p->next->prev = p->prev;
-    if (p->pc)
+    if (p->pc) {
+        r->npending_answers--;
         peer_conn_drop(p->pc);
+    }
     if (p->key != p->kinline)
         free(p->key);
     if (r->nspare < REPLICA_SPARE_MAX) {
@@ -356,8 +370,10 @@ int replica_pending_add(replica *r, pending *p)
     if (r->pending)
         r->pending->prev = p;
     r->pending = p;
-    if (p->pc)
+    if (p->pc) {
+        r->npending_answers++;
         peer_conn_hold(p->pc);
+    }
     if (server_after_commit(r->srv, replica_on_committed, p) != 0) {
         replica_pending_free(p);
         return -1;

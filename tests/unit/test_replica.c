@@ -519,6 +519,68 @@ static void test_read(void **state)
     assert_int_equal(g.hlc, 200);
 }
 
+/* Node b answers a's requests on its own link to a once it has one (a
+ * opened its link with a LinkHello naming itself), in the writes that carry
+ * b's requests; before that, and for answers that go alone, back on a's
+ * link. Every request gets its one answer either way. */
+static void test_answers_ride_own_link(void **state)
+{
+    fx *f = *state;
+    replica_stats st;
+    write_ok(f, "nb", "k0", "v0", false, 100); /* b has no link to a yet */
+    replica_get_stats(f->b.r, &st);
+    assert_int_equal(st.answers_on_link, 0);
+    assert_int_equal(st.links_up, 0);
+
+    /* b writes to a: b's link to a comes up. */
+    got g = {0};
+    replica_record rec = rec_of("from-b", "x", false, 100);
+    assert_int_equal(replica_write(f->b.r, "na", &rec, NULL, on_reply, &g), 0);
+    assert_true(run_until(f, &g.calls, 1, 5000));
+    assert_true(g.ok);
+
+    /* Both ways at once, in the same passes: 200 writes each way, and reads
+     * from a to b that b answers without a value (absent) and with one. */
+    enum { N = 200 };
+    static got ga[N], gb[N], gr[2];
+    static replica_record ra[N], rb[N];
+    static char keys[N][16];
+    memset(ga, 0, sizeof ga), memset(gb, 0, sizeof gb), memset(gr, 0, sizeof gr);
+    for (int i = 0; i < N; i++) {
+        snprintf(keys[i], sizeof keys[i], "k%d", i);
+        ra[i] = rec_of(keys[i], "a", false, 200);
+        rb[i] = rec_of(keys[i], "b", false, 200);
+        assert_int_equal(replica_write(f->a.r, "nb", &ra[i], NULL, on_reply, &ga[i]), 0);
+        assert_int_equal(replica_write(f->b.r, "na", &rb[i], NULL, on_reply, &gb[i]), 0);
+    }
+    assert_int_equal(run_until_all(f, ga, N, 5000), N);
+    assert_int_equal(run_until_all(f, gb, N, 5000), N);
+    for (int i = 0; i < N; i++) {
+        if (!ga[i].ok || !gb[i].ok)
+            fail_msg("write %d: a->b %s, b->a %s", i, ga[i].err, gb[i].err);
+        assert_int_equal(ga[i].calls, 1);
+        assert_int_equal(gb[i].calls, 1);
+    }
+    assert_int_equal(replica_read(f->a.r, "nb", (const uint8_t *)"absent", 6, NULL, on_reply, &gr[0]),
+                     0);
+    assert_int_equal(replica_read(f->a.r, "nb", (const uint8_t *)"k0", 2, NULL, on_reply, &gr[1]), 0);
+    assert_int_equal(run_until_all(f, gr, 2, 5000), 2);
+    assert_true(gr[0].ok);
+    assert_false(gr[0].found);
+    assert_true(gr[1].ok);
+    assert_true(gr[1].found);
+    assert_string_equal(gr[1].val, "a");
+
+    replica_get_stats(f->b.r, &st);
+    assert_true(st.answers_on_link > 0);
+    assert_int_equal(st.writes_applied, 1 + N); /* k0, then the N from a */
+    replica_get_stats(f->a.r, &st);
+    assert_true(st.answers_on_link > 0);
+    assert_int_equal(st.links_up, 1); /* no second link: the answers came on b's */
+    run_for(f, 50);
+    assert_int_equal(ga[0].calls, 1); /* nothing answered twice */
+}
+
 /* A read that names a version it has gets the version alone back when the
  * replica's is not newer (the same, or older by HLC or by origin), and the
  * whole record when it is newer or when the read names none. */
@@ -834,6 +896,17 @@ static void test_documented_frames(void **state)
     assert_int_equal(len, sizeof read_bytes);
     assert_memory_equal(buf, read_bytes, len);
     free(buf);
+    /* A link's first frame, LinkHello{node_id: "na"} (field 25). */
+    static const uint8_t hello_bytes[] = {0x52, 0x4b, 0x01, 0x00, 0x00, 0x00, 0x00, 0x09, 0x08,
+                                          0x01, 0xca, 0x01, 0x04, 0x0a, 0x02, 0x6e, 0x61};
+    Ringkv__LinkHello hello = RINGKV__LINK_HELLO__INIT;
+    hello.node_id = "na";
+    env.body_case = RINGKV__ENVELOPE__BODY_HELLO;
+    env.hello = &hello;
+    assert_int_equal(peer_frame_encode(&env, &buf, &len), 0);
+    assert_int_equal(len, sizeof hello_bytes);
+    assert_memory_equal(buf, hello_bytes, len);
+    free(buf);
 }
 
 int main(void)
@@ -844,6 +917,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_acks_batched, setup, teardown),
         cmocka_unit_test_setup_teardown(test_read, setup, teardown),
         cmocka_unit_test_setup_teardown(test_read_with_a_version, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_answers_ride_own_link, setup, teardown),
         cmocka_unit_test_setup_teardown(test_backpressure, setup, teardown),
         cmocka_unit_test_setup_teardown(test_link_outgrows_socket, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reads_batched, setup, teardown),
