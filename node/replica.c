@@ -953,6 +953,7 @@ void replica_free(replica *r)
     /* As peer_free does: requests in flight are dropped without their
      * callbacks (their owners are going away too); handoff_free, last,
      * frees what its own requests carried. */
+    r->flush = NULL; /* links, about to be freed */
     while (r->links) {
         link *ln = r->links;
         r->links = ln->next;

@@ -218,8 +218,10 @@ void replica_flush_answers(replica *r, bool send)
     }
     r->nacks = 0;
     r->ack_armed = false;
-    /* The links' requests waited for these answers (on_flush). */
-    replica_flush_links(r);
+    /* The links' requests waited for these answers (on_flush). Not when
+     * dropping them: replica_free has freed the links by then. */
+    if (send)
+        replica_flush_links(r);
 }
 
 /* An answer without a value joins pc's batch (ReadReplies); false when
