@@ -75,148 +75,6 @@ void replica_copy_id(char *dst, size_t cap, const char *id)
     dst[n] = '\0';
 }
 
-/* ---- requests: kept for reuse ----
- * A request per replica write and read: calloc and free apiece went to
- * malloc's slow path (a pass sends more than its per-size cache holds) and
- * were 9% of a node under pipelined SETs at consistency one. As many are
- * kept as two links can have in flight before backpressure (4096 kept
- * still left malloc and free at 6% there): at 88 bytes a request (its
- * failure message lives apart), at most 3 MB. */
-#define REPLICA_SPARE_REQS (2 * REPLICA_PRESSURE_HIGH)
-
-static req *req_get(replica *r)
-{
-    req *q = r->req_spare;
-    if (!q)
-        return malloc(sizeof *q);
-    r->req_spare = q->next;
-    r->nreq_spare--;
-    /* The next pop reads the next spare's link: deep in a list of
-     * thousands it is out of the CPU's cache, and that miss was 4% of a
-     * node under SET -P16 at one. */
-    if (r->req_spare)
-        __builtin_prefetch(r->req_spare);
-    return q;
-}
-
-static void req_free(req *q)
-{
-    free(q->fail);
-    free(q);
-}
-
-static void req_put(replica *r, req *q)
-{
-    if (r->nreq_spare >= REPLICA_SPARE_REQS) {
-        req_free(q);
-        return;
-    }
-    free(q->fail);
-    q->fail = NULL;
-    q->next = r->req_spare;
-    r->req_spare = q;
-    r->nreq_spare++;
-}
-
-/* Records why q failed and the node it was for, for its callback; without
- * memory for that, the callback hears "out of memory". */
-__attribute__((format(printf, 3, 4))) static void req_fail(req *q, const char *to,
-                                                           const char *fmt, ...)
-{
-    if (!q->fail && !(q->fail = malloc(sizeof *q->fail)))
-        return;
-    replica_copy_id(q->fail->to, sizeof q->fail->to, to);
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(q->fail->why, sizeof q->fail->why, fmt, ap);
-    va_end(ap);
-}
-
-/* ---- the id table ---- */
-
-static int table_grow(replica *r)
-{
-    size_t n = r->nbuckets ? r->nbuckets * 2 : 1024;
-    req **t = calloc(n, sizeof *t);
-    if (!t)
-        return -1;
-    for (size_t i = 0; i < r->nbuckets; i++)
-        for (req *q = r->table[i], *nx; q; q = nx) {
-            nx = q->hnext;
-            q->hnext = t[q->id & (n - 1)];
-            t[q->id & (n - 1)] = q;
-        }
-    free(r->table);
-    r->table = t;
-    r->nbuckets = n;
-    return 0;
-}
-
-static void table_del(replica *r, req *q)
-{
-    for (req **pp = &r->table[q->id & (r->nbuckets - 1)]; *pp; pp = &(*pp)->hnext)
-        if (*pp == q) {
-            *pp = q->hnext;
-            r->nreqs--;
-            return;
-        }
-}
-
-static req *table_find(replica *r, uint64_t id)
-{
-    if (!r->nbuckets)
-        return NULL;
-    for (req *q = r->table[id & (r->nbuckets - 1)]; q; q = q->hnext)
-        if (q->id == id)
-            return q;
-    return NULL;
-}
-
-/* ---- failures, reported from a deferred event ---- */
-
-/* Queues q's failure; the callback runs from on_done, never from the
- * caller of replica_write/read, so callers need not be reentrant. */
-static void fail_later(replica *r, req *q)
-{
-    q->ln = NULL;
-    q->next = NULL;
-    if (r->done_tail)
-        r->done_tail->next = q;
-    else
-        r->done_head = q;
-    r->done_tail = q;
-    r->n.failures++;
-    event_active(r->done_ev, EV_TIMEOUT, 1);
-}
-
-static void on_done(evutil_socket_t fd, short what, void *arg)
-{
-    (void)fd;
-    (void)what;
-    replica *r = arg;
-    while (r->dead) {
-        dead_bev *d = r->dead;
-        r->dead = d->next;
-        bufferevent_free(d->bev);
-        free(d);
-    }
-    while (r->done_head) {
-        req *q = r->done_head;
-        r->done_head = q->next;
-        if (!r->done_head)
-            r->done_tail = NULL;
-        const char *to = q->fail ? q->fail->to : "";
-        const char *why = q->fail ? q->fail->why : "out of memory";
-        if (q->env_cb) {
-            q->env_cb(q->arg, to, NULL, why);
-        } else {
-            replica_reply rep = {.ok = false, .error = why};
-            q->cb(q->arg, to, &rep);
-        }
-        req_put(r, q);
-    }
-}
-
 /* ---- links ---- */
 
 static void link_arm(link *ln)
@@ -249,10 +107,10 @@ static void link_unlink_req(link *ln, req *q)
         ln->tail = q->prev;
     q->prev = q->next = NULL;
     ln->ninflight--;
-    table_del(ln->r, q);
+    replica_table_del(ln->r, q);
 }
 
-/* Drops ln's connection; freed from on_done, never inside its own callback. */
+/* Drops ln's connection; freed from replica_on_done, never inside its own callback. */
 static void link_bury(link *ln)
 {
     replica *r = ln->r;
@@ -285,7 +143,7 @@ static void link_close_idle(link *ln)
     ln->backoff_ms = 0;
 }
 
-/* The connection is gone (or never came up): it is freed from on_done, not
+/* The connection is gone (or never came up): it is freed from replica_on_done, not
  * inside its own callback, and every request on it fails exactly once. */
 __attribute__((format(printf, 2, 3))) static void link_fail(link *ln, const char *fmt, ...)
 {
@@ -305,8 +163,8 @@ __attribute__((format(printf, 2, 3))) static void link_fail(link *ln, const char
     while (ln->head) {
         req *q = ln->head;
         link_unlink_req(ln, q);
-        req_fail(q, ln->id, "link to %s lost: %s", ln->id, ln->last_err);
-        fail_later(r, q);
+        replica_req_fail(q, ln->id, "link to %s lost: %s", ln->id, ln->last_err);
+        replica_fail_later(r, q);
     }
     event_del(ln->timer_ev);
 }
@@ -392,10 +250,10 @@ static void answer_more(link *ln, const Ringkv__Envelope *env)
         if (j < n && r->nbuckets)
             __builtin_prefetch(r->table[batch_id(env, j) & (r->nbuckets - 1)]);
         if (j >= ANSWER_AHEAD && j - ANSWER_AHEAD < n &&
-            (q = table_find(r, batch_id(env, j - ANSWER_AHEAD))))
+            (q = replica_table_find(r, batch_id(env, j - ANSWER_AHEAD))))
             __builtin_prefetch(q->arg);
         if (r->prefetch && j >= 2 * ANSWER_AHEAD && j - 2 * ANSWER_AHEAD < n &&
-            (q = table_find(r, batch_id(env, j - 2 * ANSWER_AHEAD))) && q->cb)
+            (q = replica_table_find(r, batch_id(env, j - 2 * ANSWER_AHEAD))) && q->cb)
             r->prefetch(q->cb, q->arg);
         if (j >= 3 * ANSWER_AHEAD) {
             size_t k = j - 3 * ANSWER_AHEAD;
@@ -409,7 +267,7 @@ static void link_answer(link *ln, uint64_t id, const Ringkv__Envelope *env,
                         const Ringkv__ReplicaReadReply *rr)
 {
     replica *r = ln->r;
-    req *q = table_find(r, id);
+    req *q = replica_table_find(r, id);
     if (!q || q->ln != ln)
         return; /* answered after its timeout: already reported */
     link_unlink_req(ln, q);
@@ -422,7 +280,7 @@ static void link_answer(link *ln, uint64_t id, const Ringkv__Envelope *env,
         link_arm(ln);
     if (q->env_cb) {
         q->env_cb(q->arg, ln->id, env, NULL);
-        req_put(r, q);
+        replica_req_put(r, q);
         return;
     }
     replica_reply rep = {.ok = false};
@@ -460,7 +318,7 @@ static void link_answer(link *ln, uint64_t id, const Ringkv__Envelope *env,
             rep.error = "the replica refused without saying why";
     }
     q->cb(q->arg, ln->id, &rep);
-    req_put(r, q);
+    replica_req_put(r, q);
 }
 
 static void on_link_read(struct bufferevent *bev, void *arg)
@@ -626,10 +484,10 @@ static void on_link_timer(evutil_socket_t fd, short what, void *arg)
     while (ln->head && ln->head->deadline_ms <= now) {
         req *q = ln->head;
         link_unlink_req(ln, q);
-        req_fail(q, ln->id, "timeout: no answer from %s within %llu ms", ln->id,
+        replica_req_fail(q, ln->id, "timeout: no answer from %s within %llu ms", ln->id,
                  (unsigned long long)r->timeout_ms);
         r->n.timeouts++;
-        fail_later(r, q);
+        replica_fail_later(r, q);
     }
     link_arm(ln);
 }
@@ -747,11 +605,11 @@ static void on_pressure(evutil_socket_t fd, short what, void *arg)
 
 /* Sends env to `to`, with a new request id written to *idfield (a field of
  * env) before it is packed. Every failure after q exists goes through
- * fail_later. Returns 0, or -1 when out of memory (cb will not run). */
+ * replica_fail_later. Returns 0, or -1 when out of memory (cb will not run). */
 static int send_req(replica *r, const char *to, Ringkv__Envelope *env, uint64_t *idfield,
                     replica_cb cb, replica_env_fn env_cb, void *arg)
 {
-    req *q = req_get(r);
+    req *q = replica_req_get(r);
     if (!q)
         return -1;
     q->id = ++r->next_id;
@@ -767,21 +625,21 @@ static int send_req(replica *r, const char *to, Ringkv__Envelope *env, uint64_t 
 
     const char *addr = NULL;
     if (!r->cl || !r->pr) {
-        req_fail(q, to, "node %s is unreachable: this node has no peer port",
+        replica_req_fail(q, to, "node %s is unreachable: this node has no peer port",
                     to);
         goto fail;
     }
     if (!cluster_is_up(r->cl, to)) {
-        req_fail(q, to, "node %s is down", to);
+        replica_req_fail(q, to, "node %s is down", to);
         goto fail;
     }
     if (!(addr = cluster_peer_addr(r->cl, to)) || !addr[0]) {
-        req_fail(q, to, "node %s has no known peer address", to);
+        replica_req_fail(q, to, "node %s has no known peer address", to);
         goto fail;
     }
     link *ln = link_get(r, to);
     if (!ln) {
-        req_put(r, q);
+        replica_req_put(r, q);
         return -1;
     }
     if (strcmp(ln->addr, addr) != 0) {
@@ -794,7 +652,7 @@ static int send_req(replica *r, const char *to, Ringkv__Envelope *env, uint64_t 
     if (ln->state == LINK_IDLE) {
         uint64_t now = replica_mono_ms();
         if (now < ln->retry_at_ms) {
-            req_fail(q, to, "link to %s is down (retry in %llu ms): %s", to,
+            replica_req_fail(q, to, "link to %s is down (retry in %llu ms): %s", to,
                         (unsigned long long)(ln->retry_at_ms - now), ln->last_err);
             goto fail;
         }
@@ -802,31 +660,31 @@ static int send_req(replica *r, const char *to, Ringkv__Envelope *env, uint64_t 
             char why[sizeof ln->last_err];
             replica_say(why, sizeof why, "%s", ln->last_err);
             link_fail(ln, "%s", why);
-            req_fail(q, to, "link to %s is down: %s", to, why);
+            replica_req_fail(q, to, "link to %s is down: %s", to, why);
             goto fail;
         }
     }
     size_t len = peer_frame_size(env);
     if (!len) {
-        req_fail(q, to, "request too large (over %u bytes)", PEER_MAX_FRAME);
+        replica_req_fail(q, to, "request too large (over %u bytes)", PEER_MAX_FRAME);
         goto fail;
     }
     struct evbuffer *out = bufferevent_get_output(ln->bev);
     if (ln->ninflight >= REPLICA_MAX_INFLIGHT ||
         evbuffer_get_length(out) + len > REPLICA_MAX_QUEUE_BYTES) {
         r->n.queue_drops++;
-        req_fail(q, to, "queue full: %zu requests and %zu bytes waiting for %s",
+        replica_req_fail(q, to, "queue full: %zu requests and %zu bytes waiting for %s",
                     ln->ninflight, evbuffer_get_length(out), to);
         goto fail;
     }
-    if (r->nreqs + 1 > r->nbuckets && table_grow(r) != 0) {
-        req_fail(q, to, "out of memory");
+    if (r->nreqs + 1 > r->nbuckets && replica_table_grow(r) != 0) {
+        replica_req_fail(q, to, "out of memory");
         goto fail;
     }
     /* Packed straight into the link's output: the frames of one pass share
      * chains and leave in a few writes. */
     if (peer_frame_append(out, env, len) != 0) {
-        req_fail(q, to, "out of memory queueing for %s", to);
+        replica_req_fail(q, to, "out of memory queueing for %s", to);
         goto fail;
     }
     q->ln = ln;
@@ -849,7 +707,7 @@ static int send_req(replica *r, const char *to, Ringkv__Envelope *env, uint64_t 
         pressure_update(r);
     return 0;
 fail:
-    fail_later(r, q);
+    replica_fail_later(r, q);
     return 0;
 }
 
@@ -909,11 +767,11 @@ replica *replica_new(struct server *srv, struct cluster *cl, uint64_t timeout_ms
     r->pr = srv->peer;
     r->base = srv->base;
     r->timeout_ms = timeout_ms ? timeout_ms : 1;
-    r->done_ev = event_new(r->base, -1, 0, on_done, r);
+    r->done_ev = event_new(r->base, -1, 0, replica_on_done, r);
     r->ack_ev = event_new(r->base, -1, 0, on_answers, r);
     r->flush_ev = event_new(r->base, -1, 0, on_flush, r);
     r->pressure_ev = evtimer_new(r->base, on_pressure, r);
-    if (!r->done_ev || !r->ack_ev || !r->flush_ev || !r->pressure_ev || table_grow(r) != 0) {
+    if (!r->done_ev || !r->ack_ev || !r->flush_ev || !r->pressure_ev || replica_table_grow(r) != 0) {
         replica_say(err, errlen, "out of memory");
         goto fail;
     }
@@ -960,7 +818,7 @@ void replica_free(replica *r)
         while (ln->head) {
             req *q = ln->head;
             ln->head = q->next;
-            req_free(q);
+            replica_req_free(q);
         }
         if (ln->bev)
             bufferevent_free(ln->bev);
@@ -970,12 +828,12 @@ void replica_free(replica *r)
     while (r->done_head) {
         req *q = r->done_head;
         r->done_head = q->next;
-        req_free(q);
+        replica_req_free(q);
     }
     while (r->req_spare) {
         req *q = r->req_spare;
         r->req_spare = q->next;
-        req_free(q);
+        replica_req_free(q);
     }
     while (r->dead) {
         dead_bev *d = r->dead;
@@ -1074,8 +932,8 @@ int replica_apply_local(replica *r, const replica_record *rec, const char *hint_
             return -1;
         q->cb = cb;
         q->arg = arg;
-        req_fail(q, replica_self_id(r), "%s", err);
-        fail_later(r, q);
+        replica_req_fail(q, replica_self_id(r), "%s", err);
+        replica_fail_later(r, q);
         return 0;
     }
     pending *p = replica_pending_get(r);

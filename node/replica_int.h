@@ -172,6 +172,25 @@ link *replica_answer_link(replica *r, peer_conn *pc);
  * (over the link's queue bound, out of memory): send it on the inbound
  * connection instead. */
 int replica_link_send(link *ln, const Ringkv__Envelope *env);
+/* Requests (replica_req.c). From the spares, or malloc'd: replica_req_put
+ * keeps up to REPLICA_SPARE_REQS for reuse, replica_req_free frees. */
+req *replica_req_get(replica *r);
+void replica_req_put(replica *r, req *q);
+void replica_req_free(req *q);
+/* Records why q failed and the node it was for, for its callback; without
+ * memory for that, the callback hears "out of memory". */
+__attribute__((format(printf, 3, 4))) void replica_req_fail(req *q, const char *to,
+                                                            const char *fmt, ...);
+/* The table of requests in flight by id: 0 or -1 (out of memory). */
+int replica_table_grow(replica *r);
+void replica_table_del(replica *r, req *q);
+req *replica_table_find(replica *r, uint64_t id);
+/* Queues q's failure; its callback runs from replica_on_done (done_ev),
+ * never from the caller of replica_write/read, so callers need not be
+ * reentrant. replica_on_done also frees the links' dead bufferevents. */
+void replica_fail_later(replica *r, req *q);
+void replica_on_done(evutil_socket_t fd, short what, void *arg);
+
 /* The inbound handlers peer_route gives ReplicaWrite and ReplicaRead to. */
 void replica_on_peer_write(void *ctx, peer_conn *pc, const Ringkv__Envelope *env);
 void replica_on_peer_read(void *ctx, peer_conn *pc, const Ringkv__Envelope *env);
