@@ -378,6 +378,17 @@ void store_cache_settle(store_cache *c)
 
 /* ---- write-behind ---- */
 
+/* A record of rlen bytes in e's room would leave most of it unused. The
+ * room counts in the budget, and dirty bytes set the write-back's pace:
+ * 3-byte values written over 1 KiB ones kept 1 KiB apiece, so a cache
+ * holding 40 bytes a record was full, and the walk went round three times
+ * as fast as for what it held (one node in three, SETs -P16 after 1 KiB
+ * ones: written back 110k records/s, at 185k SETs/s for the cluster). */
+static bool shrunk(const cache_entry *e, size_t rlen)
+{
+    return e->cap >= 256 && rlen < e->cap / 4;
+}
+
 uint8_t *store_cache_put_dirty(store_cache *c, const uint8_t *k, size_t klen, size_t rlen,
                                bool lmdb_absent, uint64_t seg)
 {
@@ -388,7 +399,8 @@ uint8_t *store_cache_put_dirty(store_cache *c, const uint8_t *k, size_t klen, si
 
     if (klen > UINT32_MAX || rlen > UINT32_MAX)
         return NULL;
-    if (c->n && (e = c->slots[i = probe(c, token, k, klen)].e) != NULL && rlen <= e->cap) {
+    if (c->n && (e = c->slots[i = probe(c, token, k, klen)].e) != NULL && rlen <= e->cap &&
+        !shrunk(e, rlen)) {
         if (e->flags & ENTRY_DIRTY) {
             unpin(c, e->seg);
             keep = e->flags & ENTRY_NEW;
@@ -398,7 +410,7 @@ uint8_t *store_cache_put_dirty(store_cache *c, const uint8_t *k, size_t klen, si
             keep = lmdb_absent ? ENTRY_NEW : 0;
         }
     } else {
-        /* Missing or outgrown: a new entry in its place. */
+        /* Missing, outgrown or far too big: a new entry in its place. */
         cache_entry *ne;
         if (!reserve_slot(c) || !(ne = malloc(sizeof *ne + klen + rlen)))
             return NULL;

@@ -144,8 +144,9 @@ bool store_cache_peek(store_cache *c, const uint8_t *k, size_t klen, cache_hit *
  * at the pointer returned (valid until the next call into the cache), and
  * pins log segment seg with it. lmdb_absent says LMDB has no record of k;
  * it matters only for an entry not dirty yet. NULL: out of memory, nothing
- * changed. Allocates when the entry is missing or too small, whatever the
- * budget: dirty records stay until written back. */
+ * changed. Allocates when the entry is missing, too small, or would leave
+ * most of its room unused (its bytes count in the budget and in
+ * dirty_bytes), whatever the budget: dirty records stay until written back. */
 uint8_t *store_cache_put_dirty(store_cache *c, const uint8_t *k, size_t klen, size_t rlen,
                                bool lmdb_absent, uint64_t seg);
 

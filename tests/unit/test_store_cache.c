@@ -144,6 +144,50 @@ static void test_table_abort_forgets_the_batch(void **state)
     store_cache_free(&c);
 }
 
+/* A dirty record written over a far bigger one gets a right-sized entry:
+ * the room counts in the budget and sets the write-back's pace. One that
+ * still fills a good part of the room stays where it is. */
+static void test_dirty_record_shrinks_its_entry(void **state)
+{
+    (void)state;
+    store_cache c;
+    store_cache_init(&c, MB);
+    uint8_t k[12];
+    static uint8_t big[1024];
+    const uint8_t small[] = "abc";
+    cache_hit h;
+
+    key_of(k, 7);
+    memset(big, 'v', sizeof big);
+    uint8_t *at = store_cache_put_dirty(&c, k, sizeof k, sizeof big, true, 1);
+    assert_non_null(at);
+    memcpy(at, big, sizeof big);
+    size_t big_bytes = c.bytes;
+    assert_true(big_bytes >= sizeof big);
+    assert_int_equal(c.dirty_bytes, big_bytes);
+
+    at = store_cache_put_dirty(&c, k, sizeof k, 700, false, 2); /* most of the room: kept */
+    assert_non_null(at);
+    memset(at, 'w', 700);
+    assert_int_equal(c.bytes, big_bytes);
+
+    at = store_cache_put_dirty(&c, k, sizeof k, sizeof small, false, 3);
+    assert_non_null(at);
+    memcpy(at, small, sizeof small);
+    assert_true(c.bytes < 128);
+    assert_int_equal(c.dirty_bytes, c.bytes);
+    assert_int_equal(c.n, 1);
+    assert_int_equal(c.dirty_n, 1);
+    assert_int_equal(c.dirty_new, 1); /* still a key LMDB has no record of */
+    assert_int_equal(store_cache_pins(&c, 1) + store_cache_pins(&c, 2), 0);
+    assert_int_equal(store_cache_pins(&c, 3), 1);
+    assert_true(store_cache_find(&c, k, sizeof k, &h));
+    assert_int_equal(h.rlen, sizeof small);
+    assert_memory_equal(h.rec, small, sizeof small);
+    store_cache_settle(&c);
+    store_cache_free(&c);
+}
+
 /* ---- the store with and without a cache ---- */
 
 typedef struct pair {
@@ -422,6 +466,7 @@ int main(void)
         cmocka_unit_test(test_table_finds_what_it_holds),
         cmocka_unit_test(test_table_evicts_to_its_budget),
         cmocka_unit_test(test_table_abort_forgets_the_batch),
+        cmocka_unit_test(test_dirty_record_shrinks_its_entry),
         cmocka_unit_test(test_cache_changes_no_answer),
         cmocka_unit_test(test_write_behind_changes_no_answer),
         cmocka_unit_test(test_store_counts_hits),
