@@ -87,6 +87,37 @@ static int scan_txn(store *s, MDB_txn **txn, char *err, size_t errlen)
     return 0;
 }
 
+/* The token of the budget-th record past `after` in txn, within (lo, hi]:
+ * how far a scan of that budget can go. *end is set only when the range
+ * holds that many; 0 with *bounded false when it does not. */
+static int step_end(store *s, MDB_txn *txn, uint64_t lo, uint64_t hi, const uint8_t *after,
+                    size_t afterlen, size_t budget, bool *bounded, uint64_t *end, char *err,
+                    size_t errlen)
+{
+    walk w = {.s = s, .lo = lo, .hi = hi};
+    MDB_val k, v;
+    int rc, in;
+    *bounded = false;
+    if ((rc = mdb_cursor_open(txn, s->data, &w.c)) != 0) {
+        store_mdb_result(s, rc, "scanning", err, errlen);
+        return -1;
+    }
+    rc = walk_start(&w, after, afterlen, &k, &v);
+    for (size_t n = 0; (in = walk_check(&w, &rc, &k, &v)) > 0;
+         rc = mdb_cursor_get(w.c, &k, &v, MDB_NEXT))
+        if (++n == budget) {
+            *bounded = true;
+            *end = store_get_be(k.mv_data, TOKEN_LEN);
+            break;
+        }
+    mdb_cursor_close(w.c);
+    if (in < 0) {
+        store_mdb_result(s, rc, "scanning", err, errlen);
+        return -1;
+    }
+    return 0;
+}
+
 long store_scan(store *s, uint64_t lo, uint64_t hi, const uint8_t *after, size_t afterlen,
                 size_t budget, store_item_fn fn, void *arg, bool *done, char *err, size_t errlen)
 {
@@ -95,13 +126,34 @@ long store_scan(store *s, uint64_t lo, uint64_t hi, const uint8_t *after, size_t
     walk w = {.s = s, .lo = lo, .hi = hi};
     long seen = 0;
     int rc, in;
+    bool bounded;
+    uint64_t end = hi;
 
     *done = false;
-    /* Under write-behind, records newer than LMDB's wait in the cache:
-     * the range's are written into the batch first, the scan reads them
-     * there. */
-    if (s->wb && s->cache.dirty_n && store_wb_flush_range(s, lo, hi, err, errlen) != 0)
-        return -1;
+    if (budget == 0)
+        return 0;
+    uint8_t resume[512]; /* the last corrupt record's key (LMDB's are at most 511 bytes) */
+    size_t resumelen = 0;
+again:
+    bounded = false;
+    /* Under write-behind, records newer than LMDB's wait in the cache: the
+     * ones this step can reach are written into the batch first, and the
+     * scan reads them there. Only those: from `after` to the budget-th
+     * record the batch holds past it (writing back only adds records
+     * there), and the scan stops at that record's token. Writing back the
+     * whole range at every step (an anti-entropy tree build reads 1024
+     * records a step) wrote back every dirty record of the node at every
+     * step, as often as writes came: three nodes, 1 KiB SETs -P16, 39.8k
+     * op/s with anti-entropy on and 48.3k with it off. */
+    if (s->wb && s->cache.dirty_n) {
+        if (store_batch_begin(s, err, errlen) != STORE_OK ||
+            step_end(s, s->wtxn, lo, hi, after, afterlen, budget, &bounded, &end, err,
+                     errlen) != 0)
+            return -1;
+        uint64_t from = afterlen >= TOKEN_LEN ? store_get_be(after, TOKEN_LEN) - 1 : lo;
+        if (store_wb_flush_range(s, from, bounded ? end : hi, err, errlen) != 0)
+            return -1;
+    }
     if (scan_txn(s, &txn, err, errlen) != 0)
         return -1;
     if ((rc = mdb_cursor_open(txn, s->data, &w.c)) != 0) {
@@ -119,11 +171,25 @@ long store_scan(store *s, uint64_t lo, uint64_t hi, const uint8_t *after, size_t
             *done = true;
             break;
         }
+        if (bounded && store_get_be(k.mv_data, TOKEN_LEN) - lo - 1 > end - lo - 1) {
+            if (seen > 0 || !resumelen)
+                break; /* past what was written back: the next step goes on */
+            /* Nothing but corrupt records up to there: go on after the last
+             * one, so that no records and not done still means the end. */
+            mdb_cursor_close(w.c);
+            after = resume, afterlen = resumelen;
+            resumelen = 0;
+            goto again;
+        }
         rec r;
         const char *why = store_rec_parse(&v, &r);
         if (why) {
             log_warn("store: a scan skips a corrupt record (token %016llx): %s",
                      (unsigned long long)store_get_be(k.mv_data, TOKEN_LEN), why);
+            if (k.mv_size <= sizeof resume) {
+                memcpy(resume, k.mv_data, k.mv_size);
+                resumelen = k.mv_size;
+            }
         } else {
             store_item it = {
                 .token = store_get_be(k.mv_data, TOKEN_LEN),
