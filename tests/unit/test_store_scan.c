@@ -85,14 +85,17 @@ static int setup(void **state)
     return open_fx(state, STORE_FSYNC_NO);
 }
 
-/* Write-behind: "n1"'s records wait in the cache, LMDB holds "n0"'s. */
+/* Write-behind: "n1"'s records wait in the cache, LMDB holds "n0"'s (but
+ * for the few the paced write-back took meanwhile: it goes on by time). */
+#define WB_SLACK (NKEYS / 10)
+
 static int setup_wb(void **state)
 {
     open_fx(state, STORE_FSYNC_EVERYSEC);
     fx *f = *state;
     store_stats st;
     store_get_stats(f->s, &st);
-    assert_int_equal(st.dirty, NKEYS);
+    assert_true(st.dirty >= NKEYS - WB_SLACK);
     return 0;
 }
 
@@ -270,12 +273,13 @@ static void test_scan_step_writes_back_its_part(void **state)
         assert_true(n >= 0 && n <= 100);
         assert_int_equal(store_commit(f->s, f->err, sizeof f->err), STORE_OK);
         store_get_stats(f->s, &st);
-        /* What the steps so far read, and no more (a token shared past
-         * the step's last record aside, which is very unlikely here). */
-        if (!done) {
+        /* What the steps so far read is written back; the rest mostly
+         * waits (the paced write-back goes on by time meanwhile). */
+        assert_true(st.dirty <= NKEYS - (uint64_t)sn->count);
+        if (steps == 0)
+            assert_true(st.dirty >= NKEYS - 100 - WB_SLACK);
+        if (!done)
             assert_int_equal(n, 100);
-            assert_int_equal(st.dirty, NKEYS - (uint64_t)sn->count);
-        }
         assert_true(steps++ < NKEYS);
     }
     assert_int_equal(sn->count, NKEYS);
