@@ -16,12 +16,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/uio.h>
 
 #include <event2/buffer.h>
 #include <event2/event.h>
 
 #include "log.h"
+#include "peer.h"
 #include "server.h"
 
 /* Bytes asked of one read() of a client socket: small by default, so the
@@ -35,7 +35,8 @@
 /* Reading is done here rather than by the bufferevent: libevent's socket
  * read asks the kernel how much is readable (ioctl FIONREAD) before every
  * read, one more syscall per request; a read event that reads straight
- * into the bufferevent's input buffer saves it. Writing, and write errors
+ * into the bufferevent's input buffer (peer_read_direct, which the peer
+ * port's inbound connections use too) saves it. Writing, and write errors
  * and timeouts, stay with the bufferevent. */
 static void read_enable(struct conn *c)
 {
@@ -229,45 +230,20 @@ static void on_read(evutil_socket_t fd, short what, void *arg)
         return;
     }
     struct evbuffer *in = bufferevent_get_input(c->bev);
-    struct evbuffer_iovec v[2];
-    /* The bufferevent keeps its input's end frozen except while it reads
-     * itself; so do we. */
-    evbuffer_unfreeze(in, 0);
-    int nv = evbuffer_reserve_space(in, (ev_ssize_t)c->read_size, v, 2);
-    if (nv <= 0) {
-        evbuffer_freeze(in, 0);
-        conn_drop(c, "out of memory reading a request");
-        return;
-    }
-    struct iovec iov[2];
-    for (int i = 0; i < nv; i++)
-        iov[i] = (struct iovec){v[i].iov_base, v[i].iov_len};
-    ssize_t n;
-    do
-        n = readv(fd, iov, nv);
-    while (n < 0 && errno == EINTR);
+    ssize_t n = peer_read_direct(in, fd, c->read_size);
     if (n <= 0) {
-        evbuffer_freeze(in, 0);
         if (n == 0)
             conn_close(c, NULL);
+        else if (errno == ENOMEM)
+            conn_drop(c, "out of memory reading a request");
         else if (errno != EAGAIN && errno != EWOULDBLOCK)
             conn_close(c, strerror(errno));
         else if (evbuffer_get_length(in) > 0)
             c->proto->on_input(c); /* woken by slots_pump: requests wait */
         return;
     }
-    /* (libevent may reserve more than asked: compare with what was asked) */
     c->read_size = (size_t)n < c->read_size ? READ_MIN
                  : c->read_size * 4 < READ_MAX ? c->read_size * 4 : READ_MAX;
-    size_t left = (size_t)n;
-    int used = 0;
-    for (; used < nv && left > 0; used++) {
-        if (v[used].iov_len > left)
-            v[used].iov_len = left;
-        left -= v[used].iov_len;
-    }
-    evbuffer_commit_space(in, v, used);
-    evbuffer_freeze(in, 0);
     const char *key;
     size_t klen;
     if (c->proto->first_key && c->proto->first_key(c, &key, &klen)) {

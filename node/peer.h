@@ -23,6 +23,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/socket.h>
+#include <sys/types.h>
 
 #include <event2/buffer.h>
 #include <event2/event.h>
@@ -167,6 +168,14 @@ struct bufferevent;
  * rest, or reports the error to the event callback. With EV_WRITE already
  * on, it leaves the output to the bufferevent. */
 bool peer_write_direct(struct bufferevent *bev);
+
+/* Reads up to `want` bytes from fd straight into `in`, the input of a
+ * bufferevent that does not read itself (its read side disabled): one
+ * readv, where libevent's own read asks the kernel first how much is
+ * readable (ioctl FIONREAD), one more system call per read. Returns what
+ * readv returned: bytes read, 0 at the end of the stream, or -1 with errno
+ * (EAGAIN: nothing to read; ENOMEM: no room for the bytes). */
+ssize_t peer_read_direct(struct evbuffer *in, int fd, size_t want);
 
 /* Decodes a frame body. Returns the Envelope (free it with
  * peer_envelope_free), or NULL with a message: not protobuf, or a version

@@ -316,7 +316,16 @@ static void on_server_message(void *ctx, peer_conn *pc, const Ringkv__Envelope *
     Ringkv__PeerError pe = RINGKV__PEER_ERROR__INIT;
     out.version = PEER_VERSION;
     uint8_t rev[64];
-    if (env->body_case == RINGKV__ENVELOPE__BODY_PUSH_PULL && env->push_pull.len <= sizeof rev) {
+    if (env->body_case == RINGKV__ENVELOPE__BODY_PUSH_PULL && env->push_pull.len > sizeof rev) {
+        /* A long body: its length and the sum of its bytes. */
+        uint32_t sum = 0;
+        for (size_t i = 0; i < env->push_pull.len; i++)
+            sum += env->push_pull.data[i];
+        int n = snprintf((char *)rev, sizeof rev, "len=%zu sum=%u", env->push_pull.len, sum);
+        out.body_case = RINGKV__ENVELOPE__BODY_PUSH_PULL;
+        out.push_pull.data = rev;
+        out.push_pull.len = (size_t)n;
+    } else if (env->body_case == RINGKV__ENVELOPE__BODY_PUSH_PULL) {
         for (size_t i = 0; i < env->push_pull.len; i++)
             rev[i] = env->push_pull.data[env->push_pull.len - 1 - i];
         out.body_case = RINGKV__ENVELOPE__BODY_PUSH_PULL;
@@ -636,6 +645,97 @@ static void test_answers_outgrow_the_socket(void **state)
     assert_int_equal(ps.dropped, 0);
 }
 
+/* A frame far longer than one read, arriving in small pieces: the inbound
+ * connection reads it across many reads (peer_read_direct, growing each
+ * read up to READ_MAX) and handles it once whole; the frame after it, in
+ * the same stream, too. */
+static void test_long_frame_in_pieces(void **state)
+{
+    fx *f = *state;
+    enum { BODY = 600 * 1024, PIECE = 1500 };
+    struct sockaddr_in a = {.sin_family = AF_INET,
+                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK),
+                            .sin_port = htons((uint16_t)peer_bound_port(f->server))};
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    assert_int_equal(connect(fd, (struct sockaddr *)&a, sizeof a), 0);
+    assert_int_equal(fcntl(fd, F_SETFL, O_NONBLOCK), 0);
+
+    Ringkv__Envelope env = RINGKV__ENVELOPE__INIT;
+    env.version = PEER_VERSION;
+    env.body_case = RINGKV__ENVELOPE__BODY_PUSH_PULL;
+    uint8_t *body = malloc(BODY);
+    assert_non_null(body);
+    uint32_t sum = 0;
+    for (size_t i = 0; i < BODY; i++)
+        sum += body[i] = (uint8_t)(i * 7 + i / 251);
+    env.push_pull.data = body;
+    env.push_pull.len = BODY;
+    uint8_t *big, *small;
+    size_t blen, slen;
+    assert_int_equal(peer_frame_encode(&env, &big, &blen), 0);
+    env.push_pull.data = (uint8_t *)"xyz";
+    env.push_pull.len = 3;
+    assert_int_equal(peer_frame_encode(&env, &small, &slen), 0);
+    uint8_t *stream = malloc(blen + slen);
+    assert_non_null(stream);
+    memcpy(stream, big, blen);
+    memcpy(stream + blen, small, slen);
+    free(big);
+    free(small);
+
+    size_t total = blen + slen, sent = 0;
+    uint64_t end = now_ms() + 20000;
+    while (sent < total && now_ms() < end) {
+        size_t n = total - sent < PIECE ? total - sent : PIECE;
+        ssize_t w = send(fd, stream + sent, n, MSG_DONTWAIT);
+        if (w > 0)
+            sent += (size_t)w;
+        else
+            assert_true(errno == EAGAIN || errno == EWOULDBLOCK);
+        event_base_loop(f->base, EVLOOP_NONBLOCK);
+    }
+    assert_int_equal(sent, total);
+
+    /* Both answers, in order. */
+    char want[64];
+    snprintf(want, sizeof want, "len=%d sum=%u", BODY, sum);
+    uint8_t buf[512];
+    size_t len = 0;
+    int answers = 0;
+    while (answers < 2 && now_ms() < end) {
+        event_base_loop(f->base, EVLOOP_NONBLOCK);
+        ssize_t n = recv(fd, buf + len, sizeof buf - len, MSG_DONTWAIT);
+        if (n > 0)
+            len += (size_t)n;
+        uint32_t flen;
+        char err[128];
+        while (len >= PEER_HEADER_BYTES &&
+               peer_header_check(buf, PEER_MAX_FRAME, &flen, err, sizeof err) == 0 &&
+               len >= PEER_HEADER_BYTES + flen) {
+            Ringkv__Envelope *r = peer_envelope_decode(buf + PEER_HEADER_BYTES, flen, err,
+                                                       sizeof err);
+            assert_non_null(r);
+            assert_int_equal(r->body_case, RINGKV__ENVELOPE__BODY_PUSH_PULL);
+            if (answers == 0)
+                assert_true(r->push_pull.len == strlen(want) &&
+                            memcmp(r->push_pull.data, want, strlen(want)) == 0);
+            else
+                assert_true(r->push_pull.len == 3 && memcmp(r->push_pull.data, "zyx", 3) == 0);
+            peer_envelope_free(r);
+            answers++;
+            memmove(buf, buf + PEER_HEADER_BYTES + flen, len - PEER_HEADER_BYTES - flen);
+            len -= PEER_HEADER_BYTES + flen;
+        }
+    }
+    assert_int_equal(answers, 2);
+    free(stream);
+    free(body);
+    close(fd);
+    peer_stats ps;
+    peer_get_stats(f->server, &ps);
+    assert_int_equal(ps.dropped, 0);
+}
+
 #define FT(t) cmocka_unit_test_setup_teardown(t, fx_setup, fx_teardown)
 
 int main(void)
@@ -653,6 +753,7 @@ int main(void)
         FT(test_timeout),
         FT(test_bad_input_dropped_server_goes_on),
         FT(test_answers_outgrow_the_socket),
+        FT(test_long_frame_in_pieces),
     };
     return cmocka_run_group_tests_name("peer", tests, NULL, NULL);
 }
