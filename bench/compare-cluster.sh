@@ -25,10 +25,11 @@
 # could read up to a fifth slow. Each shape gets enough requests for about
 # 4 s or more (cluster_n), on both sides alike.
 #
-# In cluster mode redis-benchmark puts a random hash tag of the node's slots
-# into every key ("key:{tag}:<12 digits>"), so keys come from about 5,000
-# times $keyspace: nearly every SET makes a new key and nearly every GET
-# misses, on both sides alike.
+# In cluster mode redis-benchmark puts a hash tag of the node's slots into
+# every key ("key:{tag}:<12 digits>"), one tag per node for the whole run, so
+# keys come from 3 x $keyspace: SETs mostly overwrite, and the GETs, which
+# run after the SETs of the same shape, mostly hit (Redis Cluster's INFO
+# stats after 800,000 SETs and GETs at -P16: 743,604 hits, 56,396 misses).
 
 # ---- ports ----
 # Ports below the kernel's ephemeral range (32768 and up by default), so that
@@ -166,7 +167,7 @@ echo "settings: Redis Cluster 3 masters + 3 replicas, appendonly yes, appendfsyn
 echo "          ringkv 3 nodes, N=3, fsync everysec, RESP at the default levels r=w=1 (one) or r=w=2 (quorum),"
 echo "          default record cache (256 MiB)"
 echo "clients: one redis-benchmark --cluster each, $clients connections over the 3 masters / 3 nodes;"
-echo "         keys carry a random slot tag, so GETs mostly miss on both sides"
+echo "         one slot tag per node in the keys (3 x $keyspace keys); GETs follow the SETs and mostly hit"
 # Requests for P and size: about 4 s or more of each test here.
 cluster_n() { # P size
   if [ "$quick" = 1 ]; then [ "$1" = 16 ] && echo "$n16" || echo "$n1"; return; fi
