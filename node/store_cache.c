@@ -389,6 +389,31 @@ static bool shrunk(const cache_entry *e, size_t rlen)
     return e->cap >= 256 && rlen < e->cap / 4;
 }
 
+/* Gives the entry at slot i room for rlen bytes and no more, where it is:
+ * realloc shrinks a block in place (glibc), and what it frees is a chunk
+ * next to live ones. A new entry and a free of the old one instead left
+ * the heap's large bins full of free chunks of every size (300,000 freed
+ * 1 KiB entries, merged with their neighbours), and each allocation of a
+ * kilobyte or more (libevent's buffer chains) walked them: malloc went
+ * from nothing to 6% of a node. False when the entry must stay where it
+ * is: an uncommitted flush or batch points at it. */
+static bool shrink_in_place(store_cache *c, size_t i, size_t rlen)
+{
+    cache_entry *e = c->slots[i].e;
+    if ((e->flags & ENTRY_FLUSHING) || c->nbatch)
+        return false;
+    size_t was = entry_bytes(e);
+    cache_entry *ne = realloc(e, sizeof *e + e->klen + rlen);
+    if (!ne)
+        return true; /* the old room still holds it */
+    ne->cap = (uint32_t)rlen;
+    c->slots[i].e = ne;
+    c->bytes = c->bytes - was + entry_bytes(ne);
+    if (ne->flags & ENTRY_DIRTY)
+        c->dirty_bytes = c->dirty_bytes - was + entry_bytes(ne);
+    return true;
+}
+
 uint8_t *store_cache_put_dirty(store_cache *c, const uint8_t *k, size_t klen, size_t rlen,
                                bool lmdb_absent, uint64_t seg)
 {
@@ -400,7 +425,8 @@ uint8_t *store_cache_put_dirty(store_cache *c, const uint8_t *k, size_t klen, si
     if (klen > UINT32_MAX || rlen > UINT32_MAX)
         return NULL;
     if (c->n && (e = c->slots[i = probe(c, token, k, klen)].e) != NULL && rlen <= e->cap &&
-        !shrunk(e, rlen)) {
+        (!shrunk(e, rlen) || shrink_in_place(c, i, rlen))) {
+        e = c->slots[i].e;
         if (e->flags & ENTRY_DIRTY) {
             unpin(c, e->seg);
             keep = e->flags & ENTRY_NEW;
@@ -410,7 +436,8 @@ uint8_t *store_cache_put_dirty(store_cache *c, const uint8_t *k, size_t klen, si
             keep = lmdb_absent ? ENTRY_NEW : 0;
         }
     } else {
-        /* Missing, outgrown or far too big: a new entry in its place. */
+        /* Missing, outgrown, or far too big and not to be moved: a new
+         * entry in its place. */
         cache_entry *ne;
         if (!reserve_slot(c) || !(ne = malloc(sizeof *ne + klen + rlen)))
             return NULL;

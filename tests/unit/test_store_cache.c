@@ -144,6 +144,14 @@ static void test_table_abort_forgets_the_batch(void **state)
     store_cache_free(&c);
 }
 
+static int count_flushed(void *arg, const uint8_t *k, size_t klen, const uint8_t *rec,
+                         size_t rlen)
+{
+    (void)k, (void)klen, (void)rec, (void)rlen;
+    (*(int *)arg)++;
+    return 0;
+}
+
 /* A dirty record written over a far bigger one gets a right-sized entry:
  * the room counts in the budget and sets the write-back's pace. One that
  * still fills a good part of the room stays where it is. */
@@ -156,6 +164,7 @@ static void test_dirty_record_shrinks_its_entry(void **state)
     static uint8_t big[1024];
     const uint8_t small[] = "abc";
     cache_hit h;
+    int flushed = 0;
 
     key_of(k, 7);
     memset(big, 'v', sizeof big);
@@ -183,6 +192,24 @@ static void test_dirty_record_shrinks_its_entry(void **state)
     assert_int_equal(store_cache_pins(&c, 3), 1);
     assert_true(store_cache_find(&c, k, sizeof k, &h));
     assert_int_equal(h.rlen, sizeof small);
+    assert_memory_equal(h.rec, small, sizeof small);
+
+    /* Shrinking while a flush holds the entry (handed to LMDB's batch, not
+     * committed yet): the entry the flush points at must stay; the new
+     * record is dirty after the commit. */
+    key_of(k, 8);
+    at = store_cache_put_dirty(&c, k, sizeof k, sizeof big, true, 4);
+    assert_non_null(at);
+    memcpy(at, big, sizeof big);
+    assert_int_equal(store_cache_flush_all(&c, count_flushed, &flushed), 2);
+    at = store_cache_put_dirty(&c, k, sizeof k, sizeof small, false, 5);
+    assert_non_null(at);
+    memcpy(at, small, sizeof small);
+    store_cache_flush_commit(&c);
+    assert_int_equal(c.dirty_n, 1); /* key 8's new record; key 7's was written back */
+    assert_true(store_cache_dirty(&c, k, sizeof k));
+    assert_true(c.bytes < 256);
+    assert_true(store_cache_find(&c, k, sizeof k, &h));
     assert_memory_equal(h.rec, small, sizeof small);
     store_cache_settle(&c);
     store_cache_free(&c);
