@@ -1,7 +1,8 @@
 /* peer: the peer TCP port; see peer.h.
  *
- * Inbound and outbound connections share one struct and one read path; an
- * outbound connection is a single request waiting for its one answer, after
+ * Inbound and outbound connections share one struct and one frame path
+ * (on_read); an inbound connection reads its socket itself (on_sock_read),
+ * an outbound one is a single request waiting for its one answer, after
  * which it closes. protobuf-c sees a body only after the header check, so a
  * hostile length cannot make it (or the input buffer) grow past
  * PEER_MAX_FRAME.
@@ -29,12 +30,12 @@
 #include "log.h"
 
 #define RESOLVE_CACHE  32
+#define RESOLVE_TTL_MS 60000
 /* Bytes an inbound connection's read asks for: as libevent's own read at
  * first, four times more after each read that fills it (pipelined traffic
  * batches many frames a pass), back down after one that does not. */
 #define READ_MIN (4 * 1024)
 #define READ_MAX (256 * 1024)
-#define RESOLVE_TTL_MS 60000
 
 struct peer_conn {
     peer *p;
