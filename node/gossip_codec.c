@@ -4,6 +4,7 @@
  * before protobuf-c allocates for it, and every field after decoding.
  */
 #include "gossip_codec.h"
+#include "pbwire.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -58,17 +59,6 @@ void gossip_codec_member_pb(const gossip_member *m, const char *accuser, Ringkv_
         pb->accuser = (char *)accuser;
 }
 
-static size_t put_varint(uint8_t *out, uint64_t v)
-{
-    size_t n = 0;
-    while (v >= 0x80) {
-        out[n++] = (uint8_t)(v | 0x80);
-        v >>= 7;
-    }
-    out[n++] = (uint8_t)v;
-    return n;
-}
-
 size_t gossip_codec_frame_member(const gossip_member *m, const char *accuser, uint8_t *out)
 {
     Ringkv__GossipMember pb;
@@ -77,7 +67,7 @@ size_t gossip_codec_frame_member(const gossip_member *m, const char *accuser, ui
     size_t n = 0;
     /* bounded by the struct's fixed-size strings, so it always fits */
     out[n++] = GOSSIP_UPDATE_TAG;
-    n += put_varint(out + n, len);
+    n = (size_t)(pbw_put_varint(out + n, len) - out);
     ringkv__gossip_member__pack(&pb, out + n);
     return n + len;
 }
@@ -154,14 +144,10 @@ int gossip_codec_encode_state(const Ringkv__GossipPushPull *s, uint8_t **buf, si
 
 static bool get_varint(const uint8_t *p, size_t len, size_t *off, uint64_t *v)
 {
-    *v = 0;
-    for (unsigned shift = 0; shift < 64 && *off < len; shift += 7) {
-        uint8_t b = p[(*off)++];
-        *v |= (uint64_t)(b & 0x7f) << shift;
-        if (!(b & 0x80))
-            return true;
-    }
-    return false;
+    const uint8_t *at = p + *off;
+    bool ok = pbw_get_varint(&at, p + len, v);
+    *off = (size_t)(at - p);
+    return ok;
 }
 
 /* Walks the top-level fields of a GossipPushPull and counts its records,

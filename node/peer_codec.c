@@ -5,6 +5,7 @@
  * No sockets here: peer.c owns the connections.
  */
 #include "peer.h"
+#include "pbwire.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -125,21 +126,6 @@ static bool has_field_zero(const ProtobufCMessage *m)
     return false;
 }
 
-/* A varint at *p, before end: false when cut short or over ten bytes. */
-static bool sniff_varint(const uint8_t **p, const uint8_t *end, uint64_t *v)
-{
-    uint64_t x = 0;
-    for (int shift = 0; shift < 64 && *p < end; shift += 7) {
-        uint8_t b = *(*p)++;
-        x |= (uint64_t)(b & 0x7f) << shift;
-        if (!(b & 0x80)) {
-            *v = x;
-            return true;
-        }
-    }
-    return false;
-}
-
 /* The last length-delimited field numbered field in the message [p, end). */
 static bool sniff_field(const uint8_t *p, const uint8_t *end, uint64_t field, const uint8_t **out,
                         size_t *outlen)
@@ -147,11 +133,11 @@ static bool sniff_field(const uint8_t *p, const uint8_t *end, uint64_t field, co
     bool found = false;
     while (p < end) {
         uint64_t tag, n;
-        if (!sniff_varint(&p, end, &tag))
+        if (!pbw_get_varint(&p, end, &tag))
             return false;
         switch (tag & 7) {
         case 0: /* varint */
-            if (!sniff_varint(&p, end, &n))
+            if (!pbw_get_varint(&p, end, &n))
                 return false;
             break;
         case 1: /* 64-bit */
@@ -165,7 +151,7 @@ static bool sniff_field(const uint8_t *p, const uint8_t *end, uint64_t field, co
             p += 4;
             break;
         case 2: /* length-delimited */
-            if (!sniff_varint(&p, end, &n) || n > (uint64_t)(end - p))
+            if (!pbw_get_varint(&p, end, &n) || n > (uint64_t)(end - p))
                 return false;
             if (tag >> 3 == field) {
                 *out = p;
