@@ -1,10 +1,12 @@
 /* peer_codec: the peer port's frames (see peer.h): the header checks, the
- * Envelope packed into a frame and decoded from one (with the field-0
- * walk that protobuf-c does not do), the write-key sniffer that lets the
+ * Envelope packed into a frame and decoded from one (replication's bodies
+ * by peer_hand.c, the rest by protobuf-c, with the field-0 walk that
+ * protobuf-c does not do), the write-key sniffer that lets the
  * next frames' keys be prefetched, and the bump allocator decodes use.
  * No sockets here: peer.c owns the connections.
  */
 #include "peer.h"
+#include "peer_hand.h"
 #include "pbwire.h"
 
 #include <stdarg.h>
@@ -60,12 +62,15 @@ static void frame_write(uint8_t *buf, const Ringkv__Envelope *env, size_t len)
     buf[5] = (uint8_t)(body >> 16);
     buf[6] = (uint8_t)(body >> 8);
     buf[7] = (uint8_t)body;
-    ringkv__envelope__pack(env, buf + PEER_HEADER_BYTES);
+    if (!peer_hand_pack(env, buf + PEER_HEADER_BYTES, body))
+        ringkv__envelope__pack(env, buf + PEER_HEADER_BYTES);
 }
 
 size_t peer_frame_size(const Ringkv__Envelope *env)
 {
-    size_t body = ringkv__envelope__get_packed_size(env);
+    size_t body;
+    if (!peer_hand_size(env, &body))
+        body = ringkv__envelope__get_packed_size(env);
     return body > PEER_MAX_FRAME ? 0 : PEER_HEADER_BYTES + body;
 }
 
@@ -278,6 +283,15 @@ Ringkv__Envelope *peer_envelope_decode_in(peer_arena *a, const uint8_t *body, si
     ProtobufCAllocator alloc = {.alloc = arena_alloc, .free = arena_free, .allocator_data = a};
     a->used = a->more_used = 0;
     a->spilled = a->spilled_bytes = 0;
+    Ringkv__Envelope *env = peer_hand_decode(a, body, len);
+    if (env) {
+        if (env->version == PEER_VERSION)
+            return env;
+        peer_set_err(err, errlen, "Envelope version %u; this node speaks %u", env->version,
+                     PEER_VERSION);
+        return NULL;
+    }
+    a->used = a->more_used = 0;
     return decode_with(&alloc, body, len, err, errlen);
 }
 
