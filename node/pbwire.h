@@ -12,10 +12,7 @@
 /* The bytes v takes as a varint: 1 to 10. */
 static inline size_t pbw_varint_len(uint64_t v)
 {
-    size_t n = 1;
-    for (; v >= 0x80; v >>= 7)
-        n++;
-    return n;
+    return 1 + (size_t)(63 - __builtin_clzll(v | 1)) / 7; /* 7 bits a byte */
 }
 
 /* Writes v as a varint at p; returns the byte after it. */

@@ -176,6 +176,10 @@ bool peer_sniff_write_key(const uint8_t *body, size_t len, const uint8_t **key, 
 {
     const uint8_t *w, *rec;
     size_t wlen, rlen;
+    /* A node's frame starts with the version (08 01), then its body's key:
+     * a read or an answer is told at once (the key only helps a prefetch). */
+    if (len >= 3 && body[0] == 0x08 && body[1] == PEER_VERSION && body[2] != 0x62)
+        return false;
     return sniff_field(body, body + len, 12, &w, &wlen) && /* Envelope.write */
            sniff_field(w, w + wlen, 2, &rec, &rlen) &&     /* ReplicaWrite.record */
            sniff_field(rec, rec + rlen, 1, key, klen) && *klen > 0; /* Record.key */

@@ -68,14 +68,15 @@ static size_t record_size(const Ringkv__Record *r)
            f_u64(r->hlc) + f_str(r->origin);
 }
 
-/* A sub-record is there whenever its pointer is set, empty or not. */
-static size_t f_record(const Ringkv__Record *r) { return r ? f_len(record_size(r)) : 0; }
+/* A sub-record is there whenever its pointer is set, empty or not; rsz:
+ * its record_size. */
+static size_t f_record(const Ringkv__Record *r, size_t rsz) { return r ? f_len(rsz) : 0; }
 
-static uint8_t *w_record(uint8_t *p, unsigned field, const Ringkv__Record *r)
+static uint8_t *w_record(uint8_t *p, unsigned field, const Ringkv__Record *r, size_t rsz)
 {
     if (!r)
         return p;
-    p = w_head(p, field, record_size(r));
+    p = w_head(p, field, rsz);
     p = w_bytes(p, 1, r->key);
     p = w_bytes(p, 2, r->value);
     p = w_bool(p, 3, r->tombstone);
@@ -84,19 +85,21 @@ static uint8_t *w_record(uint8_t *p, unsigned field, const Ringkv__Record *r)
     return w_str(p, 6, r->origin);
 }
 
-static size_t read_reply_size(const Ringkv__ReplicaReadReply *m)
+/* m's size, and its record's in *rsz. */
+static size_t read_reply_size(const Ringkv__ReplicaReadReply *m, size_t *rsz)
 {
+    *rsz = m->record ? record_size(m->record) : 0;
     return f_u64(m->id) + f_bool(m->ok) + f_str(m->error) + f_bool(m->found) +
-           f_record(m->record) + f_bool(m->version_only);
+           f_record(m->record, *rsz) + f_bool(m->version_only);
 }
 
-static uint8_t *read_reply_put(uint8_t *p, const Ringkv__ReplicaReadReply *m)
+static uint8_t *read_reply_put(uint8_t *p, const Ringkv__ReplicaReadReply *m, size_t rsz)
 {
     p = w_u64(p, 1, m->id);
     p = w_bool(p, 2, m->ok);
     p = w_str(p, 3, m->error);
     p = w_bool(p, 4, m->found);
-    p = w_record(p, 5, m->record);
+    p = w_record(p, 5, m->record, rsz);
     return w_bool(p, 6, m->version_only);
 }
 
@@ -119,54 +122,66 @@ static bool plain_reply(const Ringkv__ReplicaReadReply *m)
     return m && plain(m) && (!m->record || plain(m->record));
 }
 
-/* The size of env's body message, or false when protobuf-c is to pack env. */
-static bool body_size(const Ringkv__Envelope *env, size_t *n)
+/* This packer's body, with no unknown fields anywhere. */
+static bool takes(const Ringkv__Envelope *env)
 {
     if (!plain(env))
         return false;
     switch (env->body_case) {
-    case RINGKV__ENVELOPE__BODY_READ: {
-        const Ringkv__ReplicaRead *m = env->read;
-        if (!m || !plain(m))
-            return false;
-        *n = f_u64(m->id) + f_bytes(m->key) + f_u64(m->have_hlc) + f_str(m->have_origin);
-        return true;
-    }
-    case RINGKV__ENVELOPE__BODY_WRITE: {
-        const Ringkv__ReplicaWrite *m = env->write;
-        if (!m || !plain(m) || (m->record && !plain(m->record)))
-            return false;
-        *n = f_u64(m->id) + f_record(m->record) + f_str(m->hint_for);
-        return true;
-    }
-    case RINGKV__ENVELOPE__BODY_WRITE_ACK: {
-        const Ringkv__ReplicaWriteAck *m = env->write_ack;
-        if (!m || !plain(m))
-            return false;
-        *n = f_u64(m->id) + f_bool(m->ok) + f_str(m->error) +
-             (m->n_more_ids ? f_len(ids_size(m)) : 0);
-        return true;
-    }
+    case RINGKV__ENVELOPE__BODY_READ:
+        return env->read && plain(env->read);
+    case RINGKV__ENVELOPE__BODY_WRITE:
+        return env->write && plain(env->write) && (!env->write->record || plain(env->write->record));
+    case RINGKV__ENVELOPE__BODY_WRITE_ACK:
+        return env->write_ack && plain(env->write_ack);
     case RINGKV__ENVELOPE__BODY_READ_REPLY:
-        if (!plain_reply(env->read_reply))
+        return plain_reply(env->read_reply);
+    case RINGKV__ENVELOPE__BODY_READ_REPLIES:
+        if (!env->read_replies || !plain(env->read_replies))
             return false;
-        *n = read_reply_size(env->read_reply);
-        return true;
-    case RINGKV__ENVELOPE__BODY_READ_REPLIES: {
-        const Ringkv__ReadReplies *m = env->read_replies;
-        if (!m || !plain(m))
-            return false;
-        *n = 0;
-        for (size_t i = 0; i < m->n_replies; i++) {
-            if (!plain_reply(m->replies[i]))
+        for (size_t i = 0; i < env->read_replies->n_replies; i++)
+            if (!plain_reply(env->read_replies->replies[i]))
                 return false;
-            *n += f_len(read_reply_size(m->replies[i]));
-        }
         return true;
-    }
     default:
         return false;
     }
+}
+
+/* The size of env's body message, or false when protobuf-c is to pack env. */
+static bool body_size(const Ringkv__Envelope *env, size_t *n)
+{
+    size_t rsz;
+    if (!takes(env))
+        return false;
+    switch (env->body_case) {
+    case RINGKV__ENVELOPE__BODY_READ: {
+        const Ringkv__ReplicaRead *m = env->read;
+        *n = f_u64(m->id) + f_bytes(m->key) + f_u64(m->have_hlc) + f_str(m->have_origin);
+        break;
+    }
+    case RINGKV__ENVELOPE__BODY_WRITE: {
+        const Ringkv__ReplicaWrite *m = env->write;
+        *n = f_u64(m->id) + f_record(m->record, m->record ? record_size(m->record) : 0) +
+             f_str(m->hint_for);
+        break;
+    }
+    case RINGKV__ENVELOPE__BODY_WRITE_ACK: {
+        const Ringkv__ReplicaWriteAck *m = env->write_ack;
+        *n = f_u64(m->id) + f_bool(m->ok) + f_str(m->error) +
+             (m->n_more_ids ? f_len(ids_size(m)) : 0);
+        break;
+    }
+    case RINGKV__ENVELOPE__BODY_READ_REPLY:
+        *n = read_reply_size(env->read_reply, &rsz);
+        break;
+    default: /* RINGKV__ENVELOPE__BODY_READ_REPLIES */
+        *n = 0;
+        for (size_t i = 0; i < env->read_replies->n_replies; i++)
+            *n += f_len(read_reply_size(env->read_replies->replies[i], &rsz));
+        break;
+    }
+    return true;
 }
 
 bool peer_hand_size(const Ringkv__Envelope *env, size_t *size)
@@ -182,9 +197,17 @@ bool peer_hand_size(const Ringkv__Envelope *env, size_t *size)
 
 bool peer_hand_pack(const Ringkv__Envelope *env, uint8_t *out, size_t size)
 {
-    size_t n;
-    if (!body_size(env, &n))
+    if (!takes(env))
         return false;
+    /* The body's size from the envelope's: size = version + key + n's
+     * varint + n, and n + varint_len(n) grows with n, so one n fits. */
+    size_t rest = size - f_u64(env->version) - pbw_varint_len((uint64_t)env->body_case << 3), n = 0;
+    for (size_t vl = 1; vl <= 10 && vl <= rest; vl++)
+        if (pbw_varint_len(rest - vl) == vl) {
+            n = rest - vl;
+            break;
+        }
+    size_t rsz;
     uint8_t *p = w_u64(out, 1, env->version);
     p = w_head(p, (unsigned)env->body_case, n);
     switch (env->body_case) {
@@ -199,7 +222,7 @@ bool peer_hand_pack(const Ringkv__Envelope *env, uint8_t *out, size_t size)
     case RINGKV__ENVELOPE__BODY_WRITE: {
         const Ringkv__ReplicaWrite *m = env->write;
         p = w_u64(p, 1, m->id);
-        p = w_record(p, 2, m->record);
+        p = w_record(p, 2, m->record, m->record ? record_size(m->record) : 0);
         p = w_str(p, 3, m->hint_for);
         break;
     }
@@ -216,12 +239,14 @@ bool peer_hand_pack(const Ringkv__Envelope *env, uint8_t *out, size_t size)
         break;
     }
     case RINGKV__ENVELOPE__BODY_READ_REPLY:
-        p = read_reply_put(p, env->read_reply);
+        (void)read_reply_size(env->read_reply, &rsz);
+        p = read_reply_put(p, env->read_reply, rsz);
         break;
     case RINGKV__ENVELOPE__BODY_READ_REPLIES:
         for (size_t i = 0; i < env->read_replies->n_replies; i++) {
             const Ringkv__ReplicaReadReply *r = env->read_replies->replies[i];
-            p = read_reply_put(w_head(p, 1, read_reply_size(r)), r);
+            size_t rn = read_reply_size(r, &rsz);
+            p = read_reply_put(w_head(p, 1, rn), r, rsz);
         }
         break;
     default:
