@@ -207,6 +207,10 @@ typedef struct peer_arena {
     _Alignas(16) unsigned char buf[PEER_ARENA_BYTES];
 } peer_arena;
 
+/* size bytes (16-byte aligned) from a's blocks, or NULL when they have no
+ * room left; the decoders' allocator spills to malloc past that. */
+void *peer_arena_take(peer_arena *a, size_t size);
+
 /* Frees a's second block (a itself belongs to its owner). */
 void peer_arena_release(peer_arena *a);
 

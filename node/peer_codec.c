@@ -218,12 +218,11 @@ void peer_envelope_free(Ringkv__Envelope *env)
         ringkv__envelope__free_unpacked(env, NULL);
 }
 
-static void *arena_alloc(void *data, size_t size)
+void *peer_arena_take(peer_arena *a, size_t size)
 {
-    peer_arena *a = data;
     size_t need = (size + 15) & ~(size_t)15;
-    if (need < size) /* wrapped: let malloc refuse it */
-        need = SIZE_MAX;
+    if (need < size) /* wrapped */
+        return NULL;
     if (need <= sizeof a->buf - a->used) {
         void *p = a->buf + a->used;
         a->used += need;
@@ -234,9 +233,19 @@ static void *arena_alloc(void *data, size_t size)
         a->more_used += need;
         return p;
     }
+    return NULL;
+}
+
+static void *arena_alloc(void *data, size_t size)
+{
+    peer_arena *a = data;
+    void *p = peer_arena_take(a, size);
+    if (p)
+        return p;
+    size_t need = (size + 15) & ~(size_t)15;
     a->spilled++;
-    a->spilled_bytes += need;
-    return malloc(size ? size : 1);
+    a->spilled_bytes += need < size ? SIZE_MAX : need;
+    return malloc(size ? size : 1); /* a wrapped size: malloc refuses it */
 }
 
 static bool in_arena(const peer_arena *a, const unsigned char *p)

@@ -261,32 +261,17 @@ bool peer_hand_pack(const Ringkv__Envelope *env, uint8_t *out, size_t size)
  *
  * Into the arena, as protobuf-c would lay the structs out: bytes and
  * strings copied (strings NUL-terminated, an empty bytes field NULL), the
- * rest at its default. Only the form a packer writes is taken: each field
- * once, in number order (ReadReplies' replies repeated), with its own wire
- * type, keys and lengths in their shortest varints, bools as 0 or 1, no
- * unknown fields; anything else returns NULL for protobuf-c to decide. */
+ * rest at its default, all of it in the arena's blocks (peer_arena_take:
+ * no room means protobuf-c decodes, spilling to malloc). Only the form a
+ * packer writes is taken: each field once, in number order (ReadReplies'
+ * replies repeated), with its own wire type, keys and lengths in their
+ * shortest varints, bools as 0 or 1, no unknown fields; anything else
+ * returns NULL for protobuf-c to decide. */
 
 typedef struct hand_in {
     const uint8_t *p, *end;
     peer_arena *a;
 } hand_in;
-
-/* From the arena alone: no room means protobuf-c decodes the envelope. */
-static void *hand_alloc(peer_arena *a, size_t size)
-{
-    size_t need = (size + 15) & ~(size_t)15;
-    if (need <= sizeof a->buf - a->used) {
-        void *p = a->buf + a->used;
-        a->used += need;
-        return p;
-    }
-    if (a->more && need <= a->more_cap - a->more_used) {
-        void *p = a->more + a->more_used;
-        a->more_used += need;
-        return p;
-    }
-    return NULL;
-}
 
 /* A varint of at most 64 bits (a longer one is protobuf-c's to read). */
 static inline bool in_varint(hand_in *in, uint64_t *v)
@@ -354,7 +339,7 @@ static bool in_bytes(hand_in *in, ProtobufCBinaryData *b)
         return false;
     b->len = n;
     b->data = NULL; /* as protobuf-c leaves an empty one */
-    if (n && !(b->data = hand_alloc(in->a, n)))
+    if (n && !(b->data = peer_arena_take(in->a, n)))
         return false;
     if (n)
         memcpy(b->data, d, n);
@@ -366,7 +351,7 @@ static bool in_str(hand_in *in, char **s)
     const uint8_t *d;
     size_t n;
     char *c;
-    if (!in_span(in, &d, &n) || !(c = hand_alloc(in->a, n + 1)))
+    if (!in_span(in, &d, &n) || !(c = peer_arena_take(in->a, n + 1)))
         return false;
     memcpy(c, d, n);
     c[n] = '\0';
@@ -400,7 +385,7 @@ static Ringkv__Record *in_record(hand_in *outer)
 {
     hand_in in;
     Ringkv__Record *m;
-    if (!in_sub(outer, &in) || !(m = hand_alloc(in.a, sizeof *m)))
+    if (!in_sub(outer, &in) || !(m = peer_arena_take(in.a, sizeof *m)))
         return NULL;
     ringkv__record__init(m);
     unsigned last = 0;
@@ -422,7 +407,7 @@ static Ringkv__ReplicaReadReply *in_reply(hand_in *outer)
 {
     hand_in in;
     Ringkv__ReplicaReadReply *m;
-    if (!in_sub(outer, &in) || !(m = hand_alloc(in.a, sizeof *m)))
+    if (!in_sub(outer, &in) || !(m = peer_arena_take(in.a, sizeof *m)))
         return NULL;
     ringkv__replica_read_reply__init(m);
     unsigned last = 0;
@@ -444,7 +429,7 @@ static void *in_read(hand_in *outer)
 {
     hand_in in;
     Ringkv__ReplicaRead *m;
-    if (!in_sub(outer, &in) || !(m = hand_alloc(in.a, sizeof *m)))
+    if (!in_sub(outer, &in) || !(m = peer_arena_take(in.a, sizeof *m)))
         return NULL;
     ringkv__replica_read__init(m);
     unsigned last = 0;
@@ -464,7 +449,7 @@ static void *in_write(hand_in *outer)
 {
     hand_in in;
     Ringkv__ReplicaWrite *m;
-    if (!in_sub(outer, &in) || !(m = hand_alloc(in.a, sizeof *m)))
+    if (!in_sub(outer, &in) || !(m = peer_arena_take(in.a, sizeof *m)))
         return NULL;
     ringkv__replica_write__init(m);
     unsigned last = 0;
@@ -483,7 +468,7 @@ static void *in_ack(hand_in *outer)
 {
     hand_in in;
     Ringkv__ReplicaWriteAck *m;
-    if (!in_sub(outer, &in) || !(m = hand_alloc(in.a, sizeof *m)))
+    if (!in_sub(outer, &in) || !(m = peer_arena_take(in.a, sizeof *m)))
         return NULL;
     ringkv__replica_write_ack__init(m);
     unsigned last = 0;
@@ -500,7 +485,7 @@ static void *in_ack(hand_in *outer)
                     return NULL;
             if (n == 0)
                 return NULL; /* protobuf-c would allocate nothing; leave it to it */
-            if (!(m->more_ids = hand_alloc(in.a, n * sizeof *m->more_ids)))
+            if (!(m->more_ids = peer_arena_take(in.a, n * sizeof *m->more_ids)))
                 return NULL;
             for (size_t i = 0; i < n; i++)
                 (void)in_varint(&ids, &m->more_ids[i]);
@@ -522,7 +507,7 @@ static void *in_replies(hand_in *outer)
 {
     hand_in in, c;
     Ringkv__ReadReplies *m;
-    if (!in_sub(outer, &in) || !(m = hand_alloc(in.a, sizeof *m)))
+    if (!in_sub(outer, &in) || !(m = peer_arena_take(in.a, sizeof *m)))
         return NULL;
     ringkv__read_replies__init(m);
     /* Counted first: protobuf-c's array holds exactly the replies. */
@@ -537,7 +522,7 @@ static void *in_replies(hand_in *outer)
     }
     if (f != 0)
         return NULL;
-    if (n && !(m->replies = hand_alloc(in.a, n * sizeof *m->replies)))
+    if (n && !(m->replies = peer_arena_take(in.a, n * sizeof *m->replies)))
         return NULL;
     last = 0;
     for (size_t i = 0; i < n; i++)
@@ -554,7 +539,7 @@ Ringkv__Envelope *peer_hand_decode(peer_arena *a, const uint8_t *body, size_t le
         [0] = 0xff, [1] = VARINT, [2 ... 11] = 0xff, [12] = LEN, [13] = LEN, [14] = LEN,
         [15] = LEN, [16 ... 23] = 0xff, [24] = LEN};
     hand_in in = {.p = body, .end = body + len, .a = a};
-    Ringkv__Envelope *env = hand_alloc(a, sizeof *env);
+    Ringkv__Envelope *env = peer_arena_take(a, sizeof *env);
     if (!env)
         return NULL;
     ringkv__envelope__init(env);
