@@ -510,15 +510,24 @@ static void arm_timer(coord *co)
 /* A read that holds replicas in reserve asks the best ones first: this
  * node's own copy (no network), then the other owners in preference order,
  * then the stand-ins, which hold the key only as a hint for its owner. */
+static int read_rank(const cluster_target *t)
+{
+    return t->hint_for ? 2 : t->local ? 0 : 1;
+}
+
 static void order_for_read(cluster_target *t, size_t nt)
 {
-    cluster_target out[CLUSTER_MAX_N];
-    size_t k = 0;
-    for (int rank = 0; rank < 3; rank++)
-        for (size_t i = 0; i < nt; i++)
-            if ((t[i].hint_for ? 2 : t[i].local ? 0 : 1) == rank)
-                out[k++] = t[i];
-    memcpy(t, out, nt * sizeof *t);
+    /* An insertion sort, stable: a few targets, mostly in order already
+     * (three rank passes over a copy were 3% of a coordinator's
+     * instructions under quorum GETs). */
+    for (size_t i = 1; i < nt; i++) {
+        cluster_target x = t[i];
+        int r = read_rank(&x);
+        size_t j = i;
+        for (; j > 0 && read_rank(&t[j - 1]) > r; j--)
+            t[j] = t[j - 1];
+        t[j] = x;
+    }
 }
 
 /* Replies a read or write needs at level consistency (or the configured R
