@@ -440,11 +440,16 @@ const char *cluster_self_role(const cluster *c)
     return cm ? gossip_role_name(cm->role) : "member";
 }
 
-const char *cluster_peer_addr(const cluster *c, const char *id)
+const char *cluster_peer_addr(const cluster *c, const char *id, bool *up)
 {
-    if (strcmp(id, c->self) == 0 && c->m)
-        return membership_peer_addr(c->m);
+    if (strcmp(id, c->self) == 0) {
+        if (up)
+            *up = true;
+        return c->m ? membership_peer_addr(c->m) : NULL;
+    }
     const cmember *cm = find(c, id);
+    if (up)
+        *up = cm && member_up(cm);
     return cm && cm->peer_addr[0] ? cm->peer_addr : NULL;
 }
 

@@ -62,8 +62,10 @@ size_t cluster_owners(const cluster *c, uint64_t token, cluster_target *out, siz
  * fewer than N when too few members are up). */
 size_t cluster_targets(const cluster *c, uint64_t token, cluster_target *out, size_t max);
 
-/* Peer address of a member (for links and hint delivery), or NULL. */
-const char *cluster_peer_addr(const cluster *c, const char *id);
+/* Peer address of a member (for links and hint delivery), or NULL; with
+ * up, also whether it is up, as cluster_is_up says (one lookup for both:
+ * every replicated request asks). */
+const char *cluster_peer_addr(const cluster *c, const char *id, bool *up);
 
 /* Calls fn when a member comes up (alive after being down or new): hinted
  * handoff delivers then. */

@@ -629,11 +629,13 @@ static int send_req(replica *r, const char *to, Ringkv__Envelope *env, uint64_t 
                     to);
         goto fail;
     }
-    if (!cluster_is_up(r->cl, to)) {
+    bool up;
+    addr = cluster_peer_addr(r->cl, to, &up);
+    if (!up) {
         replica_req_fail(q, to, "node %s is down", to);
         goto fail;
     }
-    if (!(addr = cluster_peer_addr(r->cl, to)) || !addr[0]) {
+    if (!addr || !addr[0]) {
         replica_req_fail(q, to, "node %s has no known peer address", to);
         goto fail;
     }

@@ -68,7 +68,12 @@ static void test_alone(void **state)
     assert_true(t[0].local);
     assert_null(t[0].hint_for);
     assert_int_equal(cluster_owners(c, tok, t, CLUSTER_MAX_N), 1);
-    assert_null(cluster_peer_addr(c, "n1")); /* no membership, no peer port */
+    bool up = false;
+    assert_null(cluster_peer_addr(c, "n1", &up)); /* no membership, no peer port */
+    assert_true(up);
+    up = true;
+    assert_null(cluster_peer_addr(c, "n2", &up)); /* unknown */
+    assert_false(up);
     assert_int_equal(cluster_vnodes_default(c), 16);
     cluster_member cm;
     assert_true(cluster_member_get(c, "n1", &cm));
@@ -117,7 +122,10 @@ static void test_sloppy_targets(void **state)
     }
     assert_int_equal(ring_members(cluster_ring(c)), 5);
     assert_int_equal(cluster_n(c), 3);
-    assert_string_equal(cluster_peer_addr(c, "n2"), "127.0.0.1:12");
+    bool peer_up = false;
+    assert_string_equal(cluster_peer_addr(c, "n2", &peer_up), "127.0.0.1:12");
+    assert_true(peer_up);
+    assert_string_equal(cluster_peer_addr(c, "n3", NULL), "127.0.0.1:13");
 
     uint64_t tok = token_owned_by(c, "n2");
     const ring *r = cluster_ring(c);
@@ -140,6 +148,11 @@ static void test_sloppy_targets(void **state)
     apply(c, p[0], GOSSIP_DEAD);
     assert_int_equal(cluster_epoch(c), epoch); /* liveness does not move ranges */
     assert_false(cluster_is_up(c, p[0]));
+    if (strcmp(p[0], "n1") != 0) { /* a dead peer keeps its address */
+        peer_up = true;
+        assert_non_null(cluster_peer_addr(c, p[0], &peer_up));
+        assert_false(peer_up);
+    }
     assert_int_equal(cluster_targets(c, tok, t, CLUSTER_MAX_N), 3);
     assert_string_equal(t[0].id, p[3]);
     assert_string_equal(t[0].hint_for, p[0]);
