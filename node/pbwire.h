@@ -29,6 +29,10 @@ static inline uint8_t *pbw_put_varint(uint8_t *p, uint64_t v)
  * protobuf-c drops them). */
 static inline bool pbw_get_varint(const uint8_t **p, const uint8_t *end, uint64_t *v)
 {
+    if (*p < end && **p < 0x80) { /* one byte: most keys and lengths */
+        *v = *(*p)++;
+        return true;
+    }
     uint64_t x = 0;
     for (int shift = 0; shift < 64 && *p < end; shift += 7) {
         uint8_t b = *(*p)++;

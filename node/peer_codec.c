@@ -131,11 +131,15 @@ static bool has_field_zero(const ProtobufCMessage *m)
     return false;
 }
 
-/* The last length-delimited field numbered field in the message [p, end). */
+/* The first length-delimited field numbered field in the message [p,
+ * end), whose bytes lie inside it. The walk stops there: a node's frames
+ * hold each field once, and the rest of a record (its value, version and
+ * origin) was most of the walk, twice a frame (the key is sniffed for the
+ * slot, then for the entry), 15% of a replica's instructions under
+ * pipelined SETs (callgrind). */
 static bool sniff_field(const uint8_t *p, const uint8_t *end, uint64_t field, const uint8_t **out,
                         size_t *outlen)
 {
-    bool found = false;
     while (p < end) {
         uint64_t tag, n;
         if (!pbw_get_varint(&p, end, &tag))
@@ -161,7 +165,7 @@ static bool sniff_field(const uint8_t *p, const uint8_t *end, uint64_t field, co
             if (tag >> 3 == field) {
                 *out = p;
                 *outlen = (size_t)n;
-                found = true;
+                return true;
             }
             p += n;
             break;
@@ -169,7 +173,7 @@ static bool sniff_field(const uint8_t *p, const uint8_t *end, uint64_t field, co
             return false;
         }
     }
-    return found;
+    return false;
 }
 
 bool peer_sniff_write_key(const uint8_t *body, size_t len, const uint8_t **key, size_t *klen)

@@ -276,10 +276,6 @@ typedef struct hand_in {
 /* A varint of at most 64 bits (a longer one is protobuf-c's to read). */
 static inline bool in_varint(hand_in *in, uint64_t *v)
 {
-    if (in->p < in->end && *in->p < 0x80) { /* keys, bools, lengths under 128 */
-        *v = *in->p++;
-        return true;
-    }
     const uint8_t *at = in->p;
     return pbw_get_varint(&in->p, in->end, v) && (in->p - at < 10 || in->p[-1] <= 1);
 }
