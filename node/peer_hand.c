@@ -281,8 +281,8 @@ static inline bool in_varint(hand_in *in, uint64_t *v)
 }
 
 /* The next field's number, if it is over *last (fields in order, each
- * once; repeat_ok lets `repeat` come again) and has wire type `want` as
- * types[number] says; 0 at the end of the message, -1 otherwise. */
+ * once, but field `repeat` may follow itself) and has the wire type
+ * types[number] gives; 0 at the end of the message, -1 otherwise. */
 static inline int in_key(hand_in *in, unsigned *last, const uint8_t *types, unsigned ntypes,
                   unsigned repeat)
 {
@@ -298,11 +298,6 @@ static inline int in_key(hand_in *in, unsigned *last, const uint8_t *types, unsi
         return -1;
     *last = (unsigned)f;
     return (int)f;
-}
-
-static bool in_u64(hand_in *in, uint64_t *v)
-{
-    return in_varint(in, v);
 }
 
 static bool in_bool(hand_in *in, protobuf_c_boolean *b)
@@ -389,8 +384,8 @@ static Ringkv__Record *in_record(hand_in *outer)
         bool ok = f == 1   ? in_bytes(&in, &m->key)
                   : f == 2 ? in_bytes(&in, &m->value)
                   : f == 3 ? in_bool(&in, &m->tombstone)
-                  : f == 4 ? in_u64(&in, &m->expires_ms)
-                  : f == 5 ? in_u64(&in, &m->hlc)
+                  : f == 4 ? in_varint(&in, &m->expires_ms)
+                  : f == 5 ? in_varint(&in, &m->hlc)
                   : f == 6 ? in_str(&in, &m->origin)
                            : false;
         if (!ok)
@@ -408,7 +403,7 @@ static Ringkv__ReplicaReadReply *in_reply(hand_in *outer)
     ringkv__replica_read_reply__init(m);
     unsigned last = 0;
     for (int f; (f = in_key(&in, &last, reply_types, NT(reply_types), 0)) != 0;) {
-        bool ok = f == 1   ? in_u64(&in, &m->id)
+        bool ok = f == 1   ? in_varint(&in, &m->id)
                   : f == 2 ? in_bool(&in, &m->ok)
                   : f == 3 ? in_str(&in, &m->error)
                   : f == 4 ? in_bool(&in, &m->found)
@@ -430,9 +425,9 @@ static void *in_read(hand_in *outer)
     ringkv__replica_read__init(m);
     unsigned last = 0;
     for (int f; (f = in_key(&in, &last, read_types, NT(read_types), 0)) != 0;) {
-        bool ok = f == 1   ? in_u64(&in, &m->id)
+        bool ok = f == 1   ? in_varint(&in, &m->id)
                   : f == 2 ? in_bytes(&in, &m->key)
-                  : f == 3 ? in_u64(&in, &m->have_hlc)
+                  : f == 3 ? in_varint(&in, &m->have_hlc)
                   : f == 4 ? in_str(&in, &m->have_origin)
                            : false;
         if (!ok)
@@ -450,7 +445,7 @@ static void *in_write(hand_in *outer)
     ringkv__replica_write__init(m);
     unsigned last = 0;
     for (int f; (f = in_key(&in, &last, write_types, NT(write_types), 0)) != 0;) {
-        bool ok = f == 1   ? in_u64(&in, &m->id)
+        bool ok = f == 1   ? in_varint(&in, &m->id)
                   : f == 2 ? (m->record = in_record(&in)) != NULL
                   : f == 3 ? in_str(&in, &m->hint_for)
                            : false;
@@ -488,7 +483,7 @@ static void *in_ack(hand_in *outer)
             m->n_more_ids = n;
             ok = true;
         } else {
-            ok = f == 1   ? in_u64(&in, &m->id)
+            ok = f == 1   ? in_varint(&in, &m->id)
                  : f == 2 ? in_bool(&in, &m->ok)
                  : f == 3 ? in_str(&in, &m->error)
                           : false;
