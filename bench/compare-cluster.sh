@@ -165,7 +165,7 @@ echo "machine: $(nproc) CPUs, ${cpu:-unknown CPU}, Linux $(uname -r)"
 echo "versions: $(redis-server --version | cut -d' ' -f1-3), $(redis-benchmark --version), $("$ringkvd" --version 2>&1 | head -1)"
 echo "settings: Redis Cluster 3 masters + 3 replicas, appendonly yes, appendfsync everysec, no RDB saves;"
 echo "          ringkv 3 nodes, N=3, fsync everysec, RESP at the default levels r=w=1 (one) or r=w=2 (quorum),"
-echo "          default record cache (256 MiB)"
+echo "          default record cache (cache_size = auto: an eighth of the memory)"
 echo "clients: one redis-benchmark --cluster each, $clients connections over the 3 masters / 3 nodes;"
 echo "         one slot tag per node in the keys (3 x $keyspace keys); GETs follow the SETs and mostly hit"
 # Requests for P and size: about 4 s or more of each test here.

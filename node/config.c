@@ -20,6 +20,7 @@
 #include <strings.h>
 #include <sys/stat.h>
 #include <sys/types.h>
+#include <unistd.h>
 
 #define KiB (UINT64_C(1) << 10)
 #define MiB (UINT64_C(1) << 20)
@@ -37,6 +38,7 @@ typedef enum value_type {
     T_FSYNC,
     T_LOG_LEVEL,
     T_SIZE,      /* bytes, with binary suffixes */
+    T_MEM,       /* a T_SIZE, or "auto" (config_auto_cache_size) */
     T_DURATION,  /* stored in ms; a plain number is seconds */
     T_COUNT,     /* plain integer */
     T_BOOL,      /* yes/no, stored as a uint64_t 1/0 */
@@ -78,7 +80,7 @@ static const entry entries[] = {
         "64MiB"),
     /* map_size ends up in a size_t (store_options, mdb_env_set_mapsize). */
     NUM("storage", "map_size", T_SIZE, map_size, MiB, SIZE_MAX, "64GiB"),
-    NUM("storage", "cache_size", T_SIZE, cache_size, 0, SIZE_MAX, "256MiB"),
+    NUM("storage", "cache_size", T_MEM, cache_size, 0, SIZE_MAX, "auto"),
     NUM("storage", "log_size", T_SIZE, log_size, MiB, SIZE_MAX, "1GiB"),
     NUM("storage", "checkpoints", T_BOOL, checkpoints, 0, 1, "yes"),
     NUM("storage", "tombstone_ttl", T_DURATION, tombstone_ttl_ms, 0, UINT64_MAX, "86400s"),
@@ -244,9 +246,45 @@ static int parse_scaled(const char *s, const unit *units, bool fold_case, uint64
     return NUM_OK;
 }
 
+/* A cgroup's memory limit: v2's memory.max, else v1's limit_in_bytes (which
+ * reads as about 2^63 when unset). 0: none found. */
+static uint64_t cgroup_memory_limit(void)
+{
+    static const char *const files[] = {"/sys/fs/cgroup/memory.max",
+                                        "/sys/fs/cgroup/memory/memory.limit_in_bytes"};
+    for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
+        FILE *f = fopen(files[i], "r");
+        if (!f)
+            continue;
+        unsigned long long v = 0;
+        int got = fscanf(f, "%llu", &v);
+        fclose(f);
+        if (got == 1 && v > 0 && v < (UINT64_C(1) << 62))
+            return v;
+    }
+    return 0;
+}
+
+uint64_t config_auto_cache_size(void)
+{
+    long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+    uint64_t mem = pages > 0 && page > 0 ? (uint64_t)pages * (uint64_t)page : 0;
+    uint64_t limit = cgroup_memory_limit();
+    if (limit && (!mem || limit < mem))
+        mem = limit;
+    uint64_t size = mem / 8 / MiB * MiB;
+    return size > CONFIG_AUTO_CACHE_MIN ? size : CONFIG_AUTO_CACHE_MIN;
+}
+
 static int parse_number(value_type type, const char *s, uint64_t *out)
 {
     switch (type) {
+    case T_MEM:
+        if (strcmp(s, "auto") == 0) {
+            *out = config_auto_cache_size();
+            return NUM_OK;
+        }
+        return parse_scaled(s, size_units, true, out);
     case T_SIZE: return parse_scaled(s, size_units, true, out);
     case T_DURATION: return parse_scaled(s, duration_units, false, out);
     default: return parse_scaled(s, count_units, false, out);
@@ -270,7 +308,9 @@ static void format_number(value_type type, uint64_t v, char *buf, size_t len)
                                     {"KiB", KiB}, {NULL, 0}};
     static const unit dur_fmt[] = {{"d", 86400000}, {"h", 3600000}, {"m", 60000},
                                    {"s", 1000}, {NULL, 0}};
-    const unit *u = type == T_SIZE ? size_fmt : type == T_DURATION ? dur_fmt : NULL;
+    const unit *u = type == T_SIZE || type == T_MEM ? size_fmt
+                    : type == T_DURATION              ? dur_fmt
+                                                      : NULL;
     for (; v != 0 && u && u->name; u++)
         if (v % u->scale == 0) {
             snprintf(buf, len, "%" PRIu64 "%s", v / u->scale, u->name);
@@ -283,6 +323,7 @@ static int set_number(config *c, const entry *e, const char *v, char *why, size_
 {
     static const char *const what[] = {
         [T_SIZE] = "a size (use e.g. 65536, 64KiB, 16MiB)",
+        [T_MEM] = "a size (use e.g. 65536, 64KiB, 16MiB) or auto",
         [T_DURATION] = "a duration (use e.g. 300 for seconds, or 1500ms, 30s, 5m, 1h, 1d)",
         [T_COUNT] = "a whole number",
     };
@@ -517,6 +558,7 @@ static int apply(config *c, const entry *e, const char *v, char *why, size_t wl)
     case T_FSYNC:
     case T_LOG_LEVEL: return set_enum(c, e, v, why, wl);
     case T_SIZE:
+    case T_MEM:
     case T_DURATION:
     case T_COUNT: return set_number(c, e, v, why, wl);
     }
@@ -532,6 +574,7 @@ static const char *render(const config *c, const entry *e, char *buf, size_t len
     case T_FSYNC: return config_fsync_name(*(const store_fsync *)f);
     case T_LOG_LEVEL: return log_level_name(*(const log_level *)f);
     case T_SIZE:
+    case T_MEM:
     case T_DURATION:
     case T_COUNT: format_number(e->type, *(const uint64_t *)f, buf, len); return buf;
     default: return f;

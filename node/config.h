@@ -63,6 +63,12 @@ typedef struct config {
     } gossip;
 } config;
 
+/* cache_size = auto (the default): an eighth of the machine's memory, or of
+ * its cgroup's limit when lower, rounded down to MiB and at least
+ * CONFIG_AUTO_CACHE_MIN. */
+#define CONFIG_AUTO_CACHE_MIN (UINT64_C(256) << 20)
+uint64_t config_auto_cache_size(void);
+
 /* Fills in every default (the table in config.c; configs/REFERENCE.md lists
  * them). */
 void config_defaults(config *c);

@@ -4,6 +4,7 @@
  * cluster, finish in-flight requests, commit, sync, exit 0).
  */
 #include <getopt.h>
+#include <inttypes.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdio.h>
@@ -301,8 +302,9 @@ int main(int argc, char **argv)
     char dir[PATH_MAX];
     if (!realpath(cfg.data_dir, dir))
         snprintf(dir, sizeof dir, "%s", cfg.data_dir);
-    log_info("ringkvd %s starting: id=%s pid=%d data_dir=%s fsync=%s", RINGKV_VERSION,
-             store_node_id(st), (int)getpid(), dir, config_fsync_name(cfg.fsync));
+    log_info("ringkvd %s starting: id=%s pid=%d data_dir=%s fsync=%s cache_size=%" PRIu64
+             "MiB", RINGKV_VERSION, store_node_id(st), (int)getpid(), dir,
+             config_fsync_name(cfg.fsync), cfg.cache_size >> 20);
     log_info("client protocol listening on %s", srv->listeners[0].addr);
     if (resp_listener >= 0)
         log_info("RESP listening on %s", srv->listeners[resp_listener].addr);

@@ -24,6 +24,7 @@ static void test_defaults(void **state)
     assert_int_equal(c.idle_timeout_ms, 300000);
     assert_int_equal(c.max_output_buffer, 64 * MiB);
     assert_int_equal(c.map_size, 64 * GiB);
+    assert_int_equal(c.cache_size, config_auto_cache_size());
     assert_int_equal(c.log_size, GiB);
     assert_int_equal(c.checkpoints, 1);
     assert_int_equal(c.tombstone_ttl_ms, 86400000);
@@ -163,6 +164,34 @@ static void test_set_node_enums(void **state)
     }
     expect_set_bad(&c, "node", "log_level", "verbose");
     expect_set_bad(&c, "node", "log_level", "warning");
+}
+
+/* cache_size = auto: an eighth of the memory, whole MiB, at least 256MiB,
+ * and never more than the machine has over 8 (unless that is below the
+ * floor); a size written out still wins. */
+static void test_cache_size_auto(void **state)
+{
+    (void)state;
+    uint64_t a = config_auto_cache_size();
+    uint64_t mem = (uint64_t)sysconf(_SC_PHYS_PAGES) * (uint64_t)sysconf(_SC_PAGESIZE);
+    assert_true(a >= CONFIG_AUTO_CACHE_MIN);
+    assert_int_equal(a % MiB, 0);
+    assert_true(a == CONFIG_AUTO_CACHE_MIN || a <= mem / 8);
+
+    config c;
+    char err[256];
+    config_defaults(&c);
+    expect_set_ok(&c, "storage", "cache_size", "0");
+    assert_int_equal(c.cache_size, 0);
+    expect_set_ok(&c, "storage", "cache_size", "auto");
+    assert_int_equal(c.cache_size, a);
+    expect_set_ok(&c, "storage", "cache_size", "64MiB");
+    assert_int_equal(c.cache_size, 64 * MiB);
+    assert_int_equal(config_set(&c, "storage", "cache_size", "automatic", err, sizeof err), -1);
+    assert_string_equal(err, "[storage] cache_size: 'automatic' is not a size (use e.g. 65536, "
+                             "64KiB, 16MiB) or auto");
+    assert_int_equal(config_set(&c, "storage", "log_size", "auto", err, sizeof err), -1);
+    assert_int_equal(c.cache_size, 64 * MiB);
 }
 
 static void test_set_numbers(void **state)
@@ -597,6 +626,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_defaults),
         cmocka_unit_test(test_gossip_defaults_match_gossip),
+        cmocka_unit_test(test_cache_size_auto),
         cmocka_unit_test(test_set_node_strings),
         cmocka_unit_test(test_set_node_enums),
         cmocka_unit_test(test_set_numbers),
