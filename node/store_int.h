@@ -89,8 +89,10 @@ struct store {
     size_t log_size;     /* store_options.log_size */
     uint64_t log_written, flush_log; /* bytes written to the log: all, at the last step */
     uint64_t wb_applies;     /* writes applied under write-behind */
-    uint64_t flush_activity; /* lookups and writes at the last step (idle when unchanged) */
+    uint64_t flush_activity; /* lookups and writes at the last step */
     uint64_t flush_applies;  /* wb_applies at the last step */
+    uint64_t active_us;      /* monotonic: the last step that saw a lookup or write */
+    uint64_t wrote_us;       /* monotonic: the last step that saw a write */
     uint64_t wb_max_hlc; /* this batch's writes, applied when the log has them */
     int64_t wb_tombstones;
     int flush_rc;        /* the LMDB error that stopped a flush */

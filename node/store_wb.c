@@ -48,6 +48,11 @@
  * writing back soon bounds how long written records (and expired ones,
  * which the sweep finds in LMDB) wait in memory. */
 #define IDLE_CYCLE_MS 1000
+/* Idle, or reading only, means for this long: a step's own window (a
+ * millisecond or so) is too short. Under pipelined SETs, a pass that only
+ * took peers' acknowledgements saw no write since the step before and
+ * walked that millisecond at the idle pace, 30 times the busy one. */
+#define QUIET_US 100000
 /* With nothing dirty, the segment is closed after this long, so that the
  * syncer can delete it. */
 #define IDLE_ROTATE_MS 1000
@@ -256,13 +261,17 @@ static int flush_step(store *s, uint64_t now, bool *wrapped, char *err, size_t e
     s->flush_us = now;
     uint64_t dlog = s->log_written - s->flush_log;
     s->flush_log = s->log_written;
-    /* Idle: no read or write since the last step (the sweep's purges do
-     * not count: they wait for the write-back themselves). */
+    /* Idle: no read or write for QUIET_US (the sweep's purges do not
+     * count: they wait for the write-back themselves). */
     uint64_t activity = c->hits + c->misses + s->wb_applies;
-    bool idle = activity == s->flush_activity;
-    bool reads_only = !idle && s->wb_applies == s->flush_applies;
+    if (activity != s->flush_activity)
+        s->active_us = now;
+    if (s->wb_applies != s->flush_applies)
+        s->wrote_us = now;
     s->flush_activity = activity;
     s->flush_applies = s->wb_applies;
+    bool idle = now - s->active_us >= QUIET_US;
+    bool reads_only = !idle && now - s->wrote_us >= QUIET_US;
     /* Reads and no writes, with room to spare: the walk waits, since its
      * LMDB writes and syncs slow the reads (GET p99 after a burst of SETs
      * 0.53-0.59 ms with it, 0.39-0.46 ms without). The records are safe in

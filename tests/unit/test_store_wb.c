@@ -2,7 +2,7 @@
  * format, a kill -9 in the middle of a write load losing nothing that was
  * committed, a torn log tail, a clean close leaving no log behind (also
  * when writing back needs the map to grow), the log kept near log_size,
- * and an idle store writing back soon. The op-for-op comparison with crashes is in test_store_cache.c.
+ * an idle store writing back soon, and the walk's pace between writes. The op-for-op comparison with crashes is in test_store_cache.c.
  */
 #include "store_fx.h" /* first: it defines _GNU_SOURCE */
 
@@ -421,6 +421,36 @@ static void test_idle_writes_back_soon(void **state)
     assert_int_equal(dirty, 0);
 }
 
+/* Commits with nothing in them between writes (a node's passes that only
+ * took peers' acknowledgements) are not idleness: the walk keeps the busy
+ * pace (once every 30 s), not the idle one (once a second). Until
+ * 2026-11-27 a step that saw no write since the step before counted as
+ * idle, and a write every 2 ms with an empty commit between wrote back
+ * about half of a burst in a second. */
+static void test_empty_commits_between_writes_are_not_idle(void **state)
+{
+    fx *f = *state;
+    f->s = open_wb(f);
+    write_burst(f, "b", 4000, 4000, 100, 100);
+    uint64_t dirty = stats(f).dirty;
+    assert_true(dirty > 3000);
+    char val[100];
+    burst_value(0, val, sizeof val);
+    for (int t = 0; t < 400; t++) { /* about a second */
+        put(f, "w", 1, val, sizeof val, at_ms(200) + (uint64_t)t);
+        commit(f);
+        usleep(1200);
+        commit(f); /* nothing in it */
+        usleep(1200);
+    }
+    /* At the busy pace about a thirtieth of the table goes per second, at
+     * the idle pace about half of it in that second. */
+    uint64_t left = stats(f).dirty;
+    if (left < dirty * 3 / 4)
+        fail_msg("%llu of %llu dirty records left after a second of writes: the walk "
+                 "went at the idle pace", (unsigned long long)left, (unsigned long long)dirty);
+}
+
 /* Reads with no writes hold the walk off while dirty records fill less
  * than half the cache: a burst stays dirty through two seconds of reads
  * (two idle seconds write it back, test_idle_writes_back_soon), then the
@@ -441,7 +471,9 @@ static void test_reads_hold_the_walk_off(void **state)
     fx *f = *state;
     f->s = open_wb(f); /* 64 MiB of cache */
     write_burst(f, "r", 4000, 4000, 100, 100);
-    read_for(f, "r1", 50); /* the step after the writes may still walk */
+    /* The walk goes on at the busy pace until the node has read without
+     * writing for 100 ms (QUIET_US). */
+    read_for(f, "r1", 200);
     uint64_t dirty = stats(f).dirty;
     assert_true(dirty > 3000);
     read_for(f, "r1", 2000);
@@ -471,7 +503,7 @@ static void test_reads_hold_the_walk_off_past_half_the_log(void **state)
     f->s = store_open(&o, f->err, sizeof f->err);
     assert_non_null(f->s);
     write_burst(f, "h", 5000, 5000, 1000, 5000); /* one commit: the walk has not gone round */
-    read_for(f, "h1", 50);
+    read_for(f, "h1", 200); /* past the 100 ms of reads that hold it off */
     store_stats st = stats(f);
     assert_true(st.log_bytes > 4 * MB && st.log_bytes < 8 * MB);
     assert_true(st.dirty > 4000);
@@ -498,6 +530,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_close_grows_the_map, setup, teardown),
         cmocka_unit_test_setup_teardown(test_log_stays_near_log_size, setup, teardown),
         cmocka_unit_test_setup_teardown(test_idle_writes_back_soon, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_empty_commits_between_writes_are_not_idle, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_reads_hold_the_walk_off, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reads_hold_the_walk_off_past_half_the_log, setup, teardown),
     };
