@@ -246,8 +246,10 @@ static int parse_scaled(const char *s, const unit *units, bool fold_case, uint64
     return NUM_OK;
 }
 
-/* A cgroup's memory limit: v2's memory.max, else v1's limit_in_bytes (which
- * reads as about 2^63 when unset). 0: none found. */
+/* The memory limit of the cgroup mounted at /sys/fs/cgroup (a container's
+ * own, under a cgroup namespace): v2's memory.max, else v1's
+ * limit_in_bytes (which reads as about 2^63 when unset). 0: none found,
+ * as on a host, whose root cgroup has no limit. */
 static uint64_t cgroup_memory_limit(void)
 {
     static const char *const files[] = {"/sys/fs/cgroup/memory.max",

@@ -44,7 +44,7 @@
 
 #define CYCLE_MS 30000
 /* The walk's cycle while nothing reads or writes (no cache lookup and no
- * write since the last step): an idle node has the CPU to spare, and
+ * write for QUIET_US): an idle node has the CPU to spare, and
  * writing back soon bounds how long written records (and expired ones,
  * which the sweep finds in LMDB) wait in memory. */
 #define IDLE_CYCLE_MS 1000
