@@ -32,6 +32,15 @@
 #define READ_MIN 896
 #define READ_MAX (64 * 1024)
 
+/* Replies ready while an earlier one of the same connection still waits
+ * (a quorum read's peer) are held, so that a pipeline's replies leave in
+ * one write rather than in one per pass that completes some of them: under
+ * quorum GETs -P16 a connection took 1.8 writes per pipeline, and its
+ * client as many reads. Held for at most HOLD_US, and while they are fewer
+ * than HOLD_MAX_BYTES. */
+#define HOLD_US 1000
+#define HOLD_MAX_BYTES (64 * 1024)
+
 /* Reading is done here rather than by the bufferevent: libevent's socket
  * read asks the kernel how much is readable (ioctl FIONREAD) before every
  * read, one more syscall per request; a read event that reads straight
@@ -287,6 +296,20 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
         conn_drop(c, "not reading its replies for %llu s (idle_timeout)", idle_s);
 }
 
+/* The hold's bound: the replies held go now, or at the pass end when one
+ * is coming (the connection has replies of this pass, maybe not yet
+ * committed). */
+static void on_hold(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct conn *c = arg;
+    c->holding = false;
+    c->hold_over = true;
+    if (!c->dirty && !c->closing)
+        conn_release(c);
+}
+
 struct conn *conn_new(server *s, evutil_socket_t fd, const char *peer, const conn_proto *proto)
 {
     struct conn *c = calloc(1, sizeof *c);
@@ -301,7 +324,8 @@ struct conn *conn_new(server *s, evutil_socket_t fd, const char *peer, const con
         goto fail;
     fd = -1; /* owned by the bufferevent now */
     c->read_ev = event_new(s->base, bufferevent_getfd(c->bev), EV_READ | EV_PERSIST, on_read, c);
-    if (!c->read_ev)
+    c->hold_ev = evtimer_new(s->base, on_hold, c);
+    if (!c->read_ev || !c->hold_ev)
         goto fail;
 
     int one = 1;
@@ -332,6 +356,8 @@ fail:
     if (c) {
         if (c->read_ev)
             event_free(c->read_ev);
+        if (c->hold_ev)
+            event_free(c->hold_ev);
         if (c->bev)
             bufferevent_free(c->bev);
         if (c->pending)
@@ -375,6 +401,7 @@ void conn_free(struct conn *c)
     if (c->proto->on_free)
         c->proto->on_free(c);
     event_free(c->read_ev);
+    event_free(c->hold_ev);
     bufferevent_free(c->bev);
     evbuffer_free(c->pending);
     free(c->marks);
@@ -733,6 +760,22 @@ void conn_release(struct conn *c)
         evbuffer_drain(c->pending, evbuffer_get_length(c->pending));
         return;
     }
+    size_t held = evbuffer_get_length(c->pending);
+    if (c->slot_head && !c->hold_over && !c->close_when_flushed && held > 0 &&
+        held < HOLD_MAX_BYTES) {
+        /* An earlier reply still waits: hold these for it (see HOLD_US). */
+        if (!c->holding) {
+            struct timeval tv = {.tv_sec = 0, .tv_usec = HOLD_US};
+            c->holding = true;
+            evtimer_add(c->hold_ev, &tv);
+        }
+        return;
+    }
+    if (c->holding) {
+        evtimer_del(c->hold_ev);
+        c->holding = false;
+    }
+    c->hold_over = false;
     struct evbuffer *out = bufferevent_get_output(c->bev);
     /* With nothing queued ahead, write to the socket here, as Redis does
      * before it sleeps: handing every reply to the bufferevent costs two

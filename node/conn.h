@@ -100,6 +100,9 @@ struct conn {
     bool in_ready;                /* read this pass, waiting in server->ready */
     struct conn *ready_next;
     uint64_t ready_token;         /* the store token of its first command's key */
+    struct event *hold_ev;        /* the bound on holding replies (conn_release) */
+    bool holding;                 /* hold_ev is armed */
+    bool hold_over;               /* hold_ev fired: the next release writes */
 };
 
 /* Most replies one connection may have waiting in its FIFO; past it reading

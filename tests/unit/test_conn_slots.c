@@ -1,7 +1,8 @@
 /* Unit tests for the reply FIFO of node/conn.c: replies that complete out of
  * order reach the client in request order, immediate replies wait behind
  * late ones, a failed commit still rewrites held replies, and a connection
- * closed with slots outstanding is never touched by their completion.
+ * closed with slots outstanding is never touched by their completion; done
+ * replies behind a waiting one are held, for a bounded time and size.
  * A real server and store on a temp dir; the client is one end of a
  * socketpair.
  */
@@ -176,6 +177,104 @@ static void closed_connection_outlives_its_slots(void **state)
     e->c = NULL;
 }
 
+/* Bytes the client could read now, without taking them. */
+static size_t readable(env *e)
+{
+    static uint8_t buf[1 << 17];
+    ssize_t n = recv(e->client, buf, sizeof buf, MSG_DONTWAIT | MSG_PEEK);
+    return n > 0 ? (size_t)n : 0;
+}
+
+/* Runs the loop for ms milliseconds (timers included). */
+static void run_for(env *e, int ms)
+{
+    struct timeval tv = {.tv_sec = 0, .tv_usec = ms * 1000};
+    event_base_loopexit(e->base, &tv);
+    event_base_dispatch(e->base);
+}
+
+/* A done reply with a later one still waiting is held, so that a
+ * pipeline's replies leave together. */
+static void done_reply_waits_for_the_pipeline(void **state)
+{
+    env *e = *state;
+    conn_reply_status(e->c, 1, WIRE_OK, NULL); /* done at once: pending */
+    conn_slot *b = conn_slot_reserve(e->c, 2);
+    assert_non_null(b);
+    run_pass(e);
+    assert_int_equal(readable(e), 0); /* 1 is held for 2 */
+    assert_true(e->c->holding);
+    struct conn *c = conn_slot_resume(b);
+    conn_reply_status(c, 2, WIRE_NOT_FOUND, NULL);
+    run_pass(e);
+    uint64_t ids[4];
+    int st[4];
+    assert_int_equal(read_ids(e, ids, st, 4), 2);
+    assert_int_equal(ids[0], 1);
+    assert_int_equal(ids[1], 2);
+    assert_int_equal(st[1], WIRE_NOT_FOUND);
+    assert_false(e->c->holding);
+}
+
+/* The hold is bounded in time: a reply behind a slow one goes anyway. */
+static void held_reply_goes_after_the_bound(void **state)
+{
+    env *e = *state;
+    conn_reply_status(e->c, 1, WIRE_OK, NULL);
+    conn_slot *b = conn_slot_reserve(e->c, 2);
+    run_pass(e);
+    assert_int_equal(readable(e), 0);
+    run_for(e, 20);
+    uint64_t ids[4];
+    int st[4];
+    assert_int_equal(read_ids(e, ids, st, 4), 1);
+    assert_int_equal(ids[0], 1);
+    /* The next reply behind the still waiting 2 is held afresh. */
+    conn_slot *d = conn_slot_reserve(e->c, 3);
+    struct conn *c = conn_slot_resume(b);
+    conn_reply_status(c, 2, WIRE_OK, NULL);
+    run_pass(e);
+    assert_int_equal(read_ids(e, ids, st, 4), 0);
+    c = conn_slot_resume(d);
+    conn_reply_status(c, 3, WIRE_OK, NULL);
+    run_pass(e);
+    assert_int_equal(read_ids(e, ids, st, 4), 2);
+    assert_int_equal(ids[0], 2);
+    assert_int_equal(ids[1], 3);
+}
+
+/* Replies past the byte bound are not held. */
+static void large_replies_are_not_held(void **state)
+{
+    env *e = *state;
+    static char big[80 * 1024];
+    memset(big, 'v', sizeof big);
+    conn_reply_value(e->c, 1, big, sizeof big);
+    conn_slot *b = conn_slot_reserve(e->c, 2);
+    run_pass(e);
+    assert_true(readable(e) > 0);
+    assert_false(e->c->holding);
+    conn_slot_cancel(b, "done");
+}
+
+/* A connection closed while holding: its bound never fires on the freed
+ * connection (ASan checks). */
+static void closed_while_holding(void **state)
+{
+    env *e = *state;
+    conn_reply_status(e->c, 1, WIRE_OK, NULL);
+    conn_slot *b = conn_slot_reserve(e->c, 2);
+    run_pass(e);
+    assert_true(e->c->holding);
+    conn_close(e->c, NULL);
+    run_pass(e);
+    assert_null(e->s->conns);
+    run_for(e, 20);
+    assert_int_equal(readable(e), 0); /* dropped with the connection */
+    conn_slot_cancel(b, "late");
+    e->c = NULL;
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -183,6 +282,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(cancel_answers_with_error, setup, teardown),
         cmocka_unit_test_setup_teardown(failed_batch_rewrites_held_replies, setup, teardown),
         cmocka_unit_test_setup_teardown(closed_connection_outlives_its_slots, setup, teardown),
+        cmocka_unit_test_setup_teardown(done_reply_waits_for_the_pipeline, setup, teardown),
+        cmocka_unit_test_setup_teardown(held_reply_goes_after_the_bound, setup, teardown),
+        cmocka_unit_test_setup_teardown(large_replies_are_not_held, setup, teardown),
+        cmocka_unit_test_setup_teardown(closed_while_holding, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
