@@ -260,37 +260,42 @@ size_t dispatch_stats(server *s, wire_stat *out)
     replica_stats rs = {0};
     if (s->replica)
         replica_get_stats(s->replica, &rs);
-    size_t n = 0;
-#define NUM(name, v) out[n++] = (wire_stat){name, 1, (uint64_t)(v), NULL}
-    NUM("coord_reads_one", cs.reads[0]);
-    NUM("coord_reads_quorum", cs.reads[1]);
-    NUM("coord_reads_all", cs.reads[2]);
-    NUM("coord_reads_default", cs.reads[COORD_LEVEL_DEFAULT]);
-    NUM("coord_writes_one", cs.writes[0]);
-    NUM("coord_writes_quorum", cs.writes[1]);
-    NUM("coord_writes_all", cs.writes[2]);
-    NUM("coord_writes_default", cs.writes[COORD_LEVEL_DEFAULT]);
-    NUM("coord_unavailable", cs.unavailable);
-    NUM("coord_timeouts", cs.timeouts);
-    NUM("coord_in_flight", cs.in_flight);
-    NUM("read_repairs", cs.read_repairs);
-    NUM("read_retries", cs.read_retries);
-    NUM("read_speculations", cs.read_speculations);
-    NUM("read_retry_ms", cs.read_retry_ms);
-    NUM("hints_stored", rs.hints_stored);
-    NUM("hints_delivered", rs.hints_delivered);
-    NUM("hints_pending", rs.hints_pending);
-    NUM("replica_writes_sent", rs.writes_sent);
-    NUM("replica_reads_sent", rs.reads_sent);
-    NUM("replica_failures", rs.failures);
-    NUM("replica_timeouts", rs.timeouts);
-    NUM("replica_queue_drops", rs.queue_drops);
-    NUM("replica_pressure_pauses", rs.pressure_pauses);
-    NUM("replica_answers_on_link", rs.answers_on_link);
-    NUM("replica_pressed", rs.pressed ? 1 : 0);
-    NUM("replica_writes_applied", rs.writes_applied);
-    NUM("replica_reads_served", rs.reads_served);
+#define NUM(name, v) {name, 1, (uint64_t)(v), NULL}
+    const wire_stat v[] = {
+        NUM("coord_reads_one", cs.reads[0]),
+        NUM("coord_reads_quorum", cs.reads[1]),
+        NUM("coord_reads_all", cs.reads[2]),
+        NUM("coord_reads_default", cs.reads[COORD_LEVEL_DEFAULT]),
+        NUM("coord_writes_one", cs.writes[0]),
+        NUM("coord_writes_quorum", cs.writes[1]),
+        NUM("coord_writes_all", cs.writes[2]),
+        NUM("coord_writes_default", cs.writes[COORD_LEVEL_DEFAULT]),
+        NUM("coord_unavailable", cs.unavailable),
+        NUM("coord_timeouts", cs.timeouts),
+        NUM("coord_in_flight", cs.in_flight),
+        NUM("read_repairs", cs.read_repairs),
+        NUM("read_retries", cs.read_retries),
+        NUM("read_speculations", cs.read_speculations),
+        NUM("read_retry_ms", cs.read_retry_ms),
+        NUM("hints_stored", rs.hints_stored),
+        NUM("hints_delivered", rs.hints_delivered),
+        NUM("hints_pending", rs.hints_pending),
+        NUM("replica_writes_sent", rs.writes_sent),
+        NUM("replica_reads_sent", rs.reads_sent),
+        NUM("replica_failures", rs.failures),
+        NUM("replica_timeouts", rs.timeouts),
+        NUM("replica_queue_drops", rs.queue_drops),
+        NUM("replica_pressure_pauses", rs.pressure_pauses),
+        NUM("replica_answers_on_link", rs.answers_on_link),
+        NUM("replica_pressed", rs.pressed ? 1 : 0),
+        NUM("replica_writes_applied", rs.writes_applied),
+        NUM("replica_reads_served", rs.reads_served),
+    };
 #undef NUM
+    _Static_assert(sizeof v / sizeof v[0] + ANTIENTROPY_STATS <= DISPATCH_STATS,
+                   "DISPATCH_STATS counts every entry");
+    size_t n = sizeof v / sizeof v[0];
+    memcpy(out, v, sizeof v);
     n += antientropy_wire_stats(s->antientropy, out + n);
     return n;
 }
