@@ -346,6 +346,57 @@ resp_parse_result resp_parse(resp_parser *p, uint8_t *buf, size_t len, size_t *n
     return parse_inline(p, buf, len, need);
 }
 
+/* "<c><digits>\r\n" at p as resp_strtoll reads a header's number (no
+ * leading zero, no sign), at most 9 digits, into *v; the bytes it took, or
+ * 0 when it is not that. */
+static inline size_t scan_header(const uint8_t *p, size_t n, uint8_t c, size_t *v)
+{
+    size_t i = 1, x = 0;
+    if (n < 4 || p[0] != c)
+        return 0;
+    if (p[1] == '0') {
+        i = 2;
+    } else {
+        for (; i < n && i < 10 && (unsigned)(p[i] - '0') <= 9; i++)
+            x = x * 10 + (size_t)(p[i] - '0');
+    }
+    if (i == 1 || i + 1 >= n || p[i] != '\r' || p[i + 1] != '\n')
+        return 0;
+    *v = x;
+    return i + 2;
+}
+
+bool resp_scan(const resp_parser *p, const uint8_t *buf, size_t len, resp_cmd *cmd)
+{
+    size_t argc, off, h;
+    if (!(off = scan_header(buf, len, '*', &argc)) || argc == 0 || argc > RESP_SMALL_ARGS ||
+        argc > p->max_args)
+        return false;
+    for (size_t i = 0; i < argc; i++) {
+        size_t blen;
+        if (!(h = scan_header(buf + off, len - off, '$', &blen)) || blen > p->max_bulk)
+            return false;
+        off += h;
+        /* resp_parse's bound: the bulk and its CRLF within max_query */
+        if (blen > len - off || len - off - blen < 2 || off + blen + 2 > p->max_query ||
+            buf[off + blen] != '\r' || buf[off + blen + 1] != '\n')
+            return false;
+        cmd->argv[i] = (resp_span){off, blen};
+        off += blen + 2;
+    }
+    cmd->argc = argc;
+    cmd->len = off;
+    return true;
+}
+
+void resp_parser_take(resp_parser *p, const resp_cmd *cmd)
+{
+    memcpy(p->argv, cmd->argv, cmd->argc * sizeof *cmd->argv); /* cap >= RESP_SMALL_ARGS */
+    p->argc = cmd->argc;
+    p->mode = '*';
+    p->pos = p->consumed = cmd->len;
+}
+
 /* "<c><digits>\r\n" at p (at most 9 digits), into *v; the bytes it took, or
  * 0 when it is not that. */
 static size_t sniff_header(const char *p, size_t n, char c, size_t *v)

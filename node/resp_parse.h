@@ -88,6 +88,27 @@ resp_parse_result resp_parse(resp_parser *p, uint8_t *buf, size_t len, size_t *n
  * no '+', no leading zeros, no "-0", within int64. Returns true on success. */
 bool resp_strtoll(const uint8_t *s, size_t len, int64_t *out);
 
+/* A whole multibulk command of 1 to RESP_SMALL_ARGS elements, read in one
+ * go: its arguments (offsets from its first byte) and its length. */
+typedef struct resp_cmd {
+    size_t argc, len;
+    resp_span argv[RESP_SMALL_ARGS];
+} resp_cmd;
+
+/* The common command in one pass, without resp_parse's resumable state:
+ * true, with *cmd, when buf[0..len) starts with a whole multibulk command
+ * of 1 to RESP_SMALL_ARGS elements whose headers are decimals of at most 9
+ * digits without leading zeros, each bulk followed by CRLF, within p's
+ * limits: exactly what resp_parse would return for it (test_resp_parse and
+ * fuzz_resp compare the two). False otherwise: resp_parse is to read it
+ * (an incomplete command, a longer one, an inline one, an error). Reads
+ * only within buf[0..len). */
+bool resp_scan(const resp_parser *p, const uint8_t *buf, size_t len, resp_cmd *cmd);
+
+/* Makes cmd the parser's command, as if resp_parse had returned
+ * RESP_PARSE_OK for it; the parser must be between commands. */
+void resp_parser_take(resp_parser *p, const resp_cmd *cmd);
+
 /* A quick look at the multibulk command at buf[0..len), for a prefetch
  * ahead of its turn: true, with its second element (the key of GET, SET and
  * most commands) at *key and the command's whole length in *cmdlen, when the

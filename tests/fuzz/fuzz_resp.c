@@ -4,8 +4,9 @@
  * state), and checks that both see the same commands, arguments and final
  * outcome; that every argument lies inside its command; that INCOMPLETE
  * asks for more than it got; and that errors say why in Redis' words.
- * Limits are tiny so every limit is reached. Any mismatch abort()s, which
- * libFuzzer reports as a crash.
+ * resp_scan, the one-pass reader of the common command, must read what it
+ * takes as resp_parse does. Limits are tiny so every limit is reached. Any
+ * mismatch abort()s, which libFuzzer reports as a crash.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -129,9 +130,35 @@ static void check_sniff(const uint8_t *data, size_t size)
     free(copy);
 }
 
+/* resp_scan stands in for resp_parse on the commands it takes: whatever it
+ * takes, resp_parse must take the same way (length and arguments), under
+ * the same limits. */
+static void check_scan(const uint8_t *data, size_t size)
+{
+    resp_parser p;
+    resp_cmd cmd;
+    resp_parser_init(&p, MAX_BULK, MAX_ARGS, MAX_INLINE, MAX_QUERY);
+    if (resp_scan(&p, data, size, &cmd)) {
+        uint8_t *copy = malloc(size ? size : 1);
+        if (!copy)
+            abort();
+        memcpy(copy, data, size);
+        size_t need;
+        if (cmd.len > size || resp_parse(&p, copy, size, &need) != RESP_PARSE_OK ||
+            p.consumed != cmd.len || p.argc != cmd.argc)
+            abort();
+        for (size_t i = 0; i < cmd.argc; i++)
+            if (p.argv[i].off != cmd.argv[i].off || p.argv[i].len != cmd.argv[i].len)
+                abort();
+        free(copy);
+    }
+    resp_parser_free(&p);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     check_sniff(data, size);
+    check_scan(data, size);
     /* Inline commands are unescaped in place: each parse gets its own copy. */
     uint8_t *whole = malloc(size + 1), *pieces = malloc(size + 1);
     if (!whole || !pieces)

@@ -1,6 +1,7 @@
 /* test_resp_parse: node/resp_parse.c on known inputs: multibulk and inline
  * commands, Redis' quoting rules, every protocol error with its message,
- * every limit, resuming at every split point, and resp_strtoll's edges.
+ * every limit, resuming at every split point, resp_strtoll's edges, and
+ * resp_scan against resp_parse.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -216,6 +217,66 @@ static void test_sniff_key(void **state)
         assert_false(resp_sniff_key(no[i], strlen(no[i]), &key, &klen, &len));
 }
 
+/* resp_scan takes the common command whole, exactly as resp_parse does,
+ * and declines the rest, which resp_parse then reads. */
+static void expect_scan_is_parse(const char *in, size_t len)
+{
+    resp_cmd cmd;
+    char buf[512];
+    size_t need;
+    assert_true(resp_scan(&p, (const uint8_t *)in, len, &cmd));
+    assert_int_equal(parse(in, len, buf, &need), RESP_PARSE_OK);
+    assert_int_equal(cmd.len, p.consumed);
+    assert_int_equal(cmd.argc, p.argc);
+    for (size_t i = 0; i < cmd.argc; i++) {
+        assert_int_equal(cmd.argv[i].off, p.argv[i].off);
+        assert_int_equal(cmd.argv[i].len, p.argv[i].len);
+    }
+    /* Taken by a fresh parser, it is that parse. */
+    resp_parser q;
+    resp_parser_init(&q, 100, 8, 64, 256);
+    resp_parser_take(&q, &cmd);
+    assert_int_equal(q.consumed, p.consumed);
+    assert_int_equal(q.argc, p.argc);
+    assert_memory_equal(q.argv, p.argv, p.argc * sizeof *p.argv);
+    resp_parser_free(&q);
+}
+
+static void test_scan(void **state)
+{
+    (void)state;
+    const char set[] = "*3\r\n$3\r\nSET\r\n$5\r\nkey:1\r\n$0\r\n\r\n*2\r\n";
+    size_t whole = sizeof set - 1 - 4;
+    expect_scan_is_parse(set, sizeof set - 1);
+    expect_scan_is_parse("*1\r\n$4\r\nPING\r\n", 14);
+    char eight[200];
+    size_t n = (size_t)sprintf(eight, "*8\r\n");
+    for (int i = 0; i < 8; i++)
+        n += (size_t)sprintf(eight + n, "$10\r\n%010d\r\n", i);
+    expect_scan_is_parse(eight, n);
+    resp_cmd cmd;
+    for (size_t k = 0; k < whole; k++) /* cut anywhere: resp_parse's to wait */
+        assert_false(resp_scan(&p, (const uint8_t *)set, k, &cmd));
+    const char *no[] = {
+        "*0\r\n",                                     /* empty: resp_parse skips it */
+        "*9\r\n$1\r\na\r\n",                          /* over max_args (8) */
+        "*1\r\n$101\r\n",                              /* over max_bulk (100) */
+        "*1\r\n$01\r\na\r\n",                         /* a leading zero: an error */
+        "*01\r\n$1\r\na\r\n",
+        "*1\r\n$-1\r\n",
+        "*1\r\n$1\r\nabc",                             /* no CRLF after the bulk */
+        "*1\r\n$1000000000\r\n",                       /* ten digits */
+        "GET key\r\n",                                 /* inline */
+        "*1\r\n:1\r\n",
+    };
+    for (size_t i = 0; i < sizeof no / sizeof no[0]; i++)
+        assert_false(resp_scan(&p, (const uint8_t *)no[i], strlen(no[i]), &cmd));
+    /* three 100-byte bulks: over max_query (256) */
+    char q[400];
+    n = (size_t)sprintf(q, "*3\r\n$100\r\n%0100d\r\n$100\r\n%0100d\r\n$100\r\n%0100d\r\n", 0, 0, 0);
+    assert_false(resp_scan(&p, (const uint8_t *)q, n, &cmd));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -226,6 +287,7 @@ int main(void)
         cmocka_unit_test(test_many_args),
         cmocka_unit_test(test_strtoll),
         cmocka_unit_test(test_sniff_key),
+        cmocka_unit_test_setup(test_scan, setup),
     };
     return cmocka_run_group_tests(tests, NULL, teardown);
 }
