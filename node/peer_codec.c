@@ -96,6 +96,38 @@ int peer_frame_append(struct evbuffer *out, const Ringkv__Envelope *env, size_t 
     return evbuffer_commit_space(out, &v, 1);
 }
 
+size_t peer_frame_write_bound(const Ringkv__Envelope *env)
+{
+    size_t b = peer_hand_write_bound(env);
+    return b ? PEER_HEADER_BYTES + b : 0;
+}
+
+int peer_frame_append_write(struct evbuffer *out, const Ringkv__Envelope *env, size_t bound)
+{
+    struct evbuffer_iovec v;
+    if (bound > PEER_HEADER_BYTES + PEER_MAX_FRAME ||
+        evbuffer_reserve_space(out, (ev_ssize_t)bound, &v, 1) != 1 || v.iov_len < bound) {
+        size_t len = peer_frame_size(env);
+        return len ? peer_frame_append(out, env, len) : -1;
+    }
+    uint8_t *buf = v.iov_base;
+    size_t body = peer_hand_pack_write(env, buf + PEER_HEADER_BYTES, bound - PEER_HEADER_BYTES);
+    if (!body) { /* not one this packer takes: the general path */
+        size_t len = peer_frame_size(env);
+        return len ? peer_frame_append(out, env, len) : -1;
+    }
+    buf[0] = 'R';
+    buf[1] = 'K';
+    buf[2] = PEER_VERSION;
+    buf[3] = 0;
+    buf[4] = (uint8_t)(body >> 24);
+    buf[5] = (uint8_t)(body >> 16);
+    buf[6] = (uint8_t)(body >> 8);
+    buf[7] = (uint8_t)body;
+    v.iov_len = PEER_HEADER_BYTES + body;
+    return evbuffer_commit_space(out, &v, 1);
+}
+
 /* protobuf-c 1.4 keeps a field numbered 0 (invalid protobuf) as an unknown
  * field when its key is over-long, and cannot decode it once packed again;
  * such input is refused, so whatever a node accepts survives a relay. The

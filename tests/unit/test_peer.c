@@ -21,6 +21,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <event2/buffer.h>
+
 #include "peer.h"
 
 /* ---- the codec ---- */
@@ -223,6 +225,16 @@ static void hp_check(const Ringkv__Envelope *env)
     assert_int_equal(peer_frame_encode(env, &buf, &len), 0);
     assert_int_equal(len, PEER_HEADER_BYTES + want);
     assert_memory_equal(buf + PEER_HEADER_BYTES, ref, want);
+    if (env->body_case == RINGKV__ENVELOPE__BODY_WRITE) {
+        /* The one-pass write packer: the same frame, within its bound. */
+        size_t bound = peer_frame_write_bound(env);
+        assert_true(bound >= len); /* no unknown fields here: the one-pass packer's */
+        struct evbuffer *eb = evbuffer_new();
+        assert_int_equal(peer_frame_append_write(eb, env, bound), 0);
+        assert_int_equal(evbuffer_get_length(eb), len);
+        assert_memory_equal(evbuffer_pullup(eb, -1), buf, len);
+        evbuffer_free(eb);
+    }
 
     /* Decoded in an arena (by hand, for these bodies) it is what
      * protobuf-c decodes: the same bytes packed again, the same refusal. */
