@@ -208,16 +208,51 @@ static bool sniff_field(const uint8_t *p, const uint8_t *end, uint64_t field, co
     return false;
 }
 
+/* A varint's bytes skipped (or read into *v); false past end. */
+static inline bool sniff_varint(const uint8_t **p, const uint8_t *end, uint64_t *v)
+{
+    return pbw_get_varint(p, end, v);
+}
+
+/* The key of a write as this node's packer lays it out: 08 01 (version)
+ * 62 len (write) [08 id] 12 len (record) 0a len key. True with the key;
+ * false when the bytes are not that (sniff_field then walks them). */
+static bool sniff_packed_write_key(const uint8_t *p, const uint8_t *end, const uint8_t **key,
+                                   size_t *klen)
+{
+    uint64_t n;
+    p += 3; /* 08 01 62, checked by the caller */
+    if (!sniff_varint(&p, end, &n) || n != (uint64_t)(end - p))
+        return false;
+    if (p < end && *p == 0x08 && (++p, !sniff_varint(&p, end, &n)))
+        return false;
+    if (p == end || *p++ != 0x12 || !sniff_varint(&p, end, &n) || n > (uint64_t)(end - p))
+        return false;
+    end = p + n; /* the record */
+    if (p == end || *p++ != 0x0a || !sniff_varint(&p, end, &n) || n > (uint64_t)(end - p) ||
+        n == 0)
+        return false;
+    *key = p;
+    *klen = (size_t)n;
+    return true;
+}
+
 bool peer_sniff_write_key(const uint8_t *body, size_t len, const uint8_t **key, size_t *klen)
 {
     const uint8_t *w, *rec;
     size_t wlen, rlen;
     /* A node's frame starts with the version (08 01), then its body's key:
      * a read or an answer is told at once, without the walk (3-4% of a
-     * replica's instructions under quorum GETs). The key only helps a
-     * prefetch. */
-    if (len >= 3 && body[0] == 0x08 && body[1] == PEER_VERSION && body[2] != 0x62)
-        return false;
+     * replica's instructions under quorum GETs). A write laid out as this
+     * node packs one is read straight through (the walk was 450
+     * instructions a write on a replica under SETs: each frame is looked
+     * at twice ahead). The key only helps a prefetch. */
+    if (len >= 3 && body[0] == 0x08 && body[1] == PEER_VERSION) {
+        if (body[2] != 0x62)
+            return false;
+        if (sniff_packed_write_key(body, body + len, key, klen))
+            return true;
+    }
     return sniff_field(body, body + len, 12, &w, &wlen) && /* Envelope.write */
            sniff_field(w, w + wlen, 2, &rec, &rlen) &&     /* ReplicaWrite.record */
            sniff_field(rec, rec + rlen, 1, key, klen) && *klen > 0; /* Record.key */
