@@ -50,10 +50,9 @@ int peer_header_check(const uint8_t hdr[PEER_HEADER_BYTES], uint32_t max_body, u
     return 0;
 }
 
-/* The header, then env packed after it; buf holds len bytes. */
-static void frame_write(uint8_t *buf, const Ringkv__Envelope *env, size_t len)
+/* A frame's header, for a body of `body` bytes. */
+static void header_write(uint8_t *buf, size_t body)
 {
-    size_t body = len - PEER_HEADER_BYTES;
     buf[0] = 'R';
     buf[1] = 'K';
     buf[2] = PEER_VERSION;
@@ -62,6 +61,13 @@ static void frame_write(uint8_t *buf, const Ringkv__Envelope *env, size_t len)
     buf[5] = (uint8_t)(body >> 16);
     buf[6] = (uint8_t)(body >> 8);
     buf[7] = (uint8_t)body;
+}
+
+/* The header, then env packed after it; buf holds len bytes. */
+static void frame_write(uint8_t *buf, const Ringkv__Envelope *env, size_t len)
+{
+    size_t body = len - PEER_HEADER_BYTES;
+    header_write(buf, body);
     if (!peer_hand_pack(env, buf + PEER_HEADER_BYTES, body))
         ringkv__envelope__pack(env, buf + PEER_HEADER_BYTES);
 }
@@ -116,14 +122,7 @@ int peer_frame_append_write(struct evbuffer *out, const Ringkv__Envelope *env, s
         size_t len = peer_frame_size(env);
         return len ? peer_frame_append(out, env, len) : -1;
     }
-    buf[0] = 'R';
-    buf[1] = 'K';
-    buf[2] = PEER_VERSION;
-    buf[3] = 0;
-    buf[4] = (uint8_t)(body >> 24);
-    buf[5] = (uint8_t)(body >> 16);
-    buf[6] = (uint8_t)(body >> 8);
-    buf[7] = (uint8_t)body;
+    header_write(buf, body);
     v.iov_len = PEER_HEADER_BYTES + body;
     return evbuffer_commit_space(out, &v, 1);
 }
