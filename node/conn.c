@@ -39,6 +39,8 @@
  * client as many reads. Held for at most HOLD_US, and while they are fewer
  * than HOLD_MAX_BYTES. */
 #define HOLD_US 1000
+/* Room a released reply slot keeps for its next reply. */
+#define SLOT_KEEP_BYTES (16 * 1024)
 #define HOLD_MAX_BYTES (64 * 1024)
 
 /* Reading is done here rather than by the bufferevent: libevent's socket
@@ -456,6 +458,39 @@ static void set_dirty(struct conn *c)
 
 /* --- the reply FIFO --- */
 
+/* Appends n bytes to sl's reply; false when out of memory. A slot's
+ * bytes are its own buffer, kept for its next reply: an evbuffer there
+ * took a new chain (a malloc and a free) for every reply held. */
+static bool slot_add(conn_slot *sl, const void *p, size_t n)
+{
+    if (n > sl->cap - sl->len) {
+        size_t cap = sl->cap ? sl->cap : 256;
+        while (cap - sl->len < n)
+            cap *= 2;
+        uint8_t *d = realloc(sl->data, cap);
+        if (!d)
+            return false;
+        sl->data = d;
+        sl->cap = cap;
+    }
+    memcpy(sl->data + sl->len, p, n);
+    sl->len += n;
+    return true;
+}
+
+/* sl's reply becomes an error for its request, in c's protocol. */
+static bool slot_encode_error(struct conn *c, conn_slot *sl, wire_status st, const char *msg)
+{
+    struct evbuffer *t = evbuffer_new();
+    if (!t)
+        return false;
+    c->proto->encode_error(c->srv, t, sl->id, st, msg);
+    size_t n = evbuffer_get_length(t);
+    bool ok = slot_add(sl, evbuffer_pullup(t, -1), n);
+    evbuffer_free(t);
+    return ok;
+}
+
 static conn_slot *slot_get(struct conn *c)
 {
     conn_slot *sl = c->slot_spare;
@@ -467,11 +502,6 @@ static conn_slot *slot_get(struct conn *c)
         sl = calloc(1, sizeof *sl);
         if (!sl)
             return NULL;
-        sl->buf = evbuffer_new();
-        if (!sl->buf) {
-            free(sl);
-            return NULL;
-        }
     }
     sl->c = c;
     sl->next = NULL;
@@ -483,7 +513,12 @@ static conn_slot *slot_get(struct conn *c)
 
 static void slot_put(struct conn *c, conn_slot *sl)
 {
-    evbuffer_drain(sl->buf, evbuffer_get_length(sl->buf));
+    sl->len = 0;
+    if (sl->cap > SLOT_KEEP_BYTES) { /* a large reply's room goes with it */
+        free(sl->data);
+        sl->data = NULL;
+        sl->cap = 0;
+    }
     sl->next = c->slot_spare;
     c->slot_spare = sl;
 }
@@ -492,7 +527,7 @@ static void slot_free_list(conn_slot *sl)
 {
     while (sl) {
         conn_slot *next = sl->next;
-        evbuffer_free(sl->buf);
+        free(sl->data);
         free(sl);
         sl = next;
     }
@@ -526,8 +561,9 @@ static void slots_pump(struct conn *c)
             c->slot_tail = NULL;
         c->nslots--;
         size_t off = evbuffer_get_length(c->pending);
-        size_t len = evbuffer_get_length(sl->buf);
-        evbuffer_add_buffer(c->pending, sl->buf);
+        size_t len = sl->len;
+        if (len)
+            evbuffer_add(c->pending, sl->data, len);
         if (sl->marked)
             add_mark(c, off, len, sl->id);
         slot_put(c, sl);
@@ -602,15 +638,24 @@ void conn_slot_cancel(conn_slot *sl, const char *why)
     if (!c)
         return;
     size_t begin = conn_reply_begin(c);
-    c->proto->encode_error(c->srv, c->fill_direct ? c->pending : sl->buf, sl->id,
-                           WIRE_ERR_INTERNAL, why);
+    if (c->fill_direct)
+        c->proto->encode_error(c->srv, c->pending, sl->id, WIRE_ERR_INTERNAL, why);
+    else if (!slot_encode_error(c, sl, WIRE_ERR_INTERNAL, why))
+        conn_drop(c, "out of memory"); /* the slot still completes, empty */
     c->srv->n.errors++;
     conn_reply_end(c, sl->id, begin);
 }
 
-static struct evbuffer *out_buf(struct conn *c)
+/* The slot the reply being built goes to, or NULL: pending. */
+static conn_slot *out_slot(const struct conn *c)
 {
-    return c->fill && !c->fill_direct ? c->fill->buf : c->pending;
+    return c->fill && !c->fill_direct ? c->fill : NULL;
+}
+
+static size_t out_len(const struct conn *c)
+{
+    const conn_slot *sl = out_slot(c);
+    return sl ? sl->len : evbuffer_get_length(c->pending);
 }
 
 size_t conn_reply_begin(struct conn *c)
@@ -622,13 +667,16 @@ size_t conn_reply_begin(struct conn *c)
         if (!c->fill)
             conn_drop(c, "out of memory");
     }
-    return evbuffer_get_length(out_buf(c));
+    return out_len(c);
 }
 
 void conn_reply_add(struct conn *c, const void *p, size_t len)
 {
-    if (len)
-        evbuffer_add(out_buf(c), p, len);
+    if (!len)
+        return;
+    conn_slot *sl = out_slot(c);
+    if (sl ? !slot_add(sl, p, len) : evbuffer_add(c->pending, p, len) != 0)
+        conn_drop(c, "out of memory");
 }
 
 /* Bytes [begin, end) of the reply buffer were just added: the reply is only
@@ -637,8 +685,7 @@ void conn_reply_add(struct conn *c, const void *p, size_t len)
 void conn_reply_end(struct conn *c, uint64_t id, size_t begin)
 {
     server *s = c->srv;
-    struct evbuffer *b = out_buf(c);
-    size_t len = evbuffer_get_length(b) - begin;
+    size_t len = out_len(c) - begin;
     s->n.bytes_out += len;
 
     if (c->fill) {
@@ -666,9 +713,8 @@ void conn_reply_end(struct conn *c, uint64_t id, size_t begin)
 /* The reply is at the end of its buffer: keep what came before it. */
 void conn_reply_abort(struct conn *c, size_t begin)
 {
-    if (c->fill && !c->fill_direct) {
-        struct evbuffer *b = c->fill->buf;
-        evbuffer_drain(b, evbuffer_get_length(b)); /* a slot holds one reply */
+    if (out_slot(c)) {
+        c->fill->len = 0; /* a slot holds one reply */
         (void)begin;
         return;
     }
@@ -717,8 +763,9 @@ static void fail_marked_slots(struct conn *c, wire_status st, const char *msg)
     for (conn_slot *sl = c->slot_head; sl; sl = sl->next) {
         if (!sl->done || !sl->marked)
             continue;
-        evbuffer_drain(sl->buf, evbuffer_get_length(sl->buf));
-        c->proto->encode_error(c->srv, sl->buf, sl->id, st, msg);
+        sl->len = 0;
+        if (!slot_encode_error(c, sl, st, msg))
+            conn_drop(c, "out of memory"); /* nothing of it will be sent */
         c->srv->n.errors++;
         sl->marked = false;
     }

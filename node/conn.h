@@ -57,7 +57,8 @@ extern const conn_proto conn_native_proto;
 typedef struct conn_slot {
     struct conn *c;
     struct conn_slot *next;  /* FIFO order; free list in the pool */
-    struct evbuffer *buf;    /* the reply bytes once written */
+    uint8_t *data;           /* the reply bytes once written: [0, len) */
+    size_t len, cap;         /* kept with the slot for its next reply */
     uint64_t id;             /* request id, echoed by an error rewrite */
     bool reserved;           /* reserved by conn_slot_reserve (else held) */
     bool done;               /* its reply is complete */

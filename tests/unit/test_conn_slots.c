@@ -74,6 +74,10 @@ static int teardown(void **state)
 
 static void run_pass(env *e) { event_base_loop(e->base, EVLOOP_NONBLOCK); }
 
+/* The value of the last reply read_ids saw with one. */
+static uint8_t last_value[1 << 16];
+static size_t last_vlen;
+
 /* Reads every reply frame the client has and returns their ids in order. */
 static size_t read_ids(env *e, uint64_t *ids, int *status, size_t max)
 {
@@ -91,6 +95,10 @@ static size_t read_ids(env *e, uint64_t *ids, int *status, size_t max)
         assert_int_equal(wire_decode_response(buf + off + 4, len, &z, &r, err, sizeof err), 0);
         ids[got] = r.id;
         status[got++] = r.status;
+        if (r.has_value && r.value.len <= sizeof last_value) {
+            memcpy(last_value, r.value.ptr, r.value.len);
+            last_vlen = r.value.len;
+        }
         off += 4 + len;
     }
     msgpack_zone_destroy(&z);
@@ -257,6 +265,31 @@ static void large_replies_are_not_held(void **state)
     conn_slot_cancel(b, "done");
 }
 
+/* A reply held in a slot grows its buffer as it needs; the slot's room
+ * is kept or given back for its next reply, which is whole too. */
+static void large_reply_in_a_slot(void **state)
+{
+    env *e = *state;
+    static char big[40 * 1024];
+    for (size_t i = 0; i < sizeof big; i++)
+        big[i] = (char)('a' + i % 26);
+    for (int round = 0; round < 2; round++) {
+        conn_slot *a = conn_slot_reserve(e->c, 1);
+        conn_reply_value(e->c, 2, big, sizeof big - (size_t)round * 1000); /* into a slot */
+        struct conn *c = conn_slot_resume(a);
+        conn_reply_status(c, 1, WIRE_OK, NULL);
+        run_pass(e);
+        uint64_t ids[4];
+        int st[4];
+        assert_int_equal(read_ids(e, ids, st, 4), 2);
+        assert_int_equal(ids[0], 1);
+        assert_int_equal(ids[1], 2);
+        assert_int_equal(last_vlen, sizeof big - (size_t)round * 1000);
+        assert_memory_equal(last_value, big, last_vlen);
+        assert_null(e->c->slot_head);
+    }
+}
+
 /* A connection closed while holding: its bound never fires on the freed
  * connection (ASan checks). */
 static void closed_while_holding(void **state)
@@ -286,6 +319,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(held_reply_goes_after_the_bound, setup, teardown),
         cmocka_unit_test_setup_teardown(large_replies_are_not_held, setup, teardown),
         cmocka_unit_test_setup_teardown(closed_while_holding, setup, teardown),
+        cmocka_unit_test_setup_teardown(large_reply_in_a_slot, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
