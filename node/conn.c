@@ -39,9 +39,10 @@
  * client as many reads. Held for at most HOLD_US, and while they are fewer
  * than HOLD_MAX_BYTES. */
 #define HOLD_US 1000
+#define HOLD_MAX_BYTES (64 * 1024)
+
 /* Room a released reply slot keeps for its next reply. */
 #define SLOT_KEEP_BYTES (16 * 1024)
-#define HOLD_MAX_BYTES (64 * 1024)
 
 /* Reading is done here rather than by the bufferevent: libevent's socket
  * read asks the kernel how much is readable (ioctl FIONREAD) before every
