@@ -74,6 +74,10 @@ static int teardown(void **state)
 
 static void run_pass(env *e) { event_base_loop(e->base, EVLOOP_NONBLOCK); }
 
+/* One round of callbacks and no more: a hold's 1 ms timer, armed in it,
+ * cannot fire before the test looks, however slow the machine. */
+static void run_one_pass(env *e) { event_base_loop(e->base, EVLOOP_ONCE | EVLOOP_NONBLOCK); }
+
 /* The value of the last reply read_ids saw with one. */
 static uint8_t last_value[1 << 16];
 static size_t last_vlen;
@@ -201,17 +205,25 @@ static void run_for(env *e, int ms)
     event_base_dispatch(e->base);
 }
 
+/* Reply 1 done at once, request 2 still waiting, one pass: 1 is held for
+ * 2. Returns 2's slot. */
+static conn_slot *hold_one(env *e)
+{
+    conn_reply_status(e->c, 1, WIRE_OK, NULL); /* done at once: pending */
+    conn_slot *b = conn_slot_reserve(e->c, 2);
+    assert_non_null(b);
+    run_one_pass(e);
+    assert_int_equal(readable(e), 0);
+    assert_true(e->c->holding);
+    return b;
+}
+
 /* A done reply with a later one still waiting is held, so that a
  * pipeline's replies leave together. */
 static void done_reply_waits_for_the_pipeline(void **state)
 {
     env *e = *state;
-    conn_reply_status(e->c, 1, WIRE_OK, NULL); /* done at once: pending */
-    conn_slot *b = conn_slot_reserve(e->c, 2);
-    assert_non_null(b);
-    run_pass(e);
-    assert_int_equal(readable(e), 0); /* 1 is held for 2 */
-    assert_true(e->c->holding);
+    conn_slot *b = hold_one(e);
     struct conn *c = conn_slot_resume(b);
     conn_reply_status(c, 2, WIRE_NOT_FOUND, NULL);
     run_pass(e);
@@ -228,10 +240,7 @@ static void done_reply_waits_for_the_pipeline(void **state)
 static void held_reply_goes_after_the_bound(void **state)
 {
     env *e = *state;
-    conn_reply_status(e->c, 1, WIRE_OK, NULL);
-    conn_slot *b = conn_slot_reserve(e->c, 2);
-    run_pass(e);
-    assert_int_equal(readable(e), 0);
+    conn_slot *b = hold_one(e);
     run_for(e, 20);
     uint64_t ids[4];
     int st[4];
@@ -241,7 +250,7 @@ static void held_reply_goes_after_the_bound(void **state)
     conn_slot *d = conn_slot_reserve(e->c, 3);
     struct conn *c = conn_slot_resume(b);
     conn_reply_status(c, 2, WIRE_OK, NULL);
-    run_pass(e);
+    run_one_pass(e);
     assert_int_equal(read_ids(e, ids, st, 4), 0);
     c = conn_slot_resume(d);
     conn_reply_status(c, 3, WIRE_OK, NULL);
@@ -295,10 +304,7 @@ static void large_reply_in_a_slot(void **state)
 static void closed_while_holding(void **state)
 {
     env *e = *state;
-    conn_reply_status(e->c, 1, WIRE_OK, NULL);
-    conn_slot *b = conn_slot_reserve(e->c, 2);
-    run_pass(e);
-    assert_true(e->c->holding);
+    conn_slot *b = hold_one(e);
     conn_close(e->c, NULL);
     run_pass(e);
     assert_null(e->s->conns);
