@@ -605,10 +605,8 @@ static void resp_on_input(struct conn *c)
         size_t need = 0;
         resp_parse_result r;
         const uint8_t *front = v.iov_base;
-        if (rc->parser.mode == 0 && front == la.at[0]) {
-            resp_parser_take(&rc->parser, &la.cmd[0]);
-            r = RESP_PARSE_OK;
-        } else if (rc->parser.mode == 0 && resp_scan(&rc->parser, front, v.iov_len, &la.cmd[0])) {
+        if (rc->parser.mode == 0 &&
+            (front == la.at[0] || resp_scan(&rc->parser, front, v.iov_len, &la.cmd[0]))) {
             resp_parser_take(&rc->parser, &la.cmd[0]);
             r = RESP_PARSE_OK;
         } else {
@@ -708,9 +706,14 @@ static void resp_on_free(struct conn *c)
 static bool resp_first_key(struct conn *c, const char **key, size_t *klen)
 {
     struct evbuffer_iovec v;
-    size_t len;
-    return evbuffer_peek(bufferevent_get_input(c->bev), -1, NULL, &v, 1) == 1 &&
-           resp_sniff_key(v.iov_base, v.iov_len, key, klen, &len);
+    resp_cmd cmd;
+    if (evbuffer_peek(bufferevent_get_input(c->bev), -1, NULL, &v, 1) != 1 ||
+        !resp_scan(&((resp_conn *)c->proto_data)->parser, v.iov_base, v.iov_len, &cmd) ||
+        cmd.argc < 2)
+        return false;
+    *key = (const char *)v.iov_base + cmd.argv[1].off;
+    *klen = cmd.argv[1].len;
+    return true;
 }
 
 const conn_proto resp_proto = {

@@ -396,39 +396,3 @@ void resp_parser_take(resp_parser *p, const resp_cmd *cmd)
     p->mode = '*';
     p->pos = p->consumed = cmd->len;
 }
-
-/* "<c><digits>\r\n" at p (at most 9 digits), into *v; the bytes it took, or
- * 0 when it is not that. */
-static size_t sniff_header(const char *p, size_t n, char c, size_t *v)
-{
-    size_t i = 1, x = 0;
-    if (n < 4 || p[0] != c)
-        return 0;
-    for (; i < n && i < 10 && p[i] >= '0' && p[i] <= '9'; i++)
-        x = x * 10 + (size_t)(p[i] - '0');
-    if (i == 1 || i + 1 >= n || p[i] != '\r' || p[i + 1] != '\n')
-        return 0;
-    *v = x;
-    return i + 2;
-}
-
-bool resp_sniff_key(const char *buf, size_t len, const char **key, size_t *klen, size_t *cmdlen)
-{
-    size_t argc, off, h;
-    if (!(off = sniff_header(buf, len, '*', &argc)) || argc < 2 || argc > 8)
-        return false;
-    for (size_t i = 0; i < argc; i++) {
-        size_t blen;
-        if (!(h = sniff_header(buf + off, len - off, '$', &blen)) ||
-            blen > len - off - h || len - off - h - blen < 2 ||
-            buf[off + h + blen] != '\r' || buf[off + h + blen + 1] != '\n')
-            return false;
-        if (i == 1) {
-            *key = buf + off + h;
-            *klen = blen;
-        }
-        off += h + blen + 2;
-    }
-    *cmdlen = off;
-    return true;
-}

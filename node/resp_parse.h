@@ -109,13 +109,4 @@ bool resp_scan(const resp_parser *p, const uint8_t *buf, size_t len, resp_cmd *c
  * RESP_PARSE_OK for it; the parser must be between commands. */
 void resp_parser_take(resp_parser *p, const resp_cmd *cmd);
 
-/* A quick look at the multibulk command at buf[0..len), for a prefetch
- * ahead of its turn: true, with its second element (the key of GET, SET and
- * most commands) at *key and the command's whole length in *cmdlen, when the
- * command is all there, has 2 to 8 elements and every header is a plain
- * decimal; false otherwise (the caller just does not look ahead). It may
- * take a command the parser refuses (a leading zero, say): a prefetch is
- * wasted, nothing else. Reads only within buf[0..len). */
-bool resp_sniff_key(const char *buf, size_t len, const char **key, size_t *klen, size_t *cmdlen);
-
 #endif

@@ -102,34 +102,6 @@ static void parse_stream(uint8_t *buf, size_t size, size_t step, trace *t)
     resp_parser_free(&p);
 }
 
-/* resp_sniff_key looks ahead at pipelined commands for a prefetch: what it
- * reports must lie inside the input, and agree with the parser whenever
- * the parser takes the same command (it may take what the parser refuses,
- * a leading zero say: that costs a prefetch, nothing else). */
-static void check_sniff(const uint8_t *data, size_t size)
-{
-    const char *key;
-    size_t klen, len;
-    if (!resp_sniff_key((const char *)data, size, &key, &klen, &len))
-        return;
-    if (len > size || key < (const char *)data || klen > size ||
-        key + klen > (const char *)data + len)
-        abort();
-    uint8_t *copy = malloc(size ? size : 1);
-    if (!copy)
-        abort();
-    memcpy(copy, data, size);
-    resp_parser p;
-    resp_parser_init(&p, 1000000000, 8, MAX_INLINE, (size_t)-1);
-    size_t need;
-    if (resp_parse(&p, copy, size, &need) == RESP_PARSE_OK &&
-        (p.consumed != len || p.argc < 2 ||
-         p.argv[1].off != (size_t)((const uint8_t *)key - data) || p.argv[1].len != klen))
-        abort();
-    resp_parser_free(&p);
-    free(copy);
-}
-
 /* resp_scan stands in for resp_parse on the commands it takes: whatever it
  * takes, resp_parse must take the same way (length and arguments), under
  * the same limits. */
@@ -157,7 +129,6 @@ static void check_scan(const uint8_t *data, size_t size)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    check_sniff(data, size);
     check_scan(data, size);
     /* Inline commands are unescaped in place: each parse gets its own copy. */
     uint8_t *whole = malloc(size + 1), *pieces = malloc(size + 1);
