@@ -111,18 +111,16 @@ size_t peer_frame_write_bound(const Ringkv__Envelope *env)
 int peer_frame_append_write(struct evbuffer *out, const Ringkv__Envelope *env, size_t bound)
 {
     struct evbuffer_iovec v;
-    if (bound > PEER_HEADER_BYTES + PEER_MAX_FRAME ||
-        evbuffer_reserve_space(out, (ev_ssize_t)bound, &v, 1) != 1 || v.iov_len < bound) {
+    size_t body = 0;
+    if (bound >= PEER_HEADER_BYTES && bound <= PEER_HEADER_BYTES + PEER_MAX_FRAME &&
+        evbuffer_reserve_space(out, (ev_ssize_t)bound, &v, 1) == 1 && v.iov_len >= bound)
+        body = peer_hand_pack_write(env, (uint8_t *)v.iov_base + PEER_HEADER_BYTES,
+                                    bound - PEER_HEADER_BYTES);
+    if (!body) { /* not one this packer takes, or no room: the general path */
         size_t len = peer_frame_size(env);
         return len ? peer_frame_append(out, env, len) : -1;
     }
-    uint8_t *buf = v.iov_base;
-    size_t body = peer_hand_pack_write(env, buf + PEER_HEADER_BYTES, bound - PEER_HEADER_BYTES);
-    if (!body) { /* not one this packer takes: the general path */
-        size_t len = peer_frame_size(env);
-        return len ? peer_frame_append(out, env, len) : -1;
-    }
-    header_write(buf, body);
+    header_write(v.iov_base, body);
     v.iov_len = PEER_HEADER_BYTES + body;
     return evbuffer_commit_space(out, &v, 1);
 }
@@ -207,12 +205,6 @@ static bool sniff_field(const uint8_t *p, const uint8_t *end, uint64_t field, co
     return false;
 }
 
-/* A varint's bytes skipped (or read into *v); false past end. */
-static inline bool sniff_varint(const uint8_t **p, const uint8_t *end, uint64_t *v)
-{
-    return pbw_get_varint(p, end, v);
-}
-
 /* The key of a write as this node's packer lays it out: 08 01 (version)
  * 62 len (write) [08 id] 12 len (record) 0a len key. True with the key;
  * false when the bytes are not that (sniff_field then walks them). */
@@ -221,14 +213,14 @@ static bool sniff_packed_write_key(const uint8_t *p, const uint8_t *end, const u
 {
     uint64_t n;
     p += 3; /* 08 01 62, checked by the caller */
-    if (!sniff_varint(&p, end, &n) || n != (uint64_t)(end - p))
+    if (!pbw_get_varint(&p, end, &n) || n != (uint64_t)(end - p))
         return false;
-    if (p < end && *p == 0x08 && (++p, !sniff_varint(&p, end, &n)))
+    if (p < end && *p == 0x08 && (++p, !pbw_get_varint(&p, end, &n)))
         return false;
-    if (p == end || *p++ != 0x12 || !sniff_varint(&p, end, &n) || n > (uint64_t)(end - p))
+    if (p == end || *p++ != 0x12 || !pbw_get_varint(&p, end, &n) || n > (uint64_t)(end - p))
         return false;
     end = p + n; /* the record */
-    if (p == end || *p++ != 0x0a || !sniff_varint(&p, end, &n) || n > (uint64_t)(end - p) ||
+    if (p == end || *p++ != 0x0a || !pbw_get_varint(&p, end, &n) || n > (uint64_t)(end - p) ||
         n == 0)
         return false;
     *key = p;

@@ -288,30 +288,16 @@ size_t peer_hand_pack_write(const Ringkv__Envelope *env, uint8_t *out, size_t ro
     if (!plain_write(env))
         return 0;
     const Ringkv__ReplicaWrite *w = env->write;
-    const Ringkv__Record *r = w->record;
-    size_t olen = r && r->origin ? strlen(r->origin) : 0;
     size_t hlen = w->hint_for ? strlen(w->hint_for) : 0;
-    size_t rsz = 0;
-    if (r)
-        rsz = f_bytes(r->key) + f_bytes(r->value) + f_bool(r->tombstone) + f_u64(r->expires_ms) +
-              f_u64(r->hlc) + (olen ? f_len(olen) : 0);
-    size_t wsz = f_u64(w->id) + (r ? f_len(rsz) : 0) + (hlen ? f_len(hlen) : 0);
+    size_t rsz = w->record ? record_size(w->record) : 0;
+    size_t wsz = f_u64(w->id) + f_record(w->record, rsz) + (hlen ? f_len(hlen) : 0);
     size_t body = f_u64(env->version) + 1 + pbw_varint_len(wsz) + wsz;
     if (body > room)
         return 0;
     uint8_t *p = w_u64(out, 1, env->version);
     p = w_head(p, RINGKV__ENVELOPE__BODY_WRITE, wsz);
     p = w_u64(p, 1, w->id);
-    if (r) {
-        p = w_head(p, 2, rsz);
-        p = w_bytes(p, 1, r->key);
-        p = w_bytes(p, 2, r->value);
-        p = w_bool(p, 3, r->tombstone);
-        p = w_u64(p, 4, r->expires_ms);
-        p = w_u64(p, 5, r->hlc);
-        if (olen)
-            p = w_raw(p, 6, r->origin, olen);
-    }
+    p = w_record(p, 2, w->record, rsz);
     if (hlen)
         p = w_raw(p, 3, w->hint_for, hlen);
     assert((size_t)(p - out) == body);
