@@ -156,14 +156,21 @@ size_t peer_frame_size(const Ringkv__Envelope *env);
  * Returns 0, or -1 when out of memory (nothing appended). */
 int peer_frame_append(struct evbuffer *out, const Ringkv__Envelope *env, size_t len);
 
-/* A ReplicaWrite frame's length at most, found without packing it (0 for
- * an envelope the one-pass packer does not take: another body, unknown
- * fields); and the frame appended with each length found once (room
- * reserved for bound, the rest given back). Others, or a write past
- * PEER_MAX_FRAME, go the general way. Returns 0, or -1 when out of memory
- * or too large. */
-size_t peer_frame_write_bound(const Ringkv__Envelope *env);
-int peer_frame_append_write(struct evbuffer *out, const Ringkv__Envelope *env, size_t bound);
+/* A request frame's length at most (ReplicaWrite or ReplicaRead), found
+ * without packing it (0 for an envelope the one-pass packer does not take:
+ * another body, unknown fields); and the frame appended with each length
+ * found once (room reserved for bound, the rest given back). Others, or a
+ * request past PEER_MAX_FRAME, go the general way. Returns 0, or -1 when
+ * out of memory or too large. */
+size_t peer_frame_request_bound(const Ringkv__Envelope *env);
+int peer_frame_append_request(struct evbuffer *out, const Ringkv__Envelope *env, size_t bound);
+
+/* The same frame packed at buf, which holds bound bytes: its length, or 0
+ * (nothing written) when the one-pass packer does not take env. */
+size_t peer_frame_pack_request(uint8_t *buf, const Ringkv__Envelope *env, size_t bound);
+
+/* env's frame of len bytes (peer_frame_size) written at buf. */
+void peer_frame_write(uint8_t *buf, const Ringkv__Envelope *env, size_t len);
 
 /* Formats a message into err (when err is not NULL and errlen > 0) and
  * returns -1: the error paths of the peer modules. */

@@ -63,8 +63,7 @@ static void header_write(uint8_t *buf, size_t body)
     buf[7] = (uint8_t)body;
 }
 
-/* The header, then env packed after it; buf holds len bytes. */
-static void frame_write(uint8_t *buf, const Ringkv__Envelope *env, size_t len)
+void peer_frame_write(uint8_t *buf, const Ringkv__Envelope *env, size_t len)
 {
     size_t body = len - PEER_HEADER_BYTES;
     header_write(buf, body);
@@ -86,7 +85,7 @@ int peer_frame_encode(const Ringkv__Envelope *env, uint8_t **out, size_t *len)
     uint8_t *buf = n ? malloc(n) : NULL;
     if (!buf)
         return -1;
-    frame_write(buf, env, n);
+    peer_frame_write(buf, env, n);
     *out = buf;
     *len = n;
     return 0;
@@ -97,31 +96,40 @@ int peer_frame_append(struct evbuffer *out, const Ringkv__Envelope *env, size_t 
     struct evbuffer_iovec v;
     if (evbuffer_reserve_space(out, (ev_ssize_t)len, &v, 1) != 1 || v.iov_len < len)
         return -1;
-    frame_write(v.iov_base, env, len);
+    peer_frame_write(v.iov_base, env, len);
     v.iov_len = len;
     return evbuffer_commit_space(out, &v, 1);
 }
 
-size_t peer_frame_write_bound(const Ringkv__Envelope *env)
+size_t peer_frame_request_bound(const Ringkv__Envelope *env)
 {
-    size_t b = peer_hand_write_bound(env);
+    size_t b = peer_hand_request_bound(env);
     return b ? PEER_HEADER_BYTES + b : 0;
 }
 
-int peer_frame_append_write(struct evbuffer *out, const Ringkv__Envelope *env, size_t bound)
+size_t peer_frame_pack_request(uint8_t *buf, const Ringkv__Envelope *env, size_t bound)
+{
+    if (bound < PEER_HEADER_BYTES || bound > PEER_HEADER_BYTES + PEER_MAX_FRAME)
+        return 0;
+    size_t body = peer_hand_pack_request(env, buf + PEER_HEADER_BYTES, bound - PEER_HEADER_BYTES);
+    if (!body)
+        return 0;
+    header_write(buf, body);
+    return PEER_HEADER_BYTES + body;
+}
+
+int peer_frame_append_request(struct evbuffer *out, const Ringkv__Envelope *env, size_t bound)
 {
     struct evbuffer_iovec v;
-    size_t body = 0;
+    size_t len = 0;
     if (bound >= PEER_HEADER_BYTES && bound <= PEER_HEADER_BYTES + PEER_MAX_FRAME &&
         evbuffer_reserve_space(out, (ev_ssize_t)bound, &v, 1) == 1 && v.iov_len >= bound)
-        body = peer_hand_pack_write(env, (uint8_t *)v.iov_base + PEER_HEADER_BYTES,
-                                    bound - PEER_HEADER_BYTES);
-    if (!body) { /* not one this packer takes, or no room: the general path */
-        size_t len = peer_frame_size(env);
+        len = peer_frame_pack_request(v.iov_base, env, bound);
+    if (!len) { /* not one this packer takes, or no room: the general path */
+        len = peer_frame_size(env);
         return len ? peer_frame_append(out, env, len) : -1;
     }
-    header_write(v.iov_base, body);
-    v.iov_len = PEER_HEADER_BYTES + body;
+    v.iov_len = len;
     return evbuffer_commit_space(out, &v, 1);
 }
 

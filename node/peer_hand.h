@@ -27,13 +27,13 @@ bool peer_hand_size(const Ringkv__Envelope *env, size_t *size);
  * when env is protobuf-c's to pack. */
 bool peer_hand_pack(const Ringkv__Envelope *env, uint8_t *out, size_t size);
 
-/* A ReplicaWrite envelope's body, packed at out with each length found
- * once: peer_hand_pack's bytes. Returns their count, or 0 (nothing
- * written) when env is not a ReplicaWrite this packer takes or room is
- * short. peer_hand_write_bound is room enough for any env it takes, and 0
- * for the others. */
-size_t peer_hand_write_bound(const Ringkv__Envelope *env);
-size_t peer_hand_pack_write(const Ringkv__Envelope *env, uint8_t *out, size_t room);
+/* A request's envelope body (ReplicaWrite or ReplicaRead), packed at out
+ * with each length found once: peer_hand_pack's bytes. Returns their
+ * count, or 0 (nothing written) when env is not a request this packer
+ * takes or room is short. peer_hand_request_bound is room enough for any
+ * env it takes, and 0 for the others. */
+size_t peer_hand_request_bound(const Ringkv__Envelope *env);
+size_t peer_hand_pack_request(const Ringkv__Envelope *env, uint8_t *out, size_t room);
 
 /* env decoded from body into a (emptied first by the caller), without
  * touching malloc; NULL when protobuf-c is to decode body: another body,

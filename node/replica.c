@@ -666,13 +666,11 @@ static int send_req(replica *r, const char *to, Ringkv__Envelope *env, uint64_t 
             goto fail;
         }
     }
-    /* A write is sized by its bound (packed in one pass below); others, and
-     * a write that may be over the frame limit, exactly. */
-    bool write = env->body_case == RINGKV__ENVELOPE__BODY_WRITE;
-    size_t len = write ? peer_frame_write_bound(env) : 0;
-    if (!len || len > PEER_HEADER_BYTES + PEER_MAX_FRAME)
-        write = false;
-    if (!write)
+    /* A write or read is sized by its bound (packed in one pass below);
+     * others, and one that may be over the frame limit, exactly. */
+    size_t len = peer_frame_request_bound(env);
+    bool one_pass = len && len <= PEER_HEADER_BYTES + PEER_MAX_FRAME;
+    if (!one_pass)
         len = peer_frame_size(env);
     if (!len) {
         replica_req_fail(q, to, "request too large (over %u bytes)", PEER_MAX_FRAME);
@@ -692,7 +690,8 @@ static int send_req(replica *r, const char *to, Ringkv__Envelope *env, uint64_t 
     }
     /* Packed straight into the link's output: the frames of one pass share
      * chains and leave in a few writes. */
-    if ((write ? peer_frame_append_write(out, env, len) : peer_frame_append(out, env, len)) != 0) {
+    if ((one_pass ? peer_frame_append_request(out, env, len) : peer_frame_append(out, env, len)) !=
+        0) {
         replica_req_fail(q, to, "out of memory queueing for %s", to);
         goto fail;
     }

@@ -2,7 +2,7 @@
  * frame (header check, then the Envelope decoder) and as a bare body. What
  * is accepted must re-encode to a frame that decodes to the same Envelope,
  * whose body is protobuf-c's own packing (some bodies are packed by hand,
- * a ReplicaWrite also by the one-pass write packer),
+ * a ReplicaWrite or ReplicaRead also by the one-pass request packer),
  * the arena decoder (which decodes some by hand) must agree with
  * protobuf-c's, and in which the write-key sniffer finds the decoded write's key (or
  * nothing, for other bodies); any mismatch abort()s, which libFuzzer
@@ -67,15 +67,16 @@ static void round_trip(const Ringkv__Envelope *env)
     if (peer_frame_encode(again, &buf2, &len2) != 0 || len2 != len || memcmp(buf, buf2, len) != 0)
         abort();
     free(buf2);
-    if (env->body_case == RINGKV__ENVELOPE__BODY_WRITE) {
-        /* The one-pass write packer makes the same frame, within its bound. */
-        size_t bound = peer_frame_write_bound(env);
+    if (env->body_case == RINGKV__ENVELOPE__BODY_WRITE ||
+        env->body_case == RINGKV__ENVELOPE__BODY_READ) {
+        /* The one-pass request packer makes the same frame, within its bound. */
+        size_t bound = peer_frame_request_bound(env);
         struct evbuffer *eb = evbuffer_new();
         if (!bound) /* unknown fields: not the one-pass packer's; the general way */
             bound = len;
         else if (bound < len)
             abort();
-        if (!eb || peer_frame_append_write(eb, env, bound) != 0 ||
+        if (!eb || peer_frame_append_request(eb, env, bound) != 0 ||
             evbuffer_get_length(eb) != len || memcmp(evbuffer_pullup(eb, -1), buf, len) != 0)
             abort();
         evbuffer_free(eb);
