@@ -62,6 +62,10 @@ struct link {
     link *next;
     bool flush_queued; /* in r->flush: requests to write at the pass's end */
     link *flush_next;
+    /* While the link is up, the frames of this pass (replica.c's
+     * link_put), after whatever the bufferevent's output still holds. */
+    uint8_t *stage;
+    size_t staged, stage_cap;
 };
 
 /* Work that waits for this pass's commit. */
