@@ -42,6 +42,7 @@ struct cluster {
     uint8_t *flags;
     cmember *members;
     size_t nmembers, capmembers;
+    uint64_t gen; /* cluster_generation: from 1, one up with each change */
     struct {
         cluster_up_fn fn;
         void *arg;
@@ -180,6 +181,7 @@ static cmember *add(cluster *c, const char *id)
 
 void cluster_apply_member(cluster *c, const gossip_member *gm)
 {
+    c->gen++; /* an address, a state or the ring may change */
     cmember *cm = find(c, gm->id);
     bool is_new = cm == NULL;
     if (is_new && !(cm = add(c, gm->id))) {
@@ -243,6 +245,7 @@ cluster *cluster_new(const config *cfg, const char *self_id, membership *m, char
         return NULL;
     }
     snprintf(c->self, sizeof c->self, "%s", self_id);
+    c->gen = 1;
     c->vnodes_default = cfg->vnodes ? (uint32_t)cfg->vnodes : RING_DEFAULT_VNODES;
     c->nrep = cfg->n < CLUSTER_MAX_N ? (size_t)cfg->n : CLUSTER_MAX_N;
     if (c->nrep == 0)
@@ -438,6 +441,11 @@ const char *cluster_self_role(const cluster *c)
 {
     const cmember *cm = find(c, c->self);
     return cm ? gossip_role_name(cm->role) : "member";
+}
+
+uint64_t cluster_generation(const cluster *c)
+{
+    return c->gen;
 }
 
 const char *cluster_peer_addr(const cluster *c, const char *id, bool *up)

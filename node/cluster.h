@@ -67,6 +67,11 @@ size_t cluster_targets(const cluster *c, uint64_t token, cluster_target *out, si
  * every replicated request asks). */
 const char *cluster_peer_addr(const cluster *c, const char *id, bool *up);
 
+/* A number that changes whenever a member's address or state, or the
+ * ring, may have: what cluster_peer_addr said stays true while it does
+ * not. Never 0. */
+uint64_t cluster_generation(const cluster *c);
+
 /* Calls fn when a member comes up (alive after being down or new): hinted
  * handoff delivers then. */
 typedef void (*cluster_up_fn)(void *arg, const char *id);

@@ -716,6 +716,9 @@ static int send_req(replica *r, const char *to, Ringkv__Envelope *env, uint64_t 
     *idfield = q->id;
 
     const char *addr = NULL;
+    link *ln = r->cl && r->pr ? link_find(r, to) : NULL;
+    if (ln && ln->up_gen == cluster_generation(r->cl) && ln->state == LINK_UP)
+        goto linked; /* up at ln->addr, as the cluster said when last asked */
     if (!r->cl || !r->pr) {
         replica_req_fail(q, to, "node %s is unreachable: this node has no peer port",
                     to);
@@ -731,7 +734,7 @@ static int send_req(replica *r, const char *to, Ringkv__Envelope *env, uint64_t 
         replica_req_fail(q, to, "node %s has no known peer address", to);
         goto fail;
     }
-    link *ln = link_get(r, to);
+    ln = link_get(r, to);
     if (!ln) {
         replica_req_put(r, q);
         return -1;
@@ -758,6 +761,8 @@ static int send_req(replica *r, const char *to, Ringkv__Envelope *env, uint64_t 
             goto fail;
         }
     }
+    ln->up_gen = cluster_generation(r->cl);
+linked:;
     /* A write or read is sized by its bound (packed in one pass below);
      * others, and one that may be over the frame limit, exactly. */
     size_t len = peer_frame_request_bound(env);

@@ -60,6 +60,9 @@ struct link {
     size_t ninflight;
     struct event *timer_ev;
     link *next;
+    /* The cluster_generation at which the node was last found up at addr:
+     * until it changes, send_req asks the cluster nothing (0: never). */
+    uint64_t up_gen;
     bool flush_queued; /* in r->flush: requests to write at the pass's end */
     link *flush_next;
     /* While the link is up, the frames of this pass (replica.c's

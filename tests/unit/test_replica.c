@@ -688,6 +688,34 @@ static void test_down_peer_fails_at_once(void **state)
     assert_int_equal(st.failures, 1);
 }
 
+/* A link that is up keeps what the cluster said of its node only while
+ * the cluster has not changed: the node taken for dead fails the next
+ * request at once, and back up it gets the one after; moved to another
+ * address, the link follows it there. */
+static void test_link_follows_the_cluster(void **state)
+{
+    fx *f = *state;
+    write_ok(f, "nb", "k", "v", false, 1);
+    see(&f->a, "nb", peer_bound_addr(f->b.pr), GOSSIP_DEAD);
+    got g = {0};
+    replica_record rec = rec_of("k", "w", false, 2);
+    assert_int_equal(replica_write(f->a.r, "nb", &rec, NULL, on_reply, &g), 0);
+    assert_true(run_until(f, &g.calls, 1, 5000));
+    assert_false(g.ok);
+    assert_non_null(strstr(g.err, "nb is down"));
+    see(&f->a, "nb", peer_bound_addr(f->b.pr), GOSSIP_ALIVE);
+    write_ok(f, "nb", "k", "w", false, 3);
+    /* nb now at the black hole's address: the next write goes there. */
+    see(&f->a, "nb", f->h.addr, GOSSIP_ALIVE);
+    memset(&g, 0, sizeof g);
+    assert_int_equal(replica_write(f->a.r, "nb", &rec, NULL, on_reply, &g), 0);
+    uint64_t end = mono_ms() + 2000;
+    while (f->h.fd < 0 && mono_ms() < end)
+        event_base_loop(f->base, EVLOOP_ONCE);
+    assert_true(f->h.fd >= 0);
+    assert_int_equal(g.calls, 0); /* the hole never answers */
+}
+
 /* A link cut with requests in flight fails each of them exactly once; the
  * next request after the backoff reconnects. */
 static void test_link_killed_mid_flight(void **state)
@@ -923,6 +951,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_reads_batched, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stalled_peer_does_not_pause, setup, teardown),
         cmocka_unit_test_setup_teardown(test_down_peer_fails_at_once, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_link_follows_the_cluster, setup, teardown),
         cmocka_unit_test_setup_teardown(test_link_killed_mid_flight, setup, teardown),
         cmocka_unit_test_setup_teardown(test_timeout, setup_short, teardown),
         cmocka_unit_test_setup_teardown(test_queue_bound, setup, teardown),
