@@ -431,14 +431,15 @@ void peer_set_prefetch(peer *p, peer_prefetch_fn fn, void *ctx)
     p->prefetch_ctx = ctx;
 }
 
-/* The frames at the head of in that sit whole in its first chain: the keys
- * of the first two, if writes, to p->prefetch. */
-static void prefetch_next(peer *p, struct evbuffer *in)
+/* The frames after the first skip bytes of in (the frame in hand) that
+ * sit whole in its first chain: the keys of the first two, if writes, to
+ * p->prefetch. */
+static void prefetch_next(peer *p, struct evbuffer *in, size_t skip)
 {
     struct evbuffer_iovec v;
-    if (evbuffer_peek(in, -1, NULL, &v, 1) < 1)
+    if (evbuffer_peek(in, -1, NULL, &v, 1) < 1 || v.iov_len < skip)
         return;
-    const uint8_t *at = v.iov_base, *end = at + v.iov_len;
+    const uint8_t *at = (const uint8_t *)v.iov_base + skip, *end = (const uint8_t *)v.iov_base + v.iov_len;
     for (int i = 0; i < 2; i++) {
         uint32_t blen;
         const uint8_t *key;
@@ -479,24 +480,29 @@ static void on_read(struct bufferevent *bev, void *arg)
             drop(pc, "out of memory reading a %u-byte frame", blen);
             return;
         }
+        /* The envelope's bytes point into the frame: drained once done
+         * with (a connection closed meanwhile keeps its buffers until it
+         * is reaped). */
         Ringkv__Envelope *env =
             peer_envelope_decode_in(&p->arena, frame + PEER_HEADER_BYTES, blen, err, sizeof err);
-        evbuffer_drain(in, PEER_HEADER_BYTES + blen);
         if (!env) {
+            evbuffer_drain(in, PEER_HEADER_BYTES + blen);
             drop(pc, "%s", err);
             return;
         }
         p->n.frames_in++;
         if (p->prefetch && !pc->outbound)
-            prefetch_next(p, in);
+            prefetch_next(p, in, PEER_HEADER_BYTES + blen);
         if (pc->outbound) {
             finish(pc, env, NULL);
             peer_envelope_free_in(&p->arena, env);
+            evbuffer_drain(in, PEER_HEADER_BYTES + blen);
             peer_conn_close(pc, NULL);
             return;
         }
         dispatch(p, pc, env);
         peer_envelope_free_in(&p->arena, env);
+        evbuffer_drain(in, PEER_HEADER_BYTES + blen);
         /* Backpressure: a peer that sends requests but does not read the
          * answers waits until they drain (on_write resumes it). */
         if (!pc->closing && output_len(pc) > PEER_MAX_OUTPUT / 2) {

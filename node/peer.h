@@ -232,7 +232,8 @@ void peer_arena_release(peer_arena *a);
 
 /* As peer_envelope_decode, with the envelope's memory taken from a, which
  * must hold no other envelope: free it with peer_envelope_free_in before
- * decoding the next. */
+ * decoding the next. Its bytes fields may point into body, which must
+ * stay as it is until then. */
 Ringkv__Envelope *peer_envelope_decode_in(peer_arena *a, const uint8_t *body, size_t len,
                                           char *err, size_t errlen);
 void peer_envelope_free_in(peer_arena *a, Ringkv__Envelope *env);

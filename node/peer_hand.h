@@ -36,7 +36,8 @@ size_t peer_hand_request_bound(const Ringkv__Envelope *env);
 size_t peer_hand_pack_request(const Ringkv__Envelope *env, uint8_t *out, size_t room);
 
 /* env decoded from body into a (emptied first by the caller), without
- * touching malloc; NULL when protobuf-c is to decode body: another body,
+ * touching malloc, its bytes fields pointing into body (which must stay
+ * as it is while env is used); NULL when protobuf-c is to decode body: another body,
  * another form (fields out of order or repeated, unknown fields, bools
  * other than 0 or 1, padded keys or lengths, varints over 64 bits), bad
  * bytes, or no room left in a.

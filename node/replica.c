@@ -349,15 +349,19 @@ static void on_link_read(struct bufferevent *bev, void *arg)
             link_fail(ln, "out of memory reading a %u-byte frame", blen);
             return;
         }
+        /* The envelope's bytes point into the frame: drained once done
+         * with, unless a callback failed the link (the loop stops then). */
         Ringkv__Envelope *env = peer_envelope_decode_in(&ln->r->arena, frame + PEER_HEADER_BYTES,
                                                         blen, err, sizeof err);
-        evbuffer_drain(in, PEER_HEADER_BYTES + blen);
         if (!env) {
+            evbuffer_drain(in, PEER_HEADER_BYTES + blen);
             link_fail(ln, "%s", err);
             return;
         }
         link_handle(ln, env);
         peer_envelope_free_in(&ln->r->arena, env);
+        if (ln->bev == bev)
+            evbuffer_drain(in, PEER_HEADER_BYTES + blen);
     }
 }
 
