@@ -60,8 +60,7 @@ int quorum_init(quorum *q, quorum_slot *slots, bool is_read, const char *const *
         if (len > STORE_ORIGIN_MAX)
             return -1;
         memcpy(slots[i].replica, replicas[i], len + 1);
-        slots[i].state = QUORUM_WAITING;
-        memset(&slots[i].reply, 0, sizeof slots[i].reply);
+        slots[i].state = QUORUM_WAITING; /* its reply is read only once answered */
     }
     return 0;
 }
