@@ -80,6 +80,12 @@ void replica_copy_id(char *dst, size_t cap, const char *id)
 
 /* ---- links ---- */
 
+static void link_timer_del(link *ln)
+{
+    event_del(ln->timer_ev);
+    ln->timer_set = false;
+}
+
 static void link_arm(link *ln)
 {
     uint64_t next = UINT64_MAX;
@@ -90,12 +96,12 @@ static void link_arm(link *ln)
     if (ln->state == LINK_UP && !ln->head)
         next = ln->last_active_ms + REPLICA_IDLE_CLOSE_MS;
     if (next == UINT64_MAX) {
-        event_del(ln->timer_ev);
+        link_timer_del(ln);
         return;
     }
     uint64_t now = replica_mono_ms(), d = next > now ? next - now : 0;
     struct timeval tv = {(time_t)(d / 1000), (suseconds_t)(d % 1000) * 1000};
-    evtimer_add(ln->timer_ev, &tv);
+    ln->timer_set = evtimer_add(ln->timer_ev, &tv) == 0;
 }
 
 static void link_unlink_req(link *ln, req *q)
@@ -135,7 +141,7 @@ static void link_bury(link *ln)
         r->n.links_up--;
     ln->state = LINK_IDLE;
     ln->staged = 0; /* the requests it held fail with the others */
-    event_del(ln->timer_ev);
+    link_timer_del(ln);
 }
 
 /* An idle link closed cleanly (by us or the peer): no backoff, the next
@@ -170,7 +176,7 @@ __attribute__((format(printf, 2, 3))) static void link_fail(link *ln, const char
         replica_req_fail(q, ln->id, "link to %s lost: %s", ln->id, ln->last_err);
         replica_fail_later(r, q);
     }
-    event_del(ln->timer_ev);
+    link_timer_del(ln);
 }
 
 /* The request id of an answer to replica_call (streaming, anti-entropy). */
@@ -280,7 +286,7 @@ static void link_answer(link *ln, uint64_t id, const Ringkv__Envelope *env,
     /* The timer stays set for the deadline of the request answered, or an
      * earlier one: when it fires, on_link_timer sets it for what is left.
      * (Setting it at every answer was 3% of a node under pipelined SETs.) */
-    if (!evtimer_pending(ln->timer_ev, NULL))
+    if (!ln->timer_set)
         link_arm(ln);
     if (q->env_cb) {
         q->env_cb(q->arg, ln->id, env, NULL);
@@ -569,6 +575,7 @@ static void on_link_timer(evutil_socket_t fd, short what, void *arg)
     link *ln = arg;
     replica *r = ln->r;
     uint64_t now = replica_mono_ms();
+    ln->timer_set = false; /* it fired */
     if (ln->state == LINK_CONNECTING && now >= ln->connect_deadline_ms) {
         link_fail(ln, "connect to %s timed out", ln->addr);
         return;

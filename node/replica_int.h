@@ -59,6 +59,7 @@ struct link {
     req *head, *tail;
     size_t ninflight;
     struct event *timer_ev;
+    bool timer_set; /* timer_ev is pending: asking libevent was 79 instructions an answer */
     link *next;
     /* The cluster_generation at which the node was last found up at addr:
      * until it changes, send_req asks the cluster nothing (0: never). */
