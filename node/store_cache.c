@@ -4,6 +4,7 @@
 #include <endian.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #define ENTRY_LIVE 0x01    /* in the table (else on the dropped list) */
 #define ENTRY_ABSENT 0x02  /* LMDB has no record under the key */
@@ -144,6 +145,22 @@ static void remove_at(store_cache *c, size_t i)
     }
 }
 
+/* The slot table, zeroed: past 2 MiB in huge pages where the kernel
+ * allows them (transparent huge pages, "madvise" or "always"). */
+#define HUGE_PAGE ((size_t)2 << 20)
+static cache_slot *slots_new(size_t n)
+{
+    size_t bytes = n * sizeof(cache_slot);
+    if (bytes < HUGE_PAGE)
+        return calloc(n, sizeof(cache_slot));
+    cache_slot *s = aligned_alloc(HUGE_PAGE, bytes);
+    if (!s)
+        return NULL;
+    madvise(s, bytes, MADV_HUGEPAGE); /* advice: its failure changes nothing */
+    memset(s, 0, bytes);
+    return s;
+}
+
 /* Room for one more entry at a load of at most one half. */
 static bool reserve_slot(store_cache *c)
 {
@@ -151,7 +168,7 @@ static bool reserve_slot(store_cache *c)
     if ((c->n + 1) * 2 <= nslots)
         return true;
     size_t grown = nslots ? nslots * 2 : FIRST_SLOTS;
-    cache_slot *old = c->slots, *slots = calloc(grown, sizeof *slots);
+    cache_slot *old = c->slots, *slots = slots_new(grown);
     if (!slots)
         return false;
     c->slots = slots;

@@ -62,6 +62,38 @@ static void test_table_finds_what_it_holds(void **state)
     store_cache_free(&c);
 }
 
+/* Past 2 MiB the slot table is allocated apart, for huge pages, and
+ * zeroed by hand: a table that large holds what was added and nothing
+ * else. */
+static void test_table_grows_past_huge_page(void **state)
+{
+    (void)state;
+    store_cache c;
+    store_cache_init(&c, 256 * MB);
+    uint8_t k[12], rec[sizeof(unsigned)];
+    cache_hit h;
+    enum { N = 70000 };
+    for (unsigned i = 0; i < N; i++) {
+        key_of(k, i);
+        memcpy(rec, &i, sizeof i);
+        store_cache_add_read(&c, k, sizeof k, rec, sizeof rec);
+    }
+    store_cache_settle(&c);
+    assert_int_equal(c.n, N);
+    assert_true((c.mask + 1) * sizeof *c.slots > ((size_t)2 << 20));
+    for (unsigned i = 0; i < N + 1000; i++) {
+        key_of(k, i);
+        bool found = store_cache_find(&c, k, sizeof k, &h);
+        assert_int_equal(found, i < N);
+        if (found) {
+            unsigned v;
+            memcpy(&v, h.rec, sizeof v);
+            assert_int_equal(v, i);
+        }
+    }
+    store_cache_free(&c);
+}
+
 static void test_table_evicts_to_its_budget(void **state)
 {
     (void)state;
@@ -491,6 +523,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_table_finds_what_it_holds),
+        cmocka_unit_test(test_table_grows_past_huge_page),
         cmocka_unit_test(test_table_evicts_to_its_budget),
         cmocka_unit_test(test_table_abort_forgets_the_batch),
         cmocka_unit_test(test_dirty_record_shrinks_its_entry),
