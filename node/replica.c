@@ -12,8 +12,10 @@
  * node; the node at the other end then sends its batched answers to this
  * node's requests on its own link here when that is up (with its own
  * requests, in one write), and they arrive on the inbound connection that
- * link opened, routed back to this node's link (on_answer_inbound). A write for a down owner is kept as a hint
- * in the store; node/handoff.c replays hints to their owner.
+ * link opened, routed back to this node's link (on_answer_inbound). The
+ * answers a link reads are matched to their requests in replica_answer.c.
+ * A write for a down owner is kept as a hint in the store; node/handoff.c
+ * replays hints to their owner.
  */
 #include "replica.h"
 
@@ -80,13 +82,15 @@ void replica_copy_id(char *dst, size_t cap, const char *id)
 
 /* ---- links ---- */
 
+static link *link_find(replica *r, const char *id);
+
 static void link_timer_del(link *ln)
 {
     event_del(ln->timer_ev);
     ln->timer_set = false;
 }
 
-static void link_arm(link *ln)
+void replica_link_arm(link *ln)
 {
     uint64_t next = UINT64_MAX;
     if (ln->head)
@@ -104,7 +108,7 @@ static void link_arm(link *ln)
     ln->timer_set = evtimer_add(ln->timer_ev, &tv) == 0;
 }
 
-static void link_unlink_req(link *ln, req *q)
+void replica_link_unlink(link *ln, req *q)
 {
     if (q->prev)
         q->prev->next = q->next;
@@ -155,7 +159,7 @@ static void link_close_idle(link *ln)
 
 /* The connection is gone (or never came up): it is freed from replica_on_done, not
  * inside its own callback, and every request on it fails exactly once. */
-__attribute__((format(printf, 2, 3))) static void link_fail(link *ln, const char *fmt, ...)
+void replica_link_fail(link *ln, const char *fmt, ...)
 {
     replica *r = ln->r;
     va_list ap;
@@ -172,203 +176,11 @@ __attribute__((format(printf, 2, 3))) static void link_fail(link *ln, const char
               (unsigned long long)ln->backoff_ms);
     while (ln->head) {
         req *q = ln->head;
-        link_unlink_req(ln, q);
+        replica_link_unlink(ln, q);
         replica_req_fail(q, ln->id, "link to %s lost: %s", ln->id, ln->last_err);
         replica_fail_later(r, q);
     }
     link_timer_del(ln);
-}
-
-/* The request id of an answer to replica_call (streaming, anti-entropy). */
-static bool call_reply_id(const Ringkv__Envelope *env, uint64_t *id)
-{
-    switch (env->body_case) {
-    case RINGKV__ENVELOPE__BODY_STREAM_CHUNK:
-        return env->stream_chunk && (*id = env->stream_chunk->id, true);
-    case RINGKV__ENVELOPE__BODY_STREAM_PUSH_ACK:
-        return env->stream_push_ack && (*id = env->stream_push_ack->id, true);
-    case RINGKV__ENVELOPE__BODY_MERKLE_REPLY:
-        return env->merkle_reply && (*id = env->merkle_reply->id, true);
-    case RINGKV__ENVELOPE__BODY_MERKLE_LEAVES_REPLY:
-        return env->merkle_leaves_reply && (*id = env->merkle_leaves_reply->id, true);
-    default:
-        return false;
-    }
-}
-
-static void link_answer(link *ln, uint64_t id, const Ringkv__Envelope *env,
-                        const Ringkv__ReplicaReadReply *rr);
-static void answer_more(link *ln, const Ringkv__Envelope *env);
-static void pressure_update(replica *r);
-static link *link_find(replica *r, const char *id);
-
-static void link_handle(link *ln, const Ringkv__Envelope *env)
-{
-    uint64_t id;
-    /* Once a frame, not once an answer: a batch holds thousands. */
-    ln->last_active_ms = ln->progress_ms = replica_mono_ms();
-    if (env->body_case == RINGKV__ENVELOPE__BODY_WRITE_ACK && env->write_ack)
-        id = env->write_ack->id;
-    else if (env->body_case == RINGKV__ENVELOPE__BODY_READ_REPLY && env->read_reply)
-        id = env->read_reply->id;
-    else if (env->body_case == RINGKV__ENVELOPE__BODY_READ_REPLIES && env->read_replies) {
-        answer_more(ln, env);
-        return;
-    } else if (call_reply_id(env, &id))
-        ;
-    else if (env->body_case == RINGKV__ENVELOPE__BODY_ERROR && env->error) {
-        link_fail(ln, "refused: %s", env->error->message);
-        return;
-    } else {
-        link_fail(ln, "unexpected answer (body %d)", (int)env->body_case);
-        return;
-    }
-    link_answer(ln, id, env,
-                env->body_case == RINGKV__ENVELOPE__BODY_READ_REPLY ? env->read_reply : NULL);
-    /* A replica acknowledges a commit's writes in one message. */
-    if (env->body_case == RINGKV__ENVELOPE__BODY_WRITE_ACK && env->write_ack->ok)
-        answer_more(ln, env);
-}
-
-/* How many answers ahead each step of answer_more runs. */
-#define ANSWER_AHEAD 4
-
-/* The j-th answer of a batch: an acknowledgement's further ids, or the
- * replies of a ReadReplies. */
-static uint64_t batch_id(const Ringkv__Envelope *env, size_t j)
-{
-    return env->body_case == RINGKV__ENVELOPE__BODY_WRITE_ACK ? env->write_ack->more_ids[j]
-                                                              : env->read_replies->replies[j]->id;
-}
-
-/* The answers of a batch, in order: an acknowledgement's further ids, or
- * the replies of a ReadReplies. A request and its callback's state have
- * gone cold in the CPU's cache while the batch queued, and a miss after a
- * miss per answer was 8-14% of a node under pipelined SETs; so each is
- * fetched some answers ahead, in steps that each read only what the step
- * before fetched: the request (its table bucket is warm: ids are
- * consecutive), its argument, then what the callback reads (r->prefetch).
- * Prefetches never fault, and every step looks its request up again, so an
- * answer that ends another request (or the link) on the way is harmless. */
-static void answer_more(link *ln, const Ringkv__Envelope *env)
-{
-    replica *r = ln->r;
-    bool reads = env->body_case == RINGKV__ENVELOPE__BODY_READ_REPLIES;
-    size_t n = reads ? env->read_replies->n_replies : env->write_ack->n_more_ids;
-    for (size_t j = 0; j < n + 3 * ANSWER_AHEAD && ln->bev; j++) {
-        req *q;
-        if (j < n && r->nbuckets)
-            __builtin_prefetch(r->table[batch_id(env, j) & (r->nbuckets - 1)]);
-        if (j >= ANSWER_AHEAD && j - ANSWER_AHEAD < n &&
-            (q = replica_table_find(r, batch_id(env, j - ANSWER_AHEAD))))
-            __builtin_prefetch(q->arg);
-        if (r->prefetch && j >= 2 * ANSWER_AHEAD && j - 2 * ANSWER_AHEAD < n &&
-            (q = replica_table_find(r, batch_id(env, j - 2 * ANSWER_AHEAD))) && q->cb)
-            r->prefetch(q->cb, q->arg);
-        if (j >= 3 * ANSWER_AHEAD) {
-            size_t k = j - 3 * ANSWER_AHEAD;
-            link_answer(ln, batch_id(env, k), env, reads ? env->read_replies->replies[k] : NULL);
-        }
-    }
-}
-
-/* Request id's answer is env (rr: the read answer in it, if any). */
-static void link_answer(link *ln, uint64_t id, const Ringkv__Envelope *env,
-                        const Ringkv__ReplicaReadReply *rr)
-{
-    replica *r = ln->r;
-    req *q = replica_table_find(r, id);
-    if (!q || q->ln != ln)
-        return; /* answered after its timeout: already reported */
-    link_unlink_req(ln, q);
-    if (r->pressed && ln->ninflight <= REPLICA_PRESSURE_LOW)
-        pressure_update(r);
-    /* The timer stays set for the deadline of the request answered, or an
-     * earlier one: when it fires, on_link_timer sets it for what is left.
-     * (Setting it at every answer was 3% of a node under pipelined SETs.) */
-    if (!ln->timer_set)
-        link_arm(ln);
-    if (q->env_cb) {
-        q->env_cb(q->arg, ln->id, env, NULL);
-        replica_req_put(r, q);
-        return;
-    }
-    replica_reply rep = {.ok = false};
-    if (env->body_case == RINGKV__ENVELOPE__BODY_WRITE_ACK) {
-        rep.ok = env->write_ack->ok;
-        rep.error = rep.ok ? NULL : env->write_ack->error;
-    } else if (!rr) {
-        rep.error = "an answer of another kind than the request's";
-    } else {
-        rep.ok = rr->ok;
-        rep.error = rep.ok ? NULL : rr->error;
-        if (rr->ok && rr->found && rr->record) {
-            const Ringkv__Record *rec = rr->record;
-            rep.found = true;
-            rep.rec = (replica_record){.key = rec->key.data,
-                                       .klen = rec->key.len,
-                                       .value = rec->value.data,
-                                       .vlen = rec->value.len,
-                                       .tombstone = rec->tombstone,
-                                       .expires_ms = rec->expires_ms};
-            if (!rep.rec.value)
-                rep.rec.value = (const uint8_t *)""; /* protobuf-c: NULL for empty bytes */
-            rep.rec.version.hlc = rec->hlc;
-            replica_copy_id(rep.rec.version.origin, sizeof rep.rec.version.origin, rec->origin);
-            rep.version_only = rr->version_only;
-        }
-        if (rep.version_only && !q->have) {
-            rep.ok = false; /* there is no value to fall back on */
-            rep.error = "a version-only answer to a read that named no version";
-        }
-    }
-    if (!rep.ok) {
-        r->n.failures++;
-        if (!rep.error || !rep.error[0])
-            rep.error = "the replica refused without saying why";
-    }
-    q->cb(q->arg, ln->id, &rep);
-    replica_req_put(r, q);
-}
-
-static void on_link_read(struct bufferevent *bev, void *arg)
-{
-    link *ln = arg;
-    struct evbuffer *in = bufferevent_get_input(bev);
-    char err[256];
-    /* ln->bev changes if a callback fails the link: stop then. */
-    while (ln->bev == bev) {
-        size_t avail = evbuffer_get_length(in);
-        if (avail < PEER_HEADER_BYTES)
-            return;
-        uint8_t hdr[PEER_HEADER_BYTES];
-        uint32_t blen;
-        evbuffer_copyout(in, hdr, sizeof hdr);
-        if (peer_header_check(hdr, PEER_MAX_FRAME, &blen, err, sizeof err) != 0) {
-            link_fail(ln, "bad frame header: %s", err);
-            return;
-        }
-        if (avail < PEER_HEADER_BYTES + (size_t)blen)
-            return;
-        uint8_t *frame = evbuffer_pullup(in, (ev_ssize_t)(PEER_HEADER_BYTES + blen));
-        if (!frame) {
-            link_fail(ln, "out of memory reading a %u-byte frame", blen);
-            return;
-        }
-        /* The envelope's bytes point into the frame: drained once done
-         * with, unless a callback failed the link (the loop stops then). */
-        Ringkv__Envelope *env = peer_envelope_decode_in(&ln->r->arena, frame + PEER_HEADER_BYTES,
-                                                        blen, err, sizeof err);
-        if (!env) {
-            evbuffer_drain(in, PEER_HEADER_BYTES + blen);
-            link_fail(ln, "%s", err);
-            return;
-        }
-        link_handle(ln, env);
-        peer_envelope_free_in(&ln->r->arena, env);
-        if (ln->bev == bev)
-            evbuffer_drain(in, PEER_HEADER_BYTES + blen);
-    }
 }
 
 /* EV_WRITE is on while connecting and while the socket is full: once the
@@ -451,14 +263,14 @@ static void link_write(link *ln)
             n = send(bufferevent_getfd(bev), ln->stage, ln->staged, MSG_NOSIGNAL);
         while (n < 0 && errno == EINTR);
         if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK) {
-            link_fail(ln, "%s", evutil_socket_error_to_string(errno));
+            replica_link_fail(ln, "%s", evutil_socket_error_to_string(errno));
             return;
         }
         if (n > 0)
             done = (size_t)n;
     }
     if (done < ln->staged && evbuffer_add(out, ln->stage + done, ln->staged - done) != 0) {
-        link_fail(ln, "out of memory queueing %zu bytes", ln->staged - done);
+        replica_link_fail(ln, "out of memory queueing %zu bytes", ln->staged - done);
         return;
     }
     ln->staged = 0;
@@ -553,7 +365,7 @@ static void on_link_event(struct bufferevent *bev, short what, void *arg)
         ln->r->n.links_up++;
         int one = 1;
         setsockopt(bufferevent_getfd(bev), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-        link_arm(ln);
+        replica_link_arm(ln);
         log_debug("replica link to %s (%s) up", ln->id, ln->addr);
         return;
     }
@@ -561,10 +373,10 @@ static void on_link_event(struct bufferevent *bev, short what, void *arg)
         evbuffer_get_length(bufferevent_get_output(bev)) == 0) {
         link_close_idle(ln); /* the peer's idle timeout: nothing was lost */
     } else if (what & BEV_EVENT_EOF) {
-        link_fail(ln, "closed by the peer");
+        replica_link_fail(ln, "closed by the peer");
     } else if (what & BEV_EVENT_ERROR) {
         int e = EVUTIL_SOCKET_ERROR();
-        link_fail(ln, "%s", e ? evutil_socket_error_to_string(e) : "socket error");
+        replica_link_fail(ln, "%s", e ? evutil_socket_error_to_string(e) : "socket error");
     }
 }
 
@@ -577,7 +389,7 @@ static void on_link_timer(evutil_socket_t fd, short what, void *arg)
     uint64_t now = replica_mono_ms();
     ln->timer_set = false; /* it fired */
     if (ln->state == LINK_CONNECTING && now >= ln->connect_deadline_ms) {
-        link_fail(ln, "connect to %s timed out", ln->addr);
+        replica_link_fail(ln, "connect to %s timed out", ln->addr);
         return;
     }
     if (ln->state == LINK_UP && !ln->head && now >= ln->last_active_ms + REPLICA_IDLE_CLOSE_MS) {
@@ -586,13 +398,13 @@ static void on_link_timer(evutil_socket_t fd, short what, void *arg)
     }
     while (ln->head && ln->head->deadline_ms <= now) {
         req *q = ln->head;
-        link_unlink_req(ln, q);
+        replica_link_unlink(ln, q);
         replica_req_fail(q, ln->id, "timeout: no answer from %s within %llu ms", ln->id,
                  (unsigned long long)r->timeout_ms);
         r->n.timeouts++;
         replica_fail_later(r, q);
     }
-    link_arm(ln);
+    replica_link_arm(ln);
 }
 
 /* This node's link to node id, or NULL if it never had one. */
@@ -640,7 +452,7 @@ static int link_connect(link *ln)
         replica_say(ln->last_err, sizeof ln->last_err, "out of memory");
         return -1;
     }
-    bufferevent_setcb(ln->bev, on_link_read, on_link_write, on_link_event, ln);
+    bufferevent_setcb(ln->bev, replica_on_link_read, on_link_write, on_link_event, ln);
     bufferevent_setwatermark(ln->bev, EV_READ, 0, PEER_HEADER_BYTES + PEER_MAX_FRAME);
     /* The first frame says who opened the link (LinkHello): the other node
      * may then answer this node's requests on its own link to it. */
@@ -672,12 +484,12 @@ static int link_connect(link *ln)
     ln->connect_deadline_ms = replica_mono_ms() + t;
     if (ln->failed_before)
         r->n.reconnects++;
-    link_arm(ln);
+    replica_link_arm(ln);
     return 0;
 }
 
 /* Pauses or resumes the clients after the links' queues changed. */
-static void pressure_update(replica *r)
+void replica_pressure_update(replica *r)
 {
     uint64_t now = replica_mono_ms();
     size_t mark = r->pressed ? REPLICA_PRESSURE_LOW : REPLICA_PRESSURE_HIGH;
@@ -703,7 +515,7 @@ static void on_pressure(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
     (void)what;
-    pressure_update(arg);
+    replica_pressure_update(arg);
 }
 
 /* Sends env to `to`, with a new request id written to *idfield (a field of
@@ -752,7 +564,7 @@ static int send_req(replica *r, const char *to, Ringkv__Envelope *env, uint64_t 
     }
     if (strcmp(ln->addr, addr) != 0) {
         if (ln->bev)
-            link_fail(ln, "its peer address changed to %s", addr);
+            replica_link_fail(ln, "its peer address changed to %s", addr);
         replica_say(ln->addr, sizeof ln->addr, "%s", addr);
         ln->retry_at_ms = 0;
         ln->backoff_ms = 0;
@@ -767,7 +579,7 @@ static int send_req(replica *r, const char *to, Ringkv__Envelope *env, uint64_t 
         if (link_connect(ln) != 0) {
             char why[sizeof ln->last_err];
             replica_say(why, sizeof why, "%s", ln->last_err);
-            link_fail(ln, "%s", why);
+            replica_link_fail(ln, "%s", why);
             replica_req_fail(q, to, "link to %s is down: %s", to, why);
             goto fail;
         }
@@ -814,9 +626,9 @@ linked:;
     r->table[q->id & (r->nbuckets - 1)] = q;
     r->nreqs++;
     if (ln->head == q)
-        link_arm(ln);
+        replica_link_arm(ln);
     if (ln->ninflight >= REPLICA_PRESSURE_HIGH && !r->pressed)
-        pressure_update(r);
+        replica_pressure_update(r);
     return 0;
 fail:
     replica_fail_later(r, q);
@@ -847,7 +659,7 @@ static void on_answer_inbound(void *ctx, peer_conn *pc, const Ringkv__Envelope *
 {
     link *ln = replica_answer_link(ctx, pc);
     if (ln)
-        link_handle(ln, env);
+        replica_link_handle(ln, env);
 }
 
 /* The answers batched in the pass that just ended. */

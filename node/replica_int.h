@@ -1,7 +1,8 @@
 /* replica_int: the replication layer's internals, shared by replica.c (the
- * outbound links and the API) and replica_serve.c (the replica side:
- * applying writes, answering reads, acknowledging after the commit).
- * Nothing else includes it.
+ * outbound links and the API), replica_answer.c (the answers the links
+ * read), replica_req.c (requests and their table) and replica_serve.c (the
+ * replica side: applying writes, answering reads, acknowledging after the
+ * commit). Nothing else includes it.
  */
 #ifndef RINGKV_REPLICA_INT_H
 #define RINGKV_REPLICA_INT_H
@@ -180,6 +181,19 @@ link *replica_answer_link(replica *r, peer_conn *pc);
  * (over the link's queue bound, out of memory): send it on the inbound
  * connection instead. */
 int replica_link_send(link *ln, const Ringkv__Envelope *env);
+/* Links (replica.c): the connection is gone, and every request on it
+ * fails exactly once (its bufferevent freed later, never inside its own
+ * callback); q off ln's list of requests in flight; ln's timer set for
+ * its next deadline; the pressure on the clients looked at again. */
+__attribute__((format(printf, 2, 3))) void replica_link_fail(link *ln, const char *fmt, ...);
+void replica_link_unlink(link *ln, req *q);
+void replica_link_arm(link *ln);
+void replica_pressure_update(replica *r);
+/* A link's connection has bytes to read: its answers (replica_answer.c);
+ * and one answer frame for ln's requests, read there or routed from the
+ * inbound connection its node answers on. */
+void replica_on_link_read(struct bufferevent *bev, void *arg);
+void replica_link_handle(link *ln, const Ringkv__Envelope *env);
 /* Requests (replica_req.c). From the spares, or malloc'd: replica_req_put
  * keeps up to REPLICA_SPARE_REQS for reuse, replica_req_free frees. */
 req *replica_req_get(replica *r);
