@@ -463,28 +463,18 @@ static void on_read(struct bufferevent *bev, void *arg)
     char err[256];
 
     while (!pc->closing && !pc->read_paused) {
-        size_t avail = evbuffer_get_length(in);
-        if (avail < PEER_HEADER_BYTES)
-            return;
-        uint8_t hdr[PEER_HEADER_BYTES];
+        const uint8_t *body;
         uint32_t blen;
-        evbuffer_copyout(in, hdr, sizeof hdr);
-        if (peer_header_check(hdr, PEER_MAX_FRAME, &blen, err, sizeof err) != 0) {
-            drop(pc, "bad frame header: %s", err);
-            return;
-        }
-        if (avail < PEER_HEADER_BYTES + (size_t)blen)
-            return; /* the rest has not arrived; the read watermark bounds the wait */
-        uint8_t *frame = evbuffer_pullup(in, (ev_ssize_t)(PEER_HEADER_BYTES + blen));
-        if (!frame) {
-            drop(pc, "out of memory reading a %u-byte frame", blen);
+        int got = peer_frame_peek(in, &body, &blen, err, sizeof err);
+        if (got <= 0) {
+            if (got < 0)
+                drop(pc, "%s", err);
             return;
         }
         /* The envelope's bytes point into the frame: drained once done
          * with (a connection closed meanwhile keeps its buffers until it
          * is reaped). */
-        Ringkv__Envelope *env =
-            peer_envelope_decode_in(&p->arena, frame + PEER_HEADER_BYTES, blen, err, sizeof err);
+        Ringkv__Envelope *env = peer_envelope_decode_in(&p->arena, body, blen, err, sizeof err);
         if (!env) {
             evbuffer_drain(in, PEER_HEADER_BYTES + blen);
             drop(pc, "%s", err);

@@ -230,6 +230,14 @@ void *peer_arena_take(peer_arena *a, size_t size);
 /* Frees a's second block (a itself belongs to its owner). */
 void peer_arena_release(peer_arena *a);
 
+/* The frame at the head of in, once it has all arrived: its body at
+ * *body, *blen bytes, contiguous and still in `in` (drain
+ * PEER_HEADER_BYTES + *blen once done with it). Returns 1 with the frame,
+ * 0 while it has not all arrived, -1 with err when its header is bad or
+ * there is no memory to make it contiguous. */
+int peer_frame_peek(struct evbuffer *in, const uint8_t **body, uint32_t *blen, char *err,
+                    size_t errlen);
+
 /* As peer_envelope_decode, with the envelope's memory taken from a, which
  * must hold no other envelope: free it with peer_envelope_free_in before
  * decoding the next. Its bytes fields may point into body, which must

@@ -50,6 +50,26 @@ int peer_header_check(const uint8_t hdr[PEER_HEADER_BYTES], uint32_t max_body, u
     return 0;
 }
 
+int peer_frame_peek(struct evbuffer *in, const uint8_t **body, uint32_t *blen, char *err,
+                    size_t errlen)
+{
+    size_t avail = evbuffer_get_length(in);
+    if (avail < PEER_HEADER_BYTES)
+        return 0;
+    uint8_t hdr[PEER_HEADER_BYTES];
+    char why[200];
+    evbuffer_copyout(in, hdr, sizeof hdr);
+    if (peer_header_check(hdr, PEER_MAX_FRAME, blen, why, sizeof why) != 0)
+        return peer_set_err(err, errlen, "bad frame header: %s", why);
+    if (avail < PEER_HEADER_BYTES + (size_t)*blen)
+        return 0; /* the rest has not arrived; the read watermark bounds the wait */
+    uint8_t *frame = evbuffer_pullup(in, (ev_ssize_t)(PEER_HEADER_BYTES + *blen));
+    if (!frame)
+        return peer_set_err(err, errlen, "out of memory reading a %u-byte frame", *blen);
+    *body = frame + PEER_HEADER_BYTES;
+    return 1;
+}
+
 /* A frame's header, for a body of `body` bytes. */
 static void header_write(uint8_t *buf, size_t body)
 {

@@ -167,27 +167,18 @@ void replica_on_link_read(struct bufferevent *bev, void *arg)
     char err[256];
     /* ln->bev changes if a callback fails the link: stop then. */
     while (ln->bev == bev) {
-        size_t avail = evbuffer_get_length(in);
-        if (avail < PEER_HEADER_BYTES)
-            return;
-        uint8_t hdr[PEER_HEADER_BYTES];
+        const uint8_t *body;
         uint32_t blen;
-        evbuffer_copyout(in, hdr, sizeof hdr);
-        if (peer_header_check(hdr, PEER_MAX_FRAME, &blen, err, sizeof err) != 0) {
-            replica_link_fail(ln, "bad frame header: %s", err);
-            return;
-        }
-        if (avail < PEER_HEADER_BYTES + (size_t)blen)
-            return;
-        uint8_t *frame = evbuffer_pullup(in, (ev_ssize_t)(PEER_HEADER_BYTES + blen));
-        if (!frame) {
-            replica_link_fail(ln, "out of memory reading a %u-byte frame", blen);
+        int got = peer_frame_peek(in, &body, &blen, err, sizeof err);
+        if (got <= 0) {
+            if (got < 0)
+                replica_link_fail(ln, "%s", err);
             return;
         }
         /* The envelope's bytes point into the frame: drained once done
          * with, unless a callback failed the link (the loop stops then). */
-        Ringkv__Envelope *env = peer_envelope_decode_in(&ln->r->arena, frame + PEER_HEADER_BYTES,
-                                                        blen, err, sizeof err);
+        Ringkv__Envelope *env =
+            peer_envelope_decode_in(&ln->r->arena, body, blen, err, sizeof err);
         if (!env) {
             evbuffer_drain(in, PEER_HEADER_BYTES + blen);
             replica_link_fail(ln, "%s", err);

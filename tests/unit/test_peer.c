@@ -160,6 +160,46 @@ static void test_sniff_write_key(void **state)
     free(buf);
 }
 
+/* peer_frame_peek: nothing until a frame is whole, then its body in one
+ * piece (here split over two chains), still in the buffer; a bad header
+ * refused with the reason. */
+static void test_frame_peek(void **state)
+{
+    (void)state;
+    Ringkv__Envelope env = RINGKV__ENVELOPE__INIT;
+    Ringkv__ReplicaRead rd = RINGKV__REPLICA_READ__INIT;
+    env.version = PEER_VERSION;
+    env.body_case = RINGKV__ENVELOPE__BODY_READ;
+    env.read = &rd;
+    rd.id = 7;
+    rd.key.data = (uint8_t *)"some key";
+    rd.key.len = 8;
+    uint8_t *buf;
+    size_t len;
+    assert_int_equal(peer_frame_encode(&env, &buf, &len), 0);
+    struct evbuffer *in = evbuffer_new();
+    const uint8_t *body;
+    uint32_t blen;
+    char err[256] = "";
+    assert_int_equal(peer_frame_peek(in, &body, &blen, err, sizeof err), 0);
+    evbuffer_add(in, buf, PEER_HEADER_BYTES - 1);
+    assert_int_equal(peer_frame_peek(in, &body, &blen, err, sizeof err), 0);
+    evbuffer_add(in, buf + PEER_HEADER_BYTES - 1, 3);
+    assert_int_equal(peer_frame_peek(in, &body, &blen, err, sizeof err), 0);
+    evbuffer_add(in, buf + PEER_HEADER_BYTES + 2, len - PEER_HEADER_BYTES - 2);
+    assert_int_equal(peer_frame_peek(in, &body, &blen, err, sizeof err), 1);
+    assert_int_equal(blen, len - PEER_HEADER_BYTES);
+    assert_memory_equal(body, buf + PEER_HEADER_BYTES, blen);
+    assert_int_equal(evbuffer_get_length(in), len);
+    evbuffer_drain(in, len);
+    buf[0] = 'X';
+    evbuffer_add(in, buf, len);
+    assert_int_equal(peer_frame_peek(in, &body, &blen, err, sizeof err), -1);
+    assert_non_null(strstr(err, "bad frame header: not a ringkv peer frame"));
+    evbuffer_free(in);
+    free(buf);
+}
+
 static void test_arena_decode(void **state)
 {
     (void)state;
@@ -749,6 +789,7 @@ int main(void)
         cmocka_unit_test(test_header_check),
         cmocka_unit_test(test_envelope_round_trip),
         cmocka_unit_test(test_sniff_write_key),
+        cmocka_unit_test(test_frame_peek),
         cmocka_unit_test(test_arena_decode),
         cmocka_unit_test(test_readme_example),
         cmocka_unit_test(test_readme_stream_pull),
