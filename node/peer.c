@@ -439,7 +439,7 @@ static void prefetch_next(peer *p, struct evbuffer *in, size_t skip)
     struct evbuffer_iovec v;
     if (evbuffer_peek(in, -1, NULL, &v, 1) < 1 || v.iov_len < skip)
         return;
-    const uint8_t *at = (const uint8_t *)v.iov_base + skip, *end = (const uint8_t *)v.iov_base + v.iov_len;
+    const uint8_t *base = v.iov_base, *at = base + skip, *end = base + v.iov_len;
     for (int i = 0; i < 2; i++) {
         uint32_t blen;
         const uint8_t *key;

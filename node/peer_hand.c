@@ -295,36 +295,34 @@ size_t peer_hand_pack_request(const Ringkv__Envelope *env, uint8_t *out, size_t 
 {
     if (!plain_request(env))
         return 0;
-    size_t msz, rsz = 0, slen_ = 0;
-    const char *s; /* the message's one string: hint_for or have_origin */
-    if (env->body_case == RINGKV__ENVELOPE__BODY_READ) {
+    bool read = env->body_case == RINGKV__ENVELOPE__BODY_READ;
+    /* the message's one string: have_origin or hint_for */
+    const char *s = read ? env->read->have_origin : env->write->hint_for;
+    size_t sn = slen(s), rsz = 0, msz = sn ? f_len(sn) : 0;
+    if (read) {
         const Ringkv__ReplicaRead *r = env->read;
-        s = r->have_origin;
-        slen_ = slen(s);
-        msz = f_u64(r->id) + f_bytes(r->key) + f_u64(r->have_hlc) + (slen_ ? f_len(slen_) : 0);
+        msz += f_u64(r->id) + f_bytes(r->key) + f_u64(r->have_hlc);
     } else {
         const Ringkv__ReplicaWrite *w = env->write;
-        s = w->hint_for;
-        slen_ = slen(s);
         rsz = w->record ? record_size(w->record) : 0;
-        msz = f_u64(w->id) + f_record(w->record, rsz) + (slen_ ? f_len(slen_) : 0);
+        msz += f_u64(w->id) + f_record(w->record, rsz);
     }
     size_t body = f_u64(env->version) + 1 + pbw_varint_len(msz) + msz;
     if (body > room)
         return 0;
     uint8_t *p = w_u64(out, 1, env->version);
     p = w_head(p, (unsigned)env->body_case, msz);
-    if (env->body_case == RINGKV__ENVELOPE__BODY_READ) {
+    if (read) {
         p = w_u64(p, 1, env->read->id);
         p = w_bytes(p, 2, env->read->key);
         p = w_u64(p, 3, env->read->have_hlc);
-        if (slen_)
-            p = w_raw(p, 4, s, slen_);
+        if (sn)
+            p = w_raw(p, 4, s, sn);
     } else {
         p = w_u64(p, 1, env->write->id);
         p = w_record(p, 2, env->write->record, rsz);
-        if (slen_)
-            p = w_raw(p, 3, s, slen_);
+        if (sn)
+            p = w_raw(p, 3, s, sn);
     }
     assert((size_t)(p - out) == body);
     return body;

@@ -177,8 +177,7 @@ void replica_on_link_read(struct bufferevent *bev, void *arg)
         }
         /* The envelope's bytes point into the frame: drained once done
          * with, unless a callback failed the link (the loop stops then). */
-        Ringkv__Envelope *env =
-            peer_envelope_decode_in(&ln->r->arena, body, blen, err, sizeof err);
+        Ringkv__Envelope *env = peer_envelope_decode_in(&ln->r->arena, body, blen, err, sizeof err);
         if (!env) {
             evbuffer_drain(in, PEER_HEADER_BYTES + blen);
             replica_link_fail(ln, "%s", err);
