@@ -6,7 +6,7 @@ set -euo pipefail
 PACKAGES=(
   build-essential cmake pkg-config clang libclang-rt-14-dev
   libevent-dev libmsgpack-dev libprotobuf-c-dev protobuf-c-compiler
-  liblmdb-dev libxxhash-dev libinih-dev libedit-dev libssl-dev libcmocka-dev
+  liblmdb-dev libxxhash-dev libinih-dev libedit-dev libssl-dev libcmocka-dev libjemalloc-dev
   procps redis-tools iproute2 nftables
 )
 

@@ -17,6 +17,7 @@
 
 #include <event2/event.h>
 
+#include "alloc.h"
 #include "cluster.h"
 #include "config.h"
 #include "conn.h"
@@ -303,8 +304,8 @@ int main(int argc, char **argv)
     if (!realpath(cfg.data_dir, dir))
         snprintf(dir, sizeof dir, "%s", cfg.data_dir);
     log_info("ringkvd %s starting: id=%s pid=%d data_dir=%s fsync=%s cache_size=%" PRIu64
-             "MiB", RINGKV_VERSION, store_node_id(st), (int)getpid(), dir,
-             config_fsync_name(cfg.fsync), cfg.cache_size >> 20);
+             "MiB allocator=%s", RINGKV_VERSION, store_node_id(st), (int)getpid(), dir,
+             config_fsync_name(cfg.fsync), cfg.cache_size >> 20, alloc_name());
     log_info("client protocol listening on %s", srv->listeners[0].addr);
     if (resp_listener >= 0)
         log_info("RESP listening on %s", srv->listeners[resp_listener].addr);

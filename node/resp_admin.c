@@ -17,6 +17,7 @@
 #include <sys/utsname.h>
 #include <unistd.h>
 
+#include "alloc.h"
 #include "config.h"
 
 #define REDIS_COMPAT_VERSION "7.0.0"
@@ -262,10 +263,11 @@ static void info_server(server *s, info_buf *b)
         memset(&u, 0, sizeof u);
     put(b, "# Server\r\nredis_version:%s\r\nringkv_version:%s\r\nredis_mode:%s\r\n"
            "os:%s %s %s\r\narch_bits:%d\r\nmultiplexing_api:%s\r\nprocess_id:%ld\r\n"
-           "tcp_port:%s\r\nuptime_in_seconds:%llu\r\nuptime_in_days:%llu\r\n",
+           "tcp_port:%s\r\nuptime_in_seconds:%llu\r\nuptime_in_days:%llu\r\n"
+           "mem_allocator:%s\r\n",
         REDIS_COMPAT_VERSION, RINGKV_VERSION, s->cfg->peer[0] ? "cluster" : "standalone", u.sysname, u.release, u.machine,
         (int)(sizeof(void *) * 8), event_base_get_method(s->base), (long)getpid(), resp_port(s),
-        (unsigned long long)up, (unsigned long long)(up / 86400));
+        (unsigned long long)up, (unsigned long long)(up / 86400), alloc_name());
 }
 
 static void info_clients(server *s, info_buf *b)

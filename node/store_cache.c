@@ -406,14 +406,15 @@ static bool shrunk(const cache_entry *e, size_t rlen)
     return e->cap >= 256 && rlen < e->cap / 4;
 }
 
-/* Gives the entry at slot i room for rlen bytes and no more, where it is:
- * realloc shrinks a block in place (glibc), and what it frees is a chunk
- * next to live ones. A new entry and a free of the old one instead left
- * the heap's large bins full of free chunks of every size (300,000 freed
- * 1 KiB entries, merged with their neighbours), and each allocation of a
- * kilobyte or more (libevent's buffer chains) walked them: malloc went
- * from nothing to 6% of a node. False when the entry must stay where it
- * is: an uncommitted flush or batch points at it. */
+/* Gives the entry at slot i room for rlen bytes and no more, by realloc:
+ * jemalloc (node/alloc.h) moves it among the entries of its new size
+ * class; glibc's shrinks it in place, and what it frees is a chunk next to
+ * live ones. With glibc, a new entry and a free of the old one instead
+ * left the heap's large bins full of free chunks of every size (300,000
+ * freed 1 KiB entries, merged with their neighbours), and each allocation
+ * of a kilobyte or more (libevent's buffer chains) walked them: malloc
+ * went from nothing to 6% of a node. False when the entry must stay where
+ * it is: an uncommitted flush or batch points at it. */
 static bool shrink_in_place(store_cache *c, size_t i, size_t rlen)
 {
     cache_entry *e = c->slots[i].e;

@@ -312,6 +312,12 @@ static void test_info(void **state)
                               "total_commands_processed:", "ringkv_node_id:"};
     for (size_t i = 0; i < sizeof sections / sizeof sections[0]; i++)
         assert_non_null(strstr(r.out, sections[i]));
+    /* The allocator the node was built with is the one it runs on. */
+#ifdef RINGKV_JEMALLOC
+    assert_non_null(strstr(r.out, "\r\nmem_allocator:jemalloc-"));
+#else
+    assert_non_null(strstr(r.out, "\r\nmem_allocator:libc\r\n"));
+#endif
     free(r.out);
 
     /* Keys count as of the last commit, and expired keys of earlier tests
