@@ -166,8 +166,11 @@ size_t peer_frame_request_bound(const Ringkv__Envelope *env);
 int peer_frame_append_request(struct evbuffer *out, const Ringkv__Envelope *env, size_t bound);
 
 /* The same frame packed at buf, which holds bound bytes: its length, or 0
- * (nothing written) when the one-pass packer does not take env. */
-size_t peer_frame_pack_request(uint8_t *buf, const Ringkv__Envelope *env, size_t bound);
+ * (nothing written) when the one-pass packer does not take env. *id_at
+ * (id_at may be NULL): where in the frame the request id's varint starts,
+ * as peer_hand_pack_request says it (0: no id written). */
+size_t peer_frame_pack_request(uint8_t *buf, const Ringkv__Envelope *env, size_t bound,
+                               size_t *id_at);
 
 /* env's frame of len bytes (peer_frame_size) written at buf. */
 void peer_frame_write(uint8_t *buf, const Ringkv__Envelope *env, size_t len);

@@ -127,13 +127,17 @@ size_t peer_frame_request_bound(const Ringkv__Envelope *env)
     return b ? PEER_HEADER_BYTES + b : 0;
 }
 
-size_t peer_frame_pack_request(uint8_t *buf, const Ringkv__Envelope *env, size_t bound)
+size_t peer_frame_pack_request(uint8_t *buf, const Ringkv__Envelope *env, size_t bound,
+                               size_t *id_at)
 {
     if (bound < PEER_HEADER_BYTES || bound > PEER_HEADER_BYTES + PEER_MAX_FRAME)
         return 0;
-    size_t body = peer_hand_pack_request(env, buf + PEER_HEADER_BYTES, bound - PEER_HEADER_BYTES);
+    size_t body =
+        peer_hand_pack_request(env, buf + PEER_HEADER_BYTES, bound - PEER_HEADER_BYTES, id_at);
     if (!body)
         return 0;
+    if (id_at && *id_at)
+        *id_at += PEER_HEADER_BYTES;
     header_write(buf, body);
     return PEER_HEADER_BYTES + body;
 }
@@ -144,7 +148,7 @@ int peer_frame_append_request(struct evbuffer *out, const Ringkv__Envelope *env,
     size_t len = 0;
     if (bound >= PEER_HEADER_BYTES && bound <= PEER_HEADER_BYTES + PEER_MAX_FRAME &&
         evbuffer_reserve_space(out, (ev_ssize_t)bound, &v, 1) == 1 && v.iov_len >= bound)
-        len = peer_frame_pack_request(v.iov_base, env, bound);
+        len = peer_frame_pack_request(v.iov_base, env, bound, NULL);
     if (!len) { /* not one this packer takes, or no room: the general path */
         len = peer_frame_size(env);
         return len ? peer_frame_append(out, env, len) : -1;

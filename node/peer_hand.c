@@ -291,7 +291,8 @@ size_t peer_hand_request_bound(const Ringkv__Envelope *env)
     return (r ? r->key.len + r->value.len + slen(r->origin) : 0) + slen(w->hint_for) + 12 * 11;
 }
 
-size_t peer_hand_pack_request(const Ringkv__Envelope *env, uint8_t *out, size_t room)
+size_t peer_hand_pack_request(const Ringkv__Envelope *env, uint8_t *out, size_t room,
+                              size_t *id_at)
 {
     if (!plain_request(env))
         return 0;
@@ -312,6 +313,8 @@ size_t peer_hand_pack_request(const Ringkv__Envelope *env, uint8_t *out, size_t 
         return 0;
     uint8_t *p = w_u64(out, 1, env->version);
     p = w_head(p, (unsigned)env->body_case, msz);
+    if (id_at) /* the id is the body's first field: its key, then its varint */
+        *id_at = (read ? env->read->id : env->write->id) ? (size_t)(p - out) + 1 : 0;
     if (read) {
         p = w_u64(p, 1, env->read->id);
         p = w_bytes(p, 2, env->read->key);

@@ -31,9 +31,13 @@ bool peer_hand_pack(const Ringkv__Envelope *env, uint8_t *out, size_t size);
  * with each length found once: peer_hand_pack's bytes. Returns their
  * count, or 0 (nothing written) when env is not a request this packer
  * takes or room is short. peer_hand_request_bound is room enough for any
- * env it takes, and 0 for the others. */
+ * env it takes, and 0 for the others. *id_at (when id_at is not NULL) is
+ * where the request id's varint starts in the bytes (0: not written, the
+ * id being 0): the same request with another id of the same varint length
+ * is the same bytes with that id written there. */
 size_t peer_hand_request_bound(const Ringkv__Envelope *env);
-size_t peer_hand_pack_request(const Ringkv__Envelope *env, uint8_t *out, size_t room);
+size_t peer_hand_pack_request(const Ringkv__Envelope *env, uint8_t *out, size_t room,
+                              size_t *id_at);
 
 /* env decoded from body into a (emptied first by the caller), without
  * touching malloc, its bytes fields pointing into body (which must stay

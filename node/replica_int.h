@@ -149,6 +149,13 @@ struct replica {
     bool ack_armed;
     bool flush_waited; /* on_flush let the pass's commit go first once */
     handoff *ho;
+    /* The frame of the last replica write packed on a link (link_put), for
+     * the same record's other replicas: copied with their own ids. */
+    struct write_memo {
+        replica_record rec; /* the record it holds: its pointers and version */
+        uint8_t *frame;
+        size_t len, cap, id_at, id_len; /* len 0: none */
+    } memo;
     replica_prefetch_fn prefetch; /* replica_set_prefetch */
     replica_stats n;
     peer_arena arena; /* the answer being handled (one at a time) */

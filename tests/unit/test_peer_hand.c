@@ -17,6 +17,7 @@
 
 #include <event2/buffer.h>
 
+#include "pbwire.h"
 #include "peer.h"
 #include "peer_hand.h"
 
@@ -68,6 +69,63 @@ static void hp_record(Ringkv__Record *r)
     r->origin = (char *)hp_strs[hp_next() % 5];
 }
 
+/* The one-pass packer says where the request's id is in its frame (buf,
+ * len bytes), and the frame with another id of the same varint length
+ * written there is the other request's frame (replica.c copies a write's
+ * frame so). */
+static void hp_check_id_at(const Ringkv__Envelope *env, const uint8_t *buf, size_t len,
+                           size_t bound)
+{
+    bool write = env->body_case == RINGKV__ENVELOPE__BODY_WRITE;
+    uint64_t id = write ? env->write->id : env->read->id;
+    uint8_t *packed = malloc(bound);
+    assert_non_null(packed);
+    size_t at = 12345;
+    size_t n = peer_frame_pack_request(packed, env, bound, &at);
+    if (!n) { /* unknown fields: protobuf-c's to pack */
+        assert_int_equal(peer_frame_request_bound(env), 0);
+        free(packed);
+        return;
+    }
+    assert_int_equal(n, len);
+    assert_memory_equal(packed, buf, len);
+    free(packed);
+    if (id == 0) { /* left out */
+        assert_int_equal(at, 0);
+        return;
+    }
+    assert_true(at > PEER_HEADER_BYTES && at < len);
+    const uint8_t *p = buf + at;
+    uint64_t v;
+    assert_true(pbw_get_varint(&p, buf + len, &v));
+    assert_true(v == id);
+    if (id < 2)
+        return;
+    Ringkv__Envelope e2 = *env;
+    Ringkv__ReplicaWrite w2;
+    Ringkv__ReplicaRead r2;
+    uint64_t id2 = id ^ 1; /* the same varint length */
+    if (write) {
+        w2 = *env->write;
+        w2.id = id2;
+        e2.write = &w2;
+    } else {
+        r2 = *env->read;
+        r2.id = id2;
+        e2.read = &r2;
+    }
+    uint8_t *want, *copy = malloc(len);
+    size_t wlen;
+    assert_non_null(copy);
+    assert_int_equal(peer_frame_encode(&e2, &want, &wlen), 0);
+    assert_int_equal(wlen, len);
+    memcpy(copy, buf, len);
+    pbw_put_varint(copy + at, id2);
+    assert_memory_equal(copy, want, len);
+    free(want);
+    free(copy);
+}
+
 /* env packed by peer_frame_encode (by hand for replication's bodies) is
  * protobuf-c's packing byte for byte, after the header; and decoded again
  * (by hand too) it is what protobuf-c decodes. */
@@ -100,6 +158,7 @@ static void hp_check(const Ringkv__Envelope *env)
         assert_int_equal(evbuffer_get_length(eb), len);
         assert_memory_equal(evbuffer_pullup(eb, -1), buf, len);
         evbuffer_free(eb);
+        hp_check_id_at(env, buf, len, bound);
     }
 
     /* Decoded in an arena (by hand, for these bodies) it is what

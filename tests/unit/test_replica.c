@@ -331,6 +331,38 @@ static void test_write_ack_after_commit(void **state)
     assert_int_equal(st.writes_applied, 2);
 }
 
+/* A write's frame is packed once and copied, with its own request id, for
+ * the same record's other replicas: here the same node twice, on a link
+ * that is up. The record in the same memory with a new version (as a
+ * coordinator's reused operation holds it) is packed again. */
+static void test_write_frame_copied_for_same_record(void **state)
+{
+    fx *f = *state;
+    write_ok(f, "nb", "up", "v", false, (uint64_t)1 << 50); /* the link is up */
+    char val[] = "v1";
+    uint64_t hlc = ((uint64_t)1 << 50) + 10;
+    replica_record rec = rec_of("same", val, false, hlc);
+    got g[3] = {{.calls = 0}};
+    assert_int_equal(replica_write(f->a.r, "nb", &rec, NULL, on_reply, &g[0]), 0);
+    assert_int_equal(replica_write(f->a.r, "nb", &rec, NULL, on_reply, &g[1]), 0);
+    val[1] = '2';
+    rec.version.hlc = hlc + 1;
+    assert_int_equal(replica_write(f->a.r, "nb", &rec, NULL, on_reply, &g[2]), 0);
+    assert_int_equal(run_until_all(f, g, 3, 5000), 3);
+    for (int i = 0; i < 3; i++)
+        if (!g[i].ok) /* a copy with the wrong id is never answered */
+            fail_msg("write %d failed: %s", i, g[i].err);
+    store_record sr;
+    char err[256];
+    assert_int_equal(store_get(f->b.st, "same", 4, 1, &sr, err, sizeof err), STORE_OK);
+    assert_int_equal(sr.version.hlc, hlc + 1);
+    assert_int_equal(sr.value_len, 2);
+    assert_memory_equal(sr.value, "v2", 2);
+    replica_stats st;
+    replica_get_stats(f->b.r, &st);
+    assert_int_equal(st.writes_applied, 4);
+}
+
 static void count_prefetch(replica_cb cb, void *arg)
 {
     if (cb == on_reply)
@@ -942,6 +974,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_documented_frames),
         cmocka_unit_test_setup_teardown(test_write_ack_after_commit, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_write_frame_copied_for_same_record, setup, teardown),
         cmocka_unit_test_setup_teardown(test_acks_batched, setup, teardown),
         cmocka_unit_test_setup_teardown(test_read, setup, teardown),
         cmocka_unit_test_setup_teardown(test_read_with_a_version, setup, teardown),
