@@ -9,6 +9,11 @@
  * GET than on a heap that had only ever seen small values. It is asked for
  * transparent huge pages (thp:always), which the kernel's default
  * (madvise) grants only to those who ask: the TLB then covers the cache.
+ * And it keeps the pages it frees (dirty_decay_ms:-1): given back to the
+ * kernel after its default 10 s, they came back as new huge pages that the
+ * kernel zeroed first, 2 MiB at a time (libevent's input buffers, freed
+ * and taken again all the time): clear_page was 13% of the nodes under
+ * SETs of 1 KiB. The node's memory stays at its peak, as with glibc's.
  */
 #ifndef RINGKV_ALLOC_H
 #define RINGKV_ALLOC_H
