@@ -9,7 +9,7 @@
 
 /* Read by jemalloc when it starts, before MALLOC_CONF (which can still
  * override each option). See alloc.h for why each. */
-const char *malloc_conf = "thp:always,metadata_thp:auto,dirty_decay_ms:-1,muzzy_decay_ms:-1";
+const char *malloc_conf = "dirty_decay_ms:-1,muzzy_decay_ms:-1";
 
 const char *alloc_name(void)
 {
