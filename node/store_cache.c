@@ -415,7 +415,7 @@ static bool shrunk(const cache_entry *e, size_t rlen)
  * of a kilobyte or more (libevent's buffer chains) walked them: malloc
  * went from nothing to 6% of a node. False when the entry must stay where
  * it is: an uncommitted flush or batch points at it. */
-static bool shrink_in_place(store_cache *c, size_t i, size_t rlen)
+static bool shrink_entry(store_cache *c, size_t i, size_t rlen)
 {
     cache_entry *e = c->slots[i].e;
     if ((e->flags & ENTRY_FLUSHING) || c->nbatch)
@@ -443,7 +443,7 @@ uint8_t *store_cache_put_dirty(store_cache *c, const uint8_t *k, size_t klen, si
     if (klen > UINT32_MAX || rlen > UINT32_MAX)
         return NULL;
     if (c->n && (e = c->slots[i = probe(c, token, k, klen)].e) != NULL && rlen <= e->cap &&
-        (!shrunk(e, rlen) || shrink_in_place(c, i, rlen))) {
+        (!shrunk(e, rlen) || shrink_entry(c, i, rlen))) {
         e = c->slots[i].e;
         if (e->flags & ENTRY_DIRTY) {
             unpin(c, e->seg);
