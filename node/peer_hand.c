@@ -291,8 +291,7 @@ size_t peer_hand_request_bound(const Ringkv__Envelope *env)
     return (r ? r->key.len + r->value.len + slen(r->origin) : 0) + slen(w->hint_for) + 12 * 11;
 }
 
-size_t peer_hand_pack_request(const Ringkv__Envelope *env, uint8_t *out, size_t room,
-                              size_t *id_at)
+size_t peer_hand_pack_request(const Ringkv__Envelope *env, uint8_t *out, size_t room, size_t *id_at)
 {
     if (!plain_request(env))
         return 0;
