@@ -7,10 +7,6 @@
 
 #include <jemalloc/jemalloc.h>
 
-/* Read by jemalloc when it starts, before MALLOC_CONF (which can still
- * override each option). See alloc.h for why each. */
-const char *malloc_conf = "dirty_decay_ms:-1,muzzy_decay_ms:-1";
-
 const char *alloc_name(void)
 {
     static char name[48];

@@ -5,15 +5,11 @@
  * classes keep small allocations together whatever else the heap holds:
  * with glibc's malloc, records of 3 bytes written over 1 KiB ones stayed a
  * kilobyte apart, so every record cache entry, request and operation
- * touched a page of its own, and a node spent a fifth more CPU a quorum
+ * touched a page of its own, and a node spent a third more CPU a quorum
  * GET than on a heap that had only ever seen small values.
  *
- * It keeps the pages it frees (dirty_decay_ms:-1): given back to the
- * kernel after its default 10 s, they came back as new pages that the
- * kernel zeroed first (libevent's input buffers are freed and taken again
- * all the time). The node's memory stays at its peak, as with glibc's.
- *
- * It is not asked for transparent huge pages (thp:always): they took a
+ * It runs with jemalloc's defaults (MALLOC_CONF sets its options). It is
+ * not asked for transparent huge pages (thp:always): they took a
  * seventh off quorum GETs' CPU on a large heap, but each new 2 MiB page is
  * zeroed, and compacted when memory is fragmented, in the fault, on the
  * event loop: one node's unpipelined SETs of 1 KiB, which grow its heap,
