@@ -24,11 +24,11 @@
 #include "peer.h"
 #include "server.h"
 
-/* Bytes asked of one read() of a client socket: small by default, so the
+/* Bytes asked of one read() of a client socket: small to start with, so the
  * input chain libevent allocates for it (this plus its ~64-byte header,
- * rounded up to 1 KiB) comes from malloc's per-thread cache; four times more
- * after each read that fills it, up to READ_MAX, for pipelines and large
- * values. */
+ * rounded up to 1 KiB) stays small for small requests; it follows what the
+ * connection sends (peer_read_size_next), up to READ_MAX, for pipelines and
+ * large values. */
 #define READ_MIN 896
 #define READ_MAX (64 * 1024)
 
@@ -254,8 +254,7 @@ static void on_read(evutil_socket_t fd, short what, void *arg)
             c->proto->on_input(c); /* woken by slots_pump: requests wait */
         return;
     }
-    c->read_size = (size_t)n < c->read_size ? READ_MIN
-                 : c->read_size * 4 < READ_MAX ? c->read_size * 4 : READ_MAX;
+    c->read_size = peer_read_size_next(c->read_size, (size_t)n, READ_MIN, READ_MAX);
     const char *key;
     size_t klen;
     if (c->proto->first_key && c->proto->first_key(c, &key, &klen)) {

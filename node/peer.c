@@ -32,8 +32,8 @@
 #define RESOLVE_CACHE  32
 #define RESOLVE_TTL_MS 60000
 /* Bytes an inbound connection's read asks for: as libevent's own read at
- * first, four times more after each read that fills it (pipelined traffic
- * batches many frames a pass), back down after one that does not. */
+ * first, then following what the peer sends (peer_read_size_next): a
+ * replica takes a pass's batch of writes in one read. */
 #define READ_MIN (4 * 1024)
 #define READ_MAX (256 * 1024)
 
@@ -537,9 +537,7 @@ static void on_sock_read(evutil_socket_t fd, short what, void *arg)
             peer_conn_close(pc, evutil_socket_error_to_string(errno));
         return;
     }
-    pc->read_size = (size_t)n < want              ? READ_MIN
-                    : pc->read_size * 4 < READ_MAX ? pc->read_size * 4
-                                                   : READ_MAX;
+    pc->read_size = peer_read_size_next(want, (size_t)n, READ_MIN, READ_MAX);
     on_read(pc->bev, pc);
 }
 

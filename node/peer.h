@@ -196,6 +196,21 @@ bool peer_write_direct(struct bufferevent *bev);
  * (EAGAIN: nothing to read; ENOMEM: no room for the bytes). */
 ssize_t peer_read_direct(struct evbuffer *in, int fd, size_t want);
 
+/* The size of the next direct read after one that asked `asked` bytes of
+ * the socket and got `got`: four times more after a read that filled it
+ * (up to max), half after one that used under a quarter of it (down to
+ * min), the same otherwise. A read size dropped straight back to min after
+ * any short read made every request a little larger than min take two reads
+ * and two loop passes (a SET of 1 KiB over RESP with min 896: the first
+ * read filled, the rest came a pass later, and the size went back to 896). */
+static inline size_t peer_read_size_next(size_t asked, size_t got, size_t min, size_t max)
+{
+    if (got >= asked)
+        return asked * 4 < max ? asked * 4 : max;
+    size_t next = got < asked / 4 ? asked / 2 : asked;
+    return next < min ? min : next;
+}
+
 /* Decodes a frame body. Returns the Envelope (free it with
  * peer_envelope_free), or NULL with a message: not protobuf, or a version
  * other than PEER_VERSION. */

@@ -163,6 +163,42 @@ static void test_sniff_write_key(void **state)
 /* peer_frame_peek: nothing until a frame is whole, then its body in one
  * piece (here split over two chains), still in the buffer; a bad header
  * refused with the reason. */
+/* The direct reads' size follows what arrives: one read per request once
+ * it has seen one, small again once requests are small. */
+static void test_read_size_follows_requests(void **state)
+{
+    (void)state;
+    const size_t min = 896, max = 64 * 1024;
+    size_t size = min, reads = 0;
+    /* Requests of 1075 bytes (a RESP SET of 1 KiB), one at a time. */
+    for (int req = 0; req < 20; req++) {
+        size_t left = 1075;
+        while (left) {
+            size_t got = left < size ? left : size;
+            size = peer_read_size_next(size, got, min, max);
+            left -= got, reads++;
+        }
+        if (req >= 1) /* the first took two reads; every later one, one */
+            assert_int_equal(reads, 2 + (size_t)req);
+    }
+    assert_true(size >= 1075 && size <= 4 * 1075);
+    /* Small requests bring it back to min, one halving a read. */
+    for (int i = 0; i < 10; i++)
+        size = peer_read_size_next(size, 45, min, max);
+    assert_int_equal(size, min);
+    /* Reads that fill it grow it by four, up to max, and no further. */
+    size = peer_read_size_next(min, min, min, max);
+    assert_int_equal(size, 4 * min);
+    for (int i = 0; i < 10; i++)
+        size = peer_read_size_next(size, size, min, max);
+    assert_int_equal(size, max);
+    /* A read that used a quarter or more keeps the size. */
+    assert_int_equal(peer_read_size_next(8192, 2048, min, max), 8192);
+    assert_int_equal(peer_read_size_next(8192, 2047, min, max), 4096);
+    /* Never under min, whatever it was asked. */
+    assert_int_equal(peer_read_size_next(1000, 10, min, max), min);
+}
+
 static void test_frame_peek(void **state)
 {
     (void)state;
@@ -790,6 +826,7 @@ int main(void)
         cmocka_unit_test(test_envelope_round_trip),
         cmocka_unit_test(test_sniff_write_key),
         cmocka_unit_test(test_frame_peek),
+        cmocka_unit_test(test_read_size_follows_requests),
         cmocka_unit_test(test_arena_decode),
         cmocka_unit_test(test_readme_example),
         cmocka_unit_test(test_readme_stream_pull),
