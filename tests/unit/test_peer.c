@@ -160,9 +160,6 @@ static void test_sniff_write_key(void **state)
     free(buf);
 }
 
-/* peer_frame_peek: nothing until a frame is whole, then its body in one
- * piece (here split over two chains), still in the buffer; a bad header
- * refused with the reason. */
 /* The direct reads' size follows what arrives: one read per request once
  * it has seen one, small again once requests are small. */
 static void test_read_size_follows_requests(void **state)
@@ -199,6 +196,9 @@ static void test_read_size_follows_requests(void **state)
     assert_int_equal(peer_read_size_next(1000, 10, min, max), min);
 }
 
+/* peer_frame_peek: nothing until a frame is whole, then its body in one
+ * piece (here split over two chains), still in the buffer; a bad header
+ * refused with the reason. */
 static void test_frame_peek(void **state)
 {
     (void)state;
