@@ -537,7 +537,9 @@ static void on_sock_read(evutil_socket_t fd, short what, void *arg)
             peer_conn_close(pc, evutil_socket_error_to_string(errno));
         return;
     }
-    pc->read_size = peer_read_size_next(want, (size_t)n, READ_MIN, READ_MAX);
+    /* A read the input's room capped, and filled, says nothing of the size. */
+    if ((size_t)n < want || want == pc->read_size)
+        pc->read_size = peer_read_size_next(pc->read_size, (size_t)n, READ_MIN, READ_MAX);
     on_read(pc->bev, pc);
 }
 
