@@ -202,26 +202,51 @@ static int meta_load(store *s, MDB_txn *txn, const char *dir, char *err,
     return rc;
 }
 
-/* One full scan at open; the count is maintained from then on. Records too
- * damaged to tell are left for store_get to report. */
-static int count_tombstones(store *s, MDB_txn *txn)
+/* The meta key saying that the due index lists every record it should
+ * (store_sweep.c): a store written before the index had none. */
+#define DUE_BUILT_KEY "due_index"
+
+/* One full scan at open: counts the tombstones (the count is maintained
+ * from then on) and, in a store that has no due index yet, builds it.
+ * Records too damaged to tell are left for store_get to report. */
+static int scan_at_open(store *s, MDB_txn *txn)
 {
+    MDB_val mk = {.mv_size = sizeof DUE_BUILT_KEY - 1, .mv_data = DUE_BUILT_KEY}, mv;
     MDB_cursor *c;
     MDB_val k, v;
-    uint64_t n = 0;
+    uint64_t n = 0, listed = 0;
+    bool build;
     rec r;
     int rc;
 
+    if ((rc = mdb_get(txn, s->meta, &mk, &mv)) != 0 && rc != MDB_NOTFOUND)
+        return rc;
+    build = rc == MDB_NOTFOUND;
     if ((rc = mdb_cursor_open(txn, s->data, &c)) != 0)
         return rc;
     for (rc = mdb_cursor_get(c, &k, &v, MDB_FIRST); rc == 0;
-         rc = mdb_cursor_get(c, &k, &v, MDB_NEXT))
-        n += !store_rec_parse(&v, &r) && (r.flags & REC_TOMBSTONE);
+         rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
+        if (store_rec_parse(&v, &r) != NULL)
+            continue;
+        n += (r.flags & REC_TOMBSTONE) != 0;
+        if (build && ((r.flags & REC_TOMBSTONE) || r.expires_ms)) {
+            if ((rc = store_due_add(s, txn, k.mv_data, k.mv_size, r.flags & REC_TOMBSTONE, r.hlc,
+                                    r.expires_ms)) != 0)
+                break;
+            listed++;
+        }
+    }
     mdb_cursor_close(c);
     if (rc != MDB_NOTFOUND)
         return rc;
     s->tombstones = n;
-    return 0;
+    if (!build)
+        return 0;
+    if (listed)
+        log_info("store: %s: listed %llu records with an expiry or a tombstone in the new due "
+                 "index", s->dir, (unsigned long long)listed);
+    mv.mv_size = 1, mv.mv_data = "1";
+    return mdb_put(txn, s->meta, &mk, &mv, 0);
 }
 
 /* mkdir -p; the leaf gets 0700, since it holds every value of the node. */
@@ -269,7 +294,7 @@ static int env_create(store *s, size_t map_max, char *err, size_t errlen)
         s->env = NULL;
         goto fail_mdb;
     }
-    if ((rc = mdb_env_set_maxdbs(s->env, 4)) != 0 ||
+    if ((rc = mdb_env_set_maxdbs(s->env, 8)) != 0 ||
         (rc = mdb_env_set_mapsize(s->env, store_space_initial(s->dir, map_max))) != 0 ||
         (rc = mdb_env_open(s->env, s->dir, s->env_flags, 0600)) != 0)
         goto fail_mdb;
@@ -316,7 +341,8 @@ static int dbi_open_all(store *s, MDB_txn *txn)
     if ((rc = mdb_dbi_open(txn, "data", MDB_CREATE, &s->data)) != 0 ||
         (rc = mdb_set_compare(txn, s->data, cmp_data_key)) != 0 ||
         (rc = mdb_dbi_open(txn, "meta", MDB_CREATE, &s->meta)) != 0 ||
-        (rc = mdb_dbi_open(txn, "hints", MDB_CREATE, &s->hints)) != 0)
+        (rc = mdb_dbi_open(txn, "hints", MDB_CREATE, &s->hints)) != 0 ||
+        (rc = mdb_dbi_open(txn, "due", MDB_CREATE | MDB_DUPSORT, &s->due)) != 0)
         return rc;
     return 0;
 }
@@ -472,7 +498,7 @@ store *store_open(const store_options *opts, char *err, size_t errlen)
     s->incarnation++;
     s->open_unsynced = s->fsync != STORE_FSYNC_ALWAYS;
     if ((rc = meta_write(s, txn, s->max_hlc)) != 0 ||
-        (rc = count_tombstones(s, txn)) != 0 ||
+        (rc = scan_at_open(s, txn)) != 0 ||
         (rc = mdb_stat(txn, s->data, &st)) != 0)
         goto fail_mdb;
     s->records = st.ms_entries;
@@ -701,6 +727,10 @@ static store_result apply(store *s, const void *key, size_t klen,
     }
     store_rec_encode(v.mv_data, tomb, longk, ver, olen, expires_ms, key, klen, value, vlen);
     store_cache_write(&s->cache, s->kbuf, k.mv_size, v.mv_data, v.mv_size);
+    if ((rc = store_due_add(s, s->wtxn, s->kbuf, k.mv_size, tomb, ver->hlc, expires_ms)) != 0) {
+        res = store_mdb_result(s, rc, "writing", err, errlen);
+        goto fail;
+    }
 
     if (tomb && !was_tomb)
         s->batch_tombstones++;
