@@ -24,12 +24,11 @@
 #include "log.h"
 #include "store_int.h"
 
-#define DUE_KEY_LEN 9
-#define DUE_EXPIRY 'e'
+#define DUE_KEY_LEN   9
+#define DUE_EXPIRY    'e'
 #define DUE_TOMBSTONE 't'
 
-static int due_put(store *s, MDB_txn *txn, const uint8_t *k, size_t klen, uint8_t kind,
-                   uint64_t ms)
+static int due_put(store *s, MDB_txn *txn, const uint8_t *k, size_t klen, uint8_t kind, uint64_t ms)
 {
     uint8_t dk[DUE_KEY_LEN];
     dk[0] = kind;
@@ -40,16 +39,16 @@ static int due_put(store *s, MDB_txn *txn, const uint8_t *k, size_t klen, uint8_
     return rc == MDB_KEYEXIST ? 0 : rc;
 }
 
-int store_due_add(store *s, MDB_txn *txn, const uint8_t *k, size_t klen, bool tomb,
-                  uint64_t hlc, uint64_t expires_ms)
+int store_due_add(store *s, MDB_txn *txn, const uint8_t *k, size_t klen, bool tomb, uint64_t hlc,
+                  uint64_t expires_ms)
 {
     if (tomb)
         return due_put(s, txn, k, klen, DUE_TOMBSTONE, hlc_physical_ms(hlc));
     return expires_ms ? due_put(s, txn, k, klen, DUE_EXPIRY, expires_ms) : 0;
 }
 
-int store_due_add_rec(store *s, MDB_txn *txn, const uint8_t *k, size_t klen,
-                      const uint8_t *r, size_t rlen)
+int store_due_add_rec(store *s, MDB_txn *txn, const uint8_t *k, size_t klen, const uint8_t *r,
+                      size_t rlen)
 {
     if (rlen < REC_HDR)
         return 0; /* not a record: store_get reports it */
@@ -59,8 +58,8 @@ int store_due_add_rec(store *s, MDB_txn *txn, const uint8_t *k, size_t klen,
 
 /* 1 if the record should go (expired, or a tombstone older than ttl), 0 if
  * not. Corrupt records stay: store_get reports them and an operator decides. */
-static int sweep_due(const MDB_val *k, const MDB_val *v, uint64_t now_ms,
-                     uint64_t ttl_ms, bool *tomb)
+static int sweep_due(const MDB_val *k, const MDB_val *v, uint64_t now_ms, uint64_t ttl_ms,
+                     bool *tomb)
 {
     const char *why;
     rec r;

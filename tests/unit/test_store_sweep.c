@@ -110,6 +110,14 @@ static void test_sweep(void **state)
     assert_int_equal(stats(f).records, 4);
 }
 
+/* A put of k with value v expiring at expires (0: never), at HLC hlc. */
+static void put_ttl(fx *f, const char *k, const char *v, uint64_t expires, uint64_t hlc)
+{
+    store_version sv = ver(hlc, "n1");
+    EXPECT(f, store_put(f->s, k, strlen(k), v, strlen(v), expires, &sv, f->err, sizeof f->err),
+           STORE_OK);
+}
+
 /* store_sweep with what it looked at. */
 static long sweep_seen(fx *f, uint64_t now, uint64_t ttl, size_t budget, size_t *seen)
 {
@@ -202,16 +210,13 @@ static void test_sweep_drops_stale_entries(void **state)
     fx *f = *state;
     size_t seen;
     reopen(f);
-    EXPECT(f, store_put(f->s, "a", 1, "v", 1, 50, &(store_version){.hlc = 1}, f->err,
-                        sizeof f->err), STORE_OK);
-    EXPECT(f, store_put(f->s, "b", 1, "v", 1, 50, &(store_version){.hlc = 1}, f->err,
-                        sizeof f->err), STORE_OK);
+    put_ttl(f, "a", "v", 50, 1);
+    put_ttl(f, "b", "v", 50, 1);
     del(f, "c", 1, at_ms(10));
     commit(f);
-    put(f, "a", 1, "v2", 2, 2);                      /* no expiry now */
-    EXPECT(f, store_put(f->s, "b", 1, "v2", 2, 500, &(store_version){.hlc = 2}, f->err,
-                        sizeof f->err), STORE_OK); /* a later one */
-    put(f, "c", 1, "v2", 2, at_ms(11));              /* live again */
+    put(f, "a", 1, "v2", 2, 2);         /* no expiry now */
+    put_ttl(f, "b", "v2", 500, 2);      /* a later one */
+    put(f, "c", 1, "v2", 2, at_ms(11)); /* live again */
     commit(f);
     assert_int_equal(sweep_seen(f, 100, 5, 10, &seen), 0);
     assert_int_equal(seen, 3);
@@ -273,8 +278,7 @@ static void test_due_index_on_disk(void **state)
     const char *keys = "xy";
     due_listing l = {0};
     reopen(f);
-    EXPECT(f, store_put(f->s, "x", 1, "v", 1, 300, &(store_version){.hlc = 1}, f->err,
-                        sizeof f->err), STORE_OK);
+    put_ttl(f, "x", "v", 300, 1);
     del(f, "y", 1, at_ms(10));
     put(f, "z", 1, "v", 1, 1);
     commit(f);
