@@ -1,13 +1,14 @@
 /* store: a node's durable storage over LMDB; the contract is in store.h.
  *
- * One LMDB environment with three named databases: "data" (records, keyed by
- * ring token then key), "meta" (the NodeMeta protobuf under "node") and
- * "hints" (store_hints.c). The writes of one batch share a write txn, the
- * reads a reset-and-renewed snapshot, and both go through the record cache
- * (store_cache.c). Range scans are in store_scan.c, the expiry sweep in
- * store_sweep.c, write-behind and its log in store_wb.c and store_wal.c;
- * store_int.h holds what the files share; the data key and record format
- * are in store_rec.c.
+ * One LMDB environment with four named databases: "data" (records, keyed by
+ * ring token then key), "meta" (the NodeMeta protobuf under "node"),
+ * "hints" (store_hints.c) and "due" (the records an expiry or a tombstone
+ * will purge, by time: store_sweep.c). The writes of one batch share a
+ * write txn, the reads a reset-and-renewed snapshot, and both go through
+ * the record cache (store_cache.c). Range scans are in store_scan.c; the
+ * expiry sweep, its due index and the open's scan in store_sweep.c;
+ * write-behind and its log in store_wb.c and store_wal.c; store_int.h holds
+ * what the files share; the data key and record format are in store_rec.c.
  */
 #include "store.h"
 
@@ -200,53 +201,6 @@ static int meta_load(store *s, MDB_txn *txn, const char *dir, char *err,
     }
     ringkv__node_meta__free_unpacked(m, NULL);
     return rc;
-}
-
-/* The meta key saying that the due index lists every record it should
- * (store_sweep.c): a store written before the index had none. */
-#define DUE_BUILT_KEY "due_index"
-
-/* One full scan at open: counts the tombstones (the count is maintained
- * from then on) and, in a store that has no due index yet, builds it.
- * Records too damaged to tell are left for store_get to report. */
-static int scan_at_open(store *s, MDB_txn *txn)
-{
-    MDB_val mk = {.mv_size = sizeof DUE_BUILT_KEY - 1, .mv_data = DUE_BUILT_KEY}, mv;
-    MDB_cursor *c;
-    MDB_val k, v;
-    uint64_t n = 0, listed = 0;
-    bool build;
-    rec r;
-    int rc;
-
-    if ((rc = mdb_get(txn, s->meta, &mk, &mv)) != 0 && rc != MDB_NOTFOUND)
-        return rc;
-    build = rc == MDB_NOTFOUND;
-    if ((rc = mdb_cursor_open(txn, s->data, &c)) != 0)
-        return rc;
-    for (rc = mdb_cursor_get(c, &k, &v, MDB_FIRST); rc == 0;
-         rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
-        if (store_rec_parse(&v, &r) != NULL)
-            continue;
-        n += (r.flags & REC_TOMBSTONE) != 0;
-        if (build && ((r.flags & REC_TOMBSTONE) || r.expires_ms)) {
-            if ((rc = store_due_add(s, txn, k.mv_data, k.mv_size, r.flags & REC_TOMBSTONE, r.hlc,
-                                    r.expires_ms)) != 0)
-                break;
-            listed++;
-        }
-    }
-    mdb_cursor_close(c);
-    if (rc != MDB_NOTFOUND)
-        return rc;
-    s->tombstones = n;
-    if (!build)
-        return 0;
-    if (listed)
-        log_info("store: %s: listed %llu records with an expiry or a tombstone in the new due "
-                 "index", s->dir, (unsigned long long)listed);
-    mv.mv_size = 1, mv.mv_data = "1";
-    return mdb_put(txn, s->meta, &mk, &mv, 0);
 }
 
 /* mkdir -p; the leaf gets 0700, since it holds every value of the node. */
@@ -498,7 +452,7 @@ store *store_open(const store_options *opts, char *err, size_t errlen)
     s->incarnation++;
     s->open_unsynced = s->fsync != STORE_FSYNC_ALWAYS;
     if ((rc = meta_write(s, txn, s->max_hlc)) != 0 ||
-        (rc = scan_at_open(s, txn)) != 0 ||
+        (rc = store_open_scan(s, txn)) != 0 ||
         (rc = mdb_stat(txn, s->data, &st)) != 0)
         goto fail_mdb;
     s->records = st.ms_entries;

@@ -210,6 +210,11 @@ int store_due_add(store *s, MDB_txn *txn, const uint8_t *k, size_t klen, bool to
                   uint64_t hlc, uint64_t expires_ms);
 int store_due_add_rec(store *s, MDB_txn *txn, const uint8_t *k, size_t klen,
                       const uint8_t *r, size_t rlen);
+/* The open's one full scan of the data, in its txn: counts the tombstones
+ * (s->tombstones, maintained from then on) and, in a store that has no due
+ * index yet, builds it. Records too damaged to tell are left for store_get
+ * to report. 0, or an LMDB error. */
+int store_open_scan(store *s, MDB_txn *txn);
 
 /* Builds key's LMDB key in s->kbuf and returns its length; *longk: stored
  * under token + hash. */

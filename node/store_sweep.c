@@ -1,5 +1,6 @@
 /* store_sweep: the background sweep of the store (see store_sweep in
- * store.h), and the due index it reads.
+ * store.h), the due index it reads, and the open's scan that counts
+ * tombstones and builds the index where a store has none yet.
  *
  * The due index (LMDB database "due", MDB_DUPSORT) lists every record in
  * the data database that will have to go: under a 9-byte key, a kind byte
@@ -54,6 +55,51 @@ int store_due_add_rec(store *s, MDB_txn *txn, const uint8_t *k, size_t klen, con
         return 0; /* not a record: store_get reports it */
     return store_due_add(s, txn, k, klen, r[1] & REC_TOMBSTONE, store_get_be(r + 2, 8),
                          store_get_be(r + 10, 8));
+}
+
+/* The meta key saying that the due index lists every record it should: a
+ * store written before the index had none, and gets it in this scan. */
+#define DUE_BUILT_KEY "due_index"
+
+int store_open_scan(store *s, MDB_txn *txn)
+{
+    MDB_val mk = {.mv_size = sizeof DUE_BUILT_KEY - 1, .mv_data = DUE_BUILT_KEY}, mv;
+    MDB_cursor *c;
+    MDB_val k, v;
+    uint64_t n = 0, listed = 0;
+    bool build;
+    rec r;
+    int rc;
+
+    if ((rc = mdb_get(txn, s->meta, &mk, &mv)) != 0 && rc != MDB_NOTFOUND)
+        return rc;
+    build = rc == MDB_NOTFOUND;
+    if ((rc = mdb_cursor_open(txn, s->data, &c)) != 0)
+        return rc;
+    for (rc = mdb_cursor_get(c, &k, &v, MDB_FIRST); rc == 0;
+         rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
+        if (store_rec_parse(&v, &r) != NULL)
+            continue;
+        n += (r.flags & REC_TOMBSTONE) != 0;
+        if (build && ((r.flags & REC_TOMBSTONE) || r.expires_ms)) {
+            if ((rc = store_due_add(s, txn, k.mv_data, k.mv_size, r.flags & REC_TOMBSTONE, r.hlc,
+                                    r.expires_ms)) != 0)
+                break;
+            listed++;
+        }
+    }
+    mdb_cursor_close(c);
+    if (rc != MDB_NOTFOUND)
+        return rc;
+    s->tombstones = n;
+    if (!build)
+        return 0;
+    if (listed)
+        log_info("store: %s: listed %llu records with an expiry or a tombstone in the new due "
+                 "index",
+                 s->dir, (unsigned long long)listed);
+    mv.mv_size = 1, mv.mv_data = "1";
+    return mdb_put(txn, s->meta, &mk, &mv, 0);
 }
 
 /* 1 if the record should go (expired, or a tombstone older than ttl), 0 if
