@@ -57,13 +57,17 @@ int store_due_add_rec(store *s, MDB_txn *txn, const uint8_t *k, size_t klen, con
                          store_get_be(r + 10, 8));
 }
 
-/* The meta key saying that the due index lists every record it should: a
- * store written before the index had none, and gets it in this scan. */
+/* The meta key saying that the due index lists every record it should: it
+ * holds the incarnation (8 bytes, big-endian) of the last open that kept
+ * the index. A store written before the index has none, and one opened by
+ * such a build in between has an older one: its writes since made no
+ * entries, so the index is built again in this scan. */
 #define DUE_BUILT_KEY "due_index"
 
 int store_open_scan(store *s, MDB_txn *txn)
 {
     MDB_val mk = {.mv_size = sizeof DUE_BUILT_KEY - 1, .mv_data = DUE_BUILT_KEY}, mv;
+    uint8_t inc[8];
     MDB_cursor *c;
     MDB_val k, v;
     uint64_t n = 0, listed = 0;
@@ -71,9 +75,13 @@ int store_open_scan(store *s, MDB_txn *txn)
     rec r;
     int rc;
 
+    /* s->incarnation is this open's: the last open's plus one. */
     if ((rc = mdb_get(txn, s->meta, &mk, &mv)) != 0 && rc != MDB_NOTFOUND)
         return rc;
-    build = rc == MDB_NOTFOUND;
+    build = rc == MDB_NOTFOUND || mv.mv_size != sizeof inc ||
+            store_get_be(mv.mv_data, 8) + 1 != s->incarnation;
+    if (build && (rc = mdb_drop(txn, s->due, 0)) != 0)
+        return rc;
     if ((rc = mdb_cursor_open(txn, s->data, &c)) != 0)
         return rc;
     for (rc = mdb_cursor_get(c, &k, &v, MDB_FIRST); rc == 0;
@@ -92,13 +100,12 @@ int store_open_scan(store *s, MDB_txn *txn)
     if (rc != MDB_NOTFOUND)
         return rc;
     s->tombstones = n;
-    if (!build)
-        return 0;
-    if (listed)
-        log_info("store: %s: listed %llu records with an expiry or a tombstone in the new due "
-                 "index",
+    if (build && listed)
+        log_info("store: %s: the due index was missing or behind; listed %llu records with an "
+                 "expiry or a tombstone",
                  s->dir, (unsigned long long)listed);
-    mv.mv_size = 1, mv.mv_data = "1";
+    store_put_be(inc, s->incarnation, 8);
+    mv.mv_size = sizeof inc, mv.mv_data = inc;
     return mdb_put(txn, s->meta, &mk, &mv, 0);
 }
 
