@@ -25,10 +25,8 @@
 #include "membership.h"
 #include "stream.h"
 
-/* The sweep looks only at records due to go (the due index, store_sweep.c),
- * each a purge: up to SWEEP_BUDGET a tick, SWEEP_SLICE per loop pass. */
-#define SWEEP_BUDGET 10000
-#define SWEEP_SLICE 100
+#define SWEEP_BUDGET 10000   /* records examined per sweep tick, */
+#define SWEEP_SLICE 500      /* in slices this large, one per loop pass */
 #define DRAIN_TIMEOUT_MS 2000
 #define WRITEBACK_TICK_MS 10 /* how often an idle node lets the store write back */
 

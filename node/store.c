@@ -1,14 +1,13 @@
 /* store: a node's durable storage over LMDB; the contract is in store.h.
  *
- * One LMDB environment with four named databases: "data" (records, keyed by
- * ring token then key), "meta" (the NodeMeta protobuf under "node"),
- * "hints" (store_hints.c) and "due" (the records an expiry or a tombstone
- * will purge, by time: store_sweep.c). The writes of one batch share a
- * write txn, the reads a reset-and-renewed snapshot, and both go through
- * the record cache (store_cache.c). Range scans are in store_scan.c; the
- * expiry sweep, its due index and the open's scan in store_sweep.c;
- * write-behind and its log in store_wb.c and store_wal.c; store_int.h holds
- * what the files share; the data key and record format are in store_rec.c.
+ * One LMDB environment with three named databases: "data" (records, keyed by
+ * ring token then key), "meta" (the NodeMeta protobuf under "node") and
+ * "hints" (store_hints.c). The writes of one batch share a write txn, the
+ * reads a reset-and-renewed snapshot, and both go through the record cache
+ * (store_cache.c). Range scans are in store_scan.c, the expiry sweep in
+ * store_sweep.c, write-behind and its log in store_wb.c and store_wal.c;
+ * store_int.h holds what the files share; the data key and record format
+ * are in store_rec.c.
  */
 #include "store.h"
 
@@ -203,6 +202,28 @@ static int meta_load(store *s, MDB_txn *txn, const char *dir, char *err,
     return rc;
 }
 
+/* One full scan at open; the count is maintained from then on. Records too
+ * damaged to tell are left for store_get to report. */
+static int count_tombstones(store *s, MDB_txn *txn)
+{
+    MDB_cursor *c;
+    MDB_val k, v;
+    uint64_t n = 0;
+    rec r;
+    int rc;
+
+    if ((rc = mdb_cursor_open(txn, s->data, &c)) != 0)
+        return rc;
+    for (rc = mdb_cursor_get(c, &k, &v, MDB_FIRST); rc == 0;
+         rc = mdb_cursor_get(c, &k, &v, MDB_NEXT))
+        n += !store_rec_parse(&v, &r) && (r.flags & REC_TOMBSTONE);
+    mdb_cursor_close(c);
+    if (rc != MDB_NOTFOUND)
+        return rc;
+    s->tombstones = n;
+    return 0;
+}
+
 /* mkdir -p; the leaf gets 0700, since it holds every value of the node. */
 static int make_dirs(const char *dir, char *err, size_t errlen)
 {
@@ -248,7 +269,7 @@ static int env_create(store *s, size_t map_max, char *err, size_t errlen)
         s->env = NULL;
         goto fail_mdb;
     }
-    if ((rc = mdb_env_set_maxdbs(s->env, 8)) != 0 ||
+    if ((rc = mdb_env_set_maxdbs(s->env, 4)) != 0 ||
         (rc = mdb_env_set_mapsize(s->env, store_space_initial(s->dir, map_max))) != 0 ||
         (rc = mdb_env_open(s->env, s->dir, s->env_flags, 0600)) != 0)
         goto fail_mdb;
@@ -295,8 +316,7 @@ static int dbi_open_all(store *s, MDB_txn *txn)
     if ((rc = mdb_dbi_open(txn, "data", MDB_CREATE, &s->data)) != 0 ||
         (rc = mdb_set_compare(txn, s->data, cmp_data_key)) != 0 ||
         (rc = mdb_dbi_open(txn, "meta", MDB_CREATE, &s->meta)) != 0 ||
-        (rc = mdb_dbi_open(txn, "hints", MDB_CREATE, &s->hints)) != 0 ||
-        (rc = mdb_dbi_open(txn, "due", MDB_CREATE | MDB_DUPSORT, &s->due)) != 0)
+        (rc = mdb_dbi_open(txn, "hints", MDB_CREATE, &s->hints)) != 0)
         return rc;
     return 0;
 }
@@ -452,7 +472,7 @@ store *store_open(const store_options *opts, char *err, size_t errlen)
     s->incarnation++;
     s->open_unsynced = s->fsync != STORE_FSYNC_ALWAYS;
     if ((rc = meta_write(s, txn, s->max_hlc)) != 0 ||
-        (rc = store_open_scan(s, txn)) != 0 ||
+        (rc = count_tombstones(s, txn)) != 0 ||
         (rc = mdb_stat(txn, s->data, &st)) != 0)
         goto fail_mdb;
     s->records = st.ms_entries;
@@ -681,10 +701,6 @@ static store_result apply(store *s, const void *key, size_t klen,
     }
     store_rec_encode(v.mv_data, tomb, longk, ver, olen, expires_ms, key, klen, value, vlen);
     store_cache_write(&s->cache, s->kbuf, k.mv_size, v.mv_data, v.mv_size);
-    if ((rc = store_due_add(s, s->wtxn, s->kbuf, k.mv_size, tomb, ver->hlc, expires_ms)) != 0) {
-        res = store_mdb_result(s, rc, "writing", err, errlen);
-        goto fail;
-    }
 
     if (tomb && !was_tomb)
         s->batch_tombstones++;

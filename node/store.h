@@ -177,14 +177,12 @@ bool store_writeback_pending(const store *s);
  * the result says why (err has the message). */
 store_result store_commit(store *s, char *err, size_t errlen);
 
-/* Within the current batch, purges records expired by now_ms and tombstones
- * whose HLC time is older than now_ms - tombstone_ttl_ms, looking at up to
- * budget entries of the due index (store_sweep.c), oldest first: records
- * not due yet cost nothing. An entry whose record was rewritten, purged or
- * dropped since is looked at and dropped too. *seen (optional) gets how
- * many entries it looked at: fewer than budget when none is left due.
- * Returns how many records were purged, or -1 with a message (the batch is
- * then discarded). */
+/* Looks at up to budget records, within the current batch, and purges those
+ * expired or tombstones whose HLC time is older than now_ms -
+ * tombstone_ttl_ms. Resumes after the last record looked at; a call that
+ * reaches the end stops there, and the next starts from the first. *seen
+ * (optional) gets how many records it looked at. Returns how many were
+ * purged, or -1 with a message (the batch is then discarded). */
 long store_sweep(store *s, uint64_t now_ms, uint64_t tombstone_ttl_ms, size_t budget,
                  size_t *seen, char *err, size_t errlen);
 

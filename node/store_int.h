@@ -39,7 +39,7 @@ typedef struct rec {
 
 struct store {
     MDB_env *env;
-    MDB_dbi data, meta, hints, due; /* due: the sweep's index (store_sweep.c) */
+    MDB_dbi data, meta, hints;
     char *dir;       /* the data dir, for messages and reopening */
     unsigned env_flags;
     int fd;          /* LMDB's data file */
@@ -110,7 +110,9 @@ struct store {
 
     uint8_t *kbuf;      /* the data key being built, maxkey bytes */
     uint8_t *hkbuf;     /* the hint key being built, maxkey bytes */
-    uint8_t *sweep_key; /* the key the sweep is looking at, maxkey bytes */
+    uint8_t *sweep_key; /* the last key the sweep visited, maxkey bytes */
+    size_t sweep_klen;
+    bool sweep_at; /* false: the next sweep starts at the first key */
 
     /* LMDB checkpoints under everysec (store_checkpoint.c). The syncer's,
      * except at open and close; ckpt_cand and ckpt_pin change under map_mu
@@ -200,21 +202,6 @@ void store_syncer_stop(store *s);
 
 /* Parses a data record; returns NULL, or what is wrong with it. */
 const char *store_rec_parse(const MDB_val *v, rec *r);
-
-/* ---- the due index (store_sweep.c) ---- */
-
-/* After a write of a record under LMDB key k in txn: lists it in the due
- * index when it is a tombstone (its HLC time) or has an expiry. The second
- * takes the record's bytes. 0, or an LMDB error. */
-int store_due_add(store *s, MDB_txn *txn, const uint8_t *k, size_t klen, bool tomb,
-                  uint64_t hlc, uint64_t expires_ms);
-int store_due_add_rec(store *s, MDB_txn *txn, const uint8_t *k, size_t klen,
-                      const uint8_t *r, size_t rlen);
-/* The open's one full scan of the data, in its txn: counts the tombstones
- * (s->tombstones, maintained from then on) and, in a store that has no due
- * index yet, builds it. Records too damaged to tell are left for store_get
- * to report. 0, or an LMDB error. */
-int store_open_scan(store *s, MDB_txn *txn);
 
 /* Builds key's LMDB key in s->kbuf and returns its length; *longk: stored
  * under token + hash. */

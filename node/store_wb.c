@@ -84,8 +84,6 @@ static int flush_put(void *arg, const uint8_t *k, size_t klen, const uint8_t *re
         else if ((rc = mdb_cursor_del(s->wcur, 0)) == 0)
             rc = mdb_cursor_put(s->wcur, &kv, &vv, 0);
     }
-    if (rc == 0)
-        rc = store_due_add_rec(s, s->wtxn, k, klen, rec, rlen);
     s->flush_rc = rc;
     return rc;
 }

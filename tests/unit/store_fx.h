@@ -1,6 +1,6 @@
-/* store_fx: the fixture test_store.c, test_store_sweep.c and
- * test_store_hints.c share: a store in a fresh mkdtemp directory, short
- * ways to write, commit and check records, and a raw LMDB handle on it.
+/* store_fx: the fixture test_store.c and test_store_hints.c share: a
+ * store in a fresh mkdtemp directory, and short ways to write, commit and
+ * check records.
  */
 #ifndef RINGKV_STORE_FX_H
 #define RINGKV_STORE_FX_H
@@ -135,24 +135,6 @@ static inline long sweep(fx *f, uint64_t now, uint64_t ttl, size_t budget)
     if (n < 0)
         fail_msg("store_sweep: %s", f->err);
     return n;
-}
-
-/* Runs fn on the store's data, meta or due DB through a raw LMDB handle; the
- * store must be closed (LMDB forbids opening one env twice in a process). */
-static inline void raw_txn(fx *f, const char *db, void (*fn)(MDB_txn *, MDB_dbi, void *), void *arg)
-{
-    MDB_env *e;
-    MDB_txn *t;
-    MDB_dbi d;
-    assert_null(f->s);
-    assert_int_equal(mdb_env_create(&e), 0);
-    assert_int_equal(mdb_env_set_maxdbs(e, 4), 0);
-    assert_int_equal(mdb_env_open(e, f->dir, MDB_NOTLS, 0600), 0);
-    assert_int_equal(mdb_txn_begin(e, NULL, 0, &t), 0);
-    assert_int_equal(mdb_dbi_open(t, db, 0, &d), 0);
-    fn(t, d, arg);
-    assert_int_equal(mdb_txn_commit(t), 0);
-    mdb_env_close(e);
 }
 
 #endif

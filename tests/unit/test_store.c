@@ -9,6 +9,24 @@
 
 #include <sys/wait.h>
 
+/* Runs fn on the store's data or meta DB through a raw LMDB handle; the
+ * store must be closed (LMDB forbids opening one env twice in a process). */
+static void raw_txn(fx *f, const char *db, void (*fn)(MDB_txn *, MDB_dbi, void *), void *arg)
+{
+    MDB_env *e;
+    MDB_txn *t;
+    MDB_dbi d;
+    assert_null(f->s);
+    assert_int_equal(mdb_env_create(&e), 0);
+    assert_int_equal(mdb_env_set_maxdbs(e, 4), 0);
+    assert_int_equal(mdb_env_open(e, f->dir, MDB_NOTLS, 0600), 0);
+    assert_int_equal(mdb_txn_begin(e, NULL, 0, &t), 0);
+    assert_int_equal(mdb_dbi_open(t, db, 0, &d), 0);
+    fn(t, d, arg);
+    assert_int_equal(mdb_txn_commit(t), 0);
+    mdb_env_close(e);
+}
+
 typedef struct raw_rec {
     const uint8_t *key;
     size_t klen;
