@@ -25,8 +25,10 @@
 #include "membership.h"
 #include "stream.h"
 
+/* Slices of 500 doubled the GETs' p99 after a round of SETs (README:
+ * Benchmarks, the night of 2026-11-27). */
 #define SWEEP_BUDGET 10000   /* records examined per sweep tick, */
-#define SWEEP_SLICE 100      /* in slices this large, one per loop pass (500 cost GETs after SETs twice the p99) */
+#define SWEEP_SLICE 100      /* in slices this large, one per loop pass */
 #define DRAIN_TIMEOUT_MS 2000
 #define WRITEBACK_TICK_MS 10 /* how often an idle node lets the store write back */
 
