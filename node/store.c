@@ -103,6 +103,7 @@ void store_batch_discard(store *s)
     s->wtxn = NULL, s->wcur = NULL, s->dirty = false;
     s->batch_max_hlc = s->batch_purged = 0, s->batch_tombstones = 0;
     store_cache_abort(&s->cache); /* no-op after a commit, which took the batch's entries */
+    store_due_settle(&s->due, false); /* no-op after a commit, which settled it */
 }
 
 static int env_reopen(store *s, char *err, size_t errlen);
@@ -202,9 +203,10 @@ static int meta_load(store *s, MDB_txn *txn, const char *dir, char *err,
     return rc;
 }
 
-/* One full scan at open; the count is maintained from then on. Records too
- * damaged to tell are left for store_get to report. */
-static int count_tombstones(store *s, MDB_txn *txn)
+/* One full scan at open: the tombstone count, maintained from then on, and
+ * the sweep's table (store_due.h). Records too damaged to tell are left
+ * for store_get to report. An LMDB error, ENOMEM, or 0. */
+static int scan_records(store *s, MDB_txn *txn)
 {
     MDB_cursor *c;
     MDB_val k, v;
@@ -215,9 +217,17 @@ static int count_tombstones(store *s, MDB_txn *txn)
     if ((rc = mdb_cursor_open(txn, s->data, &c)) != 0)
         return rc;
     for (rc = mdb_cursor_get(c, &k, &v, MDB_FIRST); rc == 0;
-         rc = mdb_cursor_get(c, &k, &v, MDB_NEXT))
-        n += !store_rec_parse(&v, &r) && (r.flags & REC_TOMBSTONE);
+         rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
+        if (store_rec_parse(&v, &r) != NULL || k.mv_size < TOKEN_LEN)
+            continue;
+        n += (r.flags & REC_TOMBSTONE) != 0;
+        if (store_due_note(&s->due, store_get_be(k.mv_data, TOKEN_LEN), r.expires_ms,
+                           r.flags & REC_TOMBSTONE, hlc_physical_ms(r.hlc)) != 0)
+            break; /* out of memory, with rc 0 */
+    }
     mdb_cursor_close(c);
+    if (rc == 0 || (rc == MDB_NOTFOUND && store_due_merge(&s->due) != 0))
+        return ENOMEM;
     if (rc != MDB_NOTFOUND)
         return rc;
     s->tombstones = n;
@@ -472,7 +482,7 @@ store *store_open(const store_options *opts, char *err, size_t errlen)
     s->incarnation++;
     s->open_unsynced = s->fsync != STORE_FSYNC_ALWAYS;
     if ((rc = meta_write(s, txn, s->max_hlc)) != 0 ||
-        (rc = count_tombstones(s, txn)) != 0 ||
+        (rc = scan_records(s, txn)) != 0 ||
         (rc = mdb_stat(txn, s->data, &st)) != 0)
         goto fail_mdb;
     s->records = st.ms_entries;
@@ -507,6 +517,7 @@ fail:
     pthread_mutex_destroy(&s->map_mu);
     wal_close(&s->wal);
     store_cache_free(&s->cache);
+    store_due_free(&s->due);
     free(s->kbuf);
     free(s->dir);
     free(s);
@@ -520,6 +531,7 @@ static void free_store(store *s)
     mdb_env_close(s->env);
     pthread_mutex_destroy(&s->map_mu);
     store_cache_free(&s->cache);
+    store_due_free(&s->due);
     free(s->kbuf);
     free(s->dir);
     free(s);
@@ -679,6 +691,9 @@ static store_result apply(store *s, const void *key, size_t klen,
     }
     k.mv_size = store_data_key(s, key, klen, &longk);
     k.mv_data = s->kbuf;
+    if ((expires_ms || tomb) &&
+        (res = store_due_write(s, expires_ms, ver, tomb, err, errlen)) != STORE_OK)
+        goto fail;
     store_cache_prefetch_slot(&s->cache, s->kbuf, k.mv_size);
     if ((rc = mdb_cursor_get(s->wcur, &k, &v, MDB_SET_KEY)) == 0) {
         if ((res = store_rec_check(s, &v, longk, key, klen, ver, &was_tomb, err, errlen)) ==
@@ -785,7 +800,9 @@ store_result store_commit_lmdb(store *s, char *err, size_t errlen)
         s->rtxn_live = false;
     }
     if (!s->dirty && !s->flush_dirty) {
-        store_batch_discard(s); /* a sweep that purged nothing; no commit needed */
+        /* A sweep that purged nothing: no commit, and what it learnt holds. */
+        store_due_settle(&s->due, true);
+        store_batch_discard(s);
         store_space_check(s);
         return STORE_OK;
     }
@@ -824,6 +841,7 @@ store_result store_commit_lmdb(store *s, char *err, size_t errlen)
     atomic_store(&s->commits_a, s->commits);
     store_cache_commit(&s->cache);
     store_cache_flush_commit(&s->cache);
+    store_due_settle(&s->due, true);
     store_batch_discard(s);
     store_space_check(s);
     return STORE_OK;
@@ -838,9 +856,9 @@ fail:
 store_result store_commit(store *s, char *err, size_t errlen)
 {
     store_result res = s->wb ? store_wb_commit(s, err, errlen) : store_commit_lmdb(s, err, errlen);
-    /* The snapshot is released: nothing handed out before points into the
-     * cache any more. */
+    /* The snapshot is released: nothing handed out points into the cache. */
     store_cache_settle(&s->cache);
+    store_due_merge(&s->due); /* a failure leaves notes waiting for the next */
     return res;
 }
 
@@ -963,6 +981,7 @@ void store_get_stats(const store *s, store_stats *out)
 {
     *out = (store_stats){.records = s->records + s->cache.dirty_new, .tombstones = s->tombstones,
                          .commits = s->commits, .purged = s->purged,
+                         .sweep_tracked = s->due.n,
                          .cache_hits = s->cache.hits, .cache_misses = s->cache.misses,
                          .cache_evictions = s->cache.evictions,
                          .cache_entries = s->cache.n, .cache_bytes = s->cache.bytes,

@@ -89,6 +89,7 @@ typedef struct store_stats {
     uint64_t tombstones; /* tombstones awaiting purge */
     uint64_t commits;    /* transactions committed */
     uint64_t purged;     /* expired records and tombstones removed */
+    uint64_t sweep_tracked; /* tokens the sweep comes back to (store_due.h) */
     uint64_t cache_hits, cache_misses, cache_evictions;
     uint64_t cache_entries, cache_bytes; /* now */
     /* Write-behind (fsync everysec): records written but not yet in LMDB,
@@ -177,14 +178,17 @@ bool store_writeback_pending(const store *s);
  * the result says why (err has the message). */
 store_result store_commit(store *s, char *err, size_t errlen);
 
-/* Looks at up to budget records, within the current batch, and purges those
- * expired or tombstones whose HLC time is older than now_ms -
- * tombstone_ttl_ms. Resumes after the last record looked at; a call that
- * reaches the end stops there, and the next starts from the first. *seen
- * (optional) gets how many records it looked at. Returns how many were
- * purged, or -1 with a message (the batch is then discarded). */
+/* Within the current batch, purges records expired by now_ms and
+ * tombstones whose HLC time is older than now_ms - tombstone_ttl_ms. Only
+ * the keys written with an expiry or deleted are looked at (store_due.h),
+ * in rounds: a call resumes where the last stopped, and stops after reading
+ * about budget records (64 keys not yet due cost as much as one read), or
+ * at the end of the round (*round_end, optional: the next call starts the
+ * next round). *seen (optional) gets the work done, in records read.
+ * Returns how many were purged, or -1 with a message (the batch is then
+ * discarded). */
 long store_sweep(store *s, uint64_t now_ms, uint64_t tombstone_ttl_ms, size_t budget,
-                 size_t *seen, char *err, size_t errlen);
+                 size_t *seen, bool *round_end, char *err, size_t errlen);
 
 /* Lazy expiry: deletes key within the current batch if it is a live record
  * that has expired by now_ms. Returns STORE_OK when it purged, STORE_NOT_FOUND

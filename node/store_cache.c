@@ -485,11 +485,16 @@ uint8_t *store_cache_put_dirty(store_cache *c, const uint8_t *k, size_t klen, si
     return e->data + e->klen;
 }
 
-bool store_cache_dirty(const store_cache *c, const uint8_t *k, size_t klen)
+bool store_cache_token_dirty(const store_cache *c, uint64_t token)
 {
-    size_t i;
-    return c->dirty_n && c->slots[i = probe(c, token_of(k, klen), k, klen)].e &&
-           (c->slots[i].token & SLOT_DIRTY);
+    if (!c->dirty_n)
+        return false;
+    /* Every key of the token lies on the probe chain from its home. */
+    for (size_t i = home(c, token); c->slots[i].e; i = (i + 1) & c->mask)
+        if ((c->slots[i].token & SLOT_DIRTY) &&
+            (c->slots[i].token | SLOT_DIRTY) == (token | SLOT_DIRTY))
+            return true;
+    return false;
 }
 
 /* Hands the dirty entry at slot i to fn, unless it was handed already. */

@@ -155,8 +155,9 @@ uint8_t *store_cache_put_dirty(store_cache *c, const uint8_t *k, size_t klen, si
 typedef int (*cache_flush_fn)(void *arg, const uint8_t *k, size_t klen, const uint8_t *rec,
                               size_t rlen);
 
-/* Whether k's entry is dirty. */
-bool store_cache_dirty(const store_cache *c, const uint8_t *k, size_t klen);
+/* Whether an entry of a key with this token is dirty (or one of a token
+ * differing only in its lowest bit: a false yes, never a false no). */
+bool store_cache_token_dirty(const store_cache *c, uint64_t token);
 
 /* Hands fn the dirty entries among the next `slots` slots from the cursor
  * on; *wrapped is set when the cursor passed the table's end. Returns how

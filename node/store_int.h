@@ -14,6 +14,7 @@
 
 #include "store.h"
 #include "store_cache.h"
+#include "store_due.h"
 #include "store_wal.h"
 
 #define REC_FORMAT 1
@@ -110,9 +111,8 @@ struct store {
 
     uint8_t *kbuf;      /* the data key being built, maxkey bytes */
     uint8_t *hkbuf;     /* the hint key being built, maxkey bytes */
-    uint8_t *sweep_key; /* the last key the sweep visited, maxkey bytes */
-    size_t sweep_klen;
-    bool sweep_at; /* false: the next sweep starts at the first key */
+    uint8_t *sweep_key; /* the key the sweep purges, maxkey bytes */
+    store_due due;      /* the tokens the sweep comes back to (store_due.h) */
 
     /* LMDB checkpoints under everysec (store_checkpoint.c). The syncer's,
      * except at open and close; ckpt_cand and ckpt_pin change under map_mu
@@ -228,6 +228,11 @@ void store_rec_encode(uint8_t *p, bool tomb, bool longk, const store_version *ve
  * false) does neither. STORE_OK with *v, STORE_NOT_FOUND, or an error. */
 store_result store_lookup(store *s, MDB_val *k, MDB_val *v, bool read, char *err,
                           size_t errlen);
+/* A write of a record with an expiry, or of a tombstone, notes its token
+ * (in s->kbuf) for the sweep (store_sweep.c). STORE_OK, or STORE_ERR_IO
+ * (out of memory). */
+store_result store_due_write(store *s, uint64_t expires_ms, const store_version *ver, bool tomb,
+                             char *err, size_t errlen);
 /* Applies a change of the tombstone count (never below zero). */
 void store_count_tombstones(store *s, int64_t delta);
 /* The store's commit of the LMDB batch (store.c). */

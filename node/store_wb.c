@@ -169,6 +169,9 @@ store_result store_wb_apply(store *s, const void *key, size_t klen, const void *
     }
     k.mv_size = store_data_key(s, key, klen, &longk);
     k.mv_data = s->kbuf;
+    if ((expires_ms || tomb) &&
+        (res = store_due_write(s, expires_ms, ver, tomb, err, errlen)) != STORE_OK)
+        return res;
     if ((res = store_lookup(s, &k, &v, false, err, errlen)) != STORE_OK &&
         res != STORE_NOT_FOUND)
         return res;

@@ -124,17 +124,23 @@ static inline store_stats stats(fx *f)
     return st;
 }
 
-/* store_sweep, checked: what it looked at is within the budget and at
- * least what it purged; a failure fails the test. */
-static inline long sweep(fx *f, uint64_t now, uint64_t ttl, size_t budget)
+/* store_sweep, checked: its work is within the budget and at least what
+ * it purged; a failure fails the test. *round_end (optional) as
+ * store_sweep's. */
+static inline long sweep_end(fx *f, uint64_t now, uint64_t ttl, size_t budget, bool *round_end)
 {
     size_t seen;
-    long n = store_sweep(f->s, now, ttl, budget, &seen, f->err, sizeof f->err);
+    long n = store_sweep(f->s, now, ttl, budget, &seen, round_end, f->err, sizeof f->err);
     if (n >= 0)
         assert_true(seen <= budget && seen >= (size_t)n);
     if (n < 0)
         fail_msg("store_sweep: %s", f->err);
     return n;
+}
+
+static inline long sweep(fx *f, uint64_t now, uint64_t ttl, size_t budget)
+{
+    return sweep_end(f, now, ttl, budget, NULL);
 }
 
 #endif

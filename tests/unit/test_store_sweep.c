@@ -1,7 +1,7 @@
 /* Unit tests for node/store.c's expiry and purges: reads past a record's
  * expiry, purging expired records, and the sweep (store_sweep) of expired
- * records and old tombstones, its budget and its wrap around the key
- * space. Each test runs in a fresh mkdtemp directory (store_fx.h).
+ * records and old tombstones: what it reads, its budget and rounds, its
+ * table's stale entries, rebuild at open and batches. Each test runs in a fresh mkdtemp directory (store_fx.h).
  */
 #include "store_fx.h"
 
@@ -110,75 +110,206 @@ static void test_sweep(void **state)
     assert_int_equal(stats(f).records, 4);
 }
 
-/* Exactly budget records looked at per call, resuming and wrapping. */
-static void test_sweep_budget_and_wrap(void **state)
+/* The store under write-behind: everysec with a cache. */
+static void reopen_wb(fx *f)
+{
+    store_options o = {.dir = f->dir, .map_size = 64 * MB, .fsync = STORE_FSYNC_EVERYSEC,
+                       .cache_size = 16 * MB};
+    store_close(f->s);
+    if (!(f->s = store_open(&o, f->err, sizeof f->err)))
+        fail_msg("store_open: %s", f->err);
+}
+
+/* Sweeps until a round ends; the sum of what was purged. Each call stays
+ * within its budget (sweep_end checks) and purges at most that many. */
+static long sweep_round(fx *f, uint64_t now, uint64_t ttl, size_t budget, int *calls)
+{
+    long total = 0;
+    bool end = false;
+    for (*calls = 0; !end; ++*calls) {
+        long n = sweep_end(f, now, ttl, budget, &end);
+        assert_true(n <= (long)budget && *calls < 10000);
+        total += n;
+    }
+    return total;
+}
+
+/* Only keys written with an expiry or deleted are looked at, and those not
+ * yet due cost a 64th of a read: a round over thousands of them fits a
+ * small budget, and records without an expiry are never read. */
+static void test_sweep_reads_only_what_is_due(void **state)
 {
     fx *f = *state;
     store_version v = ver(1, "n1");
     char k[16];
+    size_t seen = 99;
+    bool end = false;
+    int calls;
     reopen(f);
-    assert_int_equal(sweep(f, 100, 0, 3), 0); /* empty store */
-    for (int i = 0; i < 10; i++) {
+    EXPECT(f, store_sweep(f->s, 100, 0, 3, &seen, &end, f->err, sizeof f->err), 0);
+    assert_true(end); /* an empty store: every round ends at once */
+    assert_int_equal(seen, 0);
+    for (int i = 0; i < 2000; i++) {
+        snprintf(k, sizeof k, "live%d", i);
+        put(f, k, strlen(k), "v", 1, 1);
+    }
+    for (int i = 0; i < 5000; i++) { /* past the notes a batch buffers */
+        snprintf(k, sizeof k, "later%d", i);
+        EXPECT(f, store_put(f->s, k, strlen(k), "v", 1, 5000, &v, f->err, sizeof f->err),
+               STORE_OK);
+    }
+    EXPECT(f, store_put(f->s, "gone", 4, "v", 1, 50, &v, f->err, sizeof f->err), STORE_OK);
+    commit(f);
+    assert_int_equal(stats(f).sweep_tracked, 5001);
+
+    /* 5000 entries at 8 units and 3191 empty slots: under 85 reads' worth,
+     * and one read; the walk of LMDB it replaced read all 7001 records. */
+    assert_int_equal(sweep_round(f, 100, 0, 100, &calls), 1);
+    assert_int_equal(calls, 1);
+    commit(f);
+    assert_int_equal(stats(f).sweep_tracked, 5000);
+    assert_int_equal(stats(f).records, 7000);
+    check_absent(f, "gone", 4);
+    check_value(f, "later7", 6, "v", 1);
+
+    /* A budget of one read stops a round early and the next call goes on. */
+    assert_int_equal(sweep_end(f, 100, 0, 1, &end), 0);
+    assert_false(end);
+    EXPECT(f, store_sweep(f->s, 100, 0, 1, &seen, &end, f->err, sizeof f->err), 0);
+    assert_int_equal(seen, 1);
+
+    /* Later, the 5000 go, a budget at a time. */
+    assert_int_equal(sweep_round(f, 100, 0, 1, &calls), 0); /* to the end of this round */
+    assert_int_equal(sweep_round(f, 6000, 0, 300, &calls), 5000);
+    assert_true(calls >= 17);
+    commit(f);
+    assert_int_equal(stats(f).records, 2000);
+    assert_int_equal(stats(f).purged, 5001);
+    assert_int_equal(stats(f).sweep_tracked, 0);
+}
+
+/* An entry may say earlier than the truth: a key rewritten without an
+ * expiry, or with a later one, or deleted and written again, keeps its
+ * entry until its time, and the sweep then reads what is there. */
+static void test_sweep_stale_entries(void **state)
+{
+    fx *f = *state;
+    store_version v1 = ver(at_ms(10), "n1"), v2 = ver(at_ms(20), "n1");
+    int calls;
+    reopen(f);
+    EXPECT(f, store_put(f->s, "plain", 5, "a", 1, 1000, &v1, f->err, sizeof f->err), STORE_OK);
+    EXPECT(f, store_put(f->s, "later", 5, "a", 1, 1000, &v1, f->err, sizeof f->err), STORE_OK);
+    del(f, "back", 4, at_ms(10));
+    commit(f);
+    EXPECT(f, store_put(f->s, "plain", 5, "b", 1, 0, &v2, f->err, sizeof f->err), STORE_OK);
+    EXPECT(f, store_put(f->s, "later", 5, "b", 1, 5000, &v2, f->err, sizeof f->err), STORE_OK);
+    EXPECT(f, store_put(f->s, "back", 4, "b", 1, 0, &v2, f->err, sizeof f->err), STORE_OK);
+    commit(f);
+    assert_int_equal(stats(f).sweep_tracked, 3);
+    assert_int_equal(stats(f).tombstones, 0);
+
+    assert_int_equal(sweep_round(f, 2000, 100, 10, &calls), 0);
+    commit(f);
+    assert_int_equal(stats(f).sweep_tracked, 1); /* "later", now due at 5000 */
+    check_value(f, "plain", 5, "b", 1);
+    check_value(f, "back", 4, "b", 1);
+    assert_int_equal(sweep_round(f, 4999, 100, 10, &calls), 0);
+    assert_int_equal(sweep_round(f, 5000, 100, 10, &calls), 1);
+    commit(f);
+    check_absent(f, "later", 5);
+    assert_int_equal(stats(f).sweep_tracked, 0);
+}
+
+/* The table is memory only: an open rebuilds it from LMDB, and the log's
+ * replay (write-behind, after a kill) adds what it writes. */
+static void test_sweep_after_reopen(void **state)
+{
+    fx *f = *state;
+    store_version v = ver(at_ms(10), "n1");
+    char k[16];
+    int calls;
+    reopen_fsync(f, 64 * MB, STORE_FSYNC_ALWAYS);
+    for (int i = 0; i < 5; i++) {
+        snprintf(k, sizeof k, "exp%d", i);
+        EXPECT(f, store_put(f->s, k, strlen(k), "v", 1, 1000, &v, f->err, sizeof f->err),
+               STORE_OK);
+        snprintf(k, sizeof k, "live%d", i);
+        put(f, k, strlen(k), "v", 1, at_ms(10));
+    }
+    del(f, "dead", 4, at_ms(10));
+    commit(f);
+    reopen_fsync(f, 64 * MB, STORE_FSYNC_ALWAYS);
+    assert_int_equal(stats(f).sweep_tracked, 6);
+    assert_int_equal(sweep_round(f, 999, 100, 10, &calls), 1); /* the tombstone */
+    assert_int_equal(sweep_round(f, 1000, 100, 10, &calls), 5);
+    commit(f);
+    assert_int_equal(stats(f).records, 5);
+    assert_int_equal(stats(f).sweep_tracked, 0);
+
+    /* Written behind and never written back: the replay notes them. */
+    reopen_wb(f);
+    EXPECT(f, store_put(f->s, "logged", 6, "v", 1, 1000, &v, f->err, sizeof f->err), STORE_OK);
+    commit(f);
+    assert_int_equal(stats(f).dirty, 1);
+    store_abandon(f->s);
+    f->s = NULL;
+    reopen(f);
+    assert_int_equal(stats(f).sweep_tracked, 1);
+    assert_int_equal(sweep_round(f, 1000, 100, 10, &calls), 1);
+    commit(f);
+    check_absent(f, "logged", 6);
+}
+
+/* Under write-behind a key with a newer record in the cache is left until
+ * it is written back; and what the sweep learnt in a batch that is then
+ * discarded is forgotten: the records it purged are back, and so are
+ * their entries. */
+static void test_sweep_batches(void **state)
+{
+    fx *f = *state;
+    store_version v = ver(1, "n1");
+    char k[16];
+    int calls;
+    reopen_wb(f);
+    EXPECT(f, store_put(f->s, "k", 1, "v", 1, 50, &v, f->err, sizeof f->err), STORE_OK);
+    commit(f);
+    assert_int_equal(store_write_back(f->s, f->err, sizeof f->err), 0);
+    commit(f);
+    assert_int_equal(stats(f).dirty, 0);
+    /* LMDB's record is due, but a newer one waits in the cache. */
+    EXPECT(f, store_put(f->s, "k", 1, "w", 1, 5000, &(store_version){.hlc = 2}, f->err,
+                        sizeof f->err), STORE_OK);
+    assert_int_equal(stats(f).dirty, 1);
+    assert_int_equal(sweep_round(f, 100, 0, 10, &calls), 0);
+    commit(f);
+    assert_int_equal(store_write_back(f->s, f->err, sizeof f->err), 0);
+    commit(f);
+    check_value(f, "k", 1, "w", 1);
+    assert_int_equal(sweep_round(f, 100, 0, 10, &calls), 0); /* written back: due at 5000 */
+    assert_int_equal(sweep_round(f, 5000, 0, 10, &calls), 1);
+    commit(f);
+    check_absent(f, "k", 1);
+    assert_int_equal(stats(f).sweep_tracked, 0);
+
+    reopen(f); /* write-through: a failed write discards the batch */
+    for (int i = 0; i < 3; i++) {
         snprintf(k, sizeof k, "k%d", i);
         EXPECT(f, store_put(f->s, k, strlen(k), "v", 1, 50, &v, f->err, sizeof f->err), STORE_OK);
     }
+    put(f, "plain", 5, "v", 1, 1);
     commit(f);
-    assert_int_equal(sweep(f, 100, 0, 3), 3);
-    assert_int_equal(sweep(f, 100, 0, 3), 3); /* same batch: resumes */
-    commit(f);
-    assert_int_equal(sweep(f, 100, 0, 3), 3);
-    assert_int_equal(sweep(f, 100, 0, 3), 1); /* reaches the end */
-    commit(f);
-    assert_int_equal(stats(f).records, 0);
-    for (int i = 0; i < 4; i++) {
-        snprintf(k, sizeof k, "again%d", i);
-        EXPECT(f, store_put(f->s, k, strlen(k), "v", 1, 50, &v, f->err, sizeof f->err), STORE_OK);
-    }
-    commit(f);
-    assert_int_equal(sweep(f, 100, 0, 10), 4); /* starts over */
-    assert_int_equal(sweep(f, 100, 0, 10), 0);
-    assert_int_equal(sweep(f, 100, 0, 0), 0);
-    commit(f);
-    assert_int_equal(stats(f).purged, 14);
-
-    /* A call that starts at the end wraps: leave the position on the last
-     * key, then add keys that sort before it. */
-    {
-        uint64_t top = 0;
-        int added = 0;
-        for (int i = 0; i < 3; i++) {
-            snprintf(k, sizeof k, "live%d", i);
-            put(f, k, strlen(k), "v", 1, 1);
-            if (store_token(k, strlen(k)) > top)
-                top = store_token(k, strlen(k));
-        }
-        commit(f);
-        assert_int_equal(sweep(f, 100, 0, 3), 0); /* stops on budget, at top */
-        for (int i = 0; added < 2; i++) {
-            snprintf(k, sizeof k, "low%d", i);
-            if (store_token(k, strlen(k)) >= top)
-                continue;
-            EXPECT(f, store_put(f->s, k, strlen(k), "v", 1, 50, &v, f->err, sizeof f->err), STORE_OK);
-            added++;
-        }
-        commit(f);
-        assert_int_equal(sweep(f, 100, 0, 10), 2);
-        commit(f);
-        assert_int_equal(stats(f).records, 3);
-    }
-
-    /* A sweep in a discarded batch purges nothing. */
-    for (int i = 0; i < 2; i++) {
-        snprintf(k, sizeof k, "k%d", i);
-        EXPECT(f, store_put(f->s, k, strlen(k), "v", 1, 50, &v, f->err, sizeof f->err), STORE_OK);
-    }
-    commit(f);
-    assert_int_equal(sweep(f, 100, 0, 10), 2);
-    assert_true(store_batch_dirty(f->s));
+    EXPECT(f, store_put(f->s, "plain", 5, "w", 1, 0, &(store_version){.hlc = 2}, f->err,
+                        sizeof f->err), STORE_OK);
+    assert_int_equal(sweep_round(f, 100, 0, 10, &calls), 3);
     EXPECT(f, store_put(f->s, "", 0, "v", 1, 0, &v, f->err, sizeof f->err), STORE_ERR_IO);
     commit(f);
-    assert_int_equal(stats(f).purged, 16);
-    assert_int_equal(stats(f).records, 5);
+    assert_int_equal(stats(f).purged, 0); /* since the open */
+    assert_int_equal(stats(f).records, 4);
+    assert_int_equal(stats(f).sweep_tracked, 3);
+    assert_int_equal(sweep_round(f, 100, 0, 10, &calls), 3);
+    commit(f);
+    assert_int_equal(stats(f).records, 1);
+    assert_int_equal(stats(f).sweep_tracked, 0);
 }
 
 int main(void)
@@ -187,7 +318,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_expiry, setup, teardown),
         cmocka_unit_test_setup_teardown(test_purge_expired, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sweep, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_sweep_budget_and_wrap, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_sweep_reads_only_what_is_due, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_sweep_stale_entries, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_sweep_after_reopen, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_sweep_batches, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
