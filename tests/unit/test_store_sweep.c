@@ -1,7 +1,8 @@
 /* Unit tests for node/store.c's expiry and purges: reads past a record's
  * expiry, purging expired records, and the sweep (store_sweep) of expired
  * records and old tombstones: what it reads, its budget and rounds, its
- * table's stale entries, rebuild at open and batches. Each test runs in a fresh mkdtemp directory (store_fx.h).
+ * table's stale entries, rebuild at open and batches. Each test runs in
+ * a fresh mkdtemp directory (store_fx.h).
  */
 #include "store_fx.h"
 
