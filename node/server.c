@@ -26,7 +26,7 @@
 #include "stream.h"
 
 /* The sweep's work (store_sweep) per tick, in records read; keys not yet
- * due cost a 64th of that. Slices of 500 reads doubled the GETs' p99 when
+ * due cost an 8th of that. Slices of 500 reads doubled the GETs' p99 when
  * the sweep still walked all of LMDB (README: Benchmarks, the night of
  * 2026-11-27). */
 #define SWEEP_BUDGET 10000   /* per sweep tick, */

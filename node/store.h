@@ -182,7 +182,7 @@ store_result store_commit(store *s, char *err, size_t errlen);
  * tombstones whose HLC time is older than now_ms - tombstone_ttl_ms. Only
  * the keys written with an expiry or deleted are looked at (store_due.h),
  * in rounds: a call resumes where the last stopped, and stops after reading
- * about budget records (64 keys not yet due cost as much as one read), or
+ * about budget records (8 keys not yet due cost as much as one read), or
  * at the end of the round (*round_end, optional: the next call starts the
  * next round). *seen (optional) gets the work done, in records read.
  * Returns how many were purged, or -1 with a message (the batch is then

@@ -81,9 +81,10 @@ static void test_sweep(void **state)
     assert_int_equal(stats(f).records, 14);
     assert_int_equal(stats(f).tombstones, 5);
 
-    /* 14 records in budgets of 5: 5, 5, then 4 and the end. */
-    for (int call = 0; call < 3; call++) {
-        long n = sweep(f, now, ttl, 5);
+    /* The 10 with an expiry or a tombstone are in the sweep's table; in
+     * budgets of 5 to the end of a round. */
+    for (bool end = false; !end;) {
+        long n = sweep_end(f, now, ttl, 5, &end);
         assert_true(n >= 0 && n <= 5);
         total += n;
         commit(f);
@@ -101,10 +102,10 @@ static void test_sweep(void **state)
         EXPECT(f, store_get(f->s, k, strlen(k), now, &r, f->err, sizeof f->err), STORE_NOT_FOUND);
         assert_true(r.tombstone); /* still there */
     }
-    /* Later, the rest goes too, once the sweep wraps to the start. */
+    /* Later, the rest goes too, in the next round. */
     total = 0;
-    for (int call = 0; call < 3; call++)
-        total += sweep(f, now + ttl + 10, ttl, 3);
+    for (bool end = false; !end;)
+        total += sweep_end(f, now + ttl + 10, ttl, 3, &end);
     commit(f);
     assert_int_equal(total, 4);
     assert_int_equal(stats(f).tombstones, 0);
@@ -136,8 +137,9 @@ static long sweep_round(fx *f, uint64_t now, uint64_t ttl, size_t budget, int *c
 }
 
 /* Only keys written with an expiry or deleted are looked at, and those not
- * yet due cost a 64th of a read: a round over thousands of them fits a
- * small budget, and records without an expiry are never read. */
+ * yet due cost an 8th of a read: a round over thousands of them fits a
+ * budget well under the records, and those without an expiry are never
+ * read. */
 static void test_sweep_reads_only_what_is_due(void **state)
 {
     fx *f = *state;
@@ -163,9 +165,9 @@ static void test_sweep_reads_only_what_is_due(void **state)
     commit(f);
     assert_int_equal(stats(f).sweep_tracked, 5001);
 
-    /* 5000 entries at 8 units and 3191 empty slots: under 85 reads' worth,
-     * and one read; the walk of LMDB it replaced read all 7001 records. */
-    assert_int_equal(sweep_round(f, 100, 0, 100, &calls), 1);
+    /* 5000 entries at 64 units and 3191 empty slots at 8: under 675 reads'
+     * worth, and one read; the walk of LMDB it replaced read all 7001. */
+    assert_int_equal(sweep_round(f, 100, 0, 700, &calls), 1);
     assert_int_equal(calls, 1);
     commit(f);
     assert_int_equal(stats(f).sweep_tracked, 5000);
