@@ -203,37 +203,6 @@ static int meta_load(store *s, MDB_txn *txn, const char *dir, char *err,
     return rc;
 }
 
-/* One full scan at open: the tombstone count, maintained from then on, and
- * the sweep's table (store_due.h). Records too damaged to tell are left
- * for store_get to report. An LMDB error, ENOMEM, or 0. */
-static int scan_records(store *s, MDB_txn *txn)
-{
-    MDB_cursor *c;
-    MDB_val k, v;
-    uint64_t n = 0;
-    rec r;
-    int rc;
-
-    if ((rc = mdb_cursor_open(txn, s->data, &c)) != 0)
-        return rc;
-    for (rc = mdb_cursor_get(c, &k, &v, MDB_FIRST); rc == 0;
-         rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
-        if (store_rec_parse(&v, &r) != NULL || k.mv_size < TOKEN_LEN)
-            continue;
-        n += (r.flags & REC_TOMBSTONE) != 0;
-        if (store_due_note(&s->due, store_get_be(k.mv_data, TOKEN_LEN), r.expires_ms,
-                           r.flags & REC_TOMBSTONE, hlc_physical_ms(r.hlc)) != 0)
-            break; /* out of memory, with rc 0 */
-    }
-    mdb_cursor_close(c);
-    if (rc == 0 || (rc == MDB_NOTFOUND && store_due_merge(&s->due) != 0))
-        return ENOMEM;
-    if (rc != MDB_NOTFOUND)
-        return rc;
-    s->tombstones = n;
-    return 0;
-}
-
 /* mkdir -p; the leaf gets 0700, since it holds every value of the node. */
 static int make_dirs(const char *dir, char *err, size_t errlen)
 {
@@ -482,7 +451,7 @@ store *store_open(const store_options *opts, char *err, size_t errlen)
     s->incarnation++;
     s->open_unsynced = s->fsync != STORE_FSYNC_ALWAYS;
     if ((rc = meta_write(s, txn, s->max_hlc)) != 0 ||
-        (rc = scan_records(s, txn)) != 0 ||
+        (rc = store_open_scan(s, txn)) != 0 ||
         (rc = mdb_stat(txn, s->data, &st)) != 0)
         goto fail_mdb;
     s->records = st.ms_entries;

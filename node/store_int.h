@@ -235,6 +235,9 @@ store_result store_due_write(store *s, uint64_t expires_ms, const store_version 
                              char *err, size_t errlen);
 /* Applies a change of the tombstone count (never below zero). */
 void store_count_tombstones(store *s, int64_t delta);
+/* The open's full scan (store_sweep.c): the tombstone count and the
+ * sweep's table. 0, ENOMEM or an LMDB error. */
+int store_open_scan(store *s, MDB_txn *txn);
 /* The store's commit of the LMDB batch (store.c). */
 store_result store_commit_lmdb(store *s, char *err, size_t errlen);
 uint64_t store_mono_ms(void);

@@ -2,6 +2,7 @@
  * store.h): expired records and old tombstones purged a slice at a time.
  * It walks the due table (store_due.h), not LMDB: only the tokens whose
  * time has come cost a read of their records. */
+#include <errno.h>
 #include <string.h>
 
 #include "hlc.h"
@@ -16,6 +17,37 @@
 #define COST_READ  512
 #define COST_ENTRY 64
 #define COST_SLOT  8
+
+/* One full scan at open: the tombstone count, maintained from then on, and
+ * the sweep's table (store_due.h). Records too damaged to tell are left
+ * for store_get to report. An LMDB error, ENOMEM, or 0. */
+int store_open_scan(store *s, MDB_txn *txn)
+{
+    MDB_cursor *c;
+    MDB_val k, v;
+    uint64_t n = 0;
+    rec r;
+    int rc;
+
+    if ((rc = mdb_cursor_open(txn, s->data, &c)) != 0)
+        return rc;
+    for (rc = mdb_cursor_get(c, &k, &v, MDB_FIRST); rc == 0;
+         rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
+        if (store_rec_parse(&v, &r) != NULL || k.mv_size < TOKEN_LEN)
+            continue;
+        n += (r.flags & REC_TOMBSTONE) != 0;
+        if (store_due_note(&s->due, store_get_be(k.mv_data, TOKEN_LEN), r.expires_ms,
+                           r.flags & REC_TOMBSTONE, hlc_physical_ms(r.hlc)) != 0)
+            break; /* out of memory, with rc 0 */
+    }
+    mdb_cursor_close(c);
+    if (rc == 0 || (rc == MDB_NOTFOUND && store_due_merge(&s->due) != 0))
+        return ENOMEM;
+    if (rc != MDB_NOTFOUND)
+        return rc;
+    s->tombstones = n;
+    return 0;
+}
 
 /* visit()'s failure that has its message already (not an LMDB error). */
 #define VISIT_FAILED (-1)
