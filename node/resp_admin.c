@@ -237,11 +237,16 @@ __attribute__((format(printf, 2, 3))) static void put(info_buf *b, const char *f
 
 /* Keys as of the last commit; expired keys count until the sweep purges
  * them. */
+static uint64_t keys_of(const store_stats *ss)
+{
+    return ss->records > ss->tombstones ? ss->records - ss->tombstones : 0;
+}
+
 static uint64_t live_keys(server *s)
 {
     store_stats ss;
     store_get_stats(s->st, &ss);
-    return ss.records > ss.tombstones ? ss.records - ss.tombstones : 0;
+    return keys_of(&ss);
 }
 
 static const char *resp_port(server *s)
@@ -309,13 +314,19 @@ static void info_stats(server *s, info_buf *b)
         (unsigned long long)ss.dirty, (unsigned long long)ss.written_back);
 }
 
-/* Redis leaves an empty database out of the section. */
+/* Redis leaves an empty database out of the section. expires: the keys
+ * with a time to live, as Redis counts them (those expired and not yet
+ * purged too). avg_ttl stays 0, which Redis also shows until it has
+ * sampled keys with one. */
 static void info_keyspace(server *s, info_buf *b)
 {
-    uint64_t keys = live_keys(s);
+    store_stats ss;
+    store_get_stats(s->st, &ss);
+    uint64_t keys = keys_of(&ss);
     put(b, "# Keyspace\r\n");
     if (keys)
-        put(b, "db0:keys=%llu,expires=0,avg_ttl=0\r\n", (unsigned long long)keys);
+        put(b, "db0:keys=%llu,expires=%llu,avg_ttl=0\r\n", (unsigned long long)keys,
+            (unsigned long long)(ss.expiring < keys ? ss.expiring : keys));
 }
 
 size_t resp_info_cluster(server *s, char *buf, size_t cap)

@@ -247,6 +247,7 @@ static void do_stats(server *s, conn *c, const wire_request *req)
         STR("fsync", config_fsync_name(s->cfg->fsync)),
         NUM("keys", ss.records - ss.tombstones),
         NUM("tombstones", ss.tombstones),
+        NUM("expires", ss.expiring),
         NUM("connections", s->nconns),
         NUM("total_connections", n->connections_total),
         NUM("rejected_connections", n->connections_rejected),

@@ -101,7 +101,7 @@ void store_batch_discard(store *s)
     if (s->wtxn)
         mdb_txn_abort(s->wtxn);
     s->wtxn = NULL, s->wcur = NULL, s->dirty = false;
-    s->batch_max_hlc = s->batch_purged = 0, s->batch_tombstones = 0;
+    s->batch_max_hlc = s->batch_purged = 0, s->batch_tombstones = s->batch_expiring = 0;
     store_cache_abort(&s->cache); /* no-op after a commit, which took the batch's entries */
     store_due_settle(&s->due, false); /* no-op after a commit, which settled it */
 }
@@ -638,7 +638,8 @@ static store_result apply(store *s, const void *key, size_t klen,
                           size_t errlen)
 {
     size_t olen = strnlen(ver->origin, sizeof ver->origin);
-    bool longk, had = false, was_tomb = false;
+    bool longk, had = false;
+    rec old = {0};
     store_result res = STORE_ERR_IO;
     MDB_val k, v;
     int rc;
@@ -665,7 +666,7 @@ static store_result apply(store *s, const void *key, size_t klen,
         goto fail;
     store_cache_prefetch_slot(&s->cache, s->kbuf, k.mv_size);
     if ((rc = mdb_cursor_get(s->wcur, &k, &v, MDB_SET_KEY)) == 0) {
-        if ((res = store_rec_check(s, &v, longk, key, klen, ver, &was_tomb, err, errlen)) ==
+        if ((res = store_rec_check(s, &v, longk, key, klen, ver, &old, err, errlen)) ==
             STORE_STALE)
             return STORE_STALE;
         if (res != STORE_OK)
@@ -686,10 +687,9 @@ static store_result apply(store *s, const void *key, size_t klen,
     store_rec_encode(v.mv_data, tomb, longk, ver, olen, expires_ms, key, klen, value, vlen);
     store_cache_write(&s->cache, s->kbuf, k.mv_size, v.mv_data, v.mv_size);
 
-    if (tomb && !was_tomb)
-        s->batch_tombstones++;
-    else if (!tomb && had && was_tomb)
-        s->batch_tombstones--;
+    /* What the write replaces goes out of the counts, what it writes in. */
+    s->batch_tombstones += (int)tomb - (had && (old.flags & REC_TOMBSTONE));
+    s->batch_expiring += (!tomb && expires_ms) - (had && store_rec_expiring(&old));
     if (ver->hlc > s->batch_max_hlc)
         s->batch_max_hlc = ver->hlc;
     s->dirty = true;
@@ -749,12 +749,18 @@ uint64_t store_mono_us(void)
 
 uint64_t store_mono_ms(void) { return store_mono_us() / 1000; }
 
-void store_count_tombstones(store *s, int64_t delta)
+static void count(uint64_t *n, int64_t delta)
 {
-    if (delta < 0 && (uint64_t)-delta > s->tombstones)
-        s->tombstones = 0;
+    if (delta < 0 && (uint64_t)-delta > *n)
+        *n = 0;
     else
-        s->tombstones += (uint64_t)delta;
+        *n += (uint64_t)delta;
+}
+
+void store_count(store *s, int64_t tombstones, int64_t expiring)
+{
+    count(&s->tombstones, tombstones);
+    count(&s->expiring, expiring);
 }
 
 store_result store_commit_lmdb(store *s, char *err, size_t errlen)
@@ -804,7 +810,7 @@ store_result store_commit_lmdb(store *s, char *err, size_t errlen)
     s->hlc_ceiling = ceiling;
     s->records = st.ms_entries;
     s->hints_pending = hst.ms_entries;
-    store_count_tombstones(s, s->batch_tombstones);
+    store_count(s, s->batch_tombstones, s->batch_expiring);
     s->purged += s->batch_purged;
     s->commits++;
     atomic_store(&s->commits_a, s->commits);
@@ -866,6 +872,7 @@ store_result store_purge_expired(store *s, const void *key, size_t klen, uint64_
     if ((rc = mdb_del(s->wtxn, s->data, &k, NULL)) != 0)
         goto fail;
     s->batch_purged++;
+    s->batch_expiring--;
     s->dirty = true;
     return STORE_OK;
 
@@ -949,7 +956,7 @@ uint64_t store_used_bytes(const store *s)
 void store_get_stats(const store *s, store_stats *out)
 {
     *out = (store_stats){.records = s->records + s->cache.dirty_new, .tombstones = s->tombstones,
-                         .commits = s->commits, .purged = s->purged,
+                         .expiring = s->expiring, .commits = s->commits, .purged = s->purged,
                          .sweep_tracked = s->due.n,
                          .cache_hits = s->cache.hits, .cache_misses = s->cache.misses,
                          .cache_evictions = s->cache.evictions,

@@ -74,8 +74,9 @@ struct store {
     bool crash_suspect;   /* the last run may have ended in a machine crash */
     uint64_t hlc_ceiling;       /* the max_hlc persisted in meta: >= every committed HLC */
     uint64_t records, tombstones, commits, purged, hints_pending;
+    uint64_t expiring; /* values with an expiry (store_rec_expiring) */
     uint64_t batch_max_hlc, batch_purged;
-    int64_t batch_tombstones;
+    int64_t batch_tombstones, batch_expiring;
 
     store_cache cache; /* committed records in memory (store_cache.h) */
 
@@ -95,7 +96,7 @@ struct store {
     uint64_t active_us;      /* monotonic: the last step that saw a lookup or write */
     uint64_t wrote_us;       /* monotonic: the last step that saw a write */
     uint64_t wb_max_hlc; /* this batch's writes, applied when the log has them */
-    int64_t wb_tombstones;
+    int64_t wb_tombstones, wb_expiring;
     int flush_rc;        /* the LMDB error that stopped a flush */
     bool flush_dirty;    /* the LMDB batch holds records written back */
     uint64_t flush_warn_ms; /* monotonic: the last "write-back failed" warning */
@@ -212,11 +213,17 @@ bool store_rec_is_key(const rec *r, bool longk, const void *key, size_t klen);
 /* <0, 0, >0 as the record's version is older, equal, newer than v. */
 int store_rec_version_cmp(const rec *r, const store_version *v);
 /* A write of key with version *ver against the record v stored under its
- * LMDB key: STORE_OK (it may go ahead; *was_tomb says what it replaces),
+ * LMDB key: STORE_OK (it may go ahead; *old is what it replaces, parsed),
  * STORE_STALE, or STORE_ERR_IO with a message (corrupt, or another key's). */
 store_result store_rec_check(store *s, const MDB_val *v, bool longk, const void *key,
-                             size_t klen, const store_version *ver, bool *was_tomb, char *err,
+                             size_t klen, const store_version *ver, rec *old, char *err,
                              size_t errlen);
+/* 1 for a record that counts in INFO's expires (a value with an expiry,
+ * expired or not), else 0. */
+static inline int store_rec_expiring(const rec *r)
+{
+    return !(r->flags & REC_TOMBSTONE) && r->expires_ms != 0;
+}
 /* The length of a record, and the record written at p. */
 size_t store_rec_len(size_t olen, bool longk, size_t klen, size_t vlen);
 void store_rec_encode(uint8_t *p, bool tomb, bool longk, const store_version *ver, size_t olen,
@@ -233,10 +240,11 @@ store_result store_lookup(store *s, MDB_val *k, MDB_val *v, bool read, char *err
  * (out of memory). */
 store_result store_due_write(store *s, uint64_t expires_ms, const store_version *ver, bool tomb,
                              char *err, size_t errlen);
-/* Applies a change of the tombstone count (never below zero). */
-void store_count_tombstones(store *s, int64_t delta);
-/* The open's full scan (store_sweep.c): the tombstone count and the
- * sweep's table. 0, ENOMEM or an LMDB error. */
+/* Applies changes of the tombstone and expiring counts (never below
+ * zero). */
+void store_count(store *s, int64_t tombstones, int64_t expiring);
+/* The open's full scan (store_sweep.c): the tombstone and expiring counts
+ * and the sweep's table. 0, ENOMEM or an LMDB error. */
 int store_open_scan(store *s, MDB_txn *txn);
 /* The store's commit of the LMDB batch (store.c). */
 store_result store_commit_lmdb(store *s, char *err, size_t errlen);

@@ -124,7 +124,7 @@ void store_rec_encode(uint8_t *p, bool tomb, bool longk, const store_version *ve
 }
 
 store_result store_rec_check(store *s, const MDB_val *v, bool longk, const void *key,
-                             size_t klen, const store_version *ver, bool *was_tomb, char *err,
+                             size_t klen, const store_version *ver, rec *old, char *err,
                              size_t errlen)
 {
     const char *why;
@@ -139,6 +139,6 @@ store_result store_rec_check(store *s, const MDB_val *v, bool longk, const void 
     }
     if (store_rec_version_cmp(&r, ver) >= 0)
         return STORE_STALE;
-    *was_tomb = r.flags & REC_TOMBSTONE;
+    *old = r;
     return STORE_OK;
 }

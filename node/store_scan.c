@@ -240,7 +240,9 @@ long store_drop_range(store *s, uint64_t lo, uint64_t hi, size_t budget, char *e
         if (in < 0)
             goto fail;
         rec r;
-        bool tomb = store_rec_parse(&v, &r) == NULL && (r.flags & REC_TOMBSTONE);
+        bool parsed = store_rec_parse(&v, &r) == NULL;
+        bool tomb = parsed && (r.flags & REC_TOMBSTONE);
+        int expiring = parsed && store_rec_expiring(&r);
         if (k.mv_size > sizeof last) {
             rc = MDB_BAD_VALSIZE;
             goto fail;
@@ -256,8 +258,8 @@ long store_drop_range(store *s, uint64_t lo, uint64_t hi, size_t budget, char *e
         if ((rc = mdb_cursor_del(w.c, 0)) != 0)
             goto fail;
         dropped++;
-        if (tomb)
-            s->batch_tombstones--;
+        s->batch_tombstones -= tomb;
+        s->batch_expiring -= expiring;
         /* Re-seek past the deleted key rather than trust the cursor's
          * state after a delete (as the sweep does). */
         k.mv_data = last;

@@ -18,14 +18,15 @@
 #define COST_ENTRY 64
 #define COST_SLOT  8
 
-/* One full scan at open: the tombstone count, maintained from then on, and
- * the sweep's table (store_due.h). Records too damaged to tell are left
- * for store_get to report. An LMDB error, ENOMEM, or 0. */
+/* One full scan at open: the counts of tombstones and of records with an
+ * expiry, maintained from then on, and the sweep's table (store_due.h).
+ * Records too damaged to tell are left for store_get to report. An LMDB
+ * error, ENOMEM, or 0. */
 int store_open_scan(store *s, MDB_txn *txn)
 {
     MDB_cursor *c;
     MDB_val k, v;
-    uint64_t n = 0;
+    uint64_t tombs = 0, expiring = 0;
     rec r;
     int rc;
 
@@ -35,7 +36,8 @@ int store_open_scan(store *s, MDB_txn *txn)
          rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
         if (store_rec_parse(&v, &r) != NULL || k.mv_size < TOKEN_LEN)
             continue;
-        n += (r.flags & REC_TOMBSTONE) != 0;
+        tombs += (r.flags & REC_TOMBSTONE) != 0;
+        expiring += store_rec_expiring(&r);
         if (store_due_note(&s->due, store_get_be(k.mv_data, TOKEN_LEN), r.expires_ms,
                            r.flags & REC_TOMBSTONE, hlc_physical_ms(r.hlc)) != 0)
             break; /* out of memory, with rc 0 */
@@ -45,7 +47,7 @@ int store_open_scan(store *s, MDB_txn *txn)
         return ENOMEM;
     if (rc != MDB_NOTFOUND)
         return rc;
-    s->tombstones = n;
+    s->tombstones = tombs, s->expiring = expiring;
     return 0;
 }
 
@@ -107,8 +109,8 @@ static int visit(store *s, MDB_cursor *c, due_slot *e, uint64_t now_ms, uint64_t
         if ((rc = mdb_cursor_del(c, 0)) != 0)
             return rc;
         ++*purged;
-        if (r.flags & REC_TOMBSTONE)
-            s->batch_tombstones--;
+        s->batch_tombstones -= (r.flags & REC_TOMBSTONE) != 0;
+        s->batch_expiring -= store_rec_expiring(&r);
         /* Re-seek rather than trust the cursor's state after a delete. */
         k.mv_data = s->sweep_key;
         rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);

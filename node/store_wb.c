@@ -143,7 +143,8 @@ store_result store_wb_apply(store *s, const void *key, size_t klen, const void *
                             char *err, size_t errlen)
 {
     size_t olen = strnlen(ver->origin, sizeof ver->origin);
-    bool longk, had = false, was_tomb = false, absent;
+    bool longk, had = false, absent;
+    rec old = {0};
     store_result res;
     MDB_val k, v;
     int rc;
@@ -177,7 +178,7 @@ store_result store_wb_apply(store *s, const void *key, size_t klen, const void *
         return res;
     absent = res == STORE_NOT_FOUND;
     if (!absent) {
-        if ((res = store_rec_check(s, &v, longk, key, klen, ver, &was_tomb, err, errlen)) !=
+        if ((res = store_rec_check(s, &v, longk, key, klen, ver, &old, err, errlen)) !=
             STORE_OK)
             return res;
         had = true;
@@ -194,10 +195,9 @@ store_result store_wb_apply(store *s, const void *key, size_t klen, const void *
     store_rec_encode(p, tomb, longk, ver, olen, expires_ms, key, klen, value, vlen);
     wal_seal(&s->wal, at, p, rlen);
 
-    if (tomb && !was_tomb)
-        s->wb_tombstones++;
-    else if (!tomb && had && was_tomb)
-        s->wb_tombstones--;
+    /* What the write replaces goes out of the counts, what it writes in. */
+    s->wb_tombstones += (int)tomb - (had && (old.flags & REC_TOMBSTONE));
+    s->wb_expiring += (!tomb && expires_ms) - (had && store_rec_expiring(&old));
     if (ver->hlc > s->wb_max_hlc)
         s->wb_max_hlc = ver->hlc;
     return STORE_OK;
@@ -360,8 +360,8 @@ store_result store_wb_commit(store *s, char *err, size_t errlen)
          * durable, and the batch is answered with an error. */
         if (s->wb_max_hlc > s->max_hlc)
             s->max_hlc = s->wb_max_hlc;
-        store_count_tombstones(s, s->wb_tombstones);
-        s->wb_max_hlc = 0, s->wb_tombstones = 0;
+        store_count(s, s->wb_tombstones, s->wb_expiring);
+        s->wb_max_hlc = 0, s->wb_tombstones = s->wb_expiring = 0;
     }
 
     uint64_t now_us = store_mono_us();
@@ -445,8 +445,10 @@ static int replay_purge(store *s, const wal_rec *w, char *err, size_t errlen)
         return 0; /* rewritten since: it stays */
     if (rc == 0) {
         bool tomb = r.flags & REC_TOMBSTONE;
+        int expiring = store_rec_expiring(&r);
         if ((rc = mdb_del(s->wtxn, s->data, &k, NULL)) == 0) {
             s->batch_tombstones -= tomb;
+            s->batch_expiring -= expiring;
             s->batch_purged++;
             s->dirty = true;
             return 0;

@@ -22,6 +22,8 @@
 
 #define NKEYS   3000
 #define LONGKEY 700 /* past LMDB's 511-byte keys: stored under a hash */
+/* Every fifth key has an expiry, far off (wall-clock ms; the reads pass 0). */
+#define EXPIRY(i) ((i) % 5 == 0 ? (uint64_t)1 << 50 : 0)
 
 typedef struct fx {
     char dir[64];
@@ -68,8 +70,8 @@ static int open_fx(void **state, store_fsync fsync)
             store_result r =
                 i % 7 == 0
                     ? store_del(f->s, f->keys[i], f->klen[i], &v, f->err, sizeof f->err)
-                    : store_put(f->s, f->keys[i], f->klen[i], "v", 1, 0, &v, f->err,
-                                sizeof f->err);
+                    : store_put(f->s, f->keys[i], f->klen[i], "v", 1, EXPIRY(i), &v,
+                                f->err, sizeof f->err);
             assert_int_equal(r, STORE_OK);
         }
         if (pass == 0)
@@ -293,11 +295,12 @@ static void test_drop_range(void **state)
 {
     fx *f = *state;
     const uint64_t lo = UINT64_MAX / 3 * 2, hi = UINT64_MAX / 5; /* wraps */
-    int want = 0, tombs = 0;
+    int want = 0, tombs = 0, expiring = 0;
     for (int i = 0; i < NKEYS; i++)
         if (store_in_range(lo, hi, f->token[i])) {
             want++;
             tombs += i % 7 == 0;
+            expiring += i % 7 != 0 && EXPIRY(i) != 0;
         }
     store_stats before;
     store_get_stats(f->s, &before);
@@ -312,6 +315,8 @@ static void test_drop_range(void **state)
     store_get_stats(f->s, &after);
     assert_int_equal(after.records, before.records - (uint64_t)want);
     assert_int_equal(after.tombstones, before.tombstones - (uint64_t)tombs);
+    assert_true(expiring > 0);
+    assert_int_equal(after.expiring, before.expiring - (uint64_t)expiring);
     /* everything outside the range is still there, nothing inside is */
     for (int i = 0; i < NKEYS; i++) {
         store_record rec;

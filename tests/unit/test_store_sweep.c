@@ -1,7 +1,8 @@
 /* Unit tests for node/store.c's expiry and purges: reads past a record's
  * expiry, purging expired records, and the sweep (store_sweep) of expired
  * records and old tombstones: what it reads, its budget and rounds, its
- * table's stale entries, rebuild at open and batches. Each test runs in
+ * table's stale entries, rebuild at open and batches; and the count of
+ * values with an expiry (INFO's expires). Each test runs in
  * a fresh mkdtemp directory (store_fx.h).
  */
 #include "store_fx.h"
@@ -315,6 +316,81 @@ static void test_sweep_batches(void **state)
     assert_int_equal(stats(f).sweep_tracked, 0);
 }
 
+static void putx(fx *f, const char *k, uint64_t hlc, uint64_t expires_ms)
+{
+    store_version v = ver(hlc, "n1");
+    EXPECT(f, store_put(f->s, k, strlen(k), "v", 1, expires_ms, &v, f->err, sizeof f->err),
+           STORE_OK);
+}
+
+static uint64_t expiring(fx *f) { return stats(f).expiring; }
+
+/* INFO's expires: values with an expiry, counted through overwrites,
+ * deletes, stale writes, purges (lazy and by the sweep), and again at open,
+ * written through or behind; under write-behind a killed store's log
+ * replay brings back the writes it had not written back. */
+static void expiring_count(fx *f, bool wb)
+{
+    const uint64_t now = 1000000, later = 2 * now;
+    store_version v = ver(1, "n1");
+    int calls;
+    wb ? reopen_wb(f) : reopen(f);
+    putx(f, "a", 1, later);
+    putx(f, "b", 1, now + 10);
+    putx(f, "c", 1, 0);
+    putx(f, "d", 1, later);
+    putx(f, "e", 1, later);
+    commit(f);
+    assert_int_equal(expiring(f), 4);
+    putx(f, "a", 2, 0);     /* the expiry goes: -1 */
+    putx(f, "c", 2, later); /* one comes: +1 */
+    del(f, "d", 1, 2);      /* deleted: -1 */
+    putx(f, "e", 2, now);   /* another expiry: no change */
+    del(f, "f", 1, 2);      /* a tombstone of nothing: no change */
+    commit(f);
+    assert_int_equal(expiring(f), 3); /* b c e */
+    putx(f, "f", 3, later); /* over a tombstone: +1 */
+    EXPECT(f, store_put(f->s, "c", 1, "v", 1, 0, &v, f->err, sizeof f->err), STORE_STALE);
+    commit(f);
+    assert_int_equal(expiring(f), 4); /* b c e f */
+    if (!wb) { /* a failed write discards the batch and its deltas */
+        putx(f, "g", 4, later);
+        del(f, "b", 1, 4);
+        EXPECT(f, store_put(f->s, "", 0, "v", 1, 0, &v, f->err, sizeof f->err), STORE_ERR_IO);
+        commit(f);
+        assert_int_equal(expiring(f), 4);
+    }
+
+    EXPECT(f, store_purge_expired(f->s, "b", 1, now + 10, f->err, sizeof f->err), STORE_OK);
+    commit(f);
+    assert_int_equal(expiring(f), 3); /* c e f */
+    if (wb) { /* the sweep leaves keys waiting to be written back */
+        assert_int_equal(store_write_back(f->s, f->err, sizeof f->err), 0);
+        commit(f);
+    }
+    assert_int_equal(sweep_round(f, now, 0, 10, &calls), 2); /* e, and the tombstone of d */
+    commit(f);
+    assert_int_equal(expiring(f), 2);
+
+    wb ? reopen_wb(f) : reopen(f);
+    assert_int_equal(expiring(f), 2); /* counted by the open's scan */
+    if (!wb)
+        return;
+    putx(f, "h", 5, later);
+    putx(f, "c", 5, 0);
+    commit(f);
+    assert_int_equal(expiring(f), 2); /* f h */
+    store_abandon(f->s);
+    f->s = NULL;
+    reopen_wb(f);
+    assert_int_equal(expiring(f), 2);
+    check_value(f, "h", 1, "v", 1);
+}
+
+static void test_expiring_count(void **state) { expiring_count(*state, false); }
+
+static void test_expiring_count_write_behind(void **state) { expiring_count(*state, true); }
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -325,6 +401,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_sweep_stale_entries, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sweep_after_reopen, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sweep_batches, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_expiring_count, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_expiring_count_write_behind, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
