@@ -316,17 +316,18 @@ static void info_stats(server *s, info_buf *b)
 
 /* Redis leaves an empty database out of the section. expires: the keys
  * with a time to live, as Redis counts them (those expired and not yet
- * purged too). avg_ttl stays 0, which Redis also shows until it has
- * sampled keys with one. */
+ * purged too). avg_ttl: ms from now to their mean expiry time, exact where
+ * Redis' is an estimate from samples; 0 once that time has passed. */
 static void info_keyspace(server *s, info_buf *b)
 {
     store_stats ss;
     store_get_stats(s->st, &ss);
-    uint64_t keys = keys_of(&ss);
+    uint64_t keys = keys_of(&ss), now = server_now_ms(s);
     put(b, "# Keyspace\r\n");
     if (keys)
-        put(b, "db0:keys=%llu,expires=%llu,avg_ttl=0\r\n", (unsigned long long)keys,
-            (unsigned long long)(ss.expiring < keys ? ss.expiring : keys));
+        put(b, "db0:keys=%llu,expires=%llu,avg_ttl=%llu\r\n", (unsigned long long)keys,
+            (unsigned long long)(ss.expiring < keys ? ss.expiring : keys),
+            (unsigned long long)(ss.expiry_avg_ms > now ? ss.expiry_avg_ms - now : 0));
 }
 
 size_t resp_info_cluster(server *s, char *buf, size_t cap)

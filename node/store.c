@@ -101,7 +101,7 @@ void store_batch_discard(store *s)
     if (s->wtxn)
         mdb_txn_abort(s->wtxn);
     s->wtxn = NULL, s->wcur = NULL, s->dirty = false;
-    s->batch_max_hlc = s->batch_purged = 0, s->batch_tombstones = s->batch_expiring = 0;
+    s->batch_max_hlc = s->batch_purged = 0, s->batch_counts = (store_counts){0};
     store_cache_abort(&s->cache); /* no-op after a commit, which took the batch's entries */
     store_due_settle(&s->due, false); /* no-op after a commit, which settled it */
 }
@@ -688,8 +688,9 @@ static store_result apply(store *s, const void *key, size_t klen,
     store_cache_write(&s->cache, s->kbuf, k.mv_size, v.mv_data, v.mv_size);
 
     /* What the write replaces goes out of the counts, what it writes in. */
-    s->batch_tombstones += (int)tomb - (had && (old.flags & REC_TOMBSTONE));
-    s->batch_expiring += (!tomb && expires_ms) - (had && store_rec_expiring(&old));
+    if (had)
+        store_counts_rec(&s->batch_counts, &old, -1);
+    store_counts_add(&s->batch_counts, tomb, expires_ms, 1);
     if (ver->hlc > s->batch_max_hlc)
         s->batch_max_hlc = ver->hlc;
     s->dirty = true;
@@ -757,10 +758,16 @@ static void count(uint64_t *n, int64_t delta)
         *n += (uint64_t)delta;
 }
 
-void store_count(store *s, int64_t tombstones, int64_t expiring)
+void store_count(store *s, const store_counts *d)
 {
-    count(&s->tombstones, tombstones);
-    count(&s->expiring, expiring);
+    count(&s->tombstones, d->tombstones);
+    count(&s->expiring, d->expiring);
+    if (d->expiry_sum < 0 && (unsigned __int128)-d->expiry_sum > s->expiry_sum)
+        s->expiry_sum = 0;
+    else
+        s->expiry_sum += (unsigned __int128)d->expiry_sum;
+    if (!s->expiring)
+        s->expiry_sum = 0;
 }
 
 store_result store_commit_lmdb(store *s, char *err, size_t errlen)
@@ -810,7 +817,7 @@ store_result store_commit_lmdb(store *s, char *err, size_t errlen)
     s->hlc_ceiling = ceiling;
     s->records = st.ms_entries;
     s->hints_pending = hst.ms_entries;
-    store_count(s, s->batch_tombstones, s->batch_expiring);
+    store_count(s, &s->batch_counts);
     s->purged += s->batch_purged;
     s->commits++;
     atomic_store(&s->commits_a, s->commits);
@@ -872,7 +879,7 @@ store_result store_purge_expired(store *s, const void *key, size_t klen, uint64_
     if ((rc = mdb_del(s->wtxn, s->data, &k, NULL)) != 0)
         goto fail;
     s->batch_purged++;
-    s->batch_expiring--;
+    store_counts_rec(&s->batch_counts, &r, -1);
     s->dirty = true;
     return STORE_OK;
 
@@ -956,7 +963,9 @@ uint64_t store_used_bytes(const store *s)
 void store_get_stats(const store *s, store_stats *out)
 {
     *out = (store_stats){.records = s->records + s->cache.dirty_new, .tombstones = s->tombstones,
-                         .expiring = s->expiring, .commits = s->commits, .purged = s->purged,
+                         .expiring = s->expiring,
+                         .expiry_avg_ms = s->expiring ? (uint64_t)(s->expiry_sum / s->expiring) : 0,
+                         .commits = s->commits, .purged = s->purged,
                          .sweep_tracked = s->due.n,
                          .cache_hits = s->cache.hits, .cache_misses = s->cache.misses,
                          .cache_evictions = s->cache.evictions,

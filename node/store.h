@@ -88,6 +88,7 @@ typedef struct store_stats {
     uint64_t records;    /* stored records, tombstones included */
     uint64_t tombstones; /* tombstones awaiting purge */
     uint64_t expiring;   /* values with an expiry, expired ones awaiting purge included */
+    uint64_t expiry_avg_ms; /* their mean expiry time, wall-clock ms (0: none) */
     uint64_t commits;    /* transactions committed */
     uint64_t purged;     /* expired records and tombstones removed */
     uint64_t sweep_tracked; /* tokens the sweep comes back to (store_due.h) */

@@ -38,6 +38,14 @@ typedef struct rec {
     size_t vlen;
 } rec;
 
+/* Changes to the store's counts that a batch makes, applied when it
+ * commits: tombstones, and values with an expiry with the sum of their
+ * expiry times (INFO's expires and avg_ttl). */
+typedef struct store_counts {
+    int64_t tombstones, expiring;
+    __int128 expiry_sum;
+} store_counts;
+
 struct store {
     MDB_env *env;
     MDB_dbi data, meta, hints;
@@ -74,9 +82,10 @@ struct store {
     bool crash_suspect;   /* the last run may have ended in a machine crash */
     uint64_t hlc_ceiling;       /* the max_hlc persisted in meta: >= every committed HLC */
     uint64_t records, tombstones, commits, purged, hints_pending;
-    uint64_t expiring; /* values with an expiry (store_rec_expiring) */
+    uint64_t expiring;            /* values with an expiry */
+    unsigned __int128 expiry_sum; /* their expiry times (ms), summed */
     uint64_t batch_max_hlc, batch_purged;
-    int64_t batch_tombstones, batch_expiring;
+    store_counts batch_counts;
 
     store_cache cache; /* committed records in memory (store_cache.h) */
 
@@ -96,7 +105,7 @@ struct store {
     uint64_t active_us;      /* monotonic: the last step that saw a lookup or write */
     uint64_t wrote_us;       /* monotonic: the last step that saw a write */
     uint64_t wb_max_hlc; /* this batch's writes, applied when the log has them */
-    int64_t wb_tombstones, wb_expiring;
+    store_counts wb_counts;
     int flush_rc;        /* the LMDB error that stopped a flush */
     bool flush_dirty;    /* the LMDB batch holds records written back */
     uint64_t flush_warn_ms; /* monotonic: the last "write-back failed" warning */
@@ -218,12 +227,6 @@ int store_rec_version_cmp(const rec *r, const store_version *v);
 store_result store_rec_check(store *s, const MDB_val *v, bool longk, const void *key,
                              size_t klen, const store_version *ver, rec *old, char *err,
                              size_t errlen);
-/* 1 for a record that counts in INFO's expires (a value with an expiry,
- * expired or not), else 0. */
-static inline int store_rec_expiring(const rec *r)
-{
-    return !(r->flags & REC_TOMBSTONE) && r->expires_ms != 0;
-}
 /* The length of a record, and the record written at p. */
 size_t store_rec_len(size_t olen, bool longk, size_t klen, size_t vlen);
 void store_rec_encode(uint8_t *p, bool tomb, bool longk, const store_version *ver, size_t olen,
@@ -240,9 +243,24 @@ store_result store_lookup(store *s, MDB_val *k, MDB_val *v, bool read, char *err
  * (out of memory). */
 store_result store_due_write(store *s, uint64_t expires_ms, const store_version *ver, bool tomb,
                              char *err, size_t errlen);
-/* Applies changes of the tombstone and expiring counts (never below
- * zero). */
-void store_count(store *s, int64_t tombstones, int64_t expiring);
+/* Counts a record (sign 1) or takes it out of them (-1). */
+static inline void store_counts_add(store_counts *c, bool tomb, uint64_t expires_ms, int sign)
+{
+    if (tomb) {
+        c->tombstones += sign;
+    } else if (expires_ms) {
+        c->expiring += sign;
+        c->expiry_sum += sign * (__int128)expires_ms;
+    }
+}
+
+static inline void store_counts_rec(store_counts *c, const rec *r, int sign)
+{
+    store_counts_add(c, r->flags & REC_TOMBSTONE, r->expires_ms, sign);
+}
+
+/* Applies a batch's changes of the counts (none goes below zero). */
+void store_count(store *s, const store_counts *d);
 /* The open's full scan (store_sweep.c): the tombstone and expiring counts
  * and the sweep's table. 0, ENOMEM or an LMDB error. */
 int store_open_scan(store *s, MDB_txn *txn);

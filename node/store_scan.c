@@ -241,8 +241,6 @@ long store_drop_range(store *s, uint64_t lo, uint64_t hi, size_t budget, char *e
             goto fail;
         rec r;
         bool parsed = store_rec_parse(&v, &r) == NULL;
-        bool tomb = parsed && (r.flags & REC_TOMBSTONE);
-        int expiring = parsed && store_rec_expiring(&r);
         if (k.mv_size > sizeof last) {
             rc = MDB_BAD_VALSIZE;
             goto fail;
@@ -258,8 +256,8 @@ long store_drop_range(store *s, uint64_t lo, uint64_t hi, size_t budget, char *e
         if ((rc = mdb_cursor_del(w.c, 0)) != 0)
             goto fail;
         dropped++;
-        s->batch_tombstones -= tomb;
-        s->batch_expiring -= expiring;
+        if (parsed)
+            store_counts_rec(&s->batch_counts, &r, -1);
         /* Re-seek past the deleted key rather than trust the cursor's
          * state after a delete (as the sweep does). */
         k.mv_data = last;

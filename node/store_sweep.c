@@ -26,7 +26,7 @@ int store_open_scan(store *s, MDB_txn *txn)
 {
     MDB_cursor *c;
     MDB_val k, v;
-    uint64_t tombs = 0, expiring = 0;
+    store_counts n = {0};
     rec r;
     int rc;
 
@@ -36,8 +36,7 @@ int store_open_scan(store *s, MDB_txn *txn)
          rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
         if (store_rec_parse(&v, &r) != NULL || k.mv_size < TOKEN_LEN)
             continue;
-        tombs += (r.flags & REC_TOMBSTONE) != 0;
-        expiring += store_rec_expiring(&r);
+        store_counts_rec(&n, &r, 1);
         if (store_due_note(&s->due, store_get_be(k.mv_data, TOKEN_LEN), r.expires_ms,
                            r.flags & REC_TOMBSTONE, hlc_physical_ms(r.hlc)) != 0)
             break; /* out of memory, with rc 0 */
@@ -47,7 +46,8 @@ int store_open_scan(store *s, MDB_txn *txn)
         return ENOMEM;
     if (rc != MDB_NOTFOUND)
         return rc;
-    s->tombstones = tombs, s->expiring = expiring;
+    s->tombstones = s->expiring = 0, s->expiry_sum = 0;
+    store_count(s, &n);
     return 0;
 }
 
@@ -109,8 +109,7 @@ static int visit(store *s, MDB_cursor *c, due_slot *e, uint64_t now_ms, uint64_t
         if ((rc = mdb_cursor_del(c, 0)) != 0)
             return rc;
         ++*purged;
-        s->batch_tombstones -= (r.flags & REC_TOMBSTONE) != 0;
-        s->batch_expiring -= store_rec_expiring(&r);
+        store_counts_rec(&s->batch_counts, &r, -1);
         /* Re-seek rather than trust the cursor's state after a delete. */
         k.mv_data = s->sweep_key;
         rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);

@@ -196,8 +196,9 @@ store_result store_wb_apply(store *s, const void *key, size_t klen, const void *
     wal_seal(&s->wal, at, p, rlen);
 
     /* What the write replaces goes out of the counts, what it writes in. */
-    s->wb_tombstones += (int)tomb - (had && (old.flags & REC_TOMBSTONE));
-    s->wb_expiring += (!tomb && expires_ms) - (had && store_rec_expiring(&old));
+    if (had)
+        store_counts_rec(&s->wb_counts, &old, -1);
+    store_counts_add(&s->wb_counts, tomb, expires_ms, 1);
     if (ver->hlc > s->wb_max_hlc)
         s->wb_max_hlc = ver->hlc;
     return STORE_OK;
@@ -360,8 +361,8 @@ store_result store_wb_commit(store *s, char *err, size_t errlen)
          * durable, and the batch is answered with an error. */
         if (s->wb_max_hlc > s->max_hlc)
             s->max_hlc = s->wb_max_hlc;
-        store_count(s, s->wb_tombstones, s->wb_expiring);
-        s->wb_max_hlc = 0, s->wb_tombstones = s->wb_expiring = 0;
+        store_count(s, &s->wb_counts);
+        s->wb_max_hlc = 0, s->wb_counts = (store_counts){0};
     }
 
     uint64_t now_us = store_mono_us();
@@ -444,11 +445,8 @@ static int replay_purge(store *s, const wal_rec *w, char *err, size_t errlen)
                     r.olen != olen || memcmp(r.origin, w->rec + 10, olen) != 0))
         return 0; /* rewritten since: it stays */
     if (rc == 0) {
-        bool tomb = r.flags & REC_TOMBSTONE;
-        int expiring = store_rec_expiring(&r);
         if ((rc = mdb_del(s->wtxn, s->data, &k, NULL)) == 0) {
-            s->batch_tombstones -= tomb;
-            s->batch_expiring -= expiring;
+            store_counts_rec(&s->batch_counts, &r, -1);
             s->batch_purged++;
             s->dirty = true;
             return 0;

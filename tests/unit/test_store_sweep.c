@@ -325,6 +325,8 @@ static void putx(fx *f, const char *k, uint64_t hlc, uint64_t expires_ms)
 
 static uint64_t expiring(fx *f) { return stats(f).expiring; }
 
+static uint64_t avg(fx *f) { return stats(f).expiry_avg_ms; }
+
 /* INFO's expires: values with an expiry, counted through overwrites,
  * deletes, stale writes, purges (lazy and by the sweep), and again at open,
  * written through or behind; under write-behind a killed store's log
@@ -342,6 +344,7 @@ static void expiring_count(fx *f, bool wb)
     putx(f, "e", 1, later);
     commit(f);
     assert_int_equal(expiring(f), 4);
+    assert_int_equal(avg(f), (3 * later + now + 10) / 4);
     putx(f, "a", 2, 0);     /* the expiry goes: -1 */
     putx(f, "c", 2, later); /* one comes: +1 */
     del(f, "d", 1, 2);      /* deleted: -1 */
@@ -349,6 +352,7 @@ static void expiring_count(fx *f, bool wb)
     del(f, "f", 1, 2);      /* a tombstone of nothing: no change */
     commit(f);
     assert_int_equal(expiring(f), 3); /* b c e */
+    assert_int_equal(avg(f), (later + 2 * now + 10) / 3);
     putx(f, "f", 3, later); /* over a tombstone: +1 */
     EXPECT(f, store_put(f->s, "c", 1, "v", 1, 0, &v, f->err, sizeof f->err), STORE_STALE);
     commit(f);
@@ -359,6 +363,7 @@ static void expiring_count(fx *f, bool wb)
         EXPECT(f, store_put(f->s, "", 0, "v", 1, 0, &v, f->err, sizeof f->err), STORE_ERR_IO);
         commit(f);
         assert_int_equal(expiring(f), 4);
+        assert_int_equal(avg(f), (2 * later + 2 * now + 10) / 4);
     }
 
     EXPECT(f, store_purge_expired(f->s, "b", 1, now + 10, f->err, sizeof f->err), STORE_OK);
@@ -371,19 +376,23 @@ static void expiring_count(fx *f, bool wb)
     assert_int_equal(sweep_round(f, now, 0, 10, &calls), 2); /* e, and the tombstone of d */
     commit(f);
     assert_int_equal(expiring(f), 2);
+    assert_int_equal(avg(f), later);
 
     wb ? reopen_wb(f) : reopen(f);
     assert_int_equal(expiring(f), 2); /* counted by the open's scan */
+    assert_int_equal(avg(f), later);
     if (!wb)
         return;
-    putx(f, "h", 5, later);
+    putx(f, "h", 5, later + 3);
     putx(f, "c", 5, 0);
     commit(f);
     assert_int_equal(expiring(f), 2); /* f h */
+    assert_int_equal(avg(f), later + 1);
     store_abandon(f->s);
     f->s = NULL;
     reopen_wb(f);
     assert_int_equal(expiring(f), 2);
+    assert_int_equal(avg(f), later + 1);
     check_value(f, "h", 1, "v", 1);
 }
 
