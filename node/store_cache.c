@@ -540,15 +540,18 @@ static int flush_slot(store_cache *c, size_t i, cache_flush_fn fn, void *arg, lo
     return r;
 }
 
-long store_cache_flush(store_cache *c, size_t slots, cache_flush_fn fn, void *arg, bool *wrapped)
+long store_cache_flush(store_cache *c, size_t slots, size_t max, cache_flush_fn fn, void *arg,
+                       bool *wrapped, size_t *walked)
 {
     long handed = 0;
+    size_t n = 0;
     *wrapped = false;
+    *walked = 0;
     if (!c->dirty_n)
         return 0;
     if (slots > c->mask + 1)
         slots = c->mask + 1;
-    for (size_t n = 0; n < slots; n++) {
+    for (; n < slots && (max == 0 || (size_t)handed < max); n++) {
         size_t i = c->cursor & c->mask;
         if (flush_slot(c, i, fn, arg, &handed) < 0)
             return -1;
@@ -556,6 +559,7 @@ long store_cache_flush(store_cache *c, size_t slots, cache_flush_fn fn, void *ar
         if (c->cursor == 0)
             *wrapped = true;
     }
+    *walked = n;
     return handed;
 }
 

@@ -60,6 +60,18 @@
  * every pass, which cost SETs a quarter of their speed; a step every 5 ms
  * was as fast as every 1 ms, with twice the p99. */
 #define FLUSH_TICK_US 1000
+/* Records a step writes back at most (unless dirty records fill the
+ * cache); the slots it did not reach stay owed to the next step. A step
+ * owes slots in proportion to the time since the one before, so without
+ * a bound a long step made the next one longer: three nodes going idle
+ * after 500,000 SETs of 1 KiB (each walks a cycle a second when idle)
+ * wrote back in steps that grew to the whole table, and a request that
+ * came then (`ringkv stats`) waited 4.4-5.1 s for its answer, against
+ * 0.1-0.2 s with the bound; the GETs after them cost the nodes 41-50 us
+ * of CPU apiece against 21-22. 512 records of 1 KiB are a millisecond or
+ * two; busy, steps come about every millisecond, far more than the walk
+ * needs. */
+#define FLUSH_STEP_MAX 512
 #define REPLAY_BATCH 10000
 
 /* cache_flush_fn: one dirty record into LMDB's batch. A record that shrank
@@ -310,9 +322,12 @@ static int flush_step(store *s, uint64_t now, bool *wrapped, char *err, size_t e
     if (store_batch_begin(s, err, errlen) != STORE_OK)
         return -1;
     s->flush_rc = 0;
-    long n = store_cache_flush(c, slots, flush_put, s, wrapped);
+    size_t walked = 0;
+    long n = store_cache_flush(c, slots, over ? 0 : FLUSH_STEP_MAX, flush_put, s, wrapped, &walked);
     if (n < 0)
         return flush_failed(s, err, errlen);
+    if (walked < slots && !s->wb_slots)
+        s->flush_debt += (double)(slots - walked); /* still owed */
     if (n)
         s->flush_dirty = true;
     return 0;

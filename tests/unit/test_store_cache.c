@@ -262,6 +262,53 @@ static void test_dirty_record_shrinks_its_entry(void **state)
     store_cache_free(&c);
 }
 
+/* A flush walk bounded in records stops at the bound, where its cursor
+ * is, and the next walk goes on from there: each dirty record is handed
+ * once, and the walk round the table ends after all of them. */
+static void test_flush_walk_stops_at_its_bound(void **state)
+{
+    (void)state;
+    store_cache c;
+    store_cache_init(&c, MB);
+    uint8_t k[12];
+    const unsigned n = 100;
+    for (unsigned i = 0; i < n; i++) {
+        key_of(k, i);
+        uint8_t *at = store_cache_put_dirty(&c, k, sizeof k, 3, true, 1);
+        assert_non_null(at);
+        memcpy(at, "abc", 3);
+    }
+    size_t nslots = c.mask + 1, total_walked = 0;
+    int handed = 0, calls = 0;
+    bool wrapped = false;
+    while (!wrapped) {
+        int before = handed;
+        size_t walked = 0;
+        long r = store_cache_flush(&c, nslots - total_walked, 7, count_flushed, &handed, &wrapped,
+                                   &walked);
+        assert_int_equal(r, handed - before);
+        assert_true(r <= 7);
+        assert_true(walked <= nslots - total_walked);
+        if (!wrapped) /* stopped early at the bound */
+            assert_int_equal(r, 7);
+        total_walked += walked;
+        assert_true(++calls <= (int)n); /* it moves on each time */
+    }
+    assert_int_equal(handed, n);
+    assert_int_equal(total_walked, nslots);
+    assert_int_equal(calls, (n + 6) / 7);
+    /* Unbounded, a walk owes what it was asked for: the handed records are
+     * in the batch (flushing), so nothing more is handed. */
+    size_t walked = 0;
+    assert_int_equal(store_cache_flush(&c, nslots, 0, count_flushed, &handed, &wrapped, &walked),
+                     0);
+    assert_int_equal(walked, nslots);
+    store_cache_flush_commit(&c);
+    assert_int_equal(c.dirty_n, 0);
+    store_cache_settle(&c);
+    store_cache_free(&c);
+}
+
 /* ---- the store with and without a cache ---- */
 
 typedef struct pair {
@@ -551,6 +598,7 @@ int main(void)
         cmocka_unit_test(test_table_evicts_to_its_budget),
         cmocka_unit_test(test_table_abort_forgets_the_batch),
         cmocka_unit_test(test_dirty_record_shrinks_its_entry),
+        cmocka_unit_test(test_flush_walk_stops_at_its_bound),
         cmocka_unit_test(test_cache_changes_no_answer),
         cmocka_unit_test(test_write_behind_changes_no_answer),
         cmocka_unit_test(test_store_counts_hits),
