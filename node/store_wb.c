@@ -68,9 +68,9 @@
  * wrote back in steps that grew to the whole table, and a request that
  * came then (`ringkv stats`) waited 4.4-5.1 s for its answer, against
  * 0.1-0.2 s with the bound; the GETs after them cost the nodes 41-50 us
- * of CPU apiece against 21-22. 512 records of 1 KiB are a millisecond or
- * two; busy, steps come about every millisecond, far more than the walk
- * needs. */
+ * of CPU apiece against 21-22. 512 records of 1 KiB are a few
+ * milliseconds at most; busy, steps come about every millisecond, far
+ * more often than the walk needs. */
 #define FLUSH_STEP_MAX 512
 #define REPLAY_BATCH 10000
 
