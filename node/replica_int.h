@@ -97,8 +97,7 @@ typedef struct pending {
 /* A read answered without a value: not found, or the version alone. */
 typedef struct read_answer {
     uint64_t id;
-    bool found, tombstone;
-    uint64_t expires_ms;
+    bool found;
     store_version version;
 } read_answer;
 

@@ -170,8 +170,6 @@ static void send_reads(replica *r, struct answer_batch *b, link *ln, size_t at, 
         if (a->found) {
             Ringkv__Record *pb = &r->rec_buf[i];
             ringkv__record__init(pb);
-            pb->tombstone = a->tombstone;
-            pb->expires_ms = a->expires_ms;
             pb->hlc = a->version.hlc;
             pb->origin = (char *)a->version.origin;
             rr->found = true;
@@ -239,11 +237,19 @@ static bool answer_later(replica *r, peer_conn *pc, const read_answer *a)
  * is still "found", with its version, so the coordinator compares it. When
  * that version is not newer than the one the asker has, the version goes
  * alone: under quorum reads most answers are that, and the value and key
- * need not be copied, sent and decoded again. Those and "not found" go in
- * the pass's batch for pc. */
+ * need not be copied, sent and decoded again, nor the record read, when
+ * the record cache's slot keeps its version (store_get_version). Those and
+ * "not found" go in the pass's batch for pc. */
 static void answer_read(replica *r, peer_conn *pc, uint64_t id, const uint8_t *key, size_t klen,
                         const store_version *have)
 {
+    read_answer a = {.id = id};
+    if (have->hlc && store_get_version(r->srv->st, key, klen, &a.found, &a.version) &&
+        (!a.found || quorum_version_cmp(&a.version, have) <= 0) &&
+        (!peer_conn_is_open(pc) || answer_later(r, pc, &a))) {
+        r->n.reads_served++;
+        return; /* else out of memory for the batch: answered alone, below */
+    }
     Ringkv__Envelope env = RINGKV__ENVELOPE__INIT;
     Ringkv__ReplicaReadReply rr = RINGKV__REPLICA_READ_REPLY__INIT;
     Ringkv__Record pb = RINGKV__RECORD__INIT;
@@ -267,8 +273,7 @@ static void answer_read(replica *r, peer_conn *pc, uint64_t id, const uint8_t *k
                                   .expires_ms = rec.expires_ms,
                                   .version = rec.version};
         if (have->hlc && quorum_version_cmp(&rec.version, have) <= 0) {
-            rr_rec.key = rr_rec.value = NULL;
-            rr_rec.klen = rr_rec.vlen = 0;
+            rr_rec = (replica_record){.version = rec.version};
             rr.version_only = true;
         }
         replica_record_to_pb(&rr_rec, &pb);
@@ -282,12 +287,8 @@ static void answer_read(replica *r, peer_conn *pc, uint64_t id, const uint8_t *k
     if (!peer_conn_is_open(pc))
         return;
     if (rr.ok && (!rr.found || rr.version_only)) {
-        read_answer a = {.id = id, .found = rr.found};
-        if (rr.found) {
-            a.tombstone = rec.tombstone;
-            a.expires_ms = rec.expires_ms;
-            a.version = rec.version;
-        }
+        a.found = rr.found;
+        a.version = rec.version;
         if (answer_later(r, pc, &a))
             return;
     }
@@ -463,9 +464,10 @@ void replica_on_peer_read(void *ctx, peer_conn *pc, const Ringkv__Envelope *env)
      * misses in the CPU's cache (the record cache's slot, then its entry):
      * 11% of a node's time under quorum GETs. Ask for this key's slot now,
      * and for the entry of the read queued before, whose slot has had a
-     * frame's decoding to arrive. */
+     * frame's decoding to arrive; not when that read named a version,
+     * since its slot is likely to answer alone (store_get_version). */
     store_prefetch(r->srv->st, key, rd->key.len, false);
-    if (r->pending && r->pending->kind == PENDING_READ)
+    if (r->pending && r->pending->kind == PENDING_READ && !r->pending->have.hlc)
         store_prefetch(r->srv->st, r->pending->key, r->pending->klen, true);
     p->kind = PENDING_READ;
     p->pc = pc;

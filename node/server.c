@@ -269,6 +269,7 @@ static void do_stats(server *s, conn *c, const wire_request *req)
         NUM("sweep_tracked", ss.sweep_tracked),
         NUM("store_crash_suspect", store_crash_suspect(s->st)),
         NUM("cache_hits", ss.cache_hits),
+        NUM("cache_version_hits", ss.cache_version_hits),
         NUM("cache_misses", ss.cache_misses),
         NUM("cache_evictions", ss.cache_evictions),
         NUM("cache_entries", ss.cache_entries),

@@ -595,9 +595,15 @@ store_result store_lookup(store *s, MDB_val *k, MDB_val *v, bool read, char *err
         return store_mdb_result(s, rc, "reading", err, errlen);
     /* Only the committed snapshot fills the cache: what the batch's write
      * txn shows may still be discarded. */
-    if (read && txn == s->rtxn)
+    if (read && txn == s->rtxn) {
+        rec r;
+        cache_ver cv;
+        bool have = rc == 0 && store_rec_parse(v, &r) == NULL && !(r.flags & REC_LONGKEY);
+        if (have)
+            cv = (cache_ver){.hlc = r.hlc, .origin = r.origin, .olen = r.olen};
         store_cache_add_read(&s->cache, k->mv_data, k->mv_size, rc ? NULL : v->mv_data,
-                             rc ? 0 : v->mv_size);
+                             rc ? 0 : v->mv_size, have ? &cv : NULL);
+    }
     return rc == MDB_NOTFOUND ? STORE_NOT_FOUND : STORE_OK;
 }
 
@@ -627,6 +633,24 @@ store_result store_get(store *s, const void *key, size_t klen, uint64_t now_ms,
     if (out->tombstone || (r.expires_ms != 0 && r.expires_ms <= now_ms))
         return STORE_NOT_FOUND;
     return STORE_OK;
+}
+
+bool store_get_version(store *s, const void *key, size_t klen, bool *found, store_version *ver)
+{
+    const char *origin = NULL;
+    bool longk;
+    if (klen == 0)
+        return false;
+    size_t n = store_data_key(s, key, klen, &longk);
+    /* A long key's slot keeps no version: its record holds the key, which
+     * a read compares. */
+    if (longk || !store_cache_version(&s->cache, s->kbuf, n, found, &ver->hlc, &origin))
+        return false;
+    if (*found)
+        snprintf(ver->origin, sizeof ver->origin, "%s", origin);
+    else
+        memset(ver, 0, sizeof *ver);
+    return true;
 }
 
 /* store_put and store_del: last-write-wins against the stored version, then
@@ -685,7 +709,8 @@ static store_result apply(store *s, const void *key, size_t klen,
         goto fail;
     }
     store_rec_encode(v.mv_data, tomb, longk, ver, olen, expires_ms, key, klen, value, vlen);
-    store_cache_write(&s->cache, s->kbuf, k.mv_size, v.mv_data, v.mv_size);
+    cache_ver cv = {.hlc = ver->hlc, .origin = ver->origin, .olen = olen};
+    store_cache_write(&s->cache, s->kbuf, k.mv_size, v.mv_data, v.mv_size, longk ? NULL : &cv);
 
     /* What the write replaces goes out of the counts, what it writes in. */
     if (had)
@@ -969,6 +994,7 @@ void store_get_stats(const store *s, store_stats *out)
                          .sweep_tracked = s->due.n,
                          .cache_hits = s->cache.hits, .cache_misses = s->cache.misses,
                          .cache_evictions = s->cache.evictions,
+                         .cache_version_hits = s->cache.version_hits,
                          .cache_entries = s->cache.n, .cache_bytes = s->cache.bytes,
                          .dirty = s->cache.dirty_n, .dirty_bytes = s->cache.dirty_bytes,
                          .written_back = s->cache.flushed,

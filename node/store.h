@@ -93,6 +93,7 @@ typedef struct store_stats {
     uint64_t purged;     /* expired records and tombstones removed */
     uint64_t sweep_tracked; /* tokens the sweep comes back to (store_due.h) */
     uint64_t cache_hits, cache_misses, cache_evictions;
+    uint64_t cache_version_hits;         /* of cache_hits: store_get_version's answers */
     uint64_t cache_entries, cache_bytes; /* now */
     /* Write-behind (fsync everysec): records written but not yet in LMDB,
      * and their bytes; records written back since open; log segments kept. */
@@ -128,6 +129,14 @@ void store_hold_checkpoints(store *s, bool hold);
  * read repair); for an absent key *out is zeroed (hlc 0). */
 store_result store_get(store *s, const void *key, size_t klen, uint64_t now_ms,
                        store_record *out, char *err, size_t errlen);
+
+/* The version of key's record as store_get would find it, when the record
+ * cache can tell without reading the record (its slot keeps the version):
+ * true with *found (false: no record; true: a record, maybe a tombstone or
+ * expired) and, when found, *ver. false: read it with store_get. For a
+ * replica's answer to a quorum read, which is the version alone when it is
+ * not newer than the coordinator's. */
+bool store_get_version(store *s, const void *key, size_t klen, bool *found, store_version *ver);
 
 /* Writes value under key with version *ver, unless the stored version is
  * newer or equal (STORE_STALE). expires_ms 0 = never. Pending until

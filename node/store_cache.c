@@ -5,6 +5,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/random.h>
+#include <time.h>
+#include <xxhash.h>
+
+#include "store.h"
+
+_Static_assert(CACHE_ORIGIN_LEN == STORE_ORIGIN_MAX, "an origin the cache can name");
+_Static_assert(sizeof(cache_slot) == 32, "two slots to a CPU cache line");
 
 #define ENTRY_LIVE 0x01    /* in the table (else on the dropped list) */
 #define ENTRY_ABSENT 0x02  /* LMDB has no record under the key */
@@ -31,6 +39,13 @@ void store_cache_init(store_cache *c, size_t max_bytes)
 {
     memset(c, 0, sizeof *c);
     c->max_bytes = max_bytes;
+    /* Unknown to clients, so that no one picks keys whose checks collide
+     * along with their tokens. */
+    if (getrandom(&c->seed, sizeof c->seed, GRND_NONBLOCK) != (ssize_t)sizeof c->seed) {
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        c->seed = XXH3_64bits(&ts, sizeof ts) ^ (uint64_t)(uintptr_t)c;
+    }
 }
 
 static size_t entry_bytes(const cache_entry *e)
@@ -56,6 +71,8 @@ void store_cache_free(store_cache *c)
     free(c->batch);
     free(c->flushing);
     free(c->pins.n);
+    free(c->origins.name);
+    free(c->origins.index);
     memset(c, 0, sizeof *c);
 }
 
@@ -70,6 +87,67 @@ static uint64_t token_of(const uint8_t *k, size_t klen)
 static size_t home(const store_cache *c, uint64_t token)
 {
     return (size_t)(token >> c->shift);
+}
+
+static uint32_t check_of(const store_cache *c, const uint8_t *k, size_t klen)
+{
+    return (uint32_t)XXH3_64bits_withSeed(k, klen, c->seed);
+}
+
+/* The index of origin o (olen bytes) among c's origins, added if new; -1
+ * when it cannot be named (the table full, out of memory, too long). */
+static int origin_index(store_cache *c, const char *o, size_t olen)
+{
+    cache_origins *t = &c->origins;
+    const size_t mask = 2 * CACHE_ORIGINS_MAX - 1; /* never more than half full */
+    if (olen > CACHE_ORIGIN_LEN)
+        return -1;
+    if (!t->index) {
+        t->index = calloc(mask + 1, sizeof *t->index);
+        t->name = malloc(CACHE_ORIGINS_MAX * sizeof *t->name);
+        if (!t->index || !t->name) {
+            free(t->index), free(t->name);
+            t->index = NULL, t->name = NULL;
+            return -1;
+        }
+    }
+    for (size_t h = XXH3_64bits(o, olen) & mask;; h = (h + 1) & mask) {
+        size_t ix = t->index[h];
+        if (ix == 0) {
+            if (t->n == CACHE_ORIGINS_MAX)
+                return -1;
+            memcpy(t->name[t->n], o, olen);
+            t->name[t->n][olen] = '\0';
+            t->index[h] = (uint16_t)++t->n;
+            return (int)t->n - 1;
+        }
+        if (memcmp(t->name[ix - 1], o, olen) == 0 && t->name[ix - 1][olen] == '\0')
+            return (int)ix - 1;
+    }
+}
+
+/* Slot i's entry now holds rec (NULL: LMDB has none) of version ver (NULL:
+ * none to keep). */
+static void summarize(store_cache *c, size_t i, const uint8_t *rec, const cache_ver *ver)
+{
+    cache_slot *sl = &c->slots[i];
+    int o;
+    if (!rec) {
+        sl->sum = CACHE_SUM_ABSENT;
+    } else if (ver && (o = origin_index(c, ver->origin, ver->olen)) >= 0) {
+        sl->sum = CACHE_SUM_FOUND;
+        sl->hlc = ver->hlc;
+        sl->origin = (uint16_t)o;
+    } else {
+        sl->sum = CACHE_SUM_NONE;
+    }
+}
+
+/* A slot for a new entry e of key k. */
+static cache_slot new_slot(const store_cache *c, uint64_t token, cache_entry *e, const uint8_t *k,
+                           size_t klen)
+{
+    return (cache_slot){.token = token, .e = e, .check = check_of(c, k, klen)};
 }
 
 /* The slot holding k, or the empty slot where it would go. */
@@ -221,6 +299,31 @@ bool store_cache_find(store_cache *c, const uint8_t *k, size_t klen, cache_hit *
     return true;
 }
 
+int store_cache_version(store_cache *c, const uint8_t *k, size_t klen, bool *found, uint64_t *hlc,
+                        const char **origin)
+{
+    if (!c->n)
+        return 0;
+    uint64_t token = token_of(k, klen);
+    uint32_t check = check_of(c, k, klen);
+    for (size_t i = home(c, token); c->slots[i].e; i = (i + 1) & c->mask) {
+        const cache_slot *sl = &c->slots[i];
+        if (((sl->token ^ token) & ~SLOT_DIRTY) != 0 || sl->check != check)
+            continue;
+        if (sl->sum == CACHE_SUM_NONE)
+            return 0;
+        *found = sl->sum == CACHE_SUM_FOUND;
+        if (*found) {
+            *hlc = sl->hlc;
+            *origin = c->origins.name[sl->origin];
+        }
+        c->hits++;
+        c->version_hits++;
+        return 1;
+    }
+    return 0;
+}
+
 static void fill(cache_entry *e, const uint8_t *rec, size_t rlen)
 {
     e->rlen = (uint32_t)rlen;
@@ -230,7 +333,7 @@ static void fill(cache_entry *e, const uint8_t *rec, size_t rlen)
 }
 
 void store_cache_add_read(store_cache *c, const uint8_t *k, size_t klen, const uint8_t *rec,
-                          size_t rlen)
+                          size_t rlen, const cache_ver *ver)
 {
     uint64_t token = token_of(k, klen);
     cache_entry *e = NULL;
@@ -244,6 +347,7 @@ void store_cache_add_read(store_cache *c, const uint8_t *k, size_t klen, const u
             return;
         if (rlen <= e->cap) { /* refilled where it is */
             fill(e, rec, rlen);
+            summarize(c, i, rec, ver);
             return;
         }
         remove_at(c, i);
@@ -254,13 +358,15 @@ void store_cache_add_read(store_cache *c, const uint8_t *k, size_t klen, const u
     *e = (cache_entry){.klen = (uint32_t)klen, .cap = (uint32_t)rlen};
     memcpy(e->data, k, klen);
     fill(e, rec, rlen);
-    c->slots[probe(c, token, k, klen)] = (cache_slot){.token = token & ~SLOT_DIRTY, .e = e};
+    i = probe(c, token, k, klen);
+    c->slots[i] = new_slot(c, token & ~SLOT_DIRTY, e, k, klen);
+    summarize(c, i, rec, ver);
     c->n++;
     c->bytes += entry_bytes(e);
 }
 
 void store_cache_write(store_cache *c, const uint8_t *k, size_t klen, const uint8_t *rec,
-                       size_t rlen)
+                       size_t rlen, const cache_ver *ver)
 {
     size_t i;
     cache_entry *e;
@@ -274,6 +380,7 @@ void store_cache_write(store_cache *c, const uint8_t *k, size_t klen, const uint
          * in glibc's bins. A discarded batch needs nothing: a stale entry
          * is a miss, which reads LMDB. */
         e->flags |= ENTRY_STALE;
+        c->slots[i].sum = CACHE_SUM_NONE;
         return;
     }
     /* Listed for an abort, once per write: a flag in the entry would cost
@@ -289,6 +396,7 @@ void store_cache_write(store_cache *c, const uint8_t *k, size_t klen, const uint
     }
     c->batch[c->nbatch++] = e;
     fill(e, rec, rlen);
+    summarize(c, i, rec, ver);
 }
 
 void store_cache_prefetch_slot(const store_cache *c, const uint8_t *k, size_t klen)
@@ -433,7 +541,7 @@ static bool shrink_entry(store_cache *c, size_t i, size_t rlen)
 }
 
 uint8_t *store_cache_put_dirty(store_cache *c, const uint8_t *k, size_t klen, size_t rlen,
-                               bool lmdb_absent, uint64_t seg)
+                               bool lmdb_absent, uint64_t seg, const cache_ver *ver)
 {
     uint64_t token = token_of(k, klen);
     cache_entry *e = NULL;
@@ -469,7 +577,8 @@ uint8_t *store_cache_put_dirty(store_cache *c, const uint8_t *k, size_t klen, si
         *ne = (cache_entry){.klen = (uint32_t)klen, .cap = (uint32_t)rlen};
         memcpy(ne->data, k, klen);
         e = ne;
-        c->slots[i = probe(c, token, k, klen)] = (cache_slot){.token = token, .e = e};
+        i = probe(c, token, k, klen);
+        c->slots[i] = new_slot(c, token, e, k, klen);
         c->n++;
         c->bytes += entry_bytes(e);
         c->dirty_n++;
@@ -481,6 +590,7 @@ uint8_t *store_cache_put_dirty(store_cache *c, const uint8_t *k, size_t klen, si
     e->ref = 1;
     e->seg = seg;
     c->slots[i].token = token | SLOT_DIRTY;
+    summarize(c, i, e->data, ver); /* a record (the caller writes it) */
     pin(c, seg);
     return e->data + e->klen;
 }

@@ -41,11 +41,49 @@ typedef struct cache_entry cache_entry;
 /* A slot keeps its entry's hash beside the pointer, so a probe reads the
  * entry only when the hash matches: one CPU cache miss per probe instead of
  * two. The token's lowest bit is replaced by the entry's dirty flag, so a
- * flush finds dirty entries without reading the clean ones. */
+ * flush finds dirty entries without reading the clean ones.
+ *
+ * It also keeps the record's version (hlc and origin), so that a replica's
+ * answer to a quorum read, which is the version alone when it holds the
+ * coordinator's (store_cache_version), reads the slot and not the entry: a
+ * second miss in the CPU's cache and TLB per read, and on a node holding
+ * hundreds of megabytes of entries the costlier one. `check`, a second hash
+ * of the key (seeded at random per cache), tells the keys of one token
+ * apart without the entry's key: 63 + 32 bits must match. */
 typedef struct cache_slot {
     uint64_t token;
     cache_entry *e; /* NULL: empty */
+    uint64_t hlc;   /* with sum CACHE_SUM_FOUND: the record's version */
+    uint32_t check;
+    uint16_t origin; /* the version's origin, an index into origins */
+    uint8_t sum;     /* CACHE_SUM_*: what the slot says of the record */
+    uint8_t unused;
 } cache_slot;
+
+/* What a slot says of its entry's record. */
+enum {
+    CACHE_SUM_NONE = 0, /* nothing: read the entry (a long key, a stale entry, an origin
+                         * not interned) */
+    CACHE_SUM_FOUND,    /* a record of version hlc, origin */
+    CACHE_SUM_ABSENT,   /* LMDB has no record */
+};
+
+/* A version as a write hands it to the cache: origin is olen bytes, no NUL. */
+typedef struct cache_ver {
+    uint64_t hlc;
+    const char *origin;
+    size_t olen;
+} cache_ver;
+
+/* The origins slots name: node ids, a handful in a cluster. At most
+ * CACHE_ORIGINS_MAX; versions of further origins get no summary. */
+#define CACHE_ORIGINS_MAX 1024
+#define CACHE_ORIGIN_LEN  64 /* STORE_ORIGIN_MAX */
+typedef struct cache_origins {
+    char (*name)[CACHE_ORIGIN_LEN + 1]; /* NUL-terminated */
+    uint16_t *index;                    /* open addressing by hash: 1 + the name's index, 0 empty */
+    size_t n;
+} cache_origins;
 
 /* Dirty entries per log segment: n[i] for segment base + i. */
 typedef struct cache_pins {
@@ -65,6 +103,9 @@ typedef struct store_cache {
     cache_entry **batch; /* entries written in this batch */
     size_t nbatch, batch_cap;
     uint64_t hits, misses, evictions;
+    uint64_t version_hits; /* store_cache_version answers (also counted in hits) */
+    uint64_t seed;         /* of the slots' check */
+    cache_origins origins;
 
     /* write-behind */
     size_t cursor;          /* the next slot the flush looks at */
@@ -93,12 +134,23 @@ typedef struct cache_hit {
  * Returns true on a hit, counted as one with *out filled. */
 bool store_cache_find(store_cache *c, const uint8_t *k, size_t klen, cache_hit *out);
 
-/* Adds what a read of the committed snapshot found under k (rec NULL:
- * nothing). An entry already there is kept. */
-void store_cache_add_read(store_cache *c, const uint8_t *k, size_t klen, const uint8_t *rec,
-                          size_t rlen);
+/* The version of k's record, from its slot alone: 1 with *found (false:
+ * LMDB has no record) and, when found, *hlc and *origin (NUL-terminated,
+ * valid while the cache lives); 0 when the slot cannot say (no entry, a
+ * stale one, no summary), and the caller reads the record. Counted as a
+ * hit when it answers. Does not mark the entry used for eviction: that
+ * would read it. */
+int store_cache_version(store_cache *c, const uint8_t *k, size_t klen, bool *found, uint64_t *hlc,
+                        const char **origin);
 
-/* A write of k in this batch (rec NULL: LMDB has no record now). An entry
+/* Adds what a read of the committed snapshot found under k (rec NULL:
+ * nothing; ver: the record's version, NULL for none to keep, as for a long
+ * key). An entry already there is kept. */
+void store_cache_add_read(store_cache *c, const uint8_t *k, size_t klen, const uint8_t *rec,
+                          size_t rlen, const cache_ver *ver);
+
+/* A write of k in this batch (rec NULL: LMDB has no record now; ver as
+ * for store_cache_add_read). An entry
  * with room for the record is overwritten in place, and dropped again if
  * the batch is discarded; one too small is marked stale, a miss until the
  * next read refills it. A key without an entry gets none: the write path
@@ -106,7 +158,7 @@ void store_cache_add_read(store_cache *c, const uint8_t *k, size_t klen, const u
  * for k changes: as store.h says, a write ends the life of what reads
  * returned. */
 void store_cache_write(store_cache *c, const uint8_t *k, size_t klen, const uint8_t *rec,
-                       size_t rlen);
+                       size_t rlen, const cache_ver *ver);
 
 /* Hints for a write of k that will follow some LMDB work: the first asks
  * the CPU to fetch k's slot, the second (later) its entry, so that the
@@ -144,11 +196,12 @@ bool store_cache_peek(store_cache *c, const uint8_t *k, size_t klen, cache_hit *
  * at the pointer returned (valid until the next call into the cache), and
  * pins log segment seg with it. lmdb_absent says LMDB has no record of k;
  * it matters only for an entry not dirty yet. NULL: out of memory, nothing
- * changed. Allocates when the entry is missing, too small, or would leave
+ * changed. ver: the record's version, as for store_cache_add_read.
+ * Allocates when the entry is missing, too small, or would leave
  * most of its room unused (its bytes count in the budget and in
  * dirty_bytes), whatever the budget: dirty records stay until written back. */
 uint8_t *store_cache_put_dirty(store_cache *c, const uint8_t *k, size_t klen, size_t rlen,
-                               bool lmdb_absent, uint64_t seg);
+                               bool lmdb_absent, uint64_t seg, const cache_ver *ver);
 
 /* Writes a dirty record back: fn puts it into LMDB's batch, returning 0 or
  * an error that stops the flush. */

@@ -197,9 +197,11 @@ store_result store_wb_apply(store *s, const void *key, size_t klen, const void *
     }
 
     size_t rlen = store_rec_len(olen, longk, klen, vlen), at = s->wal.len;
+    cache_ver cv = {.hlc = ver->hlc, .origin = ver->origin, .olen = olen};
     uint8_t *p;
     if (wal_add(&s->wal, s->kbuf, k.mv_size, NULL, rlen) != 0 ||
-        !(p = store_cache_put_dirty(&s->cache, s->kbuf, k.mv_size, rlen, absent, s->wal.seq))) {
+        !(p = store_cache_put_dirty(&s->cache, s->kbuf, k.mv_size, rlen, absent, s->wal.seq,
+                                    longk ? NULL : &cv))) {
         s->wal.len = at;
         store_set_err(err, errlen, "out of memory");
         return STORE_ERR_IO;

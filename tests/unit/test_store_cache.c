@@ -40,9 +40,9 @@ static void test_table_finds_what_it_holds(void **state)
         key_of(k, i);
         memcpy(rec, &i, sizeof i);
         if (i % 3 == 0)
-            store_cache_add_read(&c, k, sizeof k, NULL, 0);
+            store_cache_add_read(&c, k, sizeof k, NULL, 0, NULL);
         else
-            store_cache_add_read(&c, k, sizeof k, rec, sizeof i);
+            store_cache_add_read(&c, k, sizeof k, rec, sizeof i, NULL);
     }
     /* Forget every fifth: backward-shift deletion must keep the others'
      * probe chains whole. */
@@ -85,7 +85,7 @@ static void test_table_grows_past_huge_page(void **state)
     for (unsigned i = 0; i < N; i++) {
         key_of(k, i);
         memcpy(rec, &i, sizeof i);
-        store_cache_add_read(&c, k, sizeof k, rec, sizeof rec);
+        store_cache_add_read(&c, k, sizeof k, rec, sizeof rec, NULL);
     }
     store_cache_settle(&c);
     assert_int_equal(c.n, N);
@@ -113,7 +113,7 @@ static void test_table_evicts_to_its_budget(void **state)
 
     for (unsigned i = 0; i < 3000; i++) {
         key_of(k, i);
-        store_cache_add_read(&c, k, sizeof k, rec, sizeof rec);
+        store_cache_add_read(&c, k, sizeof k, rec, sizeof rec, NULL);
         if (i % 100 == 99) {
             store_cache_settle(&c);
             assert_true(c.bytes <= c.max_bytes);
@@ -128,7 +128,7 @@ static void test_table_evicts_to_its_budget(void **state)
     assert_true(store_cache_find(&c, hot, sizeof hot, &h));
     for (unsigned i = 3000; i < 3050; i++) {
         key_of(k, i);
-        store_cache_add_read(&c, k, sizeof k, rec, sizeof rec);
+        store_cache_add_read(&c, k, sizeof k, rec, sizeof rec, NULL);
         store_cache_find(&c, hot, sizeof hot, &h);
         store_cache_settle(&c);
     }
@@ -136,7 +136,7 @@ static void test_table_evicts_to_its_budget(void **state)
     /* One record above its share of the budget is not kept. */
     static uint8_t big[4096];
     key_of(k, 9999);
-    store_cache_add_read(&c, k, sizeof k, big, sizeof big);
+    store_cache_add_read(&c, k, sizeof k, big, sizeof big, NULL);
     assert_false(store_cache_find(&c, k, sizeof k, &h));
     store_cache_free(&c);
 }
@@ -152,19 +152,19 @@ static void test_table_abort_forgets_the_batch(void **state)
 
     key_of(k1, 1);
     key_of(k2, 2);
-    store_cache_add_read(&c, k1, sizeof k1, old, sizeof old);
-    store_cache_write(&c, k1, sizeof k1, new1, sizeof new1); /* fits: in place */
+    store_cache_add_read(&c, k1, sizeof k1, old, sizeof old, NULL);
+    store_cache_write(&c, k1, sizeof k1, new1, sizeof new1, NULL); /* fits: in place */
     assert_true(store_cache_find(&c, k1, sizeof k1, &h));
     assert_int_equal(h.rlen, sizeof new1);
     assert_memory_equal(h.rec, new1, sizeof new1);
-    store_cache_write(&c, k2, sizeof k2, new1, sizeof new1); /* no entry: none made */
+    store_cache_write(&c, k2, sizeof k2, new1, sizeof new1, NULL); /* no entry: none made */
     assert_false(store_cache_find(&c, k2, sizeof k2, &h));
     store_cache_abort(&c);
     assert_false(store_cache_find(&c, k1, sizeof k1, &h)); /* LMDB has "old!" again */
     assert_int_equal(c.nbatch, 0);
 
-    store_cache_add_read(&c, k1, sizeof k1, old, sizeof old);
-    store_cache_write(&c, k1, sizeof k1, x, sizeof x); /* a smaller record fits */
+    store_cache_add_read(&c, k1, sizeof k1, old, sizeof old, NULL);
+    store_cache_write(&c, k1, sizeof k1, x, sizeof x, NULL); /* a smaller record fits */
     store_cache_commit(&c);
     store_cache_abort(&c); /* nothing of the committed batch goes */
     assert_true(store_cache_find(&c, k1, sizeof k1, &h));
@@ -172,16 +172,114 @@ static void test_table_abort_forgets_the_batch(void **state)
     assert_memory_equal(h.rec, x, sizeof x);
 
     /* Outgrown: a miss until a read refills it. */
-    store_cache_write(&c, k1, sizeof k1, longer, sizeof longer);
+    store_cache_write(&c, k1, sizeof k1, longer, sizeof longer, NULL);
     store_cache_commit(&c);
     assert_false(store_cache_find(&c, k1, sizeof k1, &h));
-    store_cache_add_read(&c, k1, sizeof k1, longer, sizeof longer);
+    store_cache_add_read(&c, k1, sizeof k1, longer, sizeof longer, NULL);
     assert_true(store_cache_find(&c, k1, sizeof k1, &h));
     assert_memory_equal(h.rec, longer, sizeof longer);
-    store_cache_write(&c, k1, sizeof k1, NULL, 0); /* a delete the store describes */
+    store_cache_write(&c, k1, sizeof k1, NULL, 0, NULL); /* a delete the store describes */
     assert_true(store_cache_find(&c, k1, sizeof k1, &h));
     assert_true(h.absent);
     store_cache_settle(&c);
+    store_cache_free(&c);
+}
+
+/* What store_cache_version says of key k: -1 when it cannot say, 0 no
+ * record, else the hlc, with the origin in *o. */
+static long long slot_version(store_cache *c, const uint8_t *k, size_t klen, const char **o)
+{
+    bool found = true;
+    uint64_t hlc = 0;
+    *o = NULL;
+    if (!store_cache_version(c, k, klen, &found, &hlc, o))
+        return -1;
+    return found ? (long long)hlc : 0;
+}
+
+/* A slot keeps its record's version, so that a version-only read need not
+ * read the entry: through fills, writes in place, an outgrown record, a
+ * dirty one, an abort, backward-shift deletion and the table's growth; and
+ * never for another key of the same token. */
+static void test_slot_keeps_the_version(void **state)
+{
+    (void)state;
+    store_cache c;
+    store_cache_init(&c, 64 * MB);
+    uint8_t k[12], k2[12];
+    const uint8_t rec[] = "record", bigger[] = "a far bigger record";
+    const char *o;
+    cache_ver v1 = {.hlc = 7, .origin = "node-a", .olen = 6};
+    cache_ver v2 = {.hlc = 9, .origin = "node-b", .olen = 6};
+
+    key_of(k, 1);
+    assert_int_equal(slot_version(&c, k, sizeof k, &o), -1); /* not cached */
+    store_cache_add_read(&c, k, sizeof k, rec, sizeof rec, &v1);
+    assert_int_equal(slot_version(&c, k, sizeof k, &o), 7);
+    assert_string_equal(o, "node-a");
+    assert_int_equal(c.version_hits, 1);
+
+    /* Another key of the same token, not cached: the check tells it apart
+     * without the entry's key. Then cached too: each its own version. */
+    memcpy(k2, k, 8);
+    memset(k2 + 8, 0xee, 4);
+    assert_int_equal(slot_version(&c, k2, sizeof k2, &o), -1);
+    store_cache_add_read(&c, k2, sizeof k2, NULL, 0, &v2); /* LMDB has none */
+    assert_int_equal(slot_version(&c, k2, sizeof k2, &o), 0);
+    assert_int_equal(slot_version(&c, k, sizeof k, &o), 7);
+
+    /* Written in place, the slot follows; without a version to keep, it
+     * says nothing; outgrown (stale), nothing until a read refills it. */
+    store_cache_write(&c, k, sizeof k, rec, sizeof rec, &v2);
+    assert_int_equal(slot_version(&c, k, sizeof k, &o), 9);
+    assert_string_equal(o, "node-b");
+    store_cache_write(&c, k, sizeof k, rec, sizeof rec, NULL);
+    assert_int_equal(slot_version(&c, k, sizeof k, &o), -1);
+    store_cache_write(&c, k, sizeof k, bigger, sizeof bigger, &v1);
+    assert_int_equal(slot_version(&c, k, sizeof k, &o), -1);
+    store_cache_commit(&c);
+    store_cache_add_read(&c, k, sizeof k, bigger, sizeof bigger, &v1);
+    assert_int_equal(slot_version(&c, k, sizeof k, &o), 7);
+
+    /* A discarded batch forgets what it wrote, the slot with it. */
+    store_cache_write(&c, k, sizeof k, rec, sizeof rec, &v2);
+    store_cache_abort(&c);
+    assert_int_equal(slot_version(&c, k, sizeof k, &o), -1);
+
+    /* k2 sits after k on their token's chain: forgetting k shifts it back,
+     * its version along. */
+    store_cache_add_read(&c, k, sizeof k, rec, sizeof rec, &v1);
+    store_cache_forget(&c, k2, sizeof k2);
+    store_cache_add_read(&c, k2, sizeof k2, rec, sizeof rec, &v2);
+    store_cache_forget(&c, k, sizeof k);
+    assert_int_equal(slot_version(&c, k, sizeof k, &o), -1);
+    assert_int_equal(slot_version(&c, k2, sizeof k2, &o), 9);
+    store_cache_settle(&c);
+
+    /* Dirty records (write-behind), over a table that grows 64 times: each
+     * keeps its own version, among origins past the table's room. */
+    enum { N = 70000 };
+    char name[16];
+    for (unsigned i = 0; i < N; i++) {
+        key_of(k, 100 + i);
+        snprintf(name, sizeof name, "n%u", i % (CACHE_ORIGINS_MAX + 50));
+        cache_ver v = {.hlc = 1000 + i, .origin = name, .olen = strlen(name)};
+        uint8_t *p = store_cache_put_dirty(&c, k, sizeof k, sizeof rec, true, 1, &v);
+        assert_non_null(p);
+        memcpy(p, rec, sizeof rec);
+    }
+    for (unsigned i = 0; i < N; i++) {
+        key_of(k, 100 + i);
+        snprintf(name, sizeof name, "n%u", i % (CACHE_ORIGINS_MAX + 50));
+        long long got = slot_version(&c, k, sizeof k, &o);
+        if (i % (CACHE_ORIGINS_MAX + 50) >= CACHE_ORIGINS_MAX - 2) { /* node-a, node-b */
+            assert_int_equal(got, -1);                               /* an origin it cannot name */
+            continue;
+        }
+        assert_int_equal(got, 1000 + i);
+        assert_string_equal(o, name);
+    }
+    assert_int_equal(c.origins.n, CACHE_ORIGINS_MAX);
     store_cache_free(&c);
 }
 
@@ -209,19 +307,19 @@ static void test_dirty_record_shrinks_its_entry(void **state)
 
     key_of(k, 7);
     memset(big, 'v', sizeof big);
-    uint8_t *at = store_cache_put_dirty(&c, k, sizeof k, sizeof big, true, 1);
+    uint8_t *at = store_cache_put_dirty(&c, k, sizeof k, sizeof big, true, 1, NULL);
     assert_non_null(at);
     memcpy(at, big, sizeof big);
     size_t big_bytes = c.bytes;
     assert_true(big_bytes >= sizeof big);
     assert_int_equal(c.dirty_bytes, big_bytes);
 
-    at = store_cache_put_dirty(&c, k, sizeof k, 700, false, 2); /* most of the room: kept */
+    at = store_cache_put_dirty(&c, k, sizeof k, 700, false, 2, NULL); /* most of the room: kept */
     assert_non_null(at);
     memset(at, 'w', 700);
     assert_int_equal(c.bytes, big_bytes);
 
-    at = store_cache_put_dirty(&c, k, sizeof k, sizeof small, false, 3);
+    at = store_cache_put_dirty(&c, k, sizeof k, sizeof small, false, 3, NULL);
     assert_non_null(at);
     memcpy(at, small, sizeof small);
     assert_true(c.bytes < 128);
@@ -239,11 +337,11 @@ static void test_dirty_record_shrinks_its_entry(void **state)
      * committed yet): the entry the flush points at must stay; the new
      * record is dirty after the commit. */
     key_of(k, 8);
-    at = store_cache_put_dirty(&c, k, sizeof k, sizeof big, true, 4);
+    at = store_cache_put_dirty(&c, k, sizeof k, sizeof big, true, 4, NULL);
     assert_non_null(at);
     memcpy(at, big, sizeof big);
     assert_int_equal(store_cache_flush_all(&c, count_flushed, &flushed), 2);
-    at = store_cache_put_dirty(&c, k, sizeof k, sizeof small, false, 5);
+    at = store_cache_put_dirty(&c, k, sizeof k, sizeof small, false, 5, NULL);
     assert_non_null(at);
     memcpy(at, small, sizeof small);
     store_cache_flush_commit(&c);
@@ -274,7 +372,7 @@ static void test_flush_walk_stops_at_its_bound(void **state)
     const unsigned n = 100;
     for (unsigned i = 0; i < n; i++) {
         key_of(k, i);
-        uint8_t *at = store_cache_put_dirty(&c, k, sizeof k, 3, true, 1);
+        uint8_t *at = store_cache_put_dirty(&c, k, sizeof k, 3, true, 1, NULL);
         assert_non_null(at);
         memcpy(at, "abc", 3);
     }
@@ -357,11 +455,28 @@ static uint64_t rnd(uint64_t *x)
     return *x;
 }
 
+static uint64_t version_answers; /* store_get_version's, in same_get */
+
 static void same_get(pair *p, const char *key, uint64_t now, int step)
 {
     store_record r[2];
     store_result res[2];
+    store_version v;
+    bool found;
     char err[256];
+    /* The version the cached store's slots tell, when they do, is the one
+     * the store without a cache reads. */
+    if (store_get_version(p->s[0], key, strlen(key), &found, &v)) {
+        version_answers++;
+        res[1] = store_get(p->s[1], key, strlen(key), now, &r[1], err, sizeof err);
+        bool there = res[1] == STORE_OK || (res[1] == STORE_NOT_FOUND && r[1].version.hlc);
+        if (found != there ||
+            (found && (v.hlc != r[1].version.hlc || strcmp(v.origin, r[1].version.origin) != 0)))
+            fail_msg("step %d: %s has version %llu/%s (found %d) in the slot, %llu/%s "
+                     "(found %d) without a cache",
+                     step, key, (unsigned long long)v.hlc, v.origin, found,
+                     (unsigned long long)r[1].version.hlc, r[1].version.origin, there);
+    }
     for (int i = 0; i < 2; i++)
         res[i] = store_get(p->s[i], key, strlen(key), now, &r[i], err, sizeof err);
     if (res[0] != res[1] || r[0].version.hlc != r[1].version.hlc ||
@@ -413,6 +528,7 @@ static void differential(size_t cache, store_fsync fsync, bool crash)
     pair p;
     pair_open_fsync(&p, cache, fsync);
     bool wb = fsync == STORE_FSYNC_EVERYSEC; /* the cached store writes behind */
+    version_answers = 0;
     uint64_t x = 0x9e3779b97f4a7c15ULL, now = 1000000, hlc = 1;
     char key[32], err[256];
     static uint8_t val[700];
@@ -528,10 +644,12 @@ static void differential(size_t cache, store_fsync fsync, bool crash)
     /* The run used the cache (or it proved nothing), and the store without
      * one counted nothing. */
     print_message("cache %zu bytes%s: %llu hits, %llu evictions, %llu written back, %d crashes "
-                  "(%d with writes not yet in LMDB)\n", cache, wb ? " (write-behind)" : "",
-                  (unsigned long long)hits, (unsigned long long)evictions,
-                  (unsigned long long)written, crashes, crashes_dirty);
+                  "(%d with writes not yet in LMDB), %llu versions from slots\n",
+                  cache, wb ? " (write-behind)" : "", (unsigned long long)hits,
+                  (unsigned long long)evictions, (unsigned long long)written, crashes,
+                  crashes_dirty, (unsigned long long)version_answers);
     assert_true(hits > 2000);
+    assert_true(version_answers > 2000);
     assert_true(evictions > 1000 || cache > 8 * 1024);
     /* Dirty entries may outgrow the budget until written back. */
     assert_true(st[0].cache_bytes - st[0].dirty_bytes <= cache);
@@ -597,6 +715,7 @@ int main(void)
         cmocka_unit_test(test_table_grows_past_huge_page),
         cmocka_unit_test(test_table_evicts_to_its_budget),
         cmocka_unit_test(test_table_abort_forgets_the_batch),
+        cmocka_unit_test(test_slot_keeps_the_version),
         cmocka_unit_test(test_dirty_record_shrinks_its_entry),
         cmocka_unit_test(test_flush_walk_stops_at_its_bound),
         cmocka_unit_test(test_cache_changes_no_answer),
