@@ -1,7 +1,6 @@
 /* store_read: the store's reads (store.h), through the record cache
  * (store_cache.c) when it holds the key, else from LMDB: the batch's write
  * txn, or the snapshot, whose finds fill the cache. */
-#include <stdio.h>
 #include <string.h>
 
 #include "store_int.h"
@@ -83,7 +82,7 @@ bool store_get_version(store *s, const void *key, size_t klen, bool *found, stor
     if (longk || !store_cache_version(&s->cache, s->kbuf, n, found, &ver->hlc, &origin))
         return false;
     if (*found)
-        snprintf(ver->origin, sizeof ver->origin, "%s", origin);
+        memcpy(ver->origin, origin, strlen(origin) + 1); /* at most STORE_ORIGIN_MAX + 1 */
     else
         memset(ver, 0, sizeof *ver);
     return true;
