@@ -95,7 +95,8 @@ struct store {
     size_t wb_slots;     /* store_options.writeback_slots */
     store_wal wal;
     uint64_t wal_first;  /* the oldest segment not yet handed to the syncer to delete */
-    uint64_t flush_us, rotate_ms; /* monotonic: the last flush step, segment start */
+    uint64_t flush_us, rotate_ms; /* monotonic: the last flush tick, segment start */
+    uint64_t step_us;    /* monotonic: the last step that walked (and committed) */
     double flush_debt;   /* cache slots the flush walk owes */
     size_t log_size;     /* store_options.log_size */
     uint64_t log_written, flush_log; /* bytes written to the log: all, at the last step */

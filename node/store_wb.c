@@ -72,6 +72,15 @@
  * milliseconds at most; busy, steps come about every millisecond, far
  * more often than the walk needs. */
 #define FLUSH_STEP_MAX 512
+/* A step walks at least this many slots, or waits (at most
+ * FLUSH_STEP_WAIT_US) until it owes them: every step is an LMDB commit,
+ * which writes the B-tree's path to the pages it changed, the free list
+ * and the meta page whatever it carries. Under 300,000 unpipelined SETs
+ * of 3 B on three nodes, steps every millisecond made about 180,000
+ * pwrite, lseek and writev calls, 0.6 a SET beside the 2.3 of the SETs'
+ * own reads and writes; gathered, about 12,000. */
+#define FLUSH_STEP_MIN_SLOTS 1024
+#define FLUSH_STEP_WAIT_US 50000
 #define REPLAY_BATCH 10000
 
 /* cache_flush_fn: one dirty record into LMDB's batch. A record that shrank
@@ -318,8 +327,11 @@ static int flush_step(store *s, uint64_t now, bool *wrapped, char *err, size_t e
         slots = nslots;
     else if (s->wb_slots)
         slots = s->wb_slots;
-    else if ((slots = (size_t)s->flush_debt) == 0)
+    else if ((slots = (size_t)s->flush_debt) == 0 ||
+             (slots < FLUSH_STEP_MIN_SLOTS && slots < nslots &&
+              now - s->step_us < FLUSH_STEP_WAIT_US))
         return 0;
+    s->step_us = now;
     s->flush_debt = slots < s->flush_debt ? s->flush_debt - (double)slots : 0;
     if (store_batch_begin(s, err, errlen) != STORE_OK)
         return -1;
@@ -611,7 +623,7 @@ int store_wb_open(store *s, char *err, size_t errlen)
     s->wal_first = next;
     s->cache.pins.base = next;
     s->rotate_ms = store_mono_ms();
-    s->flush_us = store_mono_us();
+    s->flush_us = s->step_us = store_mono_us();
     s->wb = true;
     return 0;
 }

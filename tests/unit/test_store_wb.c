@@ -2,7 +2,8 @@
  * format, a kill -9 in the middle of a write load losing nothing that was
  * committed, a torn log tail, a clean close leaving no log behind (also
  * when writing back needs the map to grow), the log kept near log_size,
- * an idle store writing back soon, and the walk's pace between writes. The op-for-op comparison with crashes is in test_store_cache.c.
+ * an idle store writing back soon, the walk's pace between writes, and
+ * its steps gathering slots into fewer LMDB commits. The op-for-op comparison with crashes is in test_store_cache.c.
  */
 #include "store_fx.h" /* first: it defines _GNU_SOURCE */
 
@@ -451,6 +452,42 @@ static void test_empty_commits_between_writes_are_not_idle(void **state)
                  "went at the idle pace", (unsigned long long)left, (unsigned long long)dirty);
 }
 
+/* Every step is an LMDB commit, so a step waits until the walk owes it
+ * 1,024 slots or 50 ms have passed. Here a write and its commit every
+ * 1.2 ms owe the walk most of a slot (log_size 4 MiB, 8,192 slots, a
+ * third of them dirty): until 2026-11-29 a step went with nearly every
+ * commit, and nearly half of them found a record to write back and made
+ * an LMDB commit for it alone (175 commits for 175 records); since, 10
+ * commits write back 260. */
+static void test_steps_gather_slots(void **state)
+{
+    fx *f = *state;
+    store_options o = {.dir = f->dir, .map_size = 256 * MB, .fsync = STORE_FSYNC_EVERYSEC,
+                       .cache_size = 64 * MB, .log_size = 4 * MB};
+    f->s = store_open(&o, f->err, sizeof f->err);
+    assert_non_null(f->s);
+    write_burst(f, "g", 4000, 4000, 100, 4000);
+    char val[100];
+    burst_value(0, val, sizeof val);
+    for (int t = 0; t < 100; t++) { /* the burst's own log debt, in steps of 512 */
+        usleep(1200);
+        commit(f);
+    }
+    store_stats st = stats(f);
+    assert_true(st.dirty > 1000);
+    for (int t = 0; t < 400; t++) {
+        put(f, "w", 1, val, sizeof val, at_ms(200) + (uint64_t)t);
+        commit(f);
+        usleep(1200);
+    }
+    store_stats end = stats(f);
+    uint64_t commits = end.commits - st.commits;
+    if (commits > 60)
+        fail_msg("%llu LMDB commits for 400 writes a millisecond apart: the write-back "
+                 "steps did not gather their slots", (unsigned long long)commits);
+    assert_true(end.written_back > st.written_back + 50); /* the walk went on */
+}
+
 /* Reads with no writes hold the walk off while dirty records fill less
  * than half the cache: a burst stays dirty through two seconds of reads
  * (two idle seconds write it back, test_idle_writes_back_soon), then the
@@ -535,6 +572,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_idle_writes_back_soon, setup, teardown),
         cmocka_unit_test_setup_teardown(test_empty_commits_between_writes_are_not_idle, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_steps_gather_slots, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reads_hold_the_walk_off, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reads_hold_the_walk_off_past_half_the_log, setup, teardown),
     };
