@@ -14,15 +14,18 @@
 
 #include "store_wal.h"
 
-static store *open_wb(fx *f)
+/* A write-behind store with 64 MiB of cache; log_size 0 is the default. */
+static store *open_wb_log(fx *f, size_t log_size)
 {
     store_options o = {.dir = f->dir, .map_size = 256 * MB, .fsync = STORE_FSYNC_EVERYSEC,
-                       .cache_size = 64 * MB};
+                       .cache_size = 64 * MB, .log_size = log_size};
     store *s = store_open(&o, f->err, sizeof f->err);
     if (!s)
         fail_msg("store_open: %s", f->err);
     return s;
 }
+
+static store *open_wb(fx *f) { return open_wb_log(f, 0); }
 
 static int count_segments(const char *dir)
 {
@@ -384,10 +387,7 @@ static void assert_log_bytes_match(fx *f)
 static void test_log_stays_near_log_size(void **state)
 {
     fx *f = *state;
-    store_options o = {.dir = f->dir, .map_size = 256 * MB, .fsync = STORE_FSYNC_EVERYSEC,
-                       .cache_size = 64 * MB, .log_size = MB};
-    f->s = store_open(&o, f->err, sizeof f->err);
-    assert_non_null(f->s);
+    f->s = open_wb_log(f, MB);
     write_burst(f, "w", 16384, 4000, 1024, 50);
     assert_log_bytes_match(f);
     assert_true(stats(f).log_bytes > 0);
@@ -462,10 +462,7 @@ static void test_empty_commits_between_writes_are_not_idle(void **state)
 static void test_steps_gather_slots(void **state)
 {
     fx *f = *state;
-    store_options o = {.dir = f->dir, .map_size = 256 * MB, .fsync = STORE_FSYNC_EVERYSEC,
-                       .cache_size = 64 * MB, .log_size = 4 * MB};
-    f->s = store_open(&o, f->err, sizeof f->err);
-    assert_non_null(f->s);
+    f->s = open_wb_log(f, 4 * MB);
     write_burst(f, "g", 4000, 4000, 100, 4000);
     char val[100];
     burst_value(0, val, sizeof val);
@@ -535,10 +532,7 @@ static void test_reads_hold_the_walk_off(void **state)
 static void test_reads_hold_the_walk_off_past_half_the_log(void **state)
 {
     fx *f = *state;
-    store_options o = {.dir = f->dir, .map_size = 256 * MB, .fsync = STORE_FSYNC_EVERYSEC,
-                       .cache_size = 64 * MB, .log_size = 8 * MB};
-    f->s = store_open(&o, f->err, sizeof f->err);
-    assert_non_null(f->s);
+    f->s = open_wb_log(f, 8 * MB);
     /* One commit: the walk owes a cycle for the log, in steps of at most
      * 512 records (FLUSH_STEP_MAX), one per read below, so in the 100 ms
      * before the reads hold it off it writes back a few thousand. */
