@@ -99,7 +99,7 @@ struct store {
     uint64_t step_us;    /* monotonic: the last step that walked (and committed) */
     double flush_debt;   /* cache slots the flush walk owes */
     size_t log_size;     /* store_options.log_size */
-    uint64_t log_written, flush_log; /* bytes written to the log: all, at the last step */
+    uint64_t log_written, flush_log; /* bytes written to the log: all, at the last tick */
     uint64_t wb_applies;     /* writes applied under write-behind */
     uint64_t flush_activity; /* lookups and writes at the last step */
     uint64_t flush_applies;  /* wb_applies at the last step */

@@ -6,10 +6,11 @@
  * write() before any reply of the batch goes out, so nothing acknowledged
  * is lost to a killed process; the syncer fdatasyncs the log once a second.
  *
- * A flush step in a commit (at most every FLUSH_TICK_US) walks a slice of
+ * A flush step in a commit (at most every FLUSH_TICK_US, and once it owes
+ * FLUSH_STEP_MIN_SLOTS or FLUSH_STEP_WAIT_US has passed) walks a slice of
  * the cache table, which is in ring order, and writes the dirty records it
  * finds into LMDB's batch. The slice is in proportion to the time and the
- * log bytes since the last step: the walk goes round the table at least
+ * log bytes since the last tick: the walk goes round the table at least
  * once a CYCLE_MS (faster as dirty bytes grow) and once for every half of
  * log_size written to the log (once a IDLE_CYCLE_MS while nothing reads or
  * writes), in small steps, not in pauses. So LMDB sees
@@ -69,8 +70,8 @@
  * came then (`ringkv stats`) waited 4.4-5.1 s for its answer, against
  * 0.1-0.2 s with the bound; the GETs after them cost the nodes 41-50 us
  * of CPU apiece against 21-22. 512 records of 1 KiB are a few
- * milliseconds at most; busy, steps come about every millisecond, far
- * more often than the walk needs. */
+ * milliseconds at most; busy, steps come every 1 to 50 ms
+ * (FLUSH_STEP_MIN_SLOTS), far more often than the walk needs. */
 #define FLUSH_STEP_MAX 512
 /* A step walks at least this many slots, or waits (at most
  * FLUSH_STEP_WAIT_US) until it owes them: every step is an LMDB commit,

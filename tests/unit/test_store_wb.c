@@ -3,7 +3,8 @@
  * committed, a torn log tail, a clean close leaving no log behind (also
  * when writing back needs the map to grow), the log kept near log_size,
  * an idle store writing back soon, the walk's pace between writes, and
- * its steps gathering slots into fewer LMDB commits. The op-for-op comparison with crashes is in test_store_cache.c.
+ * its steps gathering slots into fewer LMDB commits. The op-for-op
+ * comparison with crashes is in test_store_cache.c.
  */
 #include "store_fx.h" /* first: it defines _GNU_SOURCE */
 
