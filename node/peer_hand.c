@@ -163,7 +163,7 @@ static bool body_size(const Ringkv__Envelope *env, size_t *n)
     case RINGKV__ENVELOPE__BODY_WRITE: {
         const Ringkv__ReplicaWrite *m = env->write;
         *n = f_u64(m->id) + f_record(m->record, m->record ? record_size(m->record) : 0) +
-             f_str(m->hint_for);
+             f_str(m->hint_for) + f_bool(m->background);
         break;
     }
     case RINGKV__ENVELOPE__BODY_WRITE_ACK: {
@@ -224,6 +224,7 @@ bool peer_hand_pack(const Ringkv__Envelope *env, uint8_t *out, size_t size)
         p = w_u64(p, 1, m->id);
         p = w_record(p, 2, m->record, m->record ? record_size(m->record) : 0);
         p = w_str(p, 3, m->hint_for);
+        p = w_bool(p, 4, m->background);
         break;
     }
     case RINGKV__ENVELOPE__BODY_WRITE_ACK: {
@@ -305,7 +306,7 @@ size_t peer_hand_pack_request(const Ringkv__Envelope *env, uint8_t *out, size_t 
     } else {
         const Ringkv__ReplicaWrite *w = env->write;
         rsz = w->record ? record_size(w->record) : 0;
-        msz += f_u64(w->id) + f_record(w->record, rsz);
+        msz += f_u64(w->id) + f_record(w->record, rsz) + f_bool(w->background);
     }
     size_t body = f_u64(env->version) + 1 + pbw_varint_len(msz) + msz;
     if (body > room)
@@ -325,6 +326,7 @@ size_t peer_hand_pack_request(const Ringkv__Envelope *env, uint8_t *out, size_t 
         p = w_record(p, 2, env->write->record, rsz);
         if (sn)
             p = w_raw(p, 3, s, sn);
+        p = w_bool(p, 4, env->write->background);
     }
     assert((size_t)(p - out) == body);
     return body;
@@ -427,7 +429,7 @@ static bool in_str(hand_in *in, char **s)
 #define LEN 2
 static const uint8_t record_types[] = {0xff, LEN, LEN, VARINT, VARINT, VARINT, LEN};
 static const uint8_t read_types[] = {0xff, VARINT, LEN, VARINT, LEN};
-static const uint8_t write_types[] = {0xff, VARINT, LEN, LEN};
+static const uint8_t write_types[] = {0xff, VARINT, LEN, LEN, VARINT};
 static const uint8_t ack_types[] = {0xff, VARINT, VARINT, LEN, LEN};
 static const uint8_t reply_types[] = {0xff, VARINT, VARINT, LEN, VARINT, LEN, VARINT};
 static const uint8_t replies_types[] = {0xff, LEN};
@@ -520,6 +522,7 @@ static void *in_write(hand_in *outer)
         bool ok = f == 1   ? in_varint(&in, &m->id)
                   : f == 2 ? (m->record = in_record(&in)) != NULL
                   : f == 3 ? in_str(&in, &m->hint_for)
+                  : f == 4 ? in_bool(&in, &m->background)
                            : false;
         if (!ok)
             return NULL;

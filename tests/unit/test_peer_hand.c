@@ -218,6 +218,7 @@ static void test_hand_packing_is_protobuf_c(void **state)
             hp_record(&rec);
             wr.record = hp_next() % 5 ? &rec : NULL;
             wr.hint_for = (char *)hp_strs[hp_next() % 5];
+            wr.background = hp_next() % 2;
             break;
         case 2:
             env.body_case = RINGKV__ENVELOPE__BODY_WRITE_ACK;
