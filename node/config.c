@@ -91,6 +91,7 @@ static const entry entries[] = {
     NUM("replication", "w", T_COUNT, w, 1, 16, "2"),
     NUM("replication", "request_timeout", T_DURATION, request_timeout_ms, 1, 3600000, "2s"),
     NUM("replication", "read_retry", T_DURATION, read_retry_ms, 0, 3600000, "2ms"),
+    NUM("replication", "linger", T_DURATION, linger_ms, 0, 100, "1ms"),
     /* Rates are bytes per second; 0 means unlimited. */
     NUM("rebalance", "bootstrap", T_BOOL, bootstrap, 0, 1, "yes"),
     NUM("rebalance", "stream_rate", T_SIZE, stream_rate, 0, UINT64_MAX, "64MiB"),
@@ -807,6 +808,14 @@ int config_validate(const config *c, char *err, size_t errlen)
                "[replication] %s = %" PRIu64 " is larger than n = %" PRIu64 ": a %s cannot "
                "wait for more replicas than a key has",
                r ? "r" : "w", r ? c->r : c->w, c->n, r ? "read" : "write");
+        return -1;
+    }
+    /* A background write and its acknowledgement may each linger. */
+    if (c->linger_ms * 4 > c->request_timeout_ms) {
+        seterr(err, errlen,
+               "[replication] linger = %" PRIu64 "ms is over a quarter of request_timeout = "
+               "%" PRIu64 "ms: a write and its acknowledgement may each linger that long",
+               c->linger_ms, c->request_timeout_ms);
         return -1;
     }
     /* A client is dropped when its output passes max_output_buffer, so one

@@ -47,6 +47,7 @@ typedef struct config {
     uint64_t n, r, w;
     uint64_t request_timeout_ms;       /* coordinator: replicas' answers wait this long */
     uint64_t read_retry_ms;            /* an undecided read asks one more replica; 0 = all */
+    uint64_t linger_ms;                /* background replication frames wait this long; 0 = not */
     /* [rebalance]: streaming ranges (node/stream.c), anti-entropy (node/antientropy.c) */
     uint64_t bootstrap;                /* 1: a new node streams its ranges before serving them */
     uint64_t stream_rate;              /* bytes/s a node pulls or pushes; 0 = unlimited */

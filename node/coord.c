@@ -46,6 +46,9 @@ typedef struct coord_op {
     struct coord_op *sprev, *snext; /* reads with a reserve, by retry time */
     int refs;
     bool is_read, is_del, answered, listed, slisted, oom;
+    /* A write whose answer is this node's own copy's (one, with a local
+     * target): its requests to the others go as background. */
+    bool background;
     int level;                    /* stats bucket */
     quorum q;
     uint64_t start_ms, epoch;
@@ -314,7 +317,8 @@ static void read_repair(coord_op *op)
         if (op->cs[i].local)
             co->ops.apply_local(co->ops.ctx, &rec, hint, on_repair_done, NULL);
         else
-            co->ops.write(co->ops.ctx, op->q.slot[i].replica, &rec, hint, on_repair_done, NULL);
+            co->ops.write(co->ops.ctx, op->q.slot[i].replica, &rec, hint, true, on_repair_done,
+                          NULL);
     }
 }
 
@@ -446,7 +450,7 @@ static coord_op *op_get(coord *co, size_t nt)
     op->prev = op->next = NULL;
     op->refs = 1;
     op->sprev = op->snext = NULL;
-    op->answered = op->listed = op->slisted = op->oom = false;
+    op->answered = op->listed = op->slisted = op->oom = op->background = false;
     op->vlen = 0;
     op->tombstone = false;
     op->expires_ms = 0;
@@ -758,8 +762,9 @@ static void send_to(coord_op *op, size_t i, const replica_record *rec)
     int rc;
     op->refs++;
     if (rec) {
-        rc = op->cs[i].local ? o->apply_local(o->ctx, rec, hint, on_reply, &op->cs[i])
-                          : o->write(o->ctx, id, rec, hint, on_reply, &op->cs[i]);
+        rc = op->cs[i].local
+                 ? o->apply_local(o->ctx, rec, hint, on_reply, &op->cs[i])
+                 : o->write(o->ctx, id, rec, hint, op->background, on_reply, &op->cs[i]);
     } else if (op->cs[i].local) {
         rc = o->read_local(o->ctx, op->key, op->klen, on_reply, &op->cs[i]);
     } else {
@@ -849,6 +854,12 @@ int coord_write(coord *co, bool del, const uint8_t *key, size_t klen, const uint
     op->done = done;
     op->arg = arg;
     op->is_del = del;
+    /* At one, with a copy of its own, a write is answered by that copy's
+     * commit: the others' acknowledgements only settle hints, and their
+     * requests may linger to leave with others (not while the ring
+     * changes: the future owners' count is waited for then). */
+    for (size_t i = 0; i < p.nt && p.needed == 1 && !p.future_mask && !op->background; i++)
+        op->background = p.t[i].local;
     if (!op_start(op, key, klen, false, &p)) {
         if (!op->answered) {
             op->answered = true;

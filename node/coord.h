@@ -56,8 +56,11 @@ typedef struct coord_ops {
      * owners that are up (joint consensus). */
     size_t (*write_extra)(void *ctx, uint64_t token, const cluster_target *cur, size_t ncur,
                           cluster_target *out, size_t max, cluster_future *fut);
+    /* background: the operation is answered without this answer (a write
+     * at one whose own copy this node writes; a read repair), so the
+     * request may linger (replica_write_background). */
     int (*write)(void *ctx, const char *to, const replica_record *rec, const char *hint_for,
-                 replica_cb cb, void *arg);
+                 bool background, replica_cb cb, void *arg);
     /* have: NULL, or the newest version the read has seen (replica_read) */
     int (*read)(void *ctx, const char *to, const uint8_t *key, size_t klen,
                 const store_version *have, replica_cb cb, void *arg);

@@ -66,10 +66,13 @@ static size_t node_write_extra(void *ctx, uint64_t token, const cluster_target *
 }
 
 static int node_write(void *ctx, const char *to, const replica_record *rec, const char *hint,
-                      replica_cb cb, void *arg)
+                      bool background, replica_cb cb, void *arg)
 {
     server *s = ctx;
-    return s->replica ? replica_write(s->replica, to, rec, hint, cb, arg) : -1;
+    if (!s->replica)
+        return -1;
+    return background ? replica_write_background(s->replica, to, rec, hint, cb, arg)
+                      : replica_write(s->replica, to, rec, hint, cb, arg);
 }
 
 static int node_read(void *ctx, const char *to, const uint8_t *key, size_t klen,
@@ -287,6 +290,7 @@ size_t dispatch_stats(server *s, wire_stat *out)
         NUM("replica_queue_drops", rs.queue_drops),
         NUM("replica_pressure_pauses", rs.pressure_pauses),
         NUM("replica_answers_on_link", rs.answers_on_link),
+        NUM("replica_link_writes", rs.link_writes),
         NUM("replica_pressed", rs.pressed ? 1 : 0),
         NUM("replica_writes_applied", rs.writes_applied),
         NUM("replica_reads_served", rs.reads_served),

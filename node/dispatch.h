@@ -28,7 +28,7 @@ void dispatch_native(server *s, conn *c, const wire_request *req);
 
 /* Appends the coordinator's, replica layer's and anti-entropy's statistics
  * to out (room for DISPATCH_STATS entries); returns how many. */
-#define DISPATCH_STATS (28 + ANTIENTROPY_STATS)
+#define DISPATCH_STATS (29 + ANTIENTROPY_STATS)
 size_t dispatch_stats(server *s, wire_stat *out);
 
 /* Answers what is in flight and frees the coordinator (server_free). */

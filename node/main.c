@@ -329,6 +329,7 @@ int main(int argc, char **argv)
     srv->replica = replica_new(srv, cl, replica_timeout, err, sizeof err);
     if (!srv->replica)
         goto fail;
+    replica_set_linger(srv->replica, cfg.linger_ms * 1000);
     srv->stream = stream_new(srv, cl, srv->replica, nd.members, err, sizeof err);
     if (!srv->stream)
         goto fail;

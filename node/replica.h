@@ -76,6 +76,23 @@ void replica_free(replica *r);
 int replica_write(replica *r, const char *to, const replica_record *rec, const char *hint_for,
                   replica_cb cb, void *arg);
 
+/* replica_write, for a write whose answer nobody waits for (the
+ * coordinator answered its client on its own copy, or a read repair): the
+ * request may linger on its link for up to the linger, and the replica's
+ * acknowledgement on its own (ReplicaWrite.background), to leave with
+ * other frames in one send. */
+int replica_write_background(replica *r, const char *to, const replica_record *rec,
+                             const char *hint_for, replica_cb cb, void *arg);
+
+/* How long background frames may linger on a link (microseconds; 0, the
+ * default: every frame leaves at the end of its event-loop pass).
+ * [replication] linger. */
+void replica_set_linger(replica *r, uint64_t linger_us);
+
+/* Bytes queued on r's links and not yet taken by their sockets: a
+ * graceful stop waits for them (server.c's drain). */
+size_t replica_unsent(const replica *r);
+
 /* Asks node `to` for its record of key. cb runs exactly once. have (NULL:
  * none) is a version the caller holds already: a replica whose version is
  * not newer answers with the version alone (reply's version_only). */
@@ -133,6 +150,7 @@ typedef struct replica_stats {
     uint64_t hints_stored, hints_delivered, hints_pending;
     uint64_t links_up, reconnects, queue_drops;
     uint64_t answers_on_link; /* answer frames sent on this node's own link */
+    uint64_t link_writes;     /* sends of a link's staged frames (lingering makes fewer) */
     uint64_t pressure_pauses; /* times clients were paused for a peer behind */
     bool pressed;             /* paused now */
 } replica_stats;

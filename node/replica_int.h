@@ -71,6 +71,11 @@ struct link {
      * link_put), after whatever the bufferevent's output still holds. */
     uint8_t *stage;
     size_t staged, stage_cap;
+    /* The stage holds a frame someone waits for (it leaves at the pass's
+     * end), or only background frames, the first staged at linger_since_us
+     * (they may linger: replica_flush_links). */
+    bool urgent;
+    uint64_t linger_since_us;
 };
 
 /* Work that waits for this pass's commit. */
@@ -83,6 +88,7 @@ typedef struct pending {
     pending_kind kind;
     peer_conn *pc; /* held; ACK and READ */
     uint64_t id;
+    bool background; /* ACK: the write's coordinator does not wait for it */
     replica_cb cb; /* LOCAL */
     void *arg;
     uint8_t *key; /* READ: kinline, or malloc'd when longer */
@@ -137,6 +143,7 @@ struct replica {
         size_t n, cap;
         struct read_answer *reads;
         size_t nreads, capreads;
+        bool urgent; /* an answer someone waits for: not all background */
     } *acks;
     size_t nacks, capacks;
     /* Room to pack a frame of read answers (READ_BATCH_MAX). */
@@ -145,6 +152,9 @@ struct replica {
     struct event *ack_ev; /* runs replica_flush_answers after the pass end */
     struct event *flush_ev; /* writes the links' requests (on_flush) */
     link *flush;
+    bool flush_armed; /* flush_ev is active */
+    uint64_t linger_us;      /* replica_set_linger; 0: frames leave at their pass's end */
+    struct event *linger_ev; /* writes the links that linger when they are due */
     bool ack_armed;
     bool flush_waited; /* on_flush let the pass's commit go first once */
     handoff *ho;
@@ -152,6 +162,7 @@ struct replica {
      * the same record's other replicas: copied with their own ids. */
     struct write_memo {
         replica_record rec; /* the record it holds: its pointers and version */
+        bool background;    /* and the flag its ReplicaWrite carries */
         uint8_t *frame;
         size_t len, cap, id_at, id_len; /* len 0: none */
     } memo;
@@ -176,17 +187,19 @@ void replica_on_committed(void *arg, bool ok, const char *err);
  * the connections go. */
 void replica_flush_answers(replica *r, bool send);
 
-/* Writes the links queued for this pass's end (replica.c's on_flush). */
+/* Writes the links queued for this pass's end (replica.c's on_flush),
+ * but for those with only background frames, younger than the linger. */
 void replica_flush_links(replica *r);
 
 /* This node's link to the node that opened inbound pc (its LinkHello),
  * when that link is up; else NULL. */
 link *replica_answer_link(replica *r, peer_conn *pc);
 
-/* Queues env, an answer, on ln for the end of the pass. Returns 0, or -1
- * (over the link's queue bound, out of memory): send it on the inbound
+/* Queues env, an answer, on ln for the end of the pass (background: only
+ * acknowledgements of background writes, which may linger). Returns 0, or
+ * -1 (over the link's queue bound, out of memory): send it on the inbound
  * connection instead. */
-int replica_link_send(link *ln, const Ringkv__Envelope *env);
+int replica_link_send(link *ln, const Ringkv__Envelope *env, bool background);
 /* Links (replica.c): the connection is gone, and every request on it
  * fails exactly once (its bufferevent freed later, never inside its own
  * callback); q off ln's list of requests in flight; ln's timer set for

@@ -101,6 +101,7 @@ static struct answer_batch *batch_of(replica *r, peer_conn *pc)
     struct answer_batch *b = &r->acks[r->nacks++];
     b->pc = pc;
     b->n = b->nreads = 0;
+    b->urgent = false;
     peer_conn_hold(pc);
     if (!r->ack_armed) {
         r->ack_armed = true;
@@ -126,7 +127,7 @@ static bool grow(void **arr, size_t *cap, size_t n, size_t size)
  * sent once the pass's after-commit work is done. Acknowledging the writes
  * of a pass in one frame per connection instead of one frame apiece saves
  * a packed and an unpacked envelope per replicated write. */
-static void ack_later(replica *r, peer_conn *pc, uint64_t id)
+static void ack_later(replica *r, peer_conn *pc, uint64_t id, bool background)
 {
     struct answer_batch *b = batch_of(r, pc);
     if (!b || !grow((void **)&b->ids, &b->cap, b->n, sizeof *b->ids)) {
@@ -134,6 +135,7 @@ static void ack_later(replica *r, peer_conn *pc, uint64_t id)
         return;
     }
     b->ids[b->n++] = id;
+    b->urgent |= !background;
 }
 
 /* At most this many answers in one ReadReplies frame. */
@@ -143,7 +145,7 @@ static void ack_later(replica *r, peer_conn *pc, uint64_t id)
  * that is up (see replica.c's on_flush), else back on b's connection. */
 static void send_answer(struct answer_batch *b, link *ln, const Ringkv__Envelope *env)
 {
-    if (!ln || replica_link_send(ln, env) != 0)
+    if (!ln || replica_link_send(ln, env, !b->urgent) != 0)
         peer_reply(b->pc, env);
 }
 
@@ -230,6 +232,7 @@ static bool answer_later(replica *r, peer_conn *pc, const read_answer *a)
     if (!b || !grow((void **)&b->reads, &b->capreads, b->nreads, sizeof *b->reads))
         return false;
     b->reads[b->nreads++] = *a;
+    b->urgent = true;
     return true;
 }
 
@@ -343,7 +346,7 @@ void replica_on_committed(void *arg, bool ok, const char *err)
     case PENDING_ACK:
         if (ok) {
             r->n.writes_applied++;
-            ack_later(r, p->pc, p->id);
+            ack_later(r, p->pc, p->id, p->background);
         } else {
             send_ack(p->pc, p->id, false, err ? err : "commit failed");
         }
@@ -429,6 +432,7 @@ void replica_on_peer_write(void *ctx, peer_conn *pc, const Ringkv__Envelope *env
     p->kind = PENDING_ACK;
     p->pc = pc;
     p->id = w->id;
+    p->background = w->background;
     if (replica_pending_add(r, p) != 0)
         send_ack(pc, w->id, false, "out of memory");
 }

@@ -23,6 +23,7 @@
 #include "dispatch.h"
 #include "log.h"
 #include "membership.h"
+#include "replica.h"
 #include "stream.h"
 
 /* The sweep's work (store_sweep) per tick, in records read; keys not yet
@@ -627,6 +628,10 @@ static void on_drain(evutil_socket_t fd, short what, void *arg)
     bool busy = false;
     for (conn *c = s->conns; c && !busy; c = c->next)
         busy = !c->closing && (conn_output_len(c) > 0 || c->slot_head); /* or replicas owe */
+    /* Replication's frames, those that lingered too (the writes a client
+     * was answered for at one go to their other replicas). */
+    if (!busy && s->replica)
+        busy = replica_unsent(s->replica) > 0;
     if (!busy || server_now_ms(s) >= s->drain_deadline_ms) {
         event_base_loopbreak(s->base);
         return;

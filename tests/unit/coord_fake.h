@@ -23,6 +23,7 @@
 typedef struct fake_req {
     char to[STORE_ORIGIN_MAX + 1];
     bool is_write, local, done;
+    bool background; /* write: sent as replica_write_background */
     char hint[STORE_ORIGIN_MAX + 1];
     replica_record rec; /* write: version/tombstone/expiry (value copied below) */
     store_version have; /* read: the version it was sent with (hlc 0: none) */
@@ -95,9 +96,13 @@ static inline int record(fake *f, const char *to, bool local, bool is_write, con
 }
 
 static inline int f_write(void *ctx, const char *to, const replica_record *rec, const char *hint,
-                   replica_cb cb, void *arg)
+                          bool background, replica_cb cb, void *arg)
 {
-    return record(ctx, to, false, true, rec, hint, cb, arg);
+    fake *f = ctx;
+    int rc = record(f, to, false, true, rec, hint, cb, arg);
+    if (rc == 0)
+        f->req[f->nreq - 1].background = background;
+    return rc;
 }
 static inline int f_read(void *ctx, const char *to, const uint8_t *key, size_t klen,
                          const store_version *have, replica_cb cb, void *arg)

@@ -34,6 +34,7 @@ static void test_defaults(void **state)
     assert_int_equal(c.w, 2);
     assert_int_equal(c.request_timeout_ms, 2000);
     assert_int_equal(c.read_retry_ms, 2);
+    assert_int_equal(c.linger_ms, 1);
     assert_int_equal(c.vnodes, 128);
     assert_int_equal(c.gossip.probe_interval_ms, 500);
     assert_int_equal(c.gossip.probe_timeout_ms, 200);
@@ -254,6 +255,11 @@ static void test_set_numbers(void **state)
         {"replication", "read_retry", "1h", offsetof(config, read_retry_ms), 3600000},
         {"replication", "read_retry", "3601s", 0, UINT64_MAX},
         {"replication", "read_retry", "1.5ms", 0, UINT64_MAX},
+        {"replication", "linger", "0", offsetof(config, linger_ms), 0},
+        {"replication", "linger", "5ms", offsetof(config, linger_ms), 5},
+        {"replication", "linger", "100ms", offsetof(config, linger_ms), 100},
+        {"replication", "linger", "101ms", 0, UINT64_MAX},
+        {"replication", "linger", "1s", 0, UINT64_MAX},
         {"node", "vnodes", "1", offsetof(config, vnodes), 1},
         {"node", "vnodes", "4096", offsetof(config, vnodes), 4096},
         {"node", "vnodes", "0", 0, UINT64_MAX},
@@ -329,7 +335,7 @@ static void test_messages(void **state)
                              "peer, resp, http, seeds, data_dir, fsync, log_level, vnodes)");
     assert_int_equal(config_set(&c, "replication", "quorum", "1", err, sizeof err), -1);
     assert_string_equal(err, "unknown key 'quorum' in section [replication] "
-                             "(valid keys: n, r, w, request_timeout, read_retry)");
+                             "(valid keys: n, r, w, request_timeout, read_retry, linger)");
     /* A key of one section in another is still unknown there. */
     assert_int_equal(config_set(&c, "node", "n", "3", err, sizeof err), -1);
     assert_non_null(strstr(err, "unknown key 'n' in section [node]"));
@@ -549,6 +555,16 @@ static void test_validate(void **state)
     assert_non_null(strstr(err, "[replication] w = 2 is larger than n = 1"));
     c.w = 1;
     assert_int_equal(config_validate(&c, err, sizeof err), 0);
+
+    /* A background write and its acknowledgement may each linger. */
+    config_defaults(&c);
+    assert_int_equal(config_set(&c, "replication", "request_timeout", "40ms", err, sizeof err), 0);
+    assert_int_equal(config_set(&c, "replication", "linger", "10ms", err, sizeof err), 0);
+    assert_int_equal(config_validate(&c, err, sizeof err), 0);
+    assert_int_equal(config_set(&c, "replication", "linger", "11ms", err, sizeof err), 0);
+    assert_int_equal(config_validate(&c, err, sizeof err), -1);
+    assert_string_equal(err, "[replication] linger = 11ms is over a quarter of request_timeout = "
+                             "40ms: a write and its acknowledgement may each linger that long");
 
     /* r <= n is checked across the whole config, so a file may set r first. */
     config_defaults(&c);

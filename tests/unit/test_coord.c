@@ -1,6 +1,7 @@
 /* Unit tests for node/coord.c against the fake replica layer
  * (coord_fake.h): writes (acks, failures, timeouts, late replies,
- * unavailable, TTL and deletes, writes while the ring changes),
+ * unavailable, TTL and deletes, writes while the ring changes, which
+ * requests go as background),
  * sloppy-quorum hints, shutdown with requests in flight. Reads are in
  * test_coord_reads.c.
  */
@@ -234,6 +235,64 @@ static void operations_grow_with_the_targets(void **state)
     env_free(e);
 }
 
+/* Requests go as background (they may linger on their links) only when
+ * the write is answered without them: at one, with a copy on this node.
+ * Not at quorum, not at one without a local copy, not while the ring
+ * changes (the future owners' count is waited for). */
+static void background_only_when_answered_alone(void **state)
+{
+    (void)state;
+    env *e = env_new(3, 2, 2, 2000);
+    result r = {0};
+    coord_write(e->co, false, K, 3, (const uint8_t *)"v", 1, 0, QUORUM_ONE, on_done, &r);
+    assert_int_equal(e->f.nreq, 3);
+    assert_true(e->f.req[0].local);
+    assert_true(e->f.req[1].background);
+    assert_true(e->f.req[2].background);
+    reply(&e->f, 0, true, -1, NULL, false, 0);
+    assert_int_equal(r.calls, 1); /* the local copy's commit answers */
+    assert_int_equal(r.st, WIRE_OK);
+    reply(&e->f, 1, true, -1, NULL, false, 0);
+    reply(&e->f, 2, true, -1, NULL, false, 0);
+
+    size_t at = e->f.nreq; /* quorum, and the default level (w = 2) */
+    coord_write(e->co, false, K, 3, (const uint8_t *)"v", 1, 0, QUORUM_QUORUM, on_done, &r);
+    coord_write(e->co, true, K, 3, NULL, 0, 0, -1, on_done, &r);
+    assert_int_equal(e->f.nreq, at + 6);
+    for (size_t i = at; i < at + 6; i++)
+        assert_false(e->f.req[i].background);
+    for (size_t i = at; i < at + 6; i++)
+        reply(&e->f, i, true, -1, NULL, false, 0);
+
+    e->f.t[0].local = false; /* at one, with no copy here: the first ack answers */
+    at = e->f.nreq;
+    coord_write(e->co, false, K, 3, (const uint8_t *)"v", 1, 0, QUORUM_ONE, on_done, &r);
+    assert_int_equal(e->f.nreq, at + 3);
+    for (size_t i = at; i < at + 3; i++) {
+        assert_false(e->f.req[i].local);
+        assert_false(e->f.req[i].background);
+        reply(&e->f, i, true, -1, NULL, false, 0);
+    }
+
+    e->f.t[0].local = true; /* at one while d joins */
+    e->f.extra[0] = (cluster_target){.id = "d"};
+    e->f.nextra = 1;
+    e->f.extra_count = 1;
+    e->f.cur_new[0] = e->f.cur_new[1] = true;
+    at = e->f.nreq;
+    coord_write(e->co, false, K, 3, (const uint8_t *)"v", 1, 0, QUORUM_ONE, on_done, &r);
+    assert_int_equal(e->f.nreq, at + 4);
+    for (size_t i = at + 1; i < at + 4; i++)
+        assert_false(e->f.req[i].background);
+    for (size_t i = at; i < at + 4; i++)
+        reply(&e->f, i, true, -1, NULL, false, 0);
+    assert_int_equal(r.calls, 5);
+    coord_stats st;
+    coord_get_stats(e->co, &st);
+    assert_int_equal(st.in_flight, 0);
+    env_free(e);
+}
+
 static void write_ttl_and_delete(void **state)
 {
     (void)state;
@@ -415,6 +474,7 @@ int main(void)
         cmocka_unit_test(write_during_ring_change),
         cmocka_unit_test(write_while_the_ring_grows),
         cmocka_unit_test(operations_grow_with_the_targets),
+        cmocka_unit_test(background_only_when_answered_alone),
         cmocka_unit_test(write_ttl_and_delete),
         cmocka_unit_test(unavailable_at_once),
         cmocka_unit_test(all_needs_every_replica),
