@@ -1,6 +1,7 @@
 /* replica_int: the replication layer's internals, shared by replica.c (the
- * outbound links and the API), replica_answer.c (the answers the links
- * read), replica_req.c (requests and their table) and replica_serve.c (the
+ * outbound links and the API), replica_stage.c (the frames a link holds
+ * until they leave), replica_answer.c (the answers the links read),
+ * replica_req.c (requests and their table) and replica_serve.c (the
  * replica side: applying writes, answering reads, acknowledging after the
  * commit). Nothing else includes it.
  */
@@ -21,6 +22,8 @@
 #include "server.h"
 
 typedef struct link link;
+
+#define REPLICA_MAX_QUEUE_BYTES ((size_t)64 << 20) /* output queued to one peer */
 
 /* Why a request failed, and the node it was for: memory taken only then. */
 typedef struct req_failure {
@@ -187,9 +190,23 @@ void replica_on_committed(void *arg, bool ok, const char *err);
  * the connections go. */
 void replica_flush_answers(replica *r, bool send);
 
-/* Writes the links queued for this pass's end (replica.c's on_flush),
- * but for those with only background frames, younger than the linger. */
+/* A link's frames (replica_stage.c). replica_link_put queues env's frame
+ * on ln: len is its bound when one_pass (peer_frame_request_bound), else
+ * its size; rec, when not NULL, is the record env writes (packed once for
+ * its replicas); background, that nobody waits for its answer (it may
+ * linger). Returns 0, or -1 when out of memory. replica_link_queue_flush:
+ * ln has frames for the end of this pass. replica_link_queued: bytes
+ * queued on ln and not yet written. */
+int replica_link_put(link *ln, const Ringkv__Envelope *env, size_t len, bool one_pass,
+                     const replica_record *rec, bool background);
+void replica_link_queue_flush(link *ln);
+size_t replica_link_queued(const link *ln);
+/* Writes the links queued for this pass's end (replica_on_flush), but
+ * for those with only background frames, younger than the linger. */
 void replica_flush_links(replica *r);
+/* flush_ev's and linger_ev's callbacks. */
+void replica_on_flush(evutil_socket_t fd, short what, void *arg);
+void replica_on_linger(evutil_socket_t fd, short what, void *arg);
 
 /* This node's link to the node that opened inbound pc (its LinkHello),
  * when that link is up; else NULL. */
