@@ -153,7 +153,7 @@ struct replica {
     Ringkv__ReplicaReadReply *rr_buf, **rr_ptrs;
     Ringkv__Record *rec_buf;
     struct event *ack_ev; /* runs replica_flush_answers after the pass end */
-    struct event *flush_ev; /* writes the links' requests (on_flush) */
+    struct event *flush_ev; /* writes the links' requests (replica_on_flush) */
     link *flush;
     bool flush_armed; /* flush_ev is active */
     uint64_t linger_us;      /* replica_set_linger; 0: frames leave at their pass's end */

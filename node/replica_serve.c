@@ -142,7 +142,8 @@ static void ack_later(replica *r, peer_conn *pc, uint64_t id, bool background)
 #define READ_BATCH_MAX 4096
 
 /* One frame of answers for b's node: on this node's own link to it when
- * that is up (see replica.c's on_flush), else back on b's connection. */
+ * that is up (see replica_stage.c's replica_on_flush), else back on b's
+ * connection. */
 static void send_answer(struct answer_batch *b, link *ln, const Ringkv__Envelope *env)
 {
     if (!ln || replica_link_send(ln, env, !b->urgent) != 0)
@@ -218,7 +219,7 @@ void replica_flush_answers(replica *r, bool send)
     }
     r->nacks = 0;
     r->ack_armed = false;
-    /* The links' requests waited for these answers (on_flush). Not when
+    /* The links' requests waited for these answers (replica_on_flush). Not when
      * dropping them: replica_free has freed the links by then. */
     if (send)
         replica_flush_links(r);
