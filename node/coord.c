@@ -858,8 +858,9 @@ int coord_write(coord *co, bool del, const uint8_t *key, size_t klen, const uint
      * commit: the others' acknowledgements only settle hints, and their
      * requests may linger to leave with others (not while the ring
      * changes: the future owners' count is waited for then). */
-    for (size_t i = 0; i < p.nt && p.needed == 1 && !p.future_mask && !op->background; i++)
-        op->background = p.t[i].local;
+    if (p.needed == 1 && !p.future_mask)
+        for (size_t i = 0; i < p.nt; i++)
+            op->background |= p.t[i].local;
     if (!op_start(op, key, klen, false, &p)) {
         if (!op->answered) {
             op->answered = true;

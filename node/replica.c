@@ -49,11 +49,16 @@
 #define REPLICA_IDLE_CLOSE_MS (PEER_IDLE_TIMEOUT_MS / 2)
 #include "replica_int.h"
 
-uint64_t replica_mono_ms(void)
+uint64_t replica_mono_us(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+    return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
+}
+
+uint64_t replica_mono_ms(void)
+{
+    return replica_mono_us() / 1000;
 }
 
 /* snprintf for messages: truncating a long one is fine. */
@@ -543,7 +548,7 @@ replica *replica_new(struct server *srv, struct cluster *cl, uint64_t timeout_ms
     r->done_ev = event_new(r->base, -1, 0, replica_on_done, r);
     r->ack_ev = event_new(r->base, -1, 0, on_answers, r);
     r->flush_ev = event_new(r->base, -1, 0, replica_on_flush, r);
-    r->linger_ev = evtimer_new(r->base, replica_on_linger, r);
+    r->linger_ev = evtimer_new(r->base, replica_on_flush, r);
     r->pressure_ev = evtimer_new(r->base, on_pressure, r);
     if (!r->done_ev || !r->ack_ev || !r->flush_ev || !r->linger_ev || !r->pressure_ev ||
         replica_table_grow(r) != 0) {

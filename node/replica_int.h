@@ -175,6 +175,7 @@ struct replica {
 };
 
 uint64_t replica_mono_ms(void);
+uint64_t replica_mono_us(void);
 /* snprintf for messages: truncating a long one is fine. */
 void replica_say(char *buf, size_t len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 void replica_copy_id(char *dst, size_t cap, const char *id);
@@ -204,9 +205,8 @@ size_t replica_link_queued(const link *ln);
 /* Writes the links queued for this pass's end (replica_on_flush), but
  * for those with only background frames, younger than the linger. */
 void replica_flush_links(replica *r);
-/* flush_ev's and linger_ev's callbacks. */
+/* flush_ev's and linger_ev's callback. */
 void replica_on_flush(evutil_socket_t fd, short what, void *arg);
-void replica_on_linger(evutil_socket_t fd, short what, void *arg);
 
 /* This node's link to the node that opened inbound pc (its LinkHello),
  * when that link is up; else NULL. */

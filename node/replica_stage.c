@@ -10,7 +10,6 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include <sys/socket.h>
 
@@ -22,13 +21,6 @@
 #include "peer.h"
 #include "replica_int.h"
 #include "server.h"
-
-static uint64_t mono_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
-}
 
 /* ---- a link's frames of one pass ----
  * While a link is up, the frames a pass queues on it are packed into the
@@ -134,7 +126,7 @@ int replica_link_put(link *ln, const Ringkv__Envelope *env, size_t len, bool one
     if (!background)
         ln->urgent = true;
     else if (!ln->linger_since_us && ln->r->linger_us)
-        ln->linger_since_us = mono_us();
+        ln->linger_since_us = replica_mono_us();
     if (rec && one_pass && memo_put(ln, rec, background, env->write->id))
         return 0;
     if (stage_room(ln, len) != 0)
@@ -240,7 +232,7 @@ void replica_flush_links(replica *r)
         }
         if (linger && !ln->urgent && ln->linger_since_us && ln->staged < LINGER_MAX_BYTES) {
             if (!now)
-                now = mono_us();
+                now = replica_mono_us();
             uint64_t at = ln->linger_since_us + r->linger_us;
             if (at > now) { /* stays queued */
                 if (at < due)
@@ -260,13 +252,6 @@ void replica_flush_links(replica *r)
         struct timeval tv = {(time_t)(d / 1000000), (suseconds_t)(d % 1000000)};
         evtimer_add(r->linger_ev, &tv);
     }
-}
-
-void replica_on_linger(evutil_socket_t fd, short what, void *arg)
-{
-    (void)fd;
-    (void)what;
-    replica_flush_links(arg);
 }
 
 void replica_set_linger(replica *r, uint64_t linger_us)
@@ -291,7 +276,9 @@ size_t replica_unsent(const replica *r)
  * replica_flush_answers writes the links after them. Requests and answers
  * for one node then leave in one write, where they took two, on two
  * connections, and two reads on the other side. Not under `fsync always`:
- * there the commit is an fdatasync, which the requests would wait out. */
+ * there the commit is an fdatasync, which the requests would wait out.
+ * Also linger_ev's callback: lingering frames that come due then wait for
+ * the pass's answers in the same way. */
 void replica_on_flush(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
