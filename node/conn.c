@@ -831,7 +831,7 @@ void conn_release(struct conn *c)
      * bufferevent. Not while reading is paused: on_write resumes it. */
     if (c->write_direct && !c->read_paused && evbuffer_get_length(out) == 0 &&
         evbuffer_get_length(c->pending) > 0)
-        (void)evbuffer_write(c->pending, bufferevent_getfd(c->bev));
+        (void)peer_send_buffer(c->pending, bufferevent_getfd(c->bev));
     evbuffer_add_buffer(out, c->pending);
     if (c->close_when_flushed && evbuffer_get_length(out) == 0 && !c->slot_head)
         conn_close(c, NULL);
