@@ -22,8 +22,10 @@
 #
 # Run lengths: in cluster mode redis-benchmark runs one thread per master,
 # and a run's end is seen only at its next 250 ms tick, so a run of 1 s
-# could read up to a fifth slow. Each shape gets enough requests for about
-# 4 s or more (cluster_n), on both sides alike.
+# could read up to a fifth slow, and two sides a tick apart read 3% apart
+# in a run of 8 s. SET and GET are separate runs, each with enough requests
+# for about 10 s or more here (cluster_n), on both sides alike: a tick is
+# then 2.5% of a run or less.
 #
 # In cluster mode redis-benchmark puts a hash tag of the node's slots into
 # every key ("key:{tag}:<12 digits>"), one tag per node for the whole run, so
@@ -168,14 +170,18 @@ echo "          ringkv 3 nodes, N=3, fsync everysec, RESP at the default levels 
 echo "          default record cache (cache_size = auto: an eighth of the memory)"
 echo "clients: one redis-benchmark --cluster each, $clients connections over the 3 masters / 3 nodes;"
 echo "         one slot tag per node in the keys (3 x $keyspace keys); GETs follow the SETs and mostly hit"
-# Requests for P and size: about 4 s or more of each test here.
-cluster_n() { # P size
-  if [ "$quick" = 1 ]; then [ "$1" = 16 ] && echo "$n16" || echo "$n1"; return; fi
-  case $1.$2 in
-    1.3) echo 800000 ;; 1.1024) echo 500000 ;; 16.3) echo 4000000 ;; *) echo 1200000 ;;
+# Requests for test, P and size: about 10 s or more of each run here (the
+# rates of 2026-11-29 on both sides: SETs of 3 B 85-100k op/s unpipelined
+# and 370-390k with -P 16, of 1 KiB 54-60k and 108-122k; GETs 105-128k
+# unpipelined, 0.4-1.2M with -P 16).
+cluster_n() { # SET|GET P size
+  if [ "$quick" = 1 ]; then [ "$2" = 16 ] && echo "$n16" || echo "$n1"; return; fi
+  case $1.$2.$3 in
+    SET.1.3) echo 1200000 ;; SET.1.1024) echo 600000 ;; SET.16.3) echo 4000000 ;; SET.16.1024) echo 1200000 ;;
+    GET.1.3) echo 1500000 ;; GET.1.1024) echo 1200000 ;; GET.16.3) echo 8000000 ;; GET.16.1024) echo 4000000 ;;
   esac
 }
-echo "runs: $rounds round(s), medians; requests per test (SET, then GET): without pipelining $(cluster_n 1 3) at 3 B and $(cluster_n 1 1024) at 1 KiB, with -P 16 $(cluster_n 16 3) and $(cluster_n 16 1024); random keys from $keyspace"
+echo "runs: $rounds round(s), medians; requests per run, SET then GET: without pipelining $(cluster_n SET 1 3) and $(cluster_n GET 1 3) at 3 B, $(cluster_n SET 1 1024) and $(cluster_n GET 1 1024) at 1 KiB; with -P 16 $(cluster_n SET 16 3) and $(cluster_n GET 16 3) at 3 B, $(cluster_n SET 16 1024) and $(cluster_n GET 16 1024) at 1 KiB; random keys from $keyspace"
 echo
 
 # ---- runs ----
@@ -184,21 +190,20 @@ add() { echo "$2" >>"$tmp/res/$1"; }
 parse_csv() { tr -d '"' | while IFS=, read -r t rps _ _ _ _ p99 _; do
   case $t in SET|GET) echo "$t $rps $p99" ;; esac; done; }
 
-rc_bench() { # P size
-  local n; n=$(cluster_n "$1" "$2")
-  redis-benchmark --cluster -h 127.0.0.1 -p "${rc_ports[0]}" -c "$clients" -n "$n" -d "$2" -P "$1" \
-    -r "$keyspace" -t set,get --csv 2>/dev/null | parse_csv | while read -r t rps p99; do
-      add "rc.$t.$1.$2.rps" "$rps"; add "rc.$t.$1.$2.p99" "$p99"
-    done
+# One shape on one side: the SET run, then the GET run (which reads the
+# keys the SETs wrote). Results go to $tmp/res/<name>.<TEST>.<P>.<SIZE>.
+bench_shape() { # result-name port P size
+  local t n
+  for t in SET GET; do
+    n=$(cluster_n "$t" "$3" "$4")
+    redis-benchmark --cluster -h 127.0.0.1 -p "$2" -c "$clients" -n "$n" -d "$4" -P "$3" \
+      -r "$keyspace" -t "$t" --csv 2>/dev/null | parse_csv | while read -r t rps p99; do
+        add "$1.$t.$3.$4.rps" "$rps"; add "$1.$t.$3.$4.p99" "$p99"
+      done
+  done
 }
-
-rk_bench() { # level-name P size
-  local n; n=$(cluster_n "$2" "$3")
-  redis-benchmark --cluster -h 127.0.0.1 -p "${rk_resp[0]}" -c "$clients" -n "$n" -d "$3" -P "$2" \
-    -r "$keyspace" -t set,get --csv 2>/dev/null | parse_csv | while read -r t rps p99; do
-      add "rk.$1.$t.$2.$3.rps" "$rps"; add "rk.$1.$t.$2.$3.p99" "$p99"
-    done
-}
+rc_bench() { bench_shape rc "${rc_ports[0]}" "$1" "$2"; }       # P size
+rk_bench() { bench_shape "rk.$1" "${rk_resp[0]}" "$2" "$3"; }   # level-name P size
 
 for r in $(seq "$rounds"); do
   echo "round $r/$rounds: Redis Cluster..." >&2
