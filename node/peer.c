@@ -366,7 +366,7 @@ int peer_reply(peer_conn *pc, const Ringkv__Envelope *env)
     return 0;
 }
 
-/* Chains one writev takes: libevent's evbuffer_write takes 128 on Linux;
+/* Chains one sendmsg takes: libevent's evbuffer_write takes up to 128;
  * past 16 a write is large enough that another system call costs little. */
 #define SEND_IOV_MAX 16
 
@@ -387,8 +387,9 @@ ssize_t peer_send_buffer(struct evbuffer *buf, int fd)
         struct iovec iov[SEND_IOV_MAX];
         for (int i = 0; i < nv; i++)
             iov[i] = (struct iovec){v[i].iov_base, v[i].iov_len};
+        struct msghdr msg = {.msg_iov = iov, .msg_iovlen = (size_t)nv};
         do
-            n = writev(fd, iov, nv);
+            n = sendmsg(fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
         while (n < 0 && errno == EINTR);
     }
     if (n > 0) {

@@ -190,12 +190,14 @@ bool peer_write_direct(struct bufferevent *bev);
 
 /* Writes what it can of buf to the socket fd and drains that from buf: one
  * send(2) when buf is one chain, as a small reply or a link's frames are,
- * else one writev of its first chains, as libevent's evbuffer_write does.
- * send takes the socket's path in the kernel, where write and writev go
- * through the file layer first and writev copies in its iovec array: 3-4%
- * of a node's CPU under unpipelined GETs (perf: fdget_pos, rw_verify_area,
- * security_file_permission, __import_iovec). Returns what the system call
- * returned: bytes written, or -1 with errno (EAGAIN: the socket is full). */
+ * else one sendmsg of its first 16 chains (libevent's evbuffer_write makes
+ * a writev of up to 128). send and sendmsg take the socket's path in the
+ * kernel, where write and writev go through the file layer first, and
+ * send copies in no iovec array: 3-4% of a node's CPU under unpipelined
+ * GETs (perf: fdget_pos, rw_verify_area, security_file_permission,
+ * __import_iovec). Never raises SIGPIPE. Returns what the system call
+ * returned: bytes written, or -1 with errno (EAGAIN: the socket is full;
+ * EPIPE: the peer has gone). */
 ssize_t peer_send_buffer(struct evbuffer *buf, int fd);
 
 /* Reads up to `want` bytes from fd straight into `in`, the input of a

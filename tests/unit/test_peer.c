@@ -196,6 +196,111 @@ static void test_read_size_follows_requests(void **state)
     assert_int_equal(peer_read_size_next(1000, 10, min, max), min);
 }
 
+/* Byte i of the stream test_send_and_read_direct sends. */
+static uint8_t stream_byte(size_t i) { return (uint8_t)(i * 7 + i / 251); }
+
+/* peer_send_buffer and peer_read_direct over a socket pair: a buffer of one
+ * chain and one of many chains (more than one sendmsg takes) arrive whole
+ * and in order through a socket that fills up, where a send that finds it
+ * full (EAGAIN) drains nothing and every other drains what it sent; the end
+ * of the stream reads 0, and writing to a peer that has gone is EPIPE, not
+ * a SIGPIPE that would end this process. */
+static void test_send_and_read_direct(void **state)
+{
+    (void)state;
+    int sv[2];
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+    for (int i = 0; i < 2; i++)
+        assert_int_equal(fcntl(sv[i], F_SETFL, fcntl(sv[i], F_GETFL) | O_NONBLOCK), 0);
+    int small = 4096;
+    assert_int_equal(setsockopt(sv[0], SOL_SOCKET, SO_SNDBUF, &small, sizeof small), 0);
+    struct evbuffer *out = evbuffer_new(), *in = evbuffer_new();
+    assert_non_null(out);
+    assert_non_null(in);
+
+    /* One chain: one send. */
+    assert_int_equal(evbuffer_add(out, "+OK\r\n", 5), 0);
+    assert_int_equal(peer_send_buffer(out, sv[0]), 5);
+    assert_int_equal(evbuffer_get_length(out), 0);
+    assert_int_equal(peer_send_buffer(out, sv[0]), 0); /* nothing to send */
+    char small_got[8];
+    assert_int_equal(peer_read_direct(in, sv[1], 896), 5);
+    assert_int_equal(evbuffer_remove(in, small_got, sizeof small_got), 5);
+    assert_memory_equal(small_got, "+OK\r\n", 5);
+    errno = 0;
+    assert_int_equal(peer_read_direct(in, sv[1], 896), -1);
+    assert_true(errno == EAGAIN || errno == EWOULDBLOCK);
+
+    /* 40 chains of 3,000 bytes. */
+    enum { PIECES = 40, PIECE = 3000, TOTAL = PIECES * PIECE };
+    uint8_t piece[PIECE];
+    for (size_t p = 0; p < PIECES; p++) {
+        struct evbuffer *one = evbuffer_new();
+        for (size_t i = 0; i < PIECE; i++)
+            piece[i] = stream_byte(p * PIECE + i);
+        assert_int_equal(evbuffer_add(one, piece, PIECE), 0);
+        assert_int_equal(evbuffer_add_buffer(out, one), 0); /* moves the chain */
+        evbuffer_free(one);
+    }
+    assert_true(evbuffer_peek(out, -1, NULL, NULL, 0) > 16);
+    uint8_t *got = malloc(TOTAL);
+    assert_non_null(got);
+    const size_t wants[] = {700, 1024, 3000, 4096, 64};
+    size_t sent = 0, recvd = 0, full = 0;
+    for (int round = 0; recvd < TOTAL; round++) {
+        assert_true(round < 100000);
+        size_t before = evbuffer_get_length(out);
+        if (before > 0) {
+            errno = 0;
+            ssize_t n = peer_send_buffer(out, sv[0]);
+            if (n < 0) {
+                assert_true(errno == EAGAIN || errno == EWOULDBLOCK);
+                assert_int_equal(evbuffer_get_length(out), before);
+                full++;
+            } else {
+                assert_true(n > 0);
+                assert_int_equal(before - evbuffer_get_length(out), (size_t)n);
+                sent += (size_t)n;
+            }
+        }
+        ssize_t r = peer_read_direct(in, sv[1], wants[round % 5]);
+        if (r > 0) {
+            assert_true((size_t)r <= wants[round % 5]);
+            assert_int_equal(evbuffer_remove(in, got + recvd, (size_t)r), r);
+            recvd += (size_t)r;
+        } else {
+            assert_int_equal(r, -1);
+            assert_true(errno == EAGAIN || errno == EWOULDBLOCK);
+        }
+    }
+    assert_int_equal(sent, TOTAL);
+    assert_int_equal(recvd, TOTAL);
+    assert_true(full > 0); /* the socket did fill up */
+    for (size_t i = 0; i < TOTAL; i++)
+        if (got[i] != stream_byte(i))
+            fail_msg("byte %zu: %u, not %u", i, got[i], stream_byte(i));
+    free(got);
+
+    /* The end of the stream, then a peer that has gone. */
+    close(sv[0]);
+    assert_int_equal(peer_read_direct(in, sv[1], 896), 0);
+    assert_int_equal(evbuffer_add(out, "x", 1), 0);
+    errno = 0;
+    assert_int_equal(peer_send_buffer(out, sv[1]), -1);
+    assert_int_equal(errno, EPIPE);
+    struct evbuffer *two = evbuffer_new();
+    assert_int_equal(evbuffer_add(two, "zz", 2), 0);
+    assert_int_equal(evbuffer_add_buffer(out, two), 0); /* a second chain */
+    evbuffer_free(two);
+    assert_int_equal(evbuffer_peek(out, -1, NULL, NULL, 0), 2);
+    errno = 0;
+    assert_int_equal(peer_send_buffer(out, sv[1]), -1); /* sendmsg: no SIGPIPE either */
+    assert_int_equal(errno, EPIPE);
+    close(sv[1]);
+    evbuffer_free(out);
+    evbuffer_free(in);
+}
+
 /* peer_frame_peek: nothing until a frame is whole, then its body in one
  * piece (here split over two chains), still in the buffer; a bad header
  * refused with the reason. */
@@ -827,6 +932,7 @@ int main(void)
         cmocka_unit_test(test_sniff_write_key),
         cmocka_unit_test(test_frame_peek),
         cmocka_unit_test(test_read_size_follows_requests),
+        cmocka_unit_test(test_send_and_read_direct),
         cmocka_unit_test(test_arena_decode),
         cmocka_unit_test(test_readme_example),
         cmocka_unit_test(test_readme_stream_pull),
