@@ -367,7 +367,9 @@ int peer_reply(peer_conn *pc, const Ringkv__Envelope *env)
 }
 
 /* Chains one sendmsg takes: libevent's evbuffer_write takes up to 128;
- * past 16 a write is large enough that another system call costs little. */
+ * past 16 a write is large enough that another system call costs little.
+ * Asked for the whole buffer (-1), evbuffer_peek stops once v is full, so a
+ * link backed up with megabytes of frames is not walked for each send. */
 #define SEND_IOV_MAX 16
 
 ssize_t peer_send_buffer(struct evbuffer *buf, int fd)
