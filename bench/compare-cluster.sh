@@ -205,15 +205,27 @@ bench_shape() { # result-name port P size
 rc_bench() { bench_shape rc "${rc_ports[0]}" "$1" "$2"; }       # P size
 rk_bench() { bench_shape "rk.$1" "${rk_resp[0]}" "$2" "$3"; }   # level-name P size
 
-for r in $(seq "$rounds"); do
-  echo "round $r/$rounds: Redis Cluster..." >&2
+rc_phase() { # round
+  echo "round $1/$rounds: Redis Cluster..." >&2
   for p in 1 16; do for s in 3 1024; do rc_bench "$p" "$s"; done; done
-  for lv in one quorum; do
-    echo "round $r/$rounds: ringkv $lv..." >&2
-    if [ "$lv" = one ]; then rk_start 1; else rk_start 2; fi
-    for p in 1 16; do for s in 3 1024; do rk_bench "$lv" "$p" "$s"; done; done
-    rk_stop
-  done
+}
+rk_phase() { # round level-name
+  echo "round $1/$rounds: ringkv $2..." >&2
+  if [ "$2" = one ]; then rk_start 1; else rk_start 2; fi
+  for p in 1 16; do for s in 3 1024; do rk_bench "$2" "$p" "$s"; done; done
+  rk_stop
+}
+# The machine's speed drifts by 10-30% over the minutes of a run (2026-11-29:
+# every shape slowed on both sides from the first round to the third), and a
+# side's shapes run minutes after the other's. So the rounds take turns:
+# odd ones run Redis Cluster, ringkv at one, then at quorum; even ones the
+# other way round, so that neither side is always the later one.
+for r in $(seq "$rounds"); do
+  if [ $((r % 2)) = 1 ]; then
+    rc_phase "$r"; rk_phase "$r" one; rk_phase "$r" quorum
+  else
+    rk_phase "$r" quorum; rk_phase "$r" one; rc_phase "$r"
+  fi
 done
 
 # ---- table ----
