@@ -197,7 +197,7 @@ bench_shape() { # result-name port P size
   for t in SET GET; do
     n=$(cluster_n "$t" "$3" "$4")
     redis-benchmark --cluster -h 127.0.0.1 -p "$2" -c "$clients" -n "$n" -d "$4" -P "$3" \
-      -r "$keyspace" -t "$t" --csv 2>/dev/null | parse_csv | while read -r t rps p99; do
+      -r "$keyspace" -t "$t" --csv 2>/dev/null | parse_csv | while read -r _ rps p99; do
         add "$1.$t.$3.$4.rps" "$rps"; add "$1.$t.$3.$4.p99" "$p99"
       done
   done
