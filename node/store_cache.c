@@ -638,11 +638,13 @@ static void prefetch_ahead(const store_cache *c, size_t i)
         __builtin_prefetch(sl->e);
 }
 
-/* One slot of a flush walk: its entry to fn if dirty (counted in *handed). */
-static int flush_slot(store_cache *c, size_t i, cache_flush_fn fn, void *arg, long *handed)
+/* One slot of a flush walk: its entry to fn if dirty in a log segment
+ * before `young` (counted in *handed). */
+static int flush_slot(store_cache *c, size_t i, uint64_t young, cache_flush_fn fn, void *arg,
+                      long *handed)
 {
     prefetch_ahead(c, i);
-    if (!c->slots[i].e || !(c->slots[i].token & SLOT_DIRTY))
+    if (!c->slots[i].e || !(c->slots[i].token & SLOT_DIRTY) || c->slots[i].e->seg >= young)
         return 0;
     int r = flush_at(c, i, fn, arg);
     if (r > 0)
@@ -650,8 +652,8 @@ static int flush_slot(store_cache *c, size_t i, cache_flush_fn fn, void *arg, lo
     return r;
 }
 
-long store_cache_flush(store_cache *c, size_t slots, size_t max, cache_flush_fn fn, void *arg,
-                       bool *wrapped, size_t *walked)
+long store_cache_flush(store_cache *c, size_t slots, size_t max, uint64_t young,
+                       cache_flush_fn fn, void *arg, bool *wrapped, size_t *walked)
 {
     long handed = 0;
     size_t n = 0;
@@ -663,11 +665,14 @@ long store_cache_flush(store_cache *c, size_t slots, size_t max, cache_flush_fn 
         slots = c->mask + 1;
     for (; n < slots && (max == 0 || (size_t)handed < max); n++) {
         size_t i = c->cursor & c->mask;
-        if (flush_slot(c, i, fn, arg, &handed) < 0)
+        if (flush_slot(c, i, young, fn, arg, &handed) < 0)
             return -1;
         c->cursor = (i + 1) & c->mask;
-        if (c->cursor == 0)
+        if (c->cursor == 0) {
             *wrapped = true;
+            n++;
+            break; /* the next pass starts in the next step, with its own `young` */
+        }
     }
     *walked = n;
     return handed;
@@ -677,7 +682,7 @@ long store_cache_flush_all(store_cache *c, cache_flush_fn fn, void *arg)
 {
     long handed = 0;
     for (size_t i = 0; c->dirty_n && i <= c->mask; i++)
-        if (flush_slot(c, i, fn, arg, &handed) < 0)
+        if (flush_slot(c, i, UINT64_MAX, fn, arg, &handed) < 0)
             return -1;
     return handed;
 }

@@ -213,12 +213,13 @@ typedef int (*cache_flush_fn)(void *arg, const uint8_t *k, size_t klen, const ui
 bool store_cache_token_dirty(const store_cache *c, uint64_t token);
 
 /* Hands fn the dirty entries among the next `slots` slots from the cursor
- * on, stopping early once it has handed `max` of them (0: no limit);
+ * on whose records are in log segments before `young` (UINT64_MAX: all),
+ * stopping early once it has handed `max` of them (0: no limit);
  * *walked is set to the slots the cursor went past, *wrapped when it
- * passed the table's end. Returns how many it handed, or -1 when fn
+ * passed the table's end, where it stops. Returns how many it handed, or -1 when fn
  * failed. */
-long store_cache_flush(store_cache *c, size_t slots, size_t max, cache_flush_fn fn, void *arg,
-                       bool *wrapped, size_t *walked);
+long store_cache_flush(store_cache *c, size_t slots, size_t max, uint64_t young,
+                       cache_flush_fn fn, void *arg, bool *wrapped, size_t *walked);
 /* Hands fn every dirty entry not handed yet in this batch. */
 long store_cache_flush_all(store_cache *c, cache_flush_fn fn, void *arg);
 /* The same for the dirty entries whose token lies in the ring range

@@ -98,6 +98,7 @@ struct store {
     uint64_t flush_us, rotate_ms; /* monotonic: the last flush tick, segment start */
     uint64_t step_us;    /* monotonic: the last step that walked (and committed) */
     double flush_debt;   /* cache slots the flush walk owes */
+    uint64_t pass_seg;   /* the log segment current when the walk's pass began */
     size_t log_size;     /* store_options.log_size */
     uint64_t log_written, flush_log; /* bytes written to the log: all, at the last tick */
     uint64_t wb_applies;     /* writes applied under write-behind */

@@ -360,6 +360,43 @@ static void test_dirty_record_shrinks_its_entry(void **state)
     store_cache_free(&c);
 }
 
+/* A walk hands over only the records in log segments before `young`,
+ * walks past the others (they count as walked), and stops where it passes
+ * the table's end, so that the next pass starts with its own `young`. */
+static void test_flush_walk_passes_young_records(void **state)
+{
+    (void)state;
+    store_cache c;
+    store_cache_init(&c, MB);
+    uint8_t k[12];
+    const unsigned n = 100;
+    for (unsigned i = 0; i < n; i++) {
+        key_of(k, i);
+        uint8_t *at = store_cache_put_dirty(&c, k, sizeof k, 3, true, 1 + i % 2, NULL);
+        assert_non_null(at);
+        memcpy(at, "abc", 3);
+    }
+    size_t nslots = c.mask + 1, walked = 0;
+    int handed = 0;
+    bool wrapped = false;
+    c.cursor = nslots / 2;
+    long r = store_cache_flush(&c, 2 * nslots, 0, 2, count_flushed, &handed, &wrapped, &walked);
+    assert_int_equal(r, handed);
+    assert_true(wrapped);
+    assert_int_equal(walked, nslots - nslots / 2); /* up to the end, not round again */
+    assert_int_equal(c.cursor, 0);
+    assert_true(handed > 0 && handed < (int)n / 2);
+    /* The rest of the table: every record of segment 1 handed, none of 2. */
+    int first = handed;
+    assert_int_equal(store_cache_flush(&c, nslots, 0, 2, count_flushed, &handed, &wrapped,
+                                       &walked),
+                     (int)n / 2 - first);
+    assert_int_equal(handed, n / 2);
+    store_cache_flush_commit(&c);
+    assert_int_equal(c.dirty_n, n / 2);
+    store_cache_free(&c);
+}
+
 /* A flush walk bounded in records stops at the bound, where its cursor
  * is, and the next walk goes on from there: each dirty record is handed
  * once, and the walk round the table ends after all of them. */
@@ -382,7 +419,7 @@ static void test_flush_walk_stops_at_its_bound(void **state)
     while (!wrapped) {
         int before = handed;
         size_t walked = 0;
-        long r = store_cache_flush(&c, nslots - total_walked, 7, count_flushed, &handed, &wrapped,
+        long r = store_cache_flush(&c, nslots - total_walked, 7, UINT64_MAX, count_flushed, &handed, &wrapped,
                                    &walked);
         assert_int_equal(r, handed - before);
         assert_true(r <= 7);
@@ -398,7 +435,7 @@ static void test_flush_walk_stops_at_its_bound(void **state)
     /* Unbounded, a walk owes what it was asked for: the handed records are
      * in the batch (flushing), so nothing more is handed. */
     size_t walked = 0;
-    assert_int_equal(store_cache_flush(&c, nslots, 0, count_flushed, &handed, &wrapped, &walked),
+    assert_int_equal(store_cache_flush(&c, nslots, 0, UINT64_MAX, count_flushed, &handed, &wrapped, &walked),
                      0);
     assert_int_equal(walked, nslots);
     store_cache_flush_commit(&c);
@@ -718,6 +755,7 @@ int main(void)
         cmocka_unit_test(test_slot_keeps_the_version),
         cmocka_unit_test(test_dirty_record_shrinks_its_entry),
         cmocka_unit_test(test_flush_walk_stops_at_its_bound),
+        cmocka_unit_test(test_flush_walk_passes_young_records),
         cmocka_unit_test(test_cache_changes_no_answer),
         cmocka_unit_test(test_write_behind_changes_no_answer),
         cmocka_unit_test(test_store_counts_hits),
