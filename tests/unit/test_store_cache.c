@@ -360,6 +360,19 @@ static void test_dirty_record_shrinks_its_entry(void **state)
     store_cache_free(&c);
 }
 
+/* n dirty 3-byte records under key_of(0..n-1), key i's in log segment
+ * 1 + i % nsegs. */
+static void put_dirty_keys(store_cache *c, unsigned n, unsigned nsegs)
+{
+    uint8_t k[12];
+    for (unsigned i = 0; i < n; i++) {
+        key_of(k, i);
+        uint8_t *at = store_cache_put_dirty(c, k, sizeof k, 3, true, 1 + i % nsegs, NULL);
+        assert_non_null(at);
+        memcpy(at, "abc", 3);
+    }
+}
+
 /* A walk hands over only the records in log segments before `young`,
  * walks past the others (they count as walked), and stops where it passes
  * the table's end, so that the next pass starts with its own `young`. */
@@ -368,14 +381,8 @@ static void test_flush_walk_passes_young_records(void **state)
     (void)state;
     store_cache c;
     store_cache_init(&c, MB);
-    uint8_t k[12];
     const unsigned n = 100;
-    for (unsigned i = 0; i < n; i++) {
-        key_of(k, i);
-        uint8_t *at = store_cache_put_dirty(&c, k, sizeof k, 3, true, 1 + i % 2, NULL);
-        assert_non_null(at);
-        memcpy(at, "abc", 3);
-    }
+    put_dirty_keys(&c, n, 2);
     size_t nslots = c.mask + 1, walked = 0;
     int handed = 0;
     bool wrapped = false;
@@ -405,14 +412,8 @@ static void test_flush_walk_stops_at_its_bound(void **state)
     (void)state;
     store_cache c;
     store_cache_init(&c, MB);
-    uint8_t k[12];
     const unsigned n = 100;
-    for (unsigned i = 0; i < n; i++) {
-        key_of(k, i);
-        uint8_t *at = store_cache_put_dirty(&c, k, sizeof k, 3, true, 1, NULL);
-        assert_non_null(at);
-        memcpy(at, "abc", 3);
-    }
+    put_dirty_keys(&c, n, 1);
     size_t nslots = c.mask + 1, total_walked = 0;
     int handed = 0, calls = 0;
     bool wrapped = false;
