@@ -214,10 +214,10 @@ bool store_cache_token_dirty(const store_cache *c, uint64_t token);
 
 /* Hands fn the dirty entries among the next `slots` slots from the cursor
  * on whose records are in log segments before `young` (UINT64_MAX: all),
- * stopping early once it has handed `max` of them (0: no limit);
- * *walked is set to the slots the cursor went past, *wrapped when it
- * passed the table's end, where it stops. Returns how many it handed, or -1 when fn
- * failed. */
+ * stopping early once it has handed `max` of them (0: no limit), and at
+ * the table's end; *walked is set to the slots the cursor went past,
+ * *wrapped when it passed the table's end. Returns how many it handed, or
+ * -1 when fn failed. */
 long store_cache_flush(store_cache *c, size_t slots, size_t max, uint64_t young,
                        cache_flush_fn fn, void *arg, bool *wrapped, size_t *walked);
 /* Hands fn every dirty entry not handed yet in this batch. */

@@ -420,8 +420,8 @@ static void test_flush_walk_stops_at_its_bound(void **state)
     while (!wrapped) {
         int before = handed;
         size_t walked = 0;
-        long r = store_cache_flush(&c, nslots - total_walked, 7, UINT64_MAX, count_flushed, &handed, &wrapped,
-                                   &walked);
+        long r = store_cache_flush(&c, nslots - total_walked, 7, UINT64_MAX, count_flushed,
+                                   &handed, &wrapped, &walked);
         assert_int_equal(r, handed - before);
         assert_true(r <= 7);
         assert_true(walked <= nslots - total_walked);
@@ -436,8 +436,8 @@ static void test_flush_walk_stops_at_its_bound(void **state)
     /* Unbounded, a walk owes what it was asked for: the handed records are
      * in the batch (flushing), so nothing more is handed. */
     size_t walked = 0;
-    assert_int_equal(store_cache_flush(&c, nslots, 0, UINT64_MAX, count_flushed, &handed, &wrapped, &walked),
-                     0);
+    assert_int_equal(
+        store_cache_flush(&c, nslots, 0, UINT64_MAX, count_flushed, &handed, &wrapped, &walked), 0);
     assert_int_equal(walked, nslots);
     store_cache_flush_commit(&c);
     assert_int_equal(c.dirty_n, 0);
