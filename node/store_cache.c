@@ -663,14 +663,14 @@ long store_cache_flush(store_cache *c, size_t slots, size_t max, uint64_t young,
         return 0;
     if (slots > c->mask + 1)
         slots = c->mask + 1;
-    for (; n < slots && (max == 0 || (size_t)handed < max); n++) {
+    while (n < slots && (max == 0 || (size_t)handed < max)) {
         size_t i = c->cursor & c->mask;
         if (flush_slot(c, i, young, fn, arg, &handed) < 0)
             return -1;
         c->cursor = (i + 1) & c->mask;
+        n++;
         if (c->cursor == 0) {
             *wrapped = true;
-            n++;
             break; /* the next pass starts in the next step, with its own `young` */
         }
     }
